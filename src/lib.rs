@@ -1,0 +1,12 @@
+//! rawrxd: a scriptable benchmark runtime for quantized LLM inference.
+//!
+//! The library holds everything; `main.rs` is a thin command-line edge. Module map:
+//! `gguf` (file format), `quant` (tensor formats and quantization schemes), `model`
+//! (hyper-parameters, tokenizer, sampler), `engine` (the `Engine` trait, CPU reference, Vulkan).
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod error;
+pub mod gguf;
+pub mod quant;
+
+pub use error::{Error, Result};
