@@ -46,6 +46,10 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 
+    /// A Lua script failed; the message is `file:line: message`.
+    #[error("{0}")]
+    Script(String),
+
     /// Invalid user input (a flag, a scheme rule, a sampling parameter).
     #[error("{0}")]
     Invalid(String),
