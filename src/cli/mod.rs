@@ -2,3 +2,4 @@
 //! `run`; errors are `anyhow` here and nowhere in the library.
 
 pub mod results;
+pub mod script;
