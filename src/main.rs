@@ -1,50 +1,35 @@
-//! The `rawrxd` binary: parses the command line and hands off to `cli`.
+//! The `rawrxd` binary: parse the command line, run one command, map errors to exit codes.
+//!
+//! anyhow lives only here, at the edge; the library returns typed `rawrxd::Error`s.
 
 mod cli;
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// rawrxd: a scriptable benchmark runtime for quantized LLM inference.
-///
-/// Run a test plan with `rawrxd SCRIPT.lua [ARGS...]`.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(clap::Subcommand)]
-enum Command {
-    /// Inspect, export and compare stored results.
-    Results(cli::results::ResultsArgs),
-    /// Run a Lua script: `rawrxd SCRIPT.lua [ARGS...]`.
-    #[command(external_subcommand)]
-    Script(Vec<String>),
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Results(args) => cli::results::run(args).map(|()| 0),
-        Command::Script(argv) => match argv.split_first() {
-            Some((script, args)) if Path::new(script).is_file() || script.ends_with(".lua") => {
-                cli::script::run_script(Path::new(script), args)
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
             }
-            Some((other, _)) => Err(anyhow::anyhow!(
-                "unknown command '{other}' (and no script file by that name)"
-            )),
-            None => Err(anyhow::anyhow!("no command given")),
-        },
-    };
-    match result {
-        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        Err(e) => {
-            eprintln!("rawrxd: {e:#}");
-            ExitCode::from(2)
+            eprintln!("rawrxd: error: {err:#}");
+            ExitCode::from(1)
         }
     }
+}
+
+/// A closed stdout (`rawrxd info … | head`) is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
