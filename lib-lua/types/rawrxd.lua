@@ -12,6 +12,10 @@
 ---@field log rawrxd.log
 ---@field time rawrxd.time
 ---@field results rawrxd.results
+---@field model rawrxd.model
+---@field engine rawrxd.engine
+---@field bench rawrxd.bench
+---@field probe rawrxd.probe
 local rawrxd = {}
 
 ---Script arguments: `--key value` / `--key=value` set `args.key` (numbers become numbers; dashes
@@ -234,5 +238,189 @@ function rawrxd.results.compare(a, b, options) end
 ---@param path? string
 ---@return string
 function rawrxd.results.export(ids, format, path) end
+
+-- ---------------------------------------------------------------------------------------------
+-- Models
+
+---@class rawrxd.TensorSummary
+---@field name string
+---@field type string      ggml type name ("q4_K", "f32")
+---@field shape integer[]  ggml order: row length first
+---@field bytes integer
+
+---@class rawrxd.ModelInfo
+---@field path string
+---@field gguf_version integer
+---@field arch string|nil
+---@field name string|nil
+---@field file_type integer|nil   general.file_type (llama.cpp's LLAMA_FTYPE_*)
+---@field file_size integer       bytes
+---@field n_params integer
+---@field tensor_bytes integer
+---@field bpw number              bits per weight over all tensors
+---@field hparams table|nil       n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, ...
+---@field tokenizer {model: string|nil, pre: string|nil, n_tokens: integer|nil}
+---@field n_tensors integer
+---@field types table<string, {count: integer, bytes: integer}>  by ggml type name
+---@field tensors rawrxd.TensorSummary[]
+
+---An open GGUF model file (memory-mapped once, shared by the engines loaded from it).
+---@class rawrxd.Model
+---@field path string
+local Model = {}
+---What the file holds.
+---@return rawrxd.ModelInfo
+function Model:info() end
+
+---@class rawrxd.model
+rawrxd.model = {}
+---Opens a GGUF file.
+---@param path string
+---@return rawrxd.Model
+function rawrxd.model.open(path) end
+---The path of the embedded default model (models/SmolLM2-135M-Instruct.Q4_1.gguf), searched in
+---`$RAWRXD_MODEL`, `./models`, next to the executable and in the source tree. Errors (telling to
+---run scripts/setup.sh) when it is missing.
+---@return string
+function rawrxd.model.default() end
+
+-- ---------------------------------------------------------------------------------------------
+-- Engines
+
+---@class rawrxd.HeapUsage
+---@field size integer
+---@field device_local boolean
+---@field budget integer|nil  bytes this process may use (VK_EXT_memory_budget)
+---@field usage integer|nil   bytes this process uses
+
+---@class rawrxd.Vram
+---@field weights integer    bytes of weights (rawrxd's own accounting)
+---@field kv_cache integer
+---@field scratch integer
+---@field total integer
+---@field on_device boolean  device memory (true) or host memory (false)
+---@field heaps rawrxd.HeapUsage[]  the driver's view, where available
+---@field device_usage integer|nil  summed usage of device-local heaps
+
+---@class rawrxd.EngineInfo
+---@field model string        the model as given
+---@field file string         the file the engine runs (the model or a cached variant)
+---@field variant string      "source", a mix ("Q4_K_M") or the scheme's name
+---@field scheme string|nil
+---@field backend string
+---@field device string
+---@field n_ctx integer
+---@field threads integer|nil
+---@field loaded boolean
+---@field generation integer  configuration generation of the weights it holds now
+
+---A model loaded on a backend.
+---@class rawrxd.Engine
+---@field backend string
+---@field device string
+---@field variant string
+---@field n_ctx integer
+local Engine = {}
+---How the engine was loaded.
+---@return rawrxd.EngineInfo
+function Engine:info() end
+---Memory the engine holds (as `rawrxd.probe.vram(engine)`).
+---@return rawrxd.Vram
+function Engine:memory() end
+---Every tensor's type in the engine now: `{ ["blk.0.attn_q.weight"] = "q4_K", ... }`.
+---@return table<string, string>
+function Engine:types() end
+---Same as `rawrxd.bench.run(engine, opts)`.
+---@param opts? rawrxd.BenchOptions
+---@return rawrxd.BenchResult
+function Engine:bench(opts) end
+---Frees the engine now; later calls on it are errors.
+---@return boolean was_loaded
+function Engine:unload() end
+
+---@class rawrxd.engine
+rawrxd.engine = {}
+---The engines this script has loaded and not unloaded.
+---@return rawrxd.Engine[]
+function rawrxd.engine.list() end
+
+-- ---------------------------------------------------------------------------------------------
+-- Bench
+
+---@class rawrxd.BenchOptions
+---@field prompt? integer    prompt tokens of the pp test (default 512; 0 skips it)
+---@field gen? integer       generated tokens of the tg test (default 128; 0 skips it)
+---@field repeats? integer   measured repetitions (default 5)
+---@field warmup? integer    unmeasured repetitions first (default 1)
+---@field seed? integer      seed of the random token ids
+---@field progress? boolean  progress bar on stderr (default true; only on a terminal)
+
+---@class rawrxd.RateSummary
+---@field mean number
+---@field sd number
+---@field min number
+---@field max number
+---@field samples number[]  one per repetition
+
+---@class rawrxd.BenchResult
+---@field backend string
+---@field device string
+---@field variant string
+---@field prompt integer
+---@field gen integer
+---@field repeats integer
+---@field warmup integer
+---@field pp rawrxd.RateSummary|nil   prompt tokens/s
+---@field tg rawrxd.RateSummary|nil   generated tokens/s
+---@field pp_tps number|nil
+---@field pp_sd number|nil
+---@field tg_tps number|nil
+---@field tg_sd number|nil
+---@field ms {p50: number, p95: number, p99: number, max: number, count: integer}|nil  ms/token
+---@field ms_p50 number|nil
+---@field ms_p95 number|nil
+---@field ms_p99 number|nil
+---@field token_ms number[]          every measured token's ms, sorted
+---@field decode_weight_bytes integer  weight bytes one decode step reads
+---@field bandwidth number|nil       effective bytes/s (decode_weight_bytes × tg_tps)
+---@field peak_bandwidth number|nil  the device's peak bytes/s, if known
+---@field peak_pct number|nil        bandwidth as % of peak
+---@field vram rawrxd.Vram
+---@field vram_mib number            the engine's accounted memory in MiB
+---@field generation_start integer   configuration generation when the bench began
+---@field generation integer         ... and when it ended (a scheme reload in between moves it)
+
+---@class rawrxd.bench
+rawrxd.bench = {}
+---llama-bench-style pp/tg measurement in Rust. Between repetitions it is a hot-reload safe point:
+---edits are applied and re-quantized tensors of a changed scheme are swapped in.
+---@param engine rawrxd.Engine
+---@param opts? rawrxd.BenchOptions
+---@return rawrxd.BenchResult
+function rawrxd.bench.run(engine, opts) end
+
+-- ---------------------------------------------------------------------------------------------
+-- Probes
+
+---@class rawrxd.probe
+rawrxd.probe = {}
+---An engine's memory (or, without one, the sum over every loaded engine): rawrxd's accounting
+---plus the driver's heap budget/usage where the backend can read it.
+---@param engine? rawrxd.Engine
+---@return rawrxd.Vram
+function rawrxd.probe.vram(engine) end
+---This process's resident memory in bytes (nil if it cannot be read).
+---@return integer|nil
+function rawrxd.probe.rss() end
+---This process's RSS and the machine's memory, bytes.
+---@return {rss: integer|nil, total: integer|nil, available: integer|nil, used: integer|nil}
+function rawrxd.probe.memory() end
+---CPU usage in % since the previous call: `process` (100 = one core), `system` (all cores),
+---`cores`, and `time_ms` (this process's accumulated CPU time).
+---@return {process: number|nil, system: number|nil, cores: integer|nil, time_ms: integer|nil}
+function rawrxd.probe.cpu() end
+---GPU memory counters from sysfs where the kernel offers them (AMD); empty elsewhere.
+---@return {card: string, vendor: string|nil, vram_used: integer|nil, vram_total: integer|nil, gtt_used: integer|nil}[]
+function rawrxd.probe.gpu() end
 
 return rawrxd

@@ -11,7 +11,7 @@ use std::time::Duration;
 use mlua::{Lua, MultiValue, Table, Value};
 
 use super::error::describe;
-use super::{args, log, reload, results, time};
+use super::{args, bench, engine, log, model, probe, reload, results, time};
 use crate::{Error, Result};
 
 /// Environment variable adding Lua library directories (or `?` patterns), `:`-separated.
@@ -83,6 +83,10 @@ fn build_module(lua: &Lua) -> mlua::Result<Table> {
     time::register(lua, &m)?;
     results::register(lua, &m)?;
     reload::register(lua, &m)?;
+    model::register(lua, &m)?;
+    engine::register(lua, &m)?;
+    bench::register(lua, &m)?;
+    probe::register(lua, &m)?;
     Ok(m)
 }
 
