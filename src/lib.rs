@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod gguf;
+pub mod model;
 pub mod quant;
 
 pub use error::{Error, Result};

@@ -1,0 +1,3 @@
+//! Models: architectures (llama family), hyper-parameters, tokenizer, sampler.
+
+pub mod tokenizer;
