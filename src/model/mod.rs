@@ -1,3 +1,10 @@
-//! Models: architectures (llama family), hyper-parameters, tokenizer, sampler.
+//! Model architecture knowledge: hyper-parameters, tensor roles and the llama-family weight map.
 
+mod hparams;
+mod role;
+mod weights;
 pub mod tokenizer;
+
+pub use hparams::{LlamaHParams, RopeMode};
+pub use role::TensorRole;
+pub use weights::{LayerWeights, LlamaWeights, TensorRef};
