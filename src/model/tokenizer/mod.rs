@@ -13,6 +13,7 @@
 //! true)` yields.
 
 mod bpe;
+mod gguf;
 mod pretokenize;
 mod special;
 mod spm;

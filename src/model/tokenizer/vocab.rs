@@ -251,9 +251,11 @@ impl Vocab {
                 add_space_prefix = false;
                 pre = Some(spec);
             }
-            other => return Err(Error::Tokenizer(format!(
+            other => {
+                return Err(Error::Tokenizer(format!(
                 "unsupported tokenizer.ggml.model '{other}' (rawrxd supports 'gpt2' and 'llama')"
-            ))),
+            )))
+            }
         }
         let mut add_eos = false;
         if let Some(v) = self.add_space_prefix {
