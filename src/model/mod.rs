@@ -2,8 +2,8 @@
 
 mod hparams;
 mod role;
-mod weights;
 pub mod tokenizer;
+mod weights;
 
 pub use hparams::{LlamaHParams, RopeMode};
 pub use role::TensorRole;
