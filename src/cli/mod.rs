@@ -1,6 +1,7 @@
 //! Command-line surface: one module per command, each with an `Args` struct and a `run` function.
 
 mod info;
+mod tokenize;
 
 use std::process::ExitCode;
 
@@ -18,12 +19,15 @@ pub struct Cli {
 enum Command {
     /// Print a GGUF model's architecture, hyper-parameters, tokenizer and tensor table.
     Info(info::InfoArgs),
+    /// Print the token ids of a text, like llama.cpp's llama-tokenize.
+    Tokenize(tokenize::TokenizeArgs),
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Info(a) => info::run(&a)?,
+        Command::Tokenize(a) => tokenize::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }
