@@ -127,6 +127,23 @@ const EXAONE_MOE_EXPRS: &[&str] = &[
     r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]?|\s*[\r\n]|\s+(?!\S)|\s+",
 ];
 
+const SPARK2_5_EXPRS: &[&str] = &[
+    r#"\p{N}{1,3}"#,
+    "[\u{4E00}-\u{9FA5}\u{3040}-\u{309F}\u{30A0}-\u{30FF}]+",
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\u{D}\u{A}\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+|[\u{D}\u{A}]|\\s+(?!\\S)|\\s+",
+    r#"\p{N}"#,
+];
+const YOUTU_EXPRS: &[&str] = &[
+    "[\u{AC00}-\u{D7A3}\u{3131}-\u{318E}]+|[\u{FF01}\u{2026}\u{201C}\u{201D}\u{2018}\u{2019}\u{2014}\u{FF1A}\u{FF1B}\u{FF0C}\u{3001}-\u{303F}\u{FE30}-\u{FE4F}]+|[\u{3105}-\u{312F}]+|[\u{4E00}-\u{9FA5}\u{3040}-\u{309F}\u{30A0}-\u{30FF}]+",
+    r#"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#,
+];
+const JAIS2_EXPRS: &[&str] = &[
+    r#"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s{512}(?!\S)|\s{256}(?!\S)|\s{128}(?!\S)|\s{64}(?!\S)|\s{32}(?!\S)|\s{16}(?!\S)|\s{8}(?!\S)|\s{4}(?!\S)|\s{1,2}(?!\S)|\s{1}"#,
+];
+const GRANITE_EMB_MULTI_EXPRS: &[&str] = &[
+    r#"[^\r\n\p{L}\p{N}]?((?=[\p{L}\p{M}])([^a-z]))*((?=[\p{L}\p{M}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?((?=[\p{L}\p{M}])([^a-z]))+((?=[\p{L}\p{M}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#,
+];
+
 /// The pre-tokenizer llama.cpp uses for a `tokenizer.ggml.pre` value, or `None` if rawrxd does not
 /// implement it (llama.cpp also rejects names it does not know).
 ///
@@ -164,6 +181,10 @@ pub fn spec_for(pre: &str) -> Option<PreSpec> {
         "ufakzeka" => PreSpec::new(UFAKZEKA_EXPRS),
         "minicpm5" => PreSpec::new(MINICPM5_EXPRS).ignore_merges(),
         "exaone-moe" => PreSpec::new(EXAONE_MOE_EXPRS),
+        "spark2_5" => PreSpec::new(SPARK2_5_EXPRS),
+        "youtu" => PreSpec::new(YOUTU_EXPRS).ignore_merges(),
+        "jais-2" => PreSpec::new(JAIS2_EXPRS),
+        "granite-embed-multi-97m" => PreSpec::new(GRANITE_EMB_MULTI_EXPRS).ignore_merges(),
         _ => return None,
     };
     Some(spec)
@@ -886,6 +907,77 @@ mod tests {
         assert_eq!(split("gpt-2", "IT'S"), ["IT", "'", "S"]);
         // Trailing spaces at the end of the text stay together.
         assert_eq!(split("gpt-2", "a  "), ["a", "  "]);
+    }
+
+    /// tests/fixtures/tokenizer/pretokenize.jsonl: llama.cpp's own name table and
+    /// `unicode_regex_split` output (see the README there).
+    fn fixture() -> Vec<serde_json::Value> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tokenizer/pretokenize.jsonl");
+        let text = std::fs::read_to_string(path).expect("read pretokenize.jsonl");
+        text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+    }
+
+    /// Names llama.cpp knows and rawrxd does not implement (custom scanners or other models).
+    const UNSUPPORTED: &[&str] = &[
+        // Hand-written scanners in llama.cpp that rawrxd does not port.
+        "tiny_aya", "cohere2moe", "superbpe", "kimi-k2", "afmoe",
+        // Not byte-level BPE ("gemma4"/"sarvam-moe" are SPM-style BPE; "whitespace" is its own model).
+        "gemma4", "granite-embed-multi-311m", "sarvam-moe", "whitespace",
+    ];
+
+    #[test]
+    fn names_and_flags_match_llama_cpp() {
+        let rows = fixture();
+        let mut unsupported = Vec::new();
+        let mut n = 0;
+        for row in rows.iter().filter(|r| r.get("split_as").is_some()) {
+            let name = row["pre"].as_str().unwrap();
+            let Some(spec) = spec_for(name) else {
+                unsupported.push(name);
+                continue;
+            };
+            n += 1;
+            let flag = |k: &str| row[k].as_bool().unwrap();
+            assert_eq!(spec.ignore_merges, flag("ignore_merges"), "{name}: ignore_merges");
+            assert_eq!(spec.add_bos, flag("add_bos"), "{name}: add_bos");
+            assert_eq!(spec.no_bos, flag("no_bos"), "{name}: no_bos");
+        }
+        unsupported.sort();
+        let mut want = UNSUPPORTED.to_vec();
+        want.sort();
+        assert_eq!(unsupported, want);
+        assert!(n >= 80, "only {n} names checked");
+    }
+
+    #[test]
+    fn splits_match_llama_cpp_for_every_supported_name() {
+        let rows = fixture();
+        let mut by_rep: std::collections::HashMap<&str, Vec<(&str, Vec<&str>)>> = Default::default();
+        for r in rows.iter().filter(|r| r.get("pieces").is_some()) {
+            let pieces = r["pieces"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+            by_rep
+                .entry(r["pre"].as_str().unwrap())
+                .or_default()
+                .push((r["text"].as_str().unwrap(), pieces));
+        }
+        let mut failures = Vec::new();
+        let mut checked = 0;
+        for row in rows.iter().filter(|r| r.get("split_as").is_some()) {
+            let name = row["pre"].as_str().unwrap();
+            let (Some(spec), Some(rep)) = (spec_for(name), row["split_as"].as_str()) else {
+                continue;
+            };
+            let pre = PreTokenizer::new(spec.exprs).unwrap();
+            for (text, want) in &by_rep[rep] {
+                let got = pre.split(text).unwrap();
+                checked += 1;
+                if &got != want {
+                    failures.push(format!("{name} {text:?}:\n  llama.cpp {want:?}\n  rawrxd    {got:?}"));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{} splits differ:\n{}", failures.len(), failures.join("\n"));
+        assert!(checked >= 1800, "only {checked} splits checked");
     }
 
     #[test]
