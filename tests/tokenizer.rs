@@ -126,3 +126,71 @@ fn smollm2_decodes_back_to_the_text() {
     assert_eq!(tok.token_bytes(1), b"<|im_start|>");
     assert!(tok.token_bytes(u32::MAX).is_empty());
 }
+
+/// Every vocab-only GGUF in llama.cpp's `models/` directory (SPM: llama-spm, phi-3, baichuan; BPE
+/// with the pre-tokenizers default, gpt-2, mpt, starcoder, refact, command-r, falcon,
+/// deepseek-llm/coder, llama-bpe, qwen2, qwen35) against llama.cpp's ids in
+/// `llama_vocab.jsonl`. The vocab files are not in this repository: point RAWRXD_LLAMA_CPP at a
+/// llama.cpp checkout and run `cargo test --release --test tokenizer -- --ignored`.
+#[test]
+#[ignore = "needs llama.cpp's models/ggml-vocab-*.gguf: set RAWRXD_LLAMA_CPP"]
+fn llama_cpp_vocab_files_match_llama_cpp() {
+    let dir = PathBuf::from(
+        std::env::var_os("RAWRXD_LLAMA_CPP").expect("RAWRXD_LLAMA_CPP = a llama.cpp checkout"),
+    )
+    .join("models");
+    // Fixture case i is line i of smollm2.jsonl (both come from gen_smollm2.py's CASES).
+    let texts: Vec<String> = fixture("smollm2.jsonl")
+        .into_iter()
+        .map(|c| c.text)
+        .collect();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tokenizer/llama_vocab.jsonl");
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(path)
+        .expect("read llama_vocab.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .expect("ids")
+            .iter()
+            .map(|x| x.as_u64().expect("id") as u32)
+            .collect()
+    };
+    let mut loaded: std::collections::BTreeMap<String, Tokenizer> = Default::default();
+    let (mut checked, mut failures) = (0, Vec::new());
+    for row in &rows {
+        let vocab = row["vocab"].as_str().expect("vocab");
+        if !loaded.contains_key(vocab) {
+            let f = GgufFile::open(dir.join(vocab)).expect("open vocab file");
+            let tok = Tokenizer::from_gguf(&f).unwrap_or_else(|e| panic!("{vocab}: {e}"));
+            assert_eq!(
+                tok.adds_bos(),
+                row["add_special"].as_bool().unwrap(),
+                "{vocab}: add_bos"
+            );
+            loaded.insert(vocab.to_owned(), tok);
+        }
+        let tok = &loaded[vocab];
+        let text = &texts[row["case"].as_u64().expect("case") as usize];
+        let want = ids(&row["ids"]);
+        let want_plain = row.get("ids_plain").map_or_else(|| want.clone(), ids);
+        for (add, parse, want) in [(tok.adds_bos(), true, want), (false, false, want_plain)] {
+            let got = tok.encode(text, add, parse).expect("encode");
+            checked += 1;
+            if got != want {
+                failures.push(format!(
+                    "{vocab} {text:?} (add_special {add}, parse_special {parse}):\n  llama.cpp {want:?}\n  rawrxd    {got:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(loaded.len(), 16);
+}

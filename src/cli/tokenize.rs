@@ -41,7 +41,8 @@ pub fn run(args: &TokenizeArgs) -> anyhow::Result<()> {
     let mut text = match (&args.prompt, &args.file) {
         (Some(p), _) => p.clone(),
         (None, Some(path)) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))?
         }
         (None, None) => anyhow::bail!("give the text with -p/--prompt or -f/--file"),

@@ -80,9 +80,12 @@ struct Symbol {
 #[derive(Default)]
 pub struct Scratch {
     symbols: Vec<Symbol>,
-    /// `Reverse((rank, left, right, left id, right id))`: lowest rank, then leftmost, first.
-    queue: BinaryHeap<Reverse<(u32, usize, usize, u32, u32)>>,
+    /// Lowest rank, then leftmost, first.
+    queue: BinaryHeap<Reverse<Candidate>>,
 }
+
+/// A queued pair: `(rank, left index, right index, left id, right id)`.
+type Candidate = (u32, usize, usize, u32, u32);
 
 /// Merges one byte-encoded `word` and appends its tokens to `out`.
 ///

@@ -506,12 +506,11 @@ fn parse_escape(
     }
 }
 
-/// Parses the class at `cs[i] == '['`; returns its ranges, whether negated, and the next index.
-fn parse_class(
-    cs: &[char],
-    i: usize,
-    collapsed: bool,
-) -> std::result::Result<(Vec<(u32, u32)>, bool, usize), String> {
+/// A parsed class: its ranges, whether negated, and the index after it.
+type ParsedClass = (Vec<(u32, u32)>, bool, usize);
+
+/// Parses the class at `cs[i] == '['`.
+fn parse_class(cs: &[char], i: usize, collapsed: bool) -> std::result::Result<ParsedClass, String> {
     let mut j = i + 1;
     let negated = cs.get(j) == Some(&'^');
     if negated {
@@ -662,7 +661,7 @@ impl Scan<'_> {
             };
             // <space>?\p{L}+, <space>?\p{N}+, <space>?[^\s\p{L}\p{N}]+
             let runs: [fn(CpFlags) -> bool; 3] = [CpFlags::is_letter, CpFlags::is_number, |f| {
-                !(f.is_whitespace() || f.is_letter() || f.is_number()) && !f.is_none()
+                !f.is_whitespace() && !f.is_letter() && !f.is_number() && !f.is_none()
             }];
             if let Some(run) = runs.iter().find(|run| run(f2)) {
                 pos += space as usize;
@@ -912,17 +911,29 @@ mod tests {
     /// tests/fixtures/tokenizer/pretokenize.jsonl: llama.cpp's own name table and
     /// `unicode_regex_split` output (see the README there).
     fn fixture() -> Vec<serde_json::Value> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tokenizer/pretokenize.jsonl");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tokenizer/pretokenize.jsonl"
+        );
         let text = std::fs::read_to_string(path).expect("read pretokenize.jsonl");
-        text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect()
     }
 
     /// Names llama.cpp knows and rawrxd does not implement (custom scanners or other models).
     const UNSUPPORTED: &[&str] = &[
         // Hand-written scanners in llama.cpp that rawrxd does not port.
-        "tiny_aya", "cohere2moe", "superbpe", "kimi-k2", "afmoe",
+        "tiny_aya",
+        "cohere2moe",
+        "superbpe",
+        "kimi-k2",
+        "afmoe",
         // Not byte-level BPE ("gemma4"/"sarvam-moe" are SPM-style BPE; "whitespace" is its own model).
-        "gemma4", "granite-embed-multi-311m", "sarvam-moe", "whitespace",
+        "gemma4",
+        "granite-embed-multi-311m",
+        "sarvam-moe",
+        "whitespace",
     ];
 
     #[test]
@@ -938,7 +949,11 @@ mod tests {
             };
             n += 1;
             let flag = |k: &str| row[k].as_bool().unwrap();
-            assert_eq!(spec.ignore_merges, flag("ignore_merges"), "{name}: ignore_merges");
+            assert_eq!(
+                spec.ignore_merges,
+                flag("ignore_merges"),
+                "{name}: ignore_merges"
+            );
             assert_eq!(spec.add_bos, flag("add_bos"), "{name}: add_bos");
             assert_eq!(spec.no_bos, flag("no_bos"), "{name}: no_bos");
         }
@@ -952,9 +967,15 @@ mod tests {
     #[test]
     fn splits_match_llama_cpp_for_every_supported_name() {
         let rows = fixture();
-        let mut by_rep: std::collections::HashMap<&str, Vec<(&str, Vec<&str>)>> = Default::default();
+        let mut by_rep: std::collections::HashMap<&str, Vec<(&str, Vec<&str>)>> =
+            Default::default();
         for r in rows.iter().filter(|r| r.get("pieces").is_some()) {
-            let pieces = r["pieces"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+            let pieces = r["pieces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect();
             by_rep
                 .entry(r["pre"].as_str().unwrap())
                 .or_default()
@@ -972,11 +993,18 @@ mod tests {
                 let got = pre.split(text).unwrap();
                 checked += 1;
                 if &got != want {
-                    failures.push(format!("{name} {text:?}:\n  llama.cpp {want:?}\n  rawrxd    {got:?}"));
+                    failures.push(format!(
+                        "{name} {text:?}:\n  llama.cpp {want:?}\n  rawrxd    {got:?}"
+                    ));
                 }
             }
         }
-        assert!(failures.is_empty(), "{} splits differ:\n{}", failures.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} splits differ:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
         assert!(checked >= 1800, "only {checked} splits checked");
     }
 
