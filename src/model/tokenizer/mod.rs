@@ -50,6 +50,12 @@ pub struct Tokenizer {
     eog: BTreeSet<u32>,
 }
 
+// The engine shares one tokenizer across request threads.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Tokenizer>();
+};
+
 /// The byte-level BPE half of a tokenizer.
 #[derive(Debug)]
 struct BpeState {
