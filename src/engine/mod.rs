@@ -5,8 +5,19 @@
 //! that positions `0..pos` are cached, computes positions `pos..pos + tokens.len()`, caches them, and
 //! returns logits. Backends must agree with the CPU reference to within documented tolerances.
 
+pub mod cpu;
+pub mod generate;
+pub mod logprobs;
+pub mod perplexity;
+mod select;
+
 use crate::model::LlamaHParams;
 use crate::Result;
+
+pub use cpu::CpuEngine;
+pub use generate::{generate, GenerateStats, StopReason};
+pub use perplexity::{kl_divergence, perplexity, KldResult, PerplexityParams, PerplexityResult};
+pub use select::{load_engine, Backend};
 
 /// An inference backend holding one loaded model and one sequence's KV cache.
 pub trait Engine {

@@ -2,8 +2,10 @@
 
 mod hparams;
 mod role;
+mod sampler;
 mod weights;
 
 pub use hparams::{LlamaHParams, RopeMode};
 pub use role::TensorRole;
+pub use sampler::{Candidate, Sampler, SamplerParams};
 pub use weights::{LayerWeights, LlamaWeights, TensorRef};
