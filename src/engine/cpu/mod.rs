@@ -18,9 +18,9 @@ mod weights;
 
 use std::sync::Arc;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, MemoryUsage};
 use crate::gguf::GgufFile;
-use crate::model::LlamaHParams;
+use crate::model::{LlamaHParams, LlamaWeights};
 use crate::quant;
 use crate::{Error, Result};
 
@@ -36,6 +36,9 @@ pub struct CpuEngine {
     weights: Weights,
     rope: Rope,
     cache: KvCache,
+    /// Bytes of every tensor the forward pass reads, and of one decode step.
+    weight_bytes: u64,
+    decode_bytes: u64,
     pool: Arc<rayon::ThreadPool>,
 }
 
@@ -105,6 +108,10 @@ impl CpuEngine {
             return Err(Error::Invalid("context size must be at least 1".into()));
         }
         let weights = Weights::resolve(&file, &hp)?;
+        let (weight_bytes, decode_bytes) = {
+            let w = LlamaWeights::from_gguf(&file, &hp)?;
+            (file.tensor_bytes(), w.decode_bytes())
+        };
         let rope = rope_of(&file, &hp)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.unwrap_or(0))
@@ -119,6 +126,8 @@ impl CpuEngine {
             weights,
             rope,
             cache,
+            weight_bytes,
+            decode_bytes,
             pool,
         })
     }
@@ -275,5 +284,22 @@ impl Engine for CpuEngine {
 
     fn reset(&mut self) {
         self.cache.clear();
+    }
+
+    fn device_name(&self) -> String {
+        format!("cpu ({} threads)", self.threads())
+    }
+
+    fn memory(&self) -> MemoryUsage {
+        MemoryUsage {
+            weights: self.weight_bytes,
+            kv_cache: self.cache.bytes() as u64,
+            scratch: 0,
+            on_device: false,
+        }
+    }
+
+    fn decode_weight_bytes(&self) -> u64 {
+        self.decode_bytes
     }
 }
