@@ -3,6 +3,7 @@
 mod info;
 pub mod results;
 pub mod script;
+mod tokenize;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Inspect, export and compare stored results.
     Results(results::ResultsArgs),
+    /// Print the token ids of a text, like llama.cpp's llama-tokenize.
+    Tokenize(tokenize::TokenizeArgs),
     /// Run a Lua script: `rawrxd SCRIPT.lua [ARGS...]`.
     #[command(external_subcommand)]
     Script(Vec<String>),
@@ -35,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Info(a) => info::run(&a)?,
         Command::Results(a) => results::run(&a)?,
+        Command::Tokenize(a) => tokenize::run(&a)?,
         Command::Script(argv) => {
             let Some((script, args)) = argv.split_first() else {
                 anyhow::bail!("no command given");
