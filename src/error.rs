@@ -42,6 +42,10 @@ pub enum Error {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
+    /// The Vulkan backend failed.
+    #[error("vulkan: {0}")]
+    Vulkan(#[from] crate::engine::vulkan::VulkanError),
+
     /// Invalid user input (a flag, a scheme rule, a sampling parameter).
     #[error("{0}")]
     Invalid(String),

@@ -5,6 +5,7 @@
 //! (hyper-parameters, tokenizer, sampler), `engine` (the `Engine` trait, CPU reference, Vulkan).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod engine;
 pub mod error;
 pub mod gguf;
 pub mod quant;
