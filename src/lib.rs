@@ -2,12 +2,14 @@
 //!
 //! The library holds everything; `main.rs` is a thin command-line edge. Module map:
 //! `gguf` (file format), `quant` (tensor formats and quantization schemes), `model`
-//! (hyper-parameters, tokenizer, sampler), `engine` (the `Engine` trait, CPU reference, Vulkan).
+//! (hyper-parameters, tensor roles, weights, tokenizer), `engine` (the `Engine` trait, CPU
+//! reference, Vulkan).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod engine;
 pub mod error;
 pub mod gguf;
+pub mod model;
 pub mod quant;
 
 pub use error::{Error, Result};

@@ -407,3 +407,88 @@ fn recorder_inserts_barriers_only_for_hazards() {
     let _ = Binding::read(a.range());
     h.finish();
 }
+
+/// Byte offsets of the f16 scale fields in one block of `ty` (everything else is random bits).
+fn scale_fields(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
+        GgmlType::Q2K => &[80, 82],
+        GgmlType::Q3K => &[108],
+        GgmlType::Q6K => &[208],
+        _ => &[],
+    }
+}
+
+/// `nrows` rows of `ncols` random quantized elements: random bits with finite, modest f16 scales.
+fn random_quant(rng: &mut Rng, ty: GgmlType, ncols: usize, nrows: usize) -> (Vec<u8>, Vec<f32>) {
+    let nblocks = ncols / ty.block_size() * nrows;
+    let mut bytes = rng.bytes(nblocks * ty.type_size());
+    for b in 0..nblocks {
+        for &off in scale_fields(ty) {
+            let v = f16::from_f32(rng.f32() * 0.05);
+            bytes[b * ty.type_size() + off..][..2].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    let mut vals = vec![0f32; ncols * nrows];
+    rawrxd::quant::dequantize(ty, &bytes, &mut vals).expect("CPU dequantize");
+    (bytes, vals)
+}
+
+const QUANT_TYPES: [GgmlType; 10] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2K,
+    GgmlType::Q3K,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
+];
+
+#[test]
+fn quant_matvec_and_matmul_match_cpu_dequantize() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(8);
+    for ty in QUANT_TYPES {
+        // An odd number of blocks per row makes rows start 2-aligned for the 2-byte-aligned formats.
+        let widths: &[usize] = if ty.is_k_quant() { &[256, 768] } else { &[96, 576] };
+        for &ncols in widths {
+            for nrows in [7usize, 66] {
+                let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
+                for (n, out) in [(1, Output::Store), (5, Output::Accumulate), (9, Output::Store), (70, Output::Accumulate)] {
+                    check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, n, out, 1e-10);
+                }
+                if nrows % 2 == 0 {
+                    check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, 1, Output::Glu, 1e-10);
+                }
+            }
+        }
+    }
+    h.finish();
+}
+
+#[test]
+fn quant_get_rows_match_cpu_dequantize() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(9);
+    for ty in QUANT_TYPES {
+        let ncols = if ty.is_k_quant() { 768 } else { 96 };
+        let nrows = 13;
+        let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
+        let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[&wb]).unwrap();
+        let ids: Vec<u32> = vec![12, 0, 5, 5, 1];
+        let idb = h.upload_u32(&ids);
+        let yb = h.zeros(ids.len() * ncols);
+        let (mut rec, mut descs) = h.recorder();
+        rec.begin().unwrap();
+        matvec::get_rows(&h.gpu, &mut rec, &mut descs, &w, idb.range(), 0, Act::packed(yb.range(), ncols), ids.len()).unwrap();
+        rec.submit_wait().unwrap();
+        let got = h.download_f32(&yb);
+        let want: Vec<f32> = ids.iter().flat_map(|&id| wv[id as usize * ncols..(id as usize + 1) * ncols].to_vec()).collect();
+        assert_close(&format!("{ty} get_rows"), &got, &want, 1e-12);
+    }
+    h.finish();
+}

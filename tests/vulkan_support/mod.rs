@@ -25,6 +25,7 @@ pub struct Harness {
 impl Harness {
     /// Fails the test when validation errors were recorded since the harness was taken.
     pub fn finish(self) {
+        self.gpu.save_pipeline_cache();
         let errs = self.gpu.take_validation_errors();
         assert!(errs.is_empty(), "{} Vulkan validation error(s):\n{}", errs.len(), errs.join("\n"));
     }
@@ -86,14 +87,19 @@ pub fn harness() -> Option<Harness> {
                 _ => Validation::Required,
             };
             let mut opts = GpuOptions::from_env();
-            opts.instance = InstanceOptions { validation, sync_validation: true };
+            let sync_validation = std::env::var("RAWRXD_SYNC_VALIDATION").as_deref() == Ok("1");
+            opts.instance = InstanceOptions { validation, sync_validation };
             opts.device.allow_cpu = true;
             opts.cache_dir = Some(std::env::temp_dir().join("rawrxd-test-pipeline-cache"));
             let gpu = Gpu::new(&opts).unwrap_or_else(|e| {
                 panic!("no usable Vulkan device ({e}); set RAWRXD_SKIP_VULKAN=1 to skip the Vulkan tests")
             });
             let c = gpu.caps();
-            println!(
+            // Written to the raw stdout handle so it shows even when the test harness captures
+            // output: CI greps for this line to prove the Vulkan tests ran on a device.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stdout(),
                 "vulkan device: {} ({}, {}; subgroup {}; validation {})",
                 c.name,
                 c.driver_name,
