@@ -2,16 +2,17 @@
 // Element-wise ops over rows: y[r][i] = op(a[r][i], b[r][i]) for i < n.
 // Ops: 0 add, 1 mul, 2 swiglu (silu(a) * b, ggml_swiglu_split), 3 copy (y = a).
 //
-// Bindings: 0 a (f32), 1 b (f32), 2 y (f32). Grid: (ceil(n / WG), rows).
+// Bindings: 0 a (f32), 1 b (f32), 2 y (f32); y may alias a or b (in place; no `restrict`).
+// A stride of 0 broadcasts a row (bias add). Grid: (ceil(n / WG), rows).
 // Mirrored by `EltwisePush` in src/engine/vulkan/kernels/eltwise.rs.
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
 
-layout(binding = 0) readonly restrict buffer A { float a[]; };
-layout(binding = 1) readonly restrict buffer B { float b[]; };
-layout(binding = 2) writeonly restrict buffer Y { float y[]; };
+layout(binding = 0) readonly buffer A { float a[]; };
+layout(binding = 1) readonly buffer B { float b[]; };
+layout(binding = 2) writeonly buffer Y { float y[]; };
 
 layout(push_constant) uniform Push {
     uint n;
