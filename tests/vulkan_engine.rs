@@ -13,7 +13,7 @@ use rawrxd::engine::vulkan::{VulkanEngine, VulkanEngineOptions};
 use rawrxd::engine::Engine;
 use rawrxd::gguf::GgufFile;
 use rawrxd::model::{LlamaHParams, LlamaWeights};
-use vulkan_support::harness;
+use vulkan_support::harness_with;
 
 fn model_path() -> Option<PathBuf> {
     let p = std::env::var_os("RAWRXD_TEST_MODEL").map(PathBuf::from).unwrap_or_else(|| {
@@ -82,7 +82,7 @@ fn check_position(what: &str, logits: &[f32], r: &Reference, pos: usize) -> f64 
 
 #[test]
 fn engine_matches_reference_forward() {
-    let Some(h) = harness() else { return };
+    let Some(h) = harness_with(true) else { return };
     let Some(path) = model_path() else { return };
     let file = GgufFile::open(&path).expect("open model");
     let hp = LlamaHParams::from_gguf(&file).unwrap();

@@ -1,5 +1,6 @@
 //! Command-line surface: one module per command, each with an `Args` struct and a `run` function.
 
+mod devices;
 mod info;
 
 use std::process::ExitCode;
@@ -18,12 +19,15 @@ pub struct Cli {
 enum Command {
     /// Print a GGUF model's architecture, hyper-parameters, tokenizer and tensor table.
     Info(info::InfoArgs),
+    /// List Vulkan devices and the capabilities rawrxd reads from them.
+    Devices(devices::DevicesArgs),
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Info(a) => info::run(&a)?,
+        Command::Devices(a) => devices::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -74,6 +74,13 @@ impl Harness {
 
 /// Takes the device for one test, or `None` when RAWRXD_SKIP_VULKAN=1.
 pub fn harness() -> Option<Harness> {
+    harness_with(false)
+}
+
+/// As `harness`, with the validation layer's synchronization checks on when this call creates the
+/// binary's context (they are slow: the whole-engine test uses them, the kernel sweeps do not).
+/// `RAWRXD_SYNC_VALIDATION=1` turns them on for every binary.
+pub fn harness_with(sync: bool) -> Option<Harness> {
     if std::env::var("RAWRXD_SKIP_VULKAN").as_deref() == Ok("1") {
         eprintln!("RAWRXD_SKIP_VULKAN=1: Vulkan test skipped");
         return None;
@@ -87,7 +94,7 @@ pub fn harness() -> Option<Harness> {
                 _ => Validation::Required,
             };
             let mut opts = GpuOptions::from_env();
-            let sync_validation = std::env::var("RAWRXD_SYNC_VALIDATION").as_deref() == Ok("1");
+            let sync_validation = sync || std::env::var("RAWRXD_SYNC_VALIDATION").as_deref() == Ok("1");
             opts.instance = InstanceOptions { validation, sync_validation };
             opts.device.allow_cpu = true;
             opts.cache_dir = Some(std::env::temp_dir().join("rawrxd-test-pipeline-cache"));

@@ -32,7 +32,7 @@ pub use context::{Gpu, GpuOptions};
 pub use device::DeviceSelector;
 pub use engine::{VulkanEngine, VulkanEngineOptions};
 pub use error::VulkanError;
-pub use instance::{InstanceOptions, Validation};
+pub use instance::{Instance, InstanceOptions, Validation};
 pub use memory::{MemoryClass, MemoryStats};
 pub use pipeline::DescriptorCache;
 pub use profile::Profile;
