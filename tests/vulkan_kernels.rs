@@ -98,11 +98,12 @@ fn float_matvec_and_matmul_match_cpu() {
         for &(ncols, nrows) in &[(5, 3), (32, 1), (33, 17), (100, 66), (576, 7)] {
             let (wb, wv) = float_weights(&mut rng, ty, ncols * nrows);
             // Batches through matvec (<= 8) and both matmul tile shapes (9, 70).
-            for (n, out) in [(1, Output::Store), (3, Output::Accumulate), (8, Output::Store), (9, Output::Accumulate), (70, Output::Store)] {
+            // (Each batch size <= 8 is its own pipeline: few of them keep lavapipe's compile time down.)
+            for (n, out) in [(1, Output::Store), (3, Output::Accumulate), (9, Output::Accumulate), (70, Output::Store)] {
                 check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, n, out, 1e-10);
             }
             if nrows % 2 == 0 {
-                check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, 2, Output::Glu, 1e-10);
+                check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, 1, Output::Glu, 1e-10);
             }
         }
     }
@@ -458,7 +459,7 @@ fn quant_matvec_and_matmul_match_cpu_dequantize() {
         for &ncols in widths {
             for nrows in [7usize, 66] {
                 let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
-                for (n, out) in [(1, Output::Store), (5, Output::Accumulate), (9, Output::Store), (70, Output::Accumulate)] {
+                for (n, out) in [(1, Output::Store), (3, Output::Accumulate), (9, Output::Store), (70, Output::Accumulate)] {
                     check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, n, out, 1e-10);
                 }
                 if nrows % 2 == 0 {

@@ -8,6 +8,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::super::buffer::BufRange;
 use super::super::command::{Binding, Recorder};
+use super::super::caps::{DeviceCaps, DeviceKind};
 use super::super::context::Gpu;
 use super::super::error::{VkResult, VulkanError};
 use super::super::pipeline::{DescriptorCache, KernelSpec};
@@ -90,8 +91,33 @@ impl Act {
     }
 }
 
-fn matvec_rows_per_wg() -> u32 {
-    SUBGROUPS_PER_WG
+/// Workgroup shape of matvec.comp: subgroups per workgroup and rows each subgroup handles per
+/// pass (rows of one pass share every load of x).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatvecTuning {
+    /// Subgroups per workgroup.
+    pub subgroups: u32,
+    /// Rows per subgroup pass (1..=4).
+    pub rows_per_subgroup: u32,
+}
+
+impl MatvecTuning {
+    /// The shape for `caps`, overridable with `RAWRXD_MATVEC_TUNING=subgroups,rows` (for tuning runs).
+    pub fn for_device(caps: &DeviceCaps) -> Self {
+        // Measured on an H100 (random Q4_0..Q8_0 11008x4096): 8 subgroups x 2 rows beat 4x1, 4x2
+        // and 2x4. CPU implementations compile every unrolled row, so they get one row per pass.
+        let default = if caps.kind == DeviceKind::Cpu {
+            MatvecTuning { subgroups: SUBGROUPS_PER_WG, rows_per_subgroup: 1 }
+        } else {
+            MatvecTuning { subgroups: 8, rows_per_subgroup: 2 }
+        };
+        let Ok(s) = std::env::var("RAWRXD_MATVEC_TUNING") else { return default };
+        let v: Vec<u32> = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        match v.as_slice() {
+            [sg, nr] if (1..=16).contains(sg) && (1..=4).contains(nr) => MatvecTuning { subgroups: *sg, rows_per_subgroup: *nr },
+            _ => default,
+        }
+    }
 }
 
 /// Records y = W x (per `out`) for `n` vectors with matvec.comp (n <= MATVEC_MAX_BATCH).
@@ -110,13 +136,22 @@ pub fn matvec(
     }
     let caps = gpu.caps();
     let variant = shaders::for_format("matvec", w.ty, "").ok_or_else(|| VulkanError::MissingShader(format!("matvec_{}", w.ty)))?;
-    let wg = subgroup_wg(caps, SUBGROUPS_PER_WG);
-    let rows_per_wg = matvec_rows_per_wg();
+    let tuning = MatvecTuning::for_device(caps);
+    let wg = subgroup_wg(caps, tuning.subgroups);
+    let rows_per_wg = (wg / caps.subgroup.size.max(1)) * tuning.rows_per_subgroup;
+    let x_vec4 = x.off % 4 == 0 && (x.stride % 4 == 0 || n == 1);
     let kernel = gpu.kernel(&KernelSpec {
         variant: variant.name.to_string(),
         bindings: 3,
         push_size: std::mem::size_of::<MatvecPush>() as u32,
-        spec: vec![wg, rows_per_wg],
+        spec: vec![
+            wg,
+            rows_per_wg,
+            tuning.rows_per_subgroup,
+            n as u32,
+            u32::from(out == Output::Glu),
+            u32::from(x_vec4),
+        ],
         local_size: wg,
         subgroup_sized: true,
     })?;
@@ -129,11 +164,7 @@ pub fn matvec(
         }
         _ => (w.nrows, 0),
     };
-    let flags = match out {
-        Output::Store => 0,
-        Output::Accumulate => 1,
-        Output::Glu => 2,
-    };
+    let flags = u32::from(out == Output::Accumulate);
     for piece in &w.pieces {
         let rows = if out == Output::Glu { out_rows } else { piece.nrows };
         let push = MatvecPush {
