@@ -99,16 +99,17 @@ vec4 i8x4(uint q) {
 // ---- K-quant helpers ----------------------------------------------------------------------------
 
 #if defined(FMT_Q4_K) || defined(FMT_Q5_K)
-// get_scale_min_k4: 6-bit scale and min number j (0..7) from the 12 packed bytes at byte b.
+// get_scale_min_k4: 6-bit scale and min number j (0..7) from the 12 packed bytes at byte b (a
+// multiple of 4). Branch-free: lanes of a subgroup take different j.
 void scale_min_k4(uint b, uint j, out float sc, out float mn) {
-    if (j < 4u) {
-        sc = float(w_u8(b + j) & 63u);
-        mn = float(w_u8(b + j + 4u) & 63u);
-    } else {
-        uint hi = w_u8(b + j + 4u);
-        sc = float((hi & 0xFu) | ((w_u8(b + j - 4u) >> 6) << 4));
-        mn = float((hi >> 4) | ((w_u8(b + j) >> 6) << 4));
-    }
+    const uint i = b >> 2;
+    const uint sh = (j & 3u) * 8u;
+    const uint a = (w[i] >> sh) & 0xFFu;        // byte j & 3
+    const uint m4 = (w[i + 1u] >> sh) & 0xFFu;  // byte (j & 3) + 4
+    const uint c = (w[i + 2u] >> sh) & 0xFFu;   // byte (j & 3) + 8
+    const bool lo = j < 4u;
+    sc = float(lo ? (a & 63u) : ((c & 0xFu) | ((a >> 6) << 4)));
+    mn = float(lo ? (m4 & 63u) : ((c >> 4) | ((m4 >> 6) << 4)));
 }
 #endif
 

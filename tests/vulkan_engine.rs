@@ -140,3 +140,47 @@ fn engine_matches_reference_forward() {
     }
     h.finish();
 }
+
+#[test]
+fn engine_profile_memory_probes_and_pipeline_cache() {
+    let Some(h) = harness_with(true) else { return };
+    let Some(path) = model_path() else { return };
+    let file = GgufFile::open(&path).expect("open model");
+    let hp = LlamaHParams::from_gguf(&file).unwrap();
+    let weights = LlamaWeights::from_gguf(&file, &hp).unwrap();
+    let before = h.gpu.memory_stats();
+    {
+        let opts = VulkanEngineOptions { n_ctx: 32, max_batch: 16, profile: true, ..Default::default() };
+        let mut eng = VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load engine");
+        let during = h.gpu.memory_stats();
+        let mem = eng.memory();
+        // rawrxd's own accounting covers at least the weights, cache and scratch it reports.
+        assert!(during.allocated_bytes - before.allocated_bytes >= mem.total(), "{during:?} vs {mem:?}");
+        assert!(during.reserved_bytes >= during.allocated_bytes);
+        let heaps = h.gpu.memory_budget();
+        assert!(!heaps.is_empty());
+        if h.gpu.caps().memory_budget {
+            assert!(heaps.iter().any(|x| x.usage.unwrap_or(0) > 0), "{heaps:?}");
+        }
+        eng.forward(&[1, 504, 3613], 0, false).unwrap();
+        eng.forward(&[282], 3, false).unwrap();
+        eng.forward(&[4193], 4, false).unwrap();
+        let p = eng.take_profile().expect("profile mode");
+        for k in ["get_rows", "rmsnorm", "matvec", "rope_kv", "attn", "attn_combine", "copy"] {
+            let s = p.kernels.get(k).unwrap_or_else(|| panic!("no '{k}' in profile:\n{p}"));
+            assert!(s.calls > 0 && s.bytes > 0, "{k}: {s:?}");
+        }
+        // Three forwards (a 3-token batch fits matvec, then two decode steps), each with the fused
+        // q|k|v, output, GLU and down matvecs per layer, plus the logits.
+        assert_eq!(p.kernels["matvec"].calls, 3 * (4 * hp.n_layer as u64 + 1));
+        assert!(!p.kernels.contains_key("matmul"));
+        assert!(p.total_us() > 0.0);
+        println!("{p}");
+    }
+    let after = h.gpu.memory_stats();
+    assert_eq!(after.allocated_bytes, before.allocated_bytes, "engine memory not returned on drop");
+    h.gpu.save_pipeline_cache();
+    let cache = h.gpu.pipeline_cache_path().expect("pipeline cache path");
+    assert!(std::fs::metadata(&cache).map(|m| m.len() > 0).unwrap_or(false), "{} not written", cache.display());
+    h.finish();
+}
