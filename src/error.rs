@@ -50,6 +50,10 @@ pub enum Error {
     #[error("{0}")]
     Script(String),
 
+    /// The Vulkan backend failed.
+    #[error("vulkan: {0}")]
+    Vulkan(#[from] crate::engine::vulkan::VulkanError),
+
     /// Invalid user input (a flag, a scheme rule, a sampling parameter).
     #[error("{0}")]
     Invalid(String),

@@ -11,6 +11,7 @@ pub mod generate;
 pub mod logprobs;
 pub mod perplexity;
 mod select;
+pub mod vulkan;
 
 use crate::model::LlamaHParams;
 use crate::Result;
