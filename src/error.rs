@@ -42,6 +42,10 @@ pub enum Error {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
+    /// A plot could not be laid out or drawn (bad data for the chosen axes, a font that will not load).
+    #[error("plot: {0}")]
+    Plot(String),
+
     /// Invalid user input (a flag, a scheme rule, a sampling parameter).
     #[error("{0}")]
     Invalid(String),
