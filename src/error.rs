@@ -42,7 +42,15 @@ pub enum Error {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
-    /// A plot could not be laid out or drawn (bad data for the chosen axes, a font that will not load).
+    /// The results store failed (SQLite, a damaged row, an unknown run).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+
+    /// A Lua script failed; the message is `file:line: message`.
+    #[error("{0}")]
+    Script(String),
+
+    /// A plot could not be drawn (data unfit for the chosen axes, a font that will not load).
     #[error("plot: {0}")]
     Plot(String),
 

@@ -2,6 +2,7 @@
 
 mod hparams;
 mod role;
+pub mod tokenizer;
 mod weights;
 
 pub use hparams::{LlamaHParams, RopeMode};
