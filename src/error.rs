@@ -50,6 +50,14 @@ pub enum Error {
     #[error("{0}")]
     Script(String),
 
+    /// The Vulkan backend failed.
+    #[error("vulkan: {0}")]
+    Vulkan(#[from] crate::engine::vulkan::VulkanError),
+
+    /// A plot could not be drawn (data unfit for the chosen axes, a font that will not load).
+    #[error("plot: {0}")]
+    Plot(String),
+
     /// Invalid user input (a flag, a scheme rule, a sampling parameter).
     #[error("{0}")]
     Invalid(String),

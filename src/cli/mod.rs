@@ -1,5 +1,6 @@
 //! Command-line surface: one module per command, each with an `Args` struct and a `run` function.
 
+mod devices;
 mod info;
 pub mod results;
 pub mod script;
@@ -31,6 +32,8 @@ enum Command {
     /// Run a Lua script: `rawrxd SCRIPT.lua [ARGS...]`.
     #[command(external_subcommand)]
     Script(Vec<String>),
+    /// List Vulkan devices and the capabilities rawrxd reads from them.
+    Devices(devices::DevicesArgs),
 }
 
 /// Runs the parsed command line.
@@ -49,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let code = script::run_script(Path::new(script), args)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
+        Command::Devices(a) => devices::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }
