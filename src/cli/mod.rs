@@ -1,5 +1,6 @@
 //! Command-line surface: one module per command, each with an `Args` struct and a `run` function.
 
+mod bench;
 mod devices;
 mod info;
 pub mod results;
@@ -32,6 +33,8 @@ enum Command {
     /// Run a Lua script: `rawrxd SCRIPT.lua [ARGS...]`.
     #[command(external_subcommand)]
     Script(Vec<String>),
+    /// Measure prefill and decode throughput, like llama-bench.
+    Bench(bench::BenchArgs),
     /// List Vulkan devices and the capabilities rawrxd reads from them.
     Devices(devices::DevicesArgs),
 }
@@ -53,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
         Command::Devices(a) => devices::run(&a)?,
+        Command::Bench(a) => bench::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,7 +19,7 @@ use crate::Result;
 pub use cpu::CpuEngine;
 pub use generate::{generate, GenerateStats, StopReason};
 pub use perplexity::{kl_divergence, perplexity, KldResult, PerplexityParams, PerplexityResult};
-pub use select::{load_engine, Backend};
+pub use select::{load_engine, load_engine_with, Backend, LoadOptions};
 
 /// Memory an engine holds, by purpose, in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
