@@ -2,6 +2,7 @@
 
 mod hparams;
 mod role;
+pub mod synth;
 mod weights;
 
 pub use hparams::{LlamaHParams, RopeMode};

@@ -20,7 +20,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::GgmlType;
-use crate::gguf::TensorInfo;
+use crate::gguf::{GgufFile, TensorInfo};
 use crate::model::LlamaHParams;
 
 /// A standard mix, named as llama-quantize names it.
@@ -211,6 +211,18 @@ impl MixModel {
             n_head_kv: hp.n_head_kv,
             n_expert: 0,
         }
+    }
+
+    /// The shape of `hp` with the expert count `file` declares (`{arch}.expert_count`).
+    pub fn from_file(file: &GgufFile, hp: &LlamaHParams) -> MixModel {
+        let mut m = MixModel::from_hparams(hp);
+        if let Some(n) = file
+            .get(&format!("{}.expert_count", hp.arch))
+            .and_then(|v| v.as_u64())
+        {
+            m.n_expert = n as usize;
+        }
+        m
     }
 
     /// llama.cpp's `n_gqa()`: query heads per KV head.

@@ -12,6 +12,7 @@
 //! (the K-quant scale searches), `rows.rs` (parallel whole-tensor helpers), `dot.rs` (vec_dot).
 
 mod block;
+pub mod convert;
 mod dot;
 mod float;
 mod helpers;

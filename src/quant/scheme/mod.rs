@@ -260,13 +260,7 @@ impl Scheme {
     /// Resolves the scheme for every tensor of `file` (whose expert count, if any, the mix
     /// recipes take into account).
     pub fn resolve(&self, file: &GgufFile, hp: &LlamaHParams) -> Result<Resolution> {
-        let mut model = MixModel::from_hparams(hp);
-        if let Some(n) = file
-            .get(&format!("{}.expert_count", hp.arch))
-            .and_then(|v| v.as_u64())
-        {
-            model.n_expert = n as usize;
-        }
+        let model = MixModel::from_file(file, hp);
         self.resolve_for(file.tensors(), hp, &model)
     }
 
