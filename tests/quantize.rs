@@ -25,9 +25,7 @@ fn fixture(name: &str) -> Value {
 /// The test model, or `None` when it is missing and RAWRXD_ALLOW_MISSING_MODEL=1.
 fn test_model() -> Option<PathBuf> {
     let path = std::env::var_os("RAWRXD_TEST_MODEL").map_or_else(
-        || {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        },
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
         PathBuf::from,
     );
     if path.exists() {
@@ -53,7 +51,10 @@ fn llama_bin(tool: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("skipping the llama.cpp check: {} not found (set LLAMA_BIN)", p.display());
+        eprintln!(
+            "skipping the llama.cpp check: {} not found (set LLAMA_BIN)",
+            p.display()
+        );
         None
     }
 }
@@ -90,7 +91,11 @@ fn check_recipe(fx: &Value, tensors: &[TensorInfo], model: &MixModel) {
         for ((name, g), w) in names.iter().zip(&got).zip(&want) {
             assert_eq!(g, w, "{mix}: tensor {name}");
         }
-        assert_eq!(mix.file_type() as u64, entry["file_type"].as_u64().unwrap(), "{mix}");
+        assert_eq!(
+            mix.file_type() as u64,
+            entry["file_type"].as_u64().unwrap(),
+            "{mix}"
+        );
     }
 }
 
@@ -109,7 +114,11 @@ fn mix_recipe_matches_llama_quantize_on_synthetic_models() {
     for name in SYNTH_FIXTURES {
         let fx = fixture(name);
         let (shape, _) = synth_shape(&fx);
-        check_recipe(&fx, &shape.tensors(), &MixModel::from_hparams(&shape.hparams()));
+        check_recipe(
+            &fx,
+            &shape.tensors(),
+            &MixModel::from_hparams(&shape.hparams()),
+        );
     }
 }
 
@@ -149,7 +158,16 @@ fn synth_f16(fx: &Value, dir: &Path) -> PathBuf {
         &shape.tensors(),
     );
     let vocab = builtin_vocab(shape.n_vocab).unwrap();
-    write_synthetic(&path, &shape, &types, Mix::F16.file_type(), vocab, seed, |_| {}).unwrap();
+    write_synthetic(
+        &path,
+        &shape,
+        &types,
+        Mix::F16.file_type(),
+        vocab,
+        seed,
+        |_| {},
+    )
+    .unwrap();
     path
 }
 
@@ -187,7 +205,8 @@ fn quantize_output_is_identical_to_llama_quantize() {
                 Some(mix.file_type() as u64)
             );
             assert_eq!(
-                q.get("general.quantization_version").and_then(|v| v.as_u64()),
+                q.get("general.quantization_version")
+                    .and_then(|v| v.as_u64()),
                 Some(2)
             );
             std::fs::remove_file(&out).unwrap();
@@ -202,12 +221,24 @@ fn synth_files_have_llama_quantize_sizes() {
     let fx = fixture(SYNTH_FIXTURES[1]);
     let (shape, seed) = synth_shape(&fx);
     let dir = tempfile::tempdir().unwrap();
-    for mix in [Mix::Q2K, Mix::Q3KM, Mix::Q4KM, Mix::Q5KS, Mix::Q6K, Mix::Q8_0, Mix::Q4_1] {
+    for mix in [
+        Mix::Q2K,
+        Mix::Q3KM,
+        Mix::Q4KM,
+        Mix::Q5KS,
+        Mix::Q6K,
+        Mix::Q8_0,
+        Mix::Q4_1,
+    ] {
         let path = dir.path().join(format!("{mix}.gguf"));
-        let types = mix_types(mix, &MixModel::from_hparams(&shape.hparams()), &shape.tensors());
+        let types = mix_types(
+            mix,
+            &MixModel::from_hparams(&shape.hparams()),
+            &shape.tensors(),
+        );
         let vocab = builtin_vocab(shape.n_vocab).unwrap();
-        let s = write_synthetic(&path, &shape, &types, mix.file_type(), vocab, seed, |_| {})
-            .unwrap();
+        let s =
+            write_synthetic(&path, &shape, &types, mix.file_type(), vocab, seed, |_| {}).unwrap();
         let f = GgufFile::open(&path).unwrap();
         let mut expected = f.data_offset();
         for (t, ty) in f.tensors().iter().zip(&types) {
@@ -243,7 +274,10 @@ fn quantizing_the_test_model_to_q8_0_and_f16_round_trips() {
         },
         |_| {},
     );
-    assert!(refused.unwrap_err().to_string().contains("--allow-requantize"));
+    assert!(refused
+        .unwrap_err()
+        .to_string()
+        .contains("--allow-requantize"));
     for mix in [Mix::Q8_0, Mix::F16] {
         let out = dir.path().join(format!("{mix}.gguf"));
         let types = mix_types(mix, &model, src.tensors());
@@ -284,14 +318,20 @@ fn quantizing_the_test_model_to_q8_0_and_f16_round_trips() {
 /// llama.cpp loads and runs what rawrxd writes (skipped, with a message, without its binaries).
 #[test]
 fn llama_cpp_runs_synthetic_and_quantized_files() {
-    let Some(simple) = llama_bin("llama-simple") else { return };
+    let Some(simple) = llama_bin("llama-simple") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let shape = SynthShape::parse("n_embd=256,n_layer=2,n_head=4,n_head_kv=2,n_ff=512,n_vocab=400")
         .unwrap();
     let mut files = Vec::new();
     for mix in [Mix::Q4KM, Mix::Q2K, Mix::Q8_0] {
         let path = dir.path().join(format!("{mix}.gguf"));
-        let types = mix_types(mix, &MixModel::from_hparams(&shape.hparams()), &shape.tensors());
+        let types = mix_types(
+            mix,
+            &MixModel::from_hparams(&shape.hparams()),
+            &shape.tensors(),
+        );
         let vocab = builtin_vocab(shape.n_vocab).unwrap();
         write_synthetic(&path, &shape, &types, mix.file_type(), vocab, 1, |_| {}).unwrap();
         files.push(path);
