@@ -359,3 +359,131 @@ fn llama_cpp_runs_synthetic_and_quantized_files() {
         assert!(log.contains("decoded 4 tokens"), "{}: {log}", f.display());
     }
 }
+
+/// `--vocab-from`: the donor's tokenizer is copied whole, and a size mismatch is refused.
+#[test]
+fn synth_takes_a_donor_vocabulary() {
+    let Some(path) = test_model() else { return };
+    let donor = GgufFile::open(&path).unwrap();
+    let shape = SynthShape::parse("smollm-135m,n_layer=1").unwrap();
+    let vocab = rawrxd::model::synth::donor_vocab(&donor, shape.n_vocab).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("donor.gguf");
+    let types = mix_types(
+        Mix::Q8_0,
+        &MixModel::from_hparams(&shape.hparams()),
+        &shape.tensors(),
+    );
+    write_synthetic(&out, &shape, &types, 7, vocab, 5, |_| {}).unwrap();
+    let f = GgufFile::open(&out).unwrap();
+    for (k, v) in donor.metadata() {
+        if k.starts_with("tokenizer.") {
+            assert_eq!(f.get(k), Some(v), "{k}");
+        }
+    }
+    let err = rawrxd::model::synth::donor_vocab(&donor, 32000).unwrap_err();
+    assert!(err.to_string().contains("49152"), "{err}");
+    if let Some(simple) = llama_bin("llama-simple") {
+        let run = std::process::Command::new(simple)
+            .arg("-m")
+            .arg(&out)
+            .args(["-n", "4", "hi"])
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}
+
+/// The two commands end to end: per-tensor lines, totals, a scheme, and errors with locations.
+#[test]
+fn quantize_and_synth_commands() {
+    let exe = env!("CARGO_BIN_EXE_rawrxd");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(exe)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let p = |name: &str| dir.path().join(name).to_string_lossy().to_string();
+    let shape = "n_embd=256,n_layer=4,n_head=4,n_head_kv=1,n_ff=512,n_vocab=300";
+    let (code, stdout, stderr) = run(&[
+        "synth",
+        "--shape",
+        shape,
+        "--type",
+        "q4_0",
+        "-o",
+        &p("a.gguf"),
+        "-t",
+        "2",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1 + 4 * 9 + 2 + 1, "{stdout}");
+    assert!(stdout.contains("blk.3.ffn_down.weight") && stdout.contains("f32 → q4_0"));
+
+    // Q4_0 is quantized: converting it needs --allow-requantize
+    let (code, _, stderr) = run(&["quantize", &p("a.gguf"), &p("b.gguf"), "Q8_0"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("--allow-requantize"), "{stderr}");
+
+    let scheme = concat!(env!("CARGO_MANIFEST_DIR"), "/schemes/hybrid_example.lua");
+    let (code, stdout, stderr) = run(&[
+        "quantize",
+        &p("a.gguf"),
+        &p("b.gguf"),
+        "--scheme",
+        scheme,
+        "--allow-requantize",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("requantizing"), "{stderr}");
+    assert!(
+        stdout.contains("q4_0 → q6_K") && stdout.contains("q4_0 → q4_K"),
+        "{stdout}"
+    );
+    let last = stdout.lines().last().unwrap();
+    assert!(last.contains("39 tensors") && last.contains(" s"), "{last}");
+    let f = GgufFile::open(p("b.gguf")).unwrap();
+    let ty = |n: &str| f.tensor(n).unwrap().ty;
+    assert_eq!(ty("token_embd.weight"), GgmlType::Q8_0);
+    assert_eq!(ty("blk.0.ffn_down.weight"), GgmlType::Q6K);
+    assert_eq!(ty("blk.2.ffn_down.weight"), GgmlType::Q6K);
+    assert_eq!(ty("blk.2.attn_q.weight"), GgmlType::Q4K);
+
+    let bad = p("bad.lua");
+    std::fs::write(
+        &bad,
+        "return {\n  default = 'q4_k',\n  { role = 'attn_v' type = 'q6_k' },\n}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&["quantize", &p("a.gguf"), &p("c.gguf"), "--scheme", &bad]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains(&format!("{bad}:3:")), "{stderr}");
+    assert!(!dir.path().join("c.gguf").exists());
+
+    let (code, _, stderr) = run(&[
+        "synth",
+        "--shape",
+        "llama-2b",
+        "--type",
+        "Q8_0",
+        "-o",
+        &p("d.gguf"),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("llama-2b") && stderr.contains("llama-7b"),
+        "{stderr}"
+    );
+}
