@@ -58,6 +58,11 @@ pub enum Error {
     #[error("plot: {0}")]
     Plot(String),
 
+    /// A quantization scheme failed to load or to resolve; `msg` starts with `file:line:` where
+    /// Lua knows the line, with the file otherwise.
+    #[error("{msg}")]
+    Scheme { path: PathBuf, msg: String },
+
     /// Invalid user input (a flag, a scheme rule, a sampling parameter).
     #[error("{0}")]
     Invalid(String),

@@ -6,6 +6,8 @@ mod info;
 pub mod results;
 pub mod script;
 mod tokenize;
+mod quantize;
+mod synth;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -37,6 +39,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List Vulkan devices and the capabilities rawrxd reads from them.
     Devices(devices::DevicesArgs),
+    /// Convert a GGUF model to a standard mix (Q4_K_M, Q8_0, ...) or a Lua hybrid scheme.
+    Quantize(quantize::QuantizeArgs),
+    /// Write a llama.cpp-loadable model of any shape with seeded random weights.
+    Synth(synth::SynthArgs),
 }
 
 /// Runs the parsed command line.
@@ -57,6 +63,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Devices(a) => devices::run(&a)?,
         Command::Bench(a) => bench::run(&a)?,
+        Command::Quantize(a) => quantize::run(&a)?,
+        Command::Synth(a) => synth::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ mod hparams;
 mod role;
 mod sampler;
 pub mod tokenizer;
+pub mod synth;
 mod weights;
 
 pub use hparams::{LlamaHParams, RopeMode};
