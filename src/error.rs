@@ -47,6 +47,14 @@ pub enum Error {
     #[error("{msg}")]
     Scheme { path: PathBuf, msg: String },
 
+    /// The results store failed (SQLite, a damaged row, an unknown run).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+
+    /// A Lua script failed; the message is `file:line: message`.
+    #[error("{0}")]
+    Script(String),
+
     /// Invalid user input (a flag, a scheme rule, a sampling parameter).
     #[error("{0}")]
     Invalid(String),

@@ -168,3 +168,141 @@ fn quantize_is_bit_exact_with_ggml() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Root-mean-square of `a - b` divided by the RMS of `a`.
+fn relative_rmse(a: &[f32], b: &[f32]) -> f64 {
+    let (mut err, mut sig) = (0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        err += (f64::from(x) - f64::from(y)).powi(2);
+        sig += f64::from(x).powi(2);
+    }
+    (err / sig).sqrt()
+}
+
+/// The Gaussian-like segments of input.f32 (plain, scale-varying and with outliers).
+fn gaussian_segments(x: &[f32]) -> Vec<f32> {
+    [0, 1, 2, 5, 6]
+        .iter()
+        .flat_map(|&s| x[256 * s..256 * (s + 1)].iter().copied())
+        .collect()
+}
+
+#[test]
+fn round_trip_error_is_bounded_by_ggml_reference() {
+    // ggml's own relative RMSE on these segments (from the `.deq.f32` fixtures) is below these
+    // bounds, which are its measured values rounded up by about 10%.
+    let bounds = [
+        (GgmlType::Q4_0, 0.125),
+        (GgmlType::Q4_1, 0.105),
+        (GgmlType::Q5_0, 0.067),
+        (GgmlType::Q5_1, 0.050),
+        (GgmlType::Q8_0, 0.0085),
+        (GgmlType::Q8_1, 0.0085),
+        (GgmlType::Q2K, 0.35),
+        (GgmlType::Q3K, 0.195),
+        (GgmlType::Q4K, 0.095),
+        (GgmlType::Q5K, 0.050),
+        (GgmlType::Q6K, 0.024),
+        (GgmlType::Q8K, 0.0155),
+    ];
+    let x = gaussian_segments(&fixture_f32("input.f32"));
+    for (ty, bound) in bounds {
+        let reference = gaussian_segments(&fixture_f32(&format!("{}.deq.f32", ty.ggml_name())));
+        let ref_err = relative_rmse(&x, &reference);
+        assert!(
+            ref_err < bound,
+            "{ty}: ggml's error {ref_err} vs bound {bound}"
+        );
+
+        let q = quant::quantize_rows(ty, &x, 256).unwrap();
+        let y = quant::dequantize_rows(ty, &q, 256).unwrap();
+        let err = relative_rmse(&x, &y);
+        assert!(
+            err <= ref_err * (1.0 + 1e-9),
+            "{ty}: round-trip error {err} exceeds ggml's {ref_err}"
+        );
+    }
+}
+
+#[test]
+fn float_round_trips_are_within_half_an_ulp() {
+    let x = gaussian_segments(&fixture_f32("input.f32"));
+    // fp16 keeps 11 significant bits, bf16 8: rounding to nearest errs by at most half a unit.
+    for (ty, rel) in [
+        (GgmlType::F16, 2f32.powi(-11)),
+        (GgmlType::BF16, 2f32.powi(-8)),
+    ] {
+        let q = quant::quantize_rows(ty, &x, 256).unwrap();
+        let y = quant::dequantize_rows(ty, &q, 256).unwrap();
+        for (&a, &b) in x.iter().zip(&y) {
+            if a.abs() > 1e-4 {
+                assert!((a - b).abs() <= a.abs() * rel, "{ty}: {a} -> {b}");
+            }
+        }
+    }
+}
+
+/// A deterministic pseudo-random tensor of `n` values (xorshift; shape does not matter here).
+fn pseudo_random(n: usize) -> Vec<f32> {
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    (0..n)
+        .map(|i| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let u = (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            u * (1.0 + (i / 512 % 7) as f32)
+        })
+        .collect()
+}
+
+#[test]
+fn parallel_rows_equal_serial_quantization() {
+    let (n_rows, n_per_row) = (48, 4096);
+    let x = pseudo_random(n_rows * n_per_row);
+    for ty in GgmlType::ALL {
+        let rows = quant::quantize_rows(ty, &x, n_per_row).unwrap();
+        let mut serial = vec![0u8; ty.row_bytes(x.len()).unwrap()];
+        quant::quantize(ty, &x, &mut serial).unwrap();
+        assert!(rows == serial, "{ty}: quantize_rows differs from quantize");
+
+        let deq_rows = quant::dequantize_rows(ty, &rows, n_per_row).unwrap();
+        let mut deq = vec![0f32; x.len()];
+        quant::dequantize(ty, &serial, &mut deq).unwrap();
+        assert!(
+            deq_rows == deq,
+            "{ty}: dequantize_rows differs from dequantize"
+        );
+    }
+}
+
+#[test]
+fn vec_dot_matches_dequantized_dot() {
+    let n = 768; // three super-blocks, 24 legacy blocks: several stack-buffer chunks
+    let w = pseudo_random(4 * n);
+    let x: Vec<f32> = pseudo_random(n + 7)[7..].to_vec();
+    for ty in GgmlType::ALL {
+        let q = quant::quantize_rows(ty, &w, n).unwrap();
+        let deq = quant::dequantize_rows(ty, &q, n).unwrap();
+        let row_bytes = ty.row_bytes(n).unwrap();
+        for r in 0..4 {
+            let row = &q[r * row_bytes..(r + 1) * row_bytes];
+            let wr = &deq[r * n..(r + 1) * n];
+            let exact: f64 = wr
+                .iter()
+                .zip(&x)
+                .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                .sum();
+            let scale: f64 = wr
+                .iter()
+                .zip(&x)
+                .map(|(&a, &b)| f64::from(a * b).abs())
+                .sum();
+            let got = quant::vec_dot(ty, row, &x).unwrap();
+            assert!(
+                (f64::from(got) - exact).abs() <= 1e-6 * scale,
+                "{ty} row {r}: vec_dot {got} vs {exact}"
+            );
+        }
+    }
+}

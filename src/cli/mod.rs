@@ -3,12 +3,18 @@
 mod info;
 mod quantize;
 mod synth;
+pub mod results;
+pub mod script;
+mod tokenize;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 /// rawrxd — a scriptable benchmark runtime for quantized LLM inference on GPUs.
+///
+/// Run a test plan with `rawrxd SCRIPT.lua [ARGS...]`.
 #[derive(Debug, Parser)]
 #[command(name = "rawrxd", version, about, long_about = None)]
 pub struct Cli {
@@ -24,6 +30,13 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Write a llama.cpp-loadable model of any shape with seeded random weights.
     Synth(synth::SynthArgs),
+    /// Inspect, export and compare stored results.
+    Results(results::ResultsArgs),
+    /// Print the token ids of a text, like llama.cpp's llama-tokenize.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Run a Lua script: `rawrxd SCRIPT.lua [ARGS...]`.
+    #[command(external_subcommand)]
+    Script(Vec<String>),
 }
 
 /// Runs the parsed command line.
@@ -32,6 +45,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info(a) => info::run(&a)?,
         Command::Quantize(a) => quantize::run(&a)?,
         Command::Synth(a) => synth::run(&a)?,
+        Command::Results(a) => results::run(&a)?,
+        Command::Tokenize(a) => tokenize::run(&a)?,
+        Command::Script(argv) => {
+            let Some((script, args)) = argv.split_first() else {
+                anyhow::bail!("no command given");
+            };
+            if !(Path::new(script).is_file() || script.ends_with(".lua")) {
+                anyhow::bail!("unknown command '{script}' (and no script file by that name)");
+            }
+            let code = script::run_script(Path::new(script), args)?;
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 mod hparams;
 mod role;
 pub mod synth;
+pub mod tokenizer;
 mod weights;
 
 pub use hparams::{LlamaHParams, RopeMode};
