@@ -2,9 +2,9 @@
 
 mod info;
 mod quantize;
-mod synth;
 pub mod results;
 pub mod script;
+mod synth;
 mod tokenize;
 
 use std::path::Path;
