@@ -87,6 +87,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     print_table(&mut out, args, &file, &result)?;
+    if let Some(profile) = engine.take_profile_report() {
+        writeln!(
+            out,
+            "\nper-kernel profile (GPU timestamps, all runs above):\n{profile}"
+        )?;
+    }
     Ok(())
 }
 

@@ -3,11 +3,11 @@
 mod bench;
 mod devices;
 mod info;
+mod quantize;
 pub mod results;
 pub mod script;
-mod tokenize;
-mod quantize;
 mod synth;
+mod tokenize;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -72,4 +72,9 @@ pub trait Engine {
     fn peak_bandwidth(&self) -> Option<f64> {
         None
     }
+    /// The per-kernel profile gathered since the last call, as a printable table, when the engine
+    /// was loaded with profiling on (GPU timestamps). Taking it resets the counters.
+    fn take_profile_report(&mut self) -> Option<String> {
+        None
+    }
 }

@@ -4,8 +4,8 @@
 mod hparams;
 mod role;
 mod sampler;
-pub mod tokenizer;
 pub mod synth;
+pub mod tokenizer;
 mod weights;
 
 pub use hparams::{LlamaHParams, RopeMode};
