@@ -1,6 +1,9 @@
 //! Command-line surface: one module per command, each with an `Args` struct and a `run` function.
 
+mod engine_args;
+mod generate;
 mod info;
+mod perplexity;
 pub mod results;
 pub mod script;
 mod tokenize;
@@ -24,6 +27,10 @@ pub struct Cli {
 enum Command {
     /// Print a GGUF model's architecture, hyper-parameters, tokenizer and tensor table.
     Info(info::InfoArgs),
+    /// Complete a prompt: stream the text, then report prefill and decode speed.
+    Generate(generate::GenerateArgs),
+    /// Measure perplexity over a text file (llama-perplexity's method), or KL divergence.
+    Perplexity(perplexity::PerplexityArgs),
     /// Inspect, export and compare stored results.
     Results(results::ResultsArgs),
     /// Print the token ids of a text, like llama.cpp's llama-tokenize.
@@ -37,6 +44,8 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Info(a) => info::run(&a)?,
+        Command::Generate(a) => generate::run(&a)?,
+        Command::Perplexity(a) => perplexity::run(&a)?,
         Command::Results(a) => results::run(&a)?,
         Command::Tokenize(a) => tokenize::run(&a)?,
         Command::Script(argv) => {
