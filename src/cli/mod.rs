@@ -2,7 +2,10 @@
 
 mod bench;
 mod devices;
+mod engine_args;
+mod generate;
 mod info;
+mod perplexity;
 mod quantize;
 pub mod results;
 pub mod script;
@@ -35,6 +38,10 @@ enum Command {
     /// Run a Lua script: `rawrxd SCRIPT.lua [ARGS...]`.
     #[command(external_subcommand)]
     Script(Vec<String>),
+    /// Complete a prompt: stream the text, then report prefill and decode speed.
+    Generate(generate::GenerateArgs),
+    /// Measure perplexity over a text file (llama-perplexity's method), or KL divergence.
+    Perplexity(perplexity::PerplexityArgs),
     /// Measure prefill and decode throughput, like llama-bench.
     Bench(bench::BenchArgs),
     /// List Vulkan devices and the capabilities rawrxd reads from them.
@@ -63,6 +70,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Devices(a) => devices::run(&a)?,
         Command::Bench(a) => bench::run(&a)?,
+        Command::Generate(a) => generate::run(&a)?,
+        Command::Perplexity(a) => perplexity::run(&a)?,
         Command::Quantize(a) => quantize::run(&a)?,
         Command::Synth(a) => synth::run(&a)?,
     }
