@@ -61,12 +61,12 @@ if [ "$do_correct" = 1 ]; then
     [ -s "$m" ] || "$bin" synth --shape smollm-135m --type "$t" -o "$m" -t "$threads" > /dev/null
     pc=$("$bin" perplexity -m "$m" -f data/eval.txt -c 128 --chunks 4 --backend cpu --json | tee "$out/ppl-cpu-$t.json")
     pv=$("$bin" perplexity -m "$m" -f data/eval.txt -c 128 --chunks 4 --backend vulkan --json | tee "$out/ppl-vulkan-$t.json")
-    gc=$("$bin" generate -m "$m" -p "The capital of France is" -n 32 --backend cpu --json | tee "$out/gen-cpu-$t.json")
-    gv=$("$bin" generate -m "$m" -p "The capital of France is" -n 32 --backend vulkan --json | tee "$out/gen-vulkan-$t.json")
+    gc=$("$bin" generate -m "$m" -p "The capital of France is" -n 32 --temp 0 --backend cpu --json | tee "$out/gen-cpu-$t.json")
+    gv=$("$bin" generate -m "$m" -p "The capital of France is" -n 32 --temp 0 --backend vulkan --json | tee "$out/gen-vulkan-$t.json")
     python3 - "$t" "$pc" "$pv" "$gc" "$gv" <<'PY' | tee -a "$summary"
 import json, sys
 t, pc, pv, gc, gv = sys.argv[1], *[json.loads(a) for a in sys.argv[2:]]
-a, b = pc["ppl"], pv["ppl"]
+a, b = pc["ppl"]["value"], pv["ppl"]["value"]
 same = gc.get("tokens") == gv.get("tokens")
 print(f"| {t} | {a:.4f} | {b:.4f} | {abs(a-b)/a*100:.4f} % | {'yes' if same else 'NO'} |")
 PY
