@@ -42,6 +42,11 @@ pub enum Error {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
+    /// A quantization scheme failed to load or to resolve; `msg` starts with `file:line:` where
+    /// Lua knows the line, with the file otherwise.
+    #[error("{msg}")]
+    Scheme { path: PathBuf, msg: String },
+
     /// The results store failed (SQLite, a damaged row, an unknown run).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

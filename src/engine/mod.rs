@@ -11,6 +11,7 @@ pub mod generate;
 pub mod logprobs;
 pub mod perplexity;
 mod select;
+pub mod variant;
 pub mod vulkan;
 
 use crate::model::LlamaHParams;
@@ -19,7 +20,7 @@ use crate::Result;
 pub use cpu::CpuEngine;
 pub use generate::{generate, GenerateStats, StopReason};
 pub use perplexity::{kl_divergence, perplexity, KldResult, PerplexityParams, PerplexityResult};
-pub use select::{load_engine, Backend};
+pub use select::{load_engine, load_engine_with, Backend, LoadOptions};
 
 /// Memory an engine holds, by purpose, in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -89,10 +90,19 @@ pub trait Engine: Send {
     fn peak_bandwidth(&self) -> Option<f64> {
         None
     }
+    /// The per-kernel profile gathered since the last call, as a printable table, when the engine
+    /// was loaded with profiling on (GPU timestamps). Taking it resets the counters.
+    fn take_profile_report(&mut self) -> Option<String> {
+        None
+    }
     /// The device's memory heaps with the driver's budget and usage, read now; empty when the
     /// backend has no device heaps (CPU) or cannot tell.
     fn memory_heaps(&self) -> Vec<HeapUsage> {
         Vec::new()
+    }
+    /// Whether [`Engine::replace_tensor`] works on this backend.
+    fn can_replace_tensors(&self) -> bool {
+        false
     }
     /// Replaces the data of weight tensor `name` with `bytes` of type `ty` (same shape), e.g. after
     /// a hybrid scheme changed its type. The KV cache is stale afterwards; callers reset. Backends

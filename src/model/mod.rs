@@ -4,6 +4,7 @@
 mod hparams;
 mod role;
 mod sampler;
+pub mod synth;
 pub mod tokenizer;
 mod weights;
 

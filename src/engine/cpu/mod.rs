@@ -74,6 +74,9 @@ fn rope_of(f: &GgufFile, hp: &LlamaHParams) -> Result<Rope> {
         "linear" => return Err(bad(format!("rope scaling factor {factor}"))),
         other => return Err(bad(format!("rope scaling '{other}' is not supported"))),
     };
+    if hp.n_rot == 0 {
+        return Err(bad("rope.dimension_count is 0".into()));
+    }
     let freq_factors = match f.tensor("rope_freqs.weight") {
         Some(t) => {
             if t.n_elements() as usize != hp.n_rot / 2 {
