@@ -283,6 +283,9 @@ impl Engine for FakeEngine {
     fn peak_bandwidth(&self) -> Option<f64> {
         Some(1e12)
     }
+    fn can_replace_tensors(&self) -> bool {
+        true
+    }
     fn replace_tensor(
         &mut self,
         name: &str,
@@ -321,6 +324,7 @@ fn fake_engine(h: &Host) -> engine::EngineHandle {
         },
         source,
         types,
+        None,
     )
 }
 
@@ -468,4 +472,122 @@ fn default_model_is_found_from_the_source_tree() {
         None => test_model(),
     };
     assert_eq!(p.canonicalize().unwrap(), want.canonicalize().unwrap());
+}
+
+#[test]
+fn option_tables_are_checked_and_errors_read_in_one_line() {
+    let e = eval_err("require('rawrxd').engine.load { ctxx = 1 }");
+    assert!(
+        e.starts_with("snippet.lua:1:") && e.contains("unknown option 'ctxx'"),
+        "{e}"
+    );
+    let e = eval_err("require('rawrxd').engine.load { backend = 'metal' }");
+    assert!(
+        e.contains("option 'backend': unknown backend 'metal'"),
+        "{e}"
+    );
+    let e = eval_err("require('rawrxd').engine.load { ctx = 0 }");
+    assert!(
+        e.contains("option 'ctx': expected a whole number ≥ 1, got 0"),
+        "{e}"
+    );
+    let e = eval_err("require('rawrxd').engine.load { variant = 'q4_k_m', scheme = 'x.lua' }");
+    assert!(e.contains("not both"), "{e}");
+    let msg: String = eval(
+        r#"local rx = require "rawrxd"
+           local ok, e = pcall(rx.time.sleep, -1)
+           assert(not ok)
+           return rx.error_message(e)"#,
+    );
+    assert!(
+        msg.ends_with("rawrxd.time.sleep: expected a non-negative number of seconds, got -1")
+            && !msg.contains("traceback"),
+        "{msg}"
+    );
+    let msg: String =
+        eval("local ok, e = pcall(error, 'plain') return require('rawrxd').error_message(e)");
+    assert_eq!(msg, "plain");
+}
+
+#[test]
+fn data_file_hooks_bump_the_generation_or_report_their_error() {
+    use std::sync::{Arc, Mutex};
+    let (dir, _path, h) = host(
+        "local rx = require 'rawrxd'\n\
+         rx.on_reload(function(info) files = table.concat(info.files, ',') end)\n",
+    );
+    h.run().unwrap();
+    let data = dir.path().join("s.lua");
+    std::fs::write(&data, "a").unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    reload::watch_data(
+        h.lua(),
+        &data,
+        Box::new(move |p| {
+            let c = std::fs::read_to_string(p).unwrap();
+            log.lock().unwrap().push(c.clone());
+            match c.as_str() {
+                "bad" => reload::DataOutcome::Failed("s.lua:1: bad".into()),
+                "gone" => reload::DataOutcome::Gone,
+                _ => reload::DataOutcome::Applied(format!("applied {c}")),
+            }
+        }),
+    );
+    // Unchanged content is not a change.
+    assert_eq!(h.reload_now(&[&data]).unwrap(), None);
+    std::fs::write(&data, "b").unwrap();
+    assert_eq!(h.reload_now(&[&data]).unwrap(), Some(1));
+    let files: String = h.lua().load("return files").eval().unwrap();
+    assert!(files.ends_with("s.lua"), "{files}");
+    std::fs::write(&data, "bad").unwrap();
+    assert_eq!(h.reload_now(&[&data]).unwrap(), None);
+    assert_eq!(h.generation(), 1);
+    assert_eq!(h.last_reload_error().as_deref(), Some("s.lua:1: bad"));
+    // A hook whose owner is gone is dropped: later edits reach nobody.
+    std::fs::write(&data, "gone").unwrap();
+    assert_eq!(h.reload_now(&[&data]).unwrap(), None);
+    std::fs::write(&data, "c").unwrap();
+    assert_eq!(h.reload_now(&[&data]).unwrap(), None);
+    assert_eq!(*seen.lock().unwrap(), ["b", "bad", "gone"]);
+    assert_eq!(h.generation(), 1);
+}
+
+#[test]
+fn report_draws_the_curve_and_plots() {
+    let (dir, _p, h) = host("return 0");
+    let out = dir.path().join("plots/curve");
+    h.lua()
+        .globals()
+        .set("out", out.to_string_lossy().into_owned())
+        .unwrap();
+    let (svg, png, svg2): (String, String, String) = h
+        .lua()
+        .load(
+            r#"local r = require("rawrxd").report
+               local c = r.curve { out = out, points = {
+                 { variant = "Q4_K_M", vram_mib = 95.5, tg_tps = 41.2, ms_p95 = 25.1 },
+                 { variant = "Q8_0", vram_mib = 140.2, tg_tps = 30.3, ms_p95 = 33.0 } } }
+               local p = r.plot { out = out .. "_lines", title = "ttft", x = "streams", y = "ms",
+                                  series = { { name = "p50", points = { { 1, 10 }, { 2, 12 } } },
+                                             { name = "p95", points = { { x = 1, y = 20 },
+                                                                        { x = 2, y = 30 } } } } }
+               return c.svg, c.png, p.svg"#,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(svg, format!("{}.svg", out.display()));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("<svg") && text.contains("Q4_K_M") && text.contains("Q8_0"));
+    assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    let lines = std::fs::read_to_string(&svg2).unwrap();
+    assert!(lines.contains("p95") && lines.contains("ttft"));
+    let e = eval_err(
+        "require('rawrxd').report.curve { out = '/tmp/x', points = { { variant = 'a', tg_tps = 1, \
+         ms_p95 = 2 } } }",
+    );
+    assert!(
+        e.contains("point 1: field 'vram_mib': expected a number, got nil"),
+        "{e}"
+    );
 }

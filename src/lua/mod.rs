@@ -18,7 +18,9 @@ pub mod log;
 pub mod model;
 mod opts;
 pub mod probe;
+pub mod quant;
 pub mod reload;
+pub mod report;
 pub mod results;
 pub mod time;
 

@@ -2,17 +2,25 @@
 //!
 //! `open(path)` maps a file once and hands out a `Model` userdata sharing it (an `Arc`), so an
 //! engine loaded from it and later `info()` calls never re-read or re-parse the file. `default()`
-//! finds the embedded default model. Functions elsewhere that take a model accept a `Model` or a
-//! path ([`model_arg`]).
+//! finds the embedded default model. `synth{shape=, type= | scheme=, out=, seed=}` writes a
+//! synthetic llama model (seeded random weights, quantized while written) and opens it; without
+//! `out` it goes to the variant cache and is reused when already there. Functions elsewhere that
+//! take a model accept a `Model` or a path ([`model_arg`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mlua::{Lua, LuaSerdeExt, Table, UserData, UserDataFields, UserDataMethods, Value};
 
+use super::bench::bar;
 use super::error::lua_err;
+use super::opts::Opts;
+use crate::engine::variant::default_cache_dir;
 use crate::gguf::GgufFile;
+use crate::model::synth::{builtin_vocab, donor_vocab, write_synthetic, SynthShape, NAMED_SHAPES};
 use crate::model::LlamaHParams;
+use crate::quant::mix::mix_types;
+use crate::quant::{Mix, MixModel, Scheme};
 use crate::{Error, Result};
 
 /// The default model's file name, under `models/`.
@@ -176,6 +184,108 @@ impl UserData for LuaModel {
     }
 }
 
+const SYNTH: &str = "rawrxd.model.synth";
+
+/// `rawrxd.model.synth{...}`.
+fn synth(opts: Table) -> mlua::Result<LuaModel> {
+    let o = Opts::new(
+        opts,
+        SYNTH,
+        &[
+            "shape",
+            "type",
+            "scheme",
+            "out",
+            "seed",
+            "vocab_from",
+            "progress",
+        ],
+    )?;
+    let spec = o.string("shape")?.ok_or_else(|| {
+        o.error(format!(
+            "option 'shape' is required ({})",
+            NAMED_SHAPES.join(", ")
+        ))
+    })?;
+    let shape = SynthShape::parse(&spec).map_err(|e| {
+        o.error(format!(
+            "option 'shape': {e} (presets: {})",
+            NAMED_SHAPES.join(", ")
+        ))
+    })?;
+    let seed = o.int("seed", 0)?.map_or(42, |s| s as u64);
+    let tensors = shape.tensors();
+    let hp = shape.hparams();
+    let (types, file_type, label) = match (o.string("type")?, o.string("scheme")?) {
+        (Some(_), Some(_)) => return Err(o.error("give either type= (a mix) or scheme=, not both")),
+        (None, Some(s)) => {
+            let r = Scheme::load(&s)
+                .and_then(|sc| sc.resolve_tensors(&tensors, &hp))
+                .map_err(lua_err)?;
+            let stem = Path::new(&s)
+                .file_stem()
+                .map_or_else(|| "scheme".into(), |x| x.to_string_lossy().into_owned());
+            (r.types(), r.file_type, stem)
+        }
+        (m, None) => {
+            let mix: Mix = m
+                .as_deref()
+                .unwrap_or("Q4_K_M")
+                .parse()
+                .map_err(|e| o.error(format!("option 'type': {e}")))?;
+            let types = mix_types(mix, &MixModel::from_hparams(&hp), &tensors);
+            (types, mix.file_type(), mix.name().to_string())
+        }
+    };
+    let (out, reuse) = match o.string("out")? {
+        Some(p) => (PathBuf::from(p), false),
+        None => {
+            let plan: Vec<u32> = types.iter().map(|t| t.id()).collect();
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&(&spec, &plan), &mut h);
+            let key = std::hash::Hasher::finish(&h);
+            let name: String = format!("synth-{}-{label}-s{seed}-{key:016x}.gguf", shape.label)
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            (default_cache_dir().join(name), true)
+        }
+    };
+    if reuse {
+        if let Ok(m) = LuaModel::open(&out) {
+            return Ok(m);
+        }
+    }
+    let vocab = match o.value("vocab_from")? {
+        Value::Nil => builtin_vocab(shape.n_vocab),
+        v => donor_vocab(&model_arg(&v, SYNTH)?.file, shape.n_vocab),
+    }
+    .map_err(lua_err)?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| lua_err(Error::io(dir, e)))?;
+    }
+    let tmp = out.with_extension(format!("gguf.tmp-{}", std::process::id()));
+    let pb = bar(
+        tensors.len() as u64,
+        format!("synth {label}"),
+        o.bool("progress")?.unwrap_or(true),
+    );
+    let written = write_synthetic(&tmp, &shape, &types, file_type, vocab, seed, |_| pb.inc(1));
+    pb.finish_and_clear();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(lua_err(e));
+    }
+    std::fs::rename(&tmp, &out).map_err(|e| lua_err(Error::io(&out, e)))?;
+    LuaModel::open(&out).map_err(lua_err)
+}
+
 /// Adds the `model` table to the host module.
 pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     let t = lua.create_table()?;
@@ -191,6 +301,7 @@ pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
                 .map_err(lua_err)
         })?,
     )?;
+    t.set("synth", lua.create_function(|_, opts: Table| synth(opts))?)?;
     module.set("model", t)?;
     Ok(())
 }

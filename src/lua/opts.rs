@@ -118,25 +118,6 @@ impl Opts {
         }
     }
 
-    /// A list of strings, or one string as a list of one.
-    pub(crate) fn strings(&self, key: &str) -> mlua::Result<Option<Vec<String>>> {
-        match self.value(key)? {
-            Value::Nil => Ok(None),
-            Value::String(s) => Ok(Some(vec![s.to_str()?.to_string()])),
-            Value::Table(t) => {
-                let mut out = Vec::new();
-                for v in t.sequence_values::<Value>() {
-                    match v? {
-                        Value::String(s) => out.push(s.to_str()?.to_string()),
-                        other => return Err(self.bad(key, "a list of strings", &other)),
-                    }
-                }
-                Ok(Some(out))
-            }
-            other => Err(self.bad(key, "a string or a list of strings", &other)),
-        }
-    }
-
     /// An error about this call (for checks across several options).
     pub(crate) fn error(&self, msg: impl std::fmt::Display) -> mlua::Error {
         lua_err(Error::Invalid(format!("{}: {msg}", self.what)))

@@ -647,6 +647,20 @@ impl Engine for VulkanEngine {
         Self::known_bandwidth(&self.st.gpu.caps().name)
     }
 
+    fn memory_heaps(&self) -> Vec<crate::engine::HeapUsage> {
+        self.st
+            .gpu
+            .memory_budget()
+            .into_iter()
+            .map(|h| crate::engine::HeapUsage {
+                size: h.size,
+                device_local: h.device_local,
+                budget: h.budget,
+                usage: h.usage,
+            })
+            .collect()
+    }
+
     fn take_profile_report(&mut self) -> Option<String> {
         self.take_profile().map(|p| p.to_string())
     }

@@ -13,6 +13,13 @@
 //!   method call. A swap resets the KV cache.
 //!
 //! `unload()` drops the engine at once; every later call on the handle is an error saying so.
+//!
+//! Files: `load.rs` (`rawrxd.engine.load`, variants, the scheme reload hook), `text.rs`
+//! (`generate`), `quality.rs` (`perplexity` and KL divergence).
+
+mod load;
+mod quality;
+mod text;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
@@ -25,6 +32,7 @@ use super::probe::vram_table;
 use super::reload;
 use crate::engine::{Engine, HeapUsage, MemoryUsage};
 use crate::gguf::GgufFile;
+use crate::model::tokenizer::Tokenizer;
 use crate::quant::GgmlType;
 use crate::{Error, Result};
 
@@ -90,6 +98,12 @@ pub(crate) struct Shared {
     info: EngineInfo,
     /// The model as given (source of re-quantization and of the KLD base).
     pub(crate) source: Arc<GgufFile>,
+    /// How it was loaded (to load a KLD base the same way); `None` for engines made in Rust.
+    settings: Option<load::LoadSettings>,
+    /// The model's tokenizer, built on first use.
+    tokenizer: Mutex<Option<Arc<Tokenizer>>>,
+    /// Whether the backend can swap tensors in place (a scheme edit can apply while loaded).
+    pub(crate) swappable: bool,
 }
 
 /// The `Engine` userdata.
@@ -125,7 +139,9 @@ impl EngineHandle {
         info: EngineInfo,
         source: Arc<GgufFile>,
         types: Vec<(String, GgmlType)>,
+        settings: Option<load::LoadSettings>,
     ) -> EngineHandle {
+        let swappable = engine.can_replace_tensors();
         let shared = Arc::new(Shared {
             slot: Mutex::new(Slot {
                 engine: Some(engine),
@@ -137,6 +153,9 @@ impl EngineHandle {
             pending: Mutex::new(Vec::new()),
             info,
             source,
+            settings,
+            tokenizer: Mutex::new(None),
+            swappable,
         });
         let reg = match lua.app_data_ref::<Registry>() {
             Some(r) => r.clone(),
@@ -153,6 +172,22 @@ impl EngineHandle {
     /// How the engine was loaded.
     pub fn info(&self) -> &EngineInfo {
         &self.0.info
+    }
+
+    /// The load settings, if `rawrxd.engine.load` made the engine.
+    pub(crate) fn settings(&self) -> Option<load::LoadSettings> {
+        self.0.settings.clone()
+    }
+
+    /// The model's tokenizer (built from the source file on first use).
+    pub(crate) fn tokenizer(&self) -> Result<Arc<Tokenizer>> {
+        let mut t = lock(&self.0.tokenizer);
+        if let Some(t) = &*t {
+            return Ok(Arc::clone(t));
+        }
+        let built = Arc::new(Tokenizer::from_gguf(&self.0.source)?);
+        *t = Some(Arc::clone(&built));
+        Ok(built)
     }
 
     /// A weak reference for reload hooks.
@@ -333,6 +368,12 @@ impl UserData for EngineHandle {
         methods.add_method("bench", |lua, h, opts: Option<Table>| {
             super::bench::run(lua, h, opts)
         });
+        methods.add_method("generate", |lua, h, opts: Table| {
+            text::generate_text(lua, h, opts)
+        });
+        methods.add_method("perplexity", |lua, h, opts: Table| {
+            quality::run(lua, h, Some(opts))
+        });
         methods.add_method("unload", |_, h, ()| h.unload().map_err(lua_err));
         methods.add_meta_method("__tostring", |_, h, ()| {
             let i = h.info();
@@ -350,6 +391,10 @@ impl UserData for EngineHandle {
 /// Adds the `engine` table to the host module.
 pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     let t = lua.create_table()?;
+    t.set(
+        "load",
+        lua.create_function(|lua, opts: Option<Table>| load::load(lua, opts))?,
+    )?;
     t.set(
         "list",
         lua.create_function(|lua, ()| {
