@@ -87,6 +87,9 @@ fn scheme_edit_while_running_swaps_tensors_into_the_engine() {
         attn2 = eng:types()["blk.0.attn_q.weight"]
         ppl2 = ppl()
         engine_gen2 = eng:info().generation
+        weights2 = eng:memory().weights
+        decode2 = eng:bench { prompt = 0, gen = 1, repeats = 1, warmup = 0,
+                              progress = false }.decode_weight_bytes
         io.open(a.ready .. "2", "w"):close()
         wait(gen2)
         gen3 = rx.generation()
@@ -97,6 +100,9 @@ fn scheme_edit_while_running_swaps_tensors_into_the_engine() {
         local fresh = rx.engine.load { model = a.model, scheme = a.fresh, backend = "cpu",
                                        ctx = 32, cache = a.cache, quiet = true, progress = false }
         ppl_fresh = fresh:perplexity { text = a.text, ctx = 32, chunks = 1, progress = false }.ppl
+        weights_fresh = fresh:memory().weights
+        decode_fresh = fresh:bench { prompt = 0, gen = 1, repeats = 1, warmup = 0,
+                                     progress = false }.decode_weight_bytes
         "#,
     )
     .unwrap();
@@ -154,6 +160,9 @@ fn scheme_edit_while_running_swaps_tensors_into_the_engine() {
     );
     assert_eq!(ppl2, fresh, "swapped engine vs fresh load");
     assert_ne!(ppl1, ppl2);
+    // Its memory accounting follows the swap: the same as the fresh engine's.
+    assert_eq!(get_i("weights2"), get_i("weights_fresh"));
+    assert_eq!(get_i("decode2"), get_i("decode_fresh"));
     // The broken edit is reported with file and line; the engine keeps the last good scheme.
     let err = get_s("err3");
     assert!(err.contains("scheme.lua:4:"), "{err}");
