@@ -373,6 +373,13 @@ fn bench_runs_on_an_engine_and_applies_swaps_at_safe_points() {
         .eval()
         .unwrap();
     assert_eq!(types, "q8_0");
+    // Absent values are nil, not a (truthy) null userdata.
+    let absent: bool = h
+        .lua()
+        .load("local i = eng:info() return i.scheme == nil and i.threads == nil and i.loaded")
+        .eval()
+        .unwrap();
+    assert!(absent);
     // Bad options name the option.
     let e = h
         .lua()

@@ -7,11 +7,11 @@
 //! starts from an empty cache anyway). A progress bar goes to stderr when it is a terminal.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mlua::{AnyUserData, Lua, LuaSerdeExt, Table};
+use mlua::{AnyUserData, Lua, Table};
 
 use super::engine::{engine_arg, EngineHandle};
 use super::error::lua_err;
-use super::opts::Opts;
+use super::opts::{to_lua, Opts};
 use super::probe::vram_table;
 use super::reload;
 use crate::engine::bench::{run_with, BenchConfig, BenchResult};
@@ -97,17 +97,17 @@ pub(crate) fn result_table(lua: &Lua, h: &EngineHandle, r: &BenchResult) -> mlua
     t.set("repeats", r.config.repeats)?;
     t.set("warmup", r.config.warmup)?;
     if let Some(pp) = &r.pp_tps {
-        t.set("pp", lua.to_value(pp)?)?;
+        t.set("pp", to_lua(lua, pp)?)?;
         t.set("pp_tps", pp.mean)?;
         t.set("pp_sd", pp.sd)?;
     }
     if let Some(tg) = &r.tg_tps {
-        t.set("tg", lua.to_value(tg)?)?;
+        t.set("tg", to_lua(lua, tg)?)?;
         t.set("tg_tps", tg.mean)?;
         t.set("tg_sd", tg.sd)?;
     }
     if let Some(ms) = &r.tg_ms {
-        t.set("ms", lua.to_value(ms)?)?;
+        t.set("ms", to_lua(lua, ms)?)?;
         t.set("ms_p50", ms.p50)?;
         t.set("ms_p95", ms.p95)?;
         t.set("ms_p99", ms.p99)?;

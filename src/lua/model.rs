@@ -10,11 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mlua::{Lua, LuaSerdeExt, Table, UserData, UserDataFields, UserDataMethods, Value};
+use mlua::{Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 
 use super::bench::bar;
 use super::error::lua_err;
-use super::opts::Opts;
+use super::opts::{to_lua, Opts};
 use crate::engine::variant::default_cache_dir;
 use crate::gguf::GgufFile;
 use crate::model::synth::{builtin_vocab, donor_vocab, write_synthetic, SynthShape, NAMED_SHAPES};
@@ -130,7 +130,7 @@ pub(crate) fn info(lua: &Lua, f: &GgufFile) -> mlua::Result<Table> {
     t.set("tensor_bytes", f.tensor_bytes())?;
     t.set("bpw", f.bits_per_weight())?;
     if let Ok(hp) = LlamaHParams::from_gguf(f) {
-        t.set("hparams", lua.to_value(&hp)?)?;
+        t.set("hparams", to_lua(lua, &hp)?)?;
     }
     let tok = lua.create_table()?;
     tok.set(

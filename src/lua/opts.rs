@@ -2,7 +2,8 @@
 //! errors (a typo should not silently fall back to a default), and a field of the wrong type says
 //! which function, which field, what was expected and what was given.
 
-use mlua::{Table, Value};
+use mlua::serde::SerializeOptions;
+use mlua::{Lua, LuaSerdeExt, Table, Value};
 
 use super::error::lua_err;
 use crate::Error;
@@ -122,4 +123,15 @@ impl Opts {
     pub(crate) fn error(&self, msg: impl std::fmt::Display) -> mlua::Error {
         lua_err(Error::Invalid(format!("{}: {msg}", self.what)))
     }
+}
+
+/// A Rust value as a Lua value, with `None` and `()` as `nil` (mlua's default makes them a `null`
+/// light userdata, which is truthy in Lua).
+pub(crate) fn to_lua<T: serde::Serialize + ?Sized>(lua: &Lua, v: &T) -> mlua::Result<Value> {
+    lua.to_value_with(
+        v,
+        SerializeOptions::new()
+            .serialize_none_to_null(false)
+            .serialize_unit_to_null(false),
+    )
 }

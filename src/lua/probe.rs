@@ -14,11 +14,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use mlua::{AnyUserData, Lua, LuaSerdeExt, Table};
+use mlua::{AnyUserData, Lua, Table};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 use super::engine::{live_engines, EngineHandle};
 use super::error::lua_err;
+use super::opts::to_lua;
 use crate::engine::{HeapUsage, MemoryUsage};
 use crate::Error;
 
@@ -140,7 +141,7 @@ fn memory_fields(t: &Table, m: &MemoryUsage) -> mlua::Result<()> {
 pub(crate) fn vram_table(lua: &Lua, m: &MemoryUsage, heaps: &[HeapUsage]) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     memory_fields(&t, m)?;
-    t.set("heaps", lua.to_value(heaps)?)?;
+    t.set("heaps", to_lua(lua, heaps)?)?;
     let device_usage: Option<u64> = heaps
         .iter()
         .filter(|h| h.device_local)
@@ -199,7 +200,7 @@ pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     )?;
     t.set(
         "gpu",
-        lua.create_function(|lua, ()| lua.to_value(&gpu_sysfs(Path::new(DRM_SYSFS))))?,
+        lua.create_function(|lua, ()| to_lua(lua, &gpu_sysfs(Path::new(DRM_SYSFS))))?,
     )?;
     t.set(
         "vram",

@@ -25,9 +25,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::Instant;
 
-use mlua::{AnyUserData, Lua, LuaSerdeExt, Table, UserData, UserDataFields, UserDataMethods};
+use mlua::{AnyUserData, Lua, Table, UserData, UserDataFields, UserDataMethods};
 
 use super::error::lua_err;
+use super::opts::to_lua;
 use super::probe::vram_table;
 use super::reload;
 use crate::engine::{Engine, HeapUsage, MemoryUsage};
@@ -346,8 +347,7 @@ impl UserData for EngineHandle {
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_method("info", |lua, h, ()| {
-            let t: Table = lua
-                .to_value(h.info())?
+            let t: Table = to_lua(lua, h.info())?
                 .as_table()
                 .cloned()
                 .ok_or_else(|| lua_err(Error::Invalid("engine info is not a table".into())))?;
