@@ -3,8 +3,8 @@
 //!
 //! Layout (one module per Lua API, WezTerm style): [`host`] builds the state and the module table
 //! from each API's `register`; [`args`], [`log`], [`time`], [`results`], [`reload`], [`model`],
-//! [`engine`], [`bench`], [`probe`] are the APIs; [`error`] turns Lua errors into
-//! `file:line: message`; `opts` reads option tables.
+//! [`engine`], [`bench`], [`probe`], [`quant`] and [`report`] are the APIs; [`error`] turns Lua
+//! errors into `file:line: message` (and is `rawrxd.error_message`); `opts` reads option tables.
 //!
 //! Threading: a `Host` and its state are used from one thread at a time. Long work runs in Rust;
 //! Lua is called at the edges. Long-running Rust APIs call [`poll_reload`] at their safe points.
