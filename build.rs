@@ -70,24 +70,85 @@ struct Row {
 }
 
 const MATMUL_SHAPES: &[Shape] = &[
-    Shape { name: "l", defines: &[("BM", "64u"), ("BN", "64u")] },
-    Shape { name: "s", defines: &[("BM", "32u"), ("BN", "32u")] },
+    Shape {
+        name: "l",
+        defines: &[("BM", "64u"), ("BN", "64u")],
+    },
+    Shape {
+        name: "s",
+        defines: &[("BM", "32u"), ("BN", "32u")],
+    },
 ];
 
 fn variant_table() -> Vec<Row> {
     vec![
-        Row { kernel: "matvec", per_format: true, shapes: &[], ext: None, defines: &[] },
-        Row { kernel: "matmul", per_format: true, shapes: MATMUL_SHAPES, ext: None, defines: &[] },
-        Row { kernel: "get_rows", per_format: true, shapes: &[], ext: None, defines: &[] },
-        Row { kernel: "rmsnorm", per_format: false, shapes: &[], ext: None, defines: &[] },
-        Row { kernel: "rope_kv", per_format: false, shapes: &[], ext: None, defines: &[] },
-        Row { kernel: "attn", per_format: false, shapes: &[], ext: None, defines: &[] },
-        Row { kernel: "attn_combine", per_format: false, shapes: &[], ext: None, defines: &[] },
-        Row { kernel: "eltwise", per_format: false, shapes: &[], ext: None, defines: &[] },
-        Row { kernel: "argmax", per_format: false, shapes: &[], ext: None, defines: &[] },
-        // Optional: the extension probes decide whether these exist in this build.
-        Row { kernel: "matmul", per_format: true, shapes: &MATMUL_SHAPES[..1], ext: Some(&EXT_COOPMAT), defines: &[("USE_COOPMAT", "1")] },
-        Row { kernel: "matvec", per_format: true, shapes: &[], ext: Some(&EXT_INTDOT), defines: &[("USE_INTDOT", "1")] },
+        Row {
+            kernel: "matvec",
+            per_format: true,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "matmul",
+            per_format: true,
+            shapes: MATMUL_SHAPES,
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "get_rows",
+            per_format: true,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "rmsnorm",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "rope_kv",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "attn",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "attn_combine",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "eltwise",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "argmax",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        // Rows needing an optional extension go here, e.g. a cooperative-matrix matmul:
+        //   Row { kernel: "matmul", per_format: true, shapes: &MATMUL_SHAPES[..1],
+        //         ext: Some(&EXT_COOPMAT), defines: &[("USE_COOPMAT", "1")] },
+        // None yet: no shader has an extension path (Debian's glslc could not compile one).
     ]
 }
 
@@ -104,10 +165,20 @@ struct Variant {
 fn expand(rows: &[Row]) -> Vec<Variant> {
     let mut out = Vec::new();
     for row in rows {
-        let formats: Vec<Option<&(&str, &str, &str)>> =
-            if row.per_format { FORMATS.iter().map(Some).collect() } else { vec![None] };
-        let no_shape = [Shape { name: "", defines: &[] }];
-        let shapes: &[Shape] = if row.shapes.is_empty() { &no_shape } else { row.shapes };
+        let formats: Vec<Option<&(&str, &str, &str)>> = if row.per_format {
+            FORMATS.iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        let no_shape = [Shape {
+            name: "",
+            defines: &[],
+        }];
+        let shapes: &[Shape] = if row.shapes.is_empty() {
+            &no_shape
+        } else {
+            row.shapes
+        };
         for fmt in &formats {
             for shape in shapes {
                 let mut name = row.kernel.to_string();
@@ -125,8 +196,17 @@ fn expand(rows: &[Row]) -> Vec<Variant> {
                     name.push('_');
                     name.push_str(ext.name);
                 }
-                defines.extend(shape.defines.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-                defines.extend(row.defines.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+                defines.extend(
+                    shape
+                        .defines
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string())),
+                );
+                defines.extend(
+                    row.defines
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string())),
+                );
                 out.push(Variant {
                     name,
                     kernel: row.kernel,
@@ -142,7 +222,9 @@ fn expand(rows: &[Row]) -> Vec<Variant> {
 }
 
 fn glslc_path() -> PathBuf {
-    env::var_os("RAWRXD_GLSLC").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("glslc"))
+    env::var_os("RAWRXD_GLSLC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("glslc"))
 }
 
 fn glslc_args(src: &Path, out: &Path, include: &Path, defines: &[(String, String)]) -> Vec<String> {
@@ -174,7 +256,8 @@ fn probe(glslc: &Path, ext: &Ext, out_dir: &Path) -> bool {
 }
 
 fn main() {
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let shader_dir = manifest.join("shaders");
     println!("cargo:rerun-if-env-changed=RAWRXD_GLSLC");
@@ -197,32 +280,39 @@ fn main() {
     }
 
     let rows = variant_table();
+    // Every optional extension is probed (the result is embedded, so `rawrxd devices` can say
+    // what the shader compiler offered); variants needing a missing one are skipped.
     let mut ext_ok: Vec<(&str, bool)> = Vec::new();
-    for row in &rows {
-        if let Some(ext) = row.ext {
-            if !ext_ok.iter().any(|(n, _)| *n == ext.name) {
-                let ok = probe(&glslc, ext, &out_dir);
-                if !ok {
-                    println!(
-                        "cargo:warning=glslc `{}` does not support the `{}` shader extension; its variants are \
-                         skipped (set RAWRXD_GLSLC to a newer glslc to build them)",
-                        glslc.display(),
-                        ext.name
-                    );
-                }
-                ext_ok.push((ext.name, ok));
-            }
+    for ext in [&EXT_COOPMAT, &EXT_INTDOT] {
+        let ok = probe(&glslc, ext, &out_dir);
+        let needed = rows
+            .iter()
+            .any(|r| r.ext.is_some_and(|e| e.name == ext.name));
+        if !ok && needed {
+            println!(
+                "cargo:warning=glslc `{}` does not support the `{}` shader extension; its variants are \
+                 skipped (set RAWRXD_GLSLC to a newer glslc to build them)",
+                glslc.display(),
+                ext.name
+            );
         }
+        ext_ok.push((ext.name, ok));
     }
 
     let variants = expand(&rows);
     let enabled: Vec<&Variant> = variants
         .iter()
-        .filter(|v| v.ext.is_none_or(|e| ext_ok.iter().any(|(n, ok)| *n == e && *ok)))
+        .filter(|v| {
+            v.ext
+                .is_none_or(|e| ext_ok.iter().any(|(n, ok)| *n == e && *ok))
+        })
         .collect();
 
     // Compile in parallel: glslc is single-threaded and takes ~0.1 s per variant.
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(8);
     let results: Vec<(usize, Result<(), String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -235,7 +325,10 @@ fn main() {
                     for (i, v) in enabled.iter().enumerate().skip(t).step_by(threads) {
                         let src = shader_dir.join(format!("{}.comp", v.kernel));
                         let spv = out_dir.join(format!("{}.spv", v.name));
-                        let r = match Command::new(glslc).args(glslc_args(&src, &spv, shader_dir, &v.defines)).output() {
+                        let r = match Command::new(glslc)
+                            .args(glslc_args(&src, &spv, shader_dir, &v.defines))
+                            .output()
+                        {
                             Ok(o) if o.status.success() => Ok(()),
                             Ok(o) => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
                             Err(e) => Err(e.to_string()),
@@ -246,7 +339,10 @@ fn main() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("shader compile thread panicked")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("shader compile thread panicked"))
+            .collect()
     });
 
     let mut ok = vec![false; enabled.len()];
@@ -254,7 +350,11 @@ fn main() {
         match r {
             Ok(()) => ok[i] = true,
             Err(msg) if enabled[i].ext.is_some() => {
-                println!("cargo:warning=optional shader variant {} failed to compile and is skipped: {}", enabled[i].name, msg.lines().next().unwrap_or(""));
+                println!(
+                    "cargo:warning=optional shader variant {} failed to compile and is skipped: {}",
+                    enabled[i].name,
+                    msg.lines().next().unwrap_or("")
+                );
             }
             Err(msg) => panic!("glslc failed on shader variant {}:\n{msg}", enabled[i].name),
         }
@@ -264,8 +364,14 @@ fn main() {
     table.push_str("// Generated by build.rs from its variant table. Do not edit.\n");
     table.push_str("pub static VARIANTS: &[ShaderVariant] = &[\n");
     for (v, _) in enabled.iter().zip(&ok).filter(|(_, ok)| **ok) {
-        let fmt = v.format.map(|f| format!("Some(crate::quant::GgmlType::{f})")).unwrap_or_else(|| "None".into());
-        let ext = v.ext.map(|e| format!("Some({e:?})")).unwrap_or_else(|| "None".into());
+        let fmt = v
+            .format
+            .map(|f| format!("Some(crate::quant::GgmlType::{f})"))
+            .unwrap_or_else(|| "None".into());
+        let ext = v
+            .ext
+            .map(|e| format!("Some({e:?})"))
+            .unwrap_or_else(|| "None".into());
         writeln!(
             table,
             "    ShaderVariant {{ name: {:?}, kernel: {:?}, format: {fmt}, shape: {:?}, ext: {ext}, spirv: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{}.spv\")) }},",
@@ -276,8 +382,21 @@ fn main() {
     table.push_str("];\n");
     table.push_str("/// Optional variants this build skipped: (name, needed extension).\n");
     table.push_str("pub static SKIPPED: &[(&str, &str)] = &[\n");
-    for v in variants.iter().filter(|v| !enabled.iter().zip(&ok).any(|(e, ok)| *ok && e.name == v.name)) {
-        writeln!(table, "    ({:?}, {:?}),", v.name, v.ext.unwrap_or("")).expect("writing to a String cannot fail");
+    for v in variants.iter().filter(|v| {
+        !enabled
+            .iter()
+            .zip(&ok)
+            .any(|(e, ok)| *ok && e.name == v.name)
+    }) {
+        writeln!(table, "    ({:?}, {:?}),", v.name, v.ext.unwrap_or(""))
+            .expect("writing to a String cannot fail");
+    }
+    table.push_str("];\n");
+    table
+        .push_str("/// Optional shader extensions the build's glslc accepted: (name, accepted).\n");
+    table.push_str("pub static GLSLC_EXTENSIONS: &[(&str, bool)] = &[\n");
+    for (n, ok) in &ext_ok {
+        writeln!(table, "    ({n:?}, {ok}),").expect("writing to a String cannot fail");
     }
     table.push_str("];\n");
     fs::write(out_dir.join("shaders.rs"), table).expect("cannot write $OUT_DIR/shaders.rs");

@@ -55,15 +55,26 @@ fn random_weights(ty: GgmlType, ncols: usize, nrows: usize, seed: u64) -> Vec<u8
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let nrows = args.first().copied().unwrap_or(11008);
     let ncols = args.get(1).copied().unwrap_or(4096);
     let ntok = args.get(2).copied().unwrap_or(512);
     let repeats = args.get(3).copied().unwrap_or(20);
     let gpu = Gpu::new(&GpuOptions::from_env())?;
-    println!("device: {} ({}), subgroup {}", gpu.caps().name, gpu.caps().driver_info, gpu.caps().subgroup.size);
+    println!(
+        "device: {} ({}), subgroup {}",
+        gpu.caps().name,
+        gpu.caps().driver_info,
+        gpu.caps().subgroup.size
+    );
     println!("matrix {nrows} x {ncols}, prefill {ntok} tokens, {repeats} repeats");
-    println!("{:<6} {:>9} {:>11} {:>9} {:>12} {:>10}", "type", "MB", "matvec µs", "GB/s", "matmul ms", "TFLOP/s");
+    println!(
+        "{:<6} {:>9} {:>11} {:>9} {:>12} {:>10}",
+        "type", "MB", "matvec µs", "GB/s", "matmul ms", "TFLOP/s"
+    );
     let x = gpu.buffer((ntok * ncols * 4) as u64, MemoryClass::Device)?;
     let y = gpu.buffer((ntok * nrows * 4) as u64, MemoryClass::Device)?;
     let mut rec = Recorder::new(&gpu, true)?;

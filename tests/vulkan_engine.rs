@@ -16,17 +16,25 @@ use rawrxd::model::{LlamaHParams, LlamaWeights};
 use vulkan_support::harness_with;
 
 fn model_path() -> Option<PathBuf> {
-    let p = std::env::var_os("RAWRXD_TEST_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    });
+    let p = std::env::var_os("RAWRXD_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
     if p.exists() {
         return Some(p);
     }
     if std::env::var("RAWRXD_ALLOW_MISSING_MODEL").as_deref() == Ok("1") {
-        eprintln!("test model {} missing; skipped (RAWRXD_ALLOW_MISSING_MODEL=1)", p.display());
+        eprintln!(
+            "test model {} missing; skipped (RAWRXD_ALLOW_MISSING_MODEL=1)",
+            p.display()
+        );
         return None;
     }
-    panic!("test model {} is missing (set RAWRXD_TEST_MODEL, or RAWRXD_ALLOW_MISSING_MODEL=1 to skip)", p.display());
+    panic!(
+        "test model {} is missing (set RAWRXD_TEST_MODEL, or RAWRXD_ALLOW_MISSING_MODEL=1 to skip)",
+        p.display()
+    );
 }
 
 struct RefPos {
@@ -44,7 +52,13 @@ struct Reference {
 fn reference() -> Reference {
     let text = include_str!("fixtures/vulkan_smollm2_q4_1_logits.json");
     let v: serde_json::Value = serde_json::from_str(text).expect("fixture JSON");
-    let nums = |v: &serde_json::Value| -> Vec<f64> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    let nums = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
     Reference {
         tokens: nums(&v["tokens"]).iter().map(|x| *x as u32).collect(),
         probe_ids: nums(&v["probe_ids"]).iter().map(|x| *x as usize).collect(),
@@ -64,17 +78,29 @@ fn reference() -> Reference {
 /// Checks one position's logits; returns the largest absolute error seen.
 fn check_position(what: &str, logits: &[f32], r: &Reference, pos: usize) -> f64 {
     let rp = &r.positions[pos];
-    let argmax = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap();
+    let argmax = (0..logits.len())
+        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+        .unwrap();
     let margin = rp.top_logits[0] - rp.top_logits[1];
     if margin > 0.1 {
-        assert_eq!(argmax, rp.top_ids[0], "{what} pos {pos}: argmax (reference margin {margin:.3})");
+        assert_eq!(
+            argmax, rp.top_ids[0],
+            "{what} pos {pos}: argmax (reference margin {margin:.3})"
+        );
     }
     let mut max_err = 0f64;
-    for (ids, vals) in [(&rp.top_ids, &rp.top_logits), (&r.probe_ids, &rp.probe_logits)] {
+    for (ids, vals) in [
+        (&rp.top_ids, &rp.top_logits),
+        (&r.probe_ids, &rp.probe_logits),
+    ] {
         for (&id, &want) in ids.iter().zip(vals.iter()) {
             let err = (logits[id] as f64 - want).abs();
             max_err = max_err.max(err);
-            assert!(err < 0.15, "{what} pos {pos} id {id}: got {} want {want:.4} (err {err:.4})", logits[id]);
+            assert!(
+                err < 0.15,
+                "{what} pos {pos} id {id}: got {} want {want:.4} (err {err:.4})",
+                logits[id]
+            );
         }
     }
     max_err
@@ -92,8 +118,13 @@ fn engine_matches_reference_forward() {
     let nv = hp.n_vocab;
 
     for max_batch in [256usize, 5] {
-        let opts = VulkanEngineOptions { n_ctx: 64, max_batch, ..Default::default() };
-        let mut eng = VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load engine");
+        let opts = VulkanEngineOptions {
+            n_ctx: 64,
+            max_batch,
+            ..Default::default()
+        };
+        let mut eng =
+            VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load engine");
         assert_eq!(eng.backend(), "vulkan");
 
         // Batched prefill with every position's logits (chunked when max_batch = 5).
@@ -101,7 +132,12 @@ fn engine_matches_reference_forward() {
         assert_eq!(all.len(), n * nv);
         let mut worst = 0f64;
         for p in 0..n {
-            worst = worst.max(check_position(&format!("prefill(batch {max_batch})"), &all[p * nv..(p + 1) * nv], &r, p));
+            worst = worst.max(check_position(
+                &format!("prefill(batch {max_batch})"),
+                &all[p * nv..(p + 1) * nv],
+                &r,
+                p,
+            ));
         }
 
         // Token-by-token decode through the replayed command buffer, after a reset.
@@ -114,7 +150,10 @@ fn engine_matches_reference_forward() {
         let (dispatches, barriers) = eng.decode_step_stats();
         // The llama graph is a chain (each kernel reads the previous one's output), so a barrier
         // per dependent dispatch plus the leading one is the minimum; never more.
-        assert!(dispatches > 0 && barriers <= dispatches + 1, "{dispatches} dispatches, {barriers} barriers");
+        assert!(
+            dispatches > 0 && barriers <= dispatches + 1,
+            "{dispatches} dispatches, {barriers} barriers"
+        );
 
         // Prefill a prefix, then decode the rest; last-token logits only.
         eng.reset();
@@ -150,12 +189,21 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
     let weights = LlamaWeights::from_gguf(&file, &hp).unwrap();
     let before = h.gpu.memory_stats();
     {
-        let opts = VulkanEngineOptions { n_ctx: 32, max_batch: 16, profile: true, ..Default::default() };
-        let mut eng = VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load engine");
+        let opts = VulkanEngineOptions {
+            n_ctx: 32,
+            max_batch: 16,
+            profile: true,
+            ..Default::default()
+        };
+        let mut eng =
+            VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load engine");
         let during = h.gpu.memory_stats();
         let mem = eng.memory();
         // rawrxd's own accounting covers at least the weights, cache and scratch it reports.
-        assert!(during.allocated_bytes - before.allocated_bytes >= mem.total(), "{during:?} vs {mem:?}");
+        assert!(
+            during.allocated_bytes - before.allocated_bytes >= mem.total(),
+            "{during:?} vs {mem:?}"
+        );
         assert!(during.reserved_bytes >= during.allocated_bytes);
         let heaps = h.gpu.memory_budget();
         assert!(!heaps.is_empty());
@@ -166,8 +214,19 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
         eng.forward(&[282], 3, false).unwrap();
         eng.forward(&[4193], 4, false).unwrap();
         let p = eng.take_profile().expect("profile mode");
-        for k in ["get_rows", "rmsnorm", "matvec", "rope_kv", "attn", "attn_combine", "copy"] {
-            let s = p.kernels.get(k).unwrap_or_else(|| panic!("no '{k}' in profile:\n{p}"));
+        for k in [
+            "get_rows",
+            "rmsnorm",
+            "matvec",
+            "rope_kv",
+            "attn",
+            "attn_combine",
+            "copy",
+        ] {
+            let s = p
+                .kernels
+                .get(k)
+                .unwrap_or_else(|| panic!("no '{k}' in profile:\n{p}"));
             assert!(s.calls > 0 && s.bytes > 0, "{k}: {s:?}");
         }
         // Three forwards (a 3-token batch fits matvec, then two decode steps), each with the fused
@@ -178,9 +237,18 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
         println!("{p}");
     }
     let after = h.gpu.memory_stats();
-    assert_eq!(after.allocated_bytes, before.allocated_bytes, "engine memory not returned on drop");
+    assert_eq!(
+        after.allocated_bytes, before.allocated_bytes,
+        "engine memory not returned on drop"
+    );
     h.gpu.save_pipeline_cache();
     let cache = h.gpu.pipeline_cache_path().expect("pipeline cache path");
-    assert!(std::fs::metadata(&cache).map(|m| m.len() > 0).unwrap_or(false), "{} not written", cache.display());
+    assert!(
+        std::fs::metadata(&cache)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false),
+        "{} not written",
+        cache.display()
+    );
     h.finish();
 }

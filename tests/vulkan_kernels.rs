@@ -22,11 +22,17 @@ fn float_weights(rng: &mut Rng, ty: GgmlType, n: usize) -> (Vec<u8>, Vec<f32>) {
         GgmlType::F32 => (bytemuck::cast_slice(&v).to_vec(), v),
         GgmlType::F16 => {
             let h: Vec<f16> = v.iter().map(|x| f16::from_f32(*x)).collect();
-            (bytemuck::cast_slice(&h).to_vec(), h.iter().map(|x| x.to_f32()).collect())
+            (
+                bytemuck::cast_slice(&h).to_vec(),
+                h.iter().map(|x| x.to_f32()).collect(),
+            )
         }
         GgmlType::BF16 => {
             let h: Vec<bf16> = v.iter().map(|x| bf16::from_f32(*x)).collect();
-            (bytemuck::cast_slice(&h).to_vec(), h.iter().map(|x| x.to_f32()).collect())
+            (
+                bytemuck::cast_slice(&h).to_vec(),
+                h.iter().map(|x| x.to_f32()).collect(),
+            )
         }
         _ => unreachable!("float types only"),
     }
@@ -37,7 +43,9 @@ fn ref_matmul(w: &[f32], ncols: usize, nrows: usize, x: &[f32], xs: usize, n: us
     let mut y = vec![0f64; n * nrows];
     for t in 0..n {
         for r in 0..nrows {
-            y[t * nrows + r] = (0..ncols).map(|k| w[r * ncols + k] as f64 * x[t * xs + k] as f64).sum();
+            y[t * nrows + r] = (0..ncols)
+                .map(|k| w[r * ncols + k] as f64 * x[t * xs + k] as f64)
+                .sum();
         }
     }
     y
@@ -71,8 +79,17 @@ fn check_product(
     let yb = h.upload_f32(&y0);
     let (mut rec, mut descs) = h.recorder();
     rec.begin().unwrap();
-    matvec::mul(&h.gpu, &mut rec, &mut descs, &w, Act::packed(xb.range(), xs), Act::packed(yb.range(), ys), n, out)
-        .unwrap();
+    matvec::mul(
+        &h.gpu,
+        &mut rec,
+        &mut descs,
+        &w,
+        Act::packed(xb.range(), xs),
+        Act::packed(yb.range(), ys),
+        n,
+        out,
+    )
+    .unwrap();
     rec.submit_wait().unwrap();
     let got = h.download_f32(&yb);
     let prod = ref_matmul(w_vals, ncols, nrows, &x, xs, n);
@@ -87,7 +104,12 @@ fn check_product(
             } as f32;
         }
     }
-    assert_close(&format!("{ty} {out:?} {nrows}x{ncols} n={n}"), &got, &want, bound);
+    assert_close(
+        &format!("{ty} {out:?} {nrows}x{ncols} n={n}"),
+        &got,
+        &want,
+        bound,
+    );
 }
 
 #[test]
@@ -99,11 +121,27 @@ fn float_matvec_and_matmul_match_cpu() {
             let (wb, wv) = float_weights(&mut rng, ty, ncols * nrows);
             // Batches through matvec (<= 8) and both matmul tile shapes (9, 70).
             // (Each batch size <= 8 is its own pipeline: few of them keep lavapipe's compile time down.)
-            for (n, out) in [(1, Output::Store), (3, Output::Accumulate), (9, Output::Accumulate), (70, Output::Store)] {
+            for (n, out) in [
+                (1, Output::Store),
+                (3, Output::Accumulate),
+                (9, Output::Accumulate),
+                (70, Output::Store),
+            ] {
                 check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, n, out, 1e-10);
             }
             if nrows % 2 == 0 {
-                check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, 1, Output::Glu, 1e-10);
+                check_product(
+                    &h,
+                    &mut rng,
+                    ty,
+                    &wb,
+                    &wv,
+                    ncols,
+                    nrows,
+                    1,
+                    Output::Glu,
+                    1e-10,
+                );
             }
         }
     }
@@ -124,13 +162,23 @@ fn get_rows_matches_cpu() {
             let yb = h.zeros(ids.len() * ys);
             let (mut rec, mut descs) = h.recorder();
             rec.begin().unwrap();
-            matvec::get_rows(&h.gpu, &mut rec, &mut descs, &w, idb.range(), 1, Act::packed(yb.range(), ys), ids.len())
-                .unwrap();
+            matvec::get_rows(
+                &h.gpu,
+                &mut rec,
+                &mut descs,
+                &w,
+                idb.range(),
+                1,
+                Act::packed(yb.range(), ys),
+                ids.len(),
+            )
+            .unwrap();
             rec.submit_wait().unwrap();
             let got = h.download_f32(&yb);
             let mut want = vec![0f32; ids.len() * ys];
             for (t, &id) in ids.iter().enumerate() {
-                want[t * ys..t * ys + ncols].copy_from_slice(&wv[id as usize * ncols..(id as usize + 1) * ncols]);
+                want[t * ys..t * ys + ncols]
+                    .copy_from_slice(&wv[id as usize * ncols..(id as usize + 1) * ncols]);
             }
             assert_eq!(got, want, "{ty} get_rows {nrows}x{ncols}");
         }
@@ -152,8 +200,18 @@ fn rms_norm_matches_cpu() {
         let yb = h.zeros(rows * n);
         let (mut rec, mut descs) = h.recorder();
         rec.begin().unwrap();
-        norm::rms_norm(&h.gpu, &mut rec, &mut descs, Act::packed(xb.range(), n), wb.range(), Act::packed(yb.range(), n), n, rows, eps)
-            .unwrap();
+        norm::rms_norm(
+            &h.gpu,
+            &mut rec,
+            &mut descs,
+            Act::packed(xb.range(), n),
+            wb.range(),
+            Act::packed(yb.range(), n),
+            n,
+            rows,
+            eps,
+        )
+        .unwrap();
         rec.submit_wait().unwrap();
         let got = h.download_f32(&yb);
         let mut want = vec![0f32; rows * n];
@@ -208,19 +266,49 @@ fn rope_kv_matches_cpu_and_writes_only_its_positions() {
         let vc = h.zeros(n_head_kv * n_ctx * head_dim / 2);
         let angles = h.upload_f32(&rope::angle_table(n_ctx, n_rot, base));
         let step = h.upload_u32(&[pos as u32, n as u32]);
-        let s = RopeShape { n_head, n_head_kv, head_dim, n_rot, mode, n_ctx };
-        let part = |off| Act { range: srcb.range(), off, stride };
+        let s = RopeShape {
+            n_head,
+            n_head_kv,
+            head_dim,
+            n_rot,
+            mode,
+            n_ctx,
+        };
+        let part = |off| Act {
+            range: srcb.range(),
+            off,
+            stride,
+        };
         let (mut rec, mut descs) = h.recorder();
         rec.begin().unwrap();
         rope::rope_kv(
-            &h.gpu, &mut rec, &mut descs, s, part(0), part(nq), part(nq + nk), Act::packed(qdst.range(), nq),
-            kc.range(), vc.range(), angles.range(), step.range(), n,
+            &h.gpu,
+            &mut rec,
+            &mut descs,
+            s,
+            part(0),
+            part(nq),
+            part(nq + nk),
+            Act::packed(qdst.range(), nq),
+            kc.range(),
+            vc.range(),
+            angles.range(),
+            step.range(),
+            n,
         )
         .unwrap();
         rec.submit_wait().unwrap();
         let got_q = h.download_f32(&qdst);
         let to_f16 = |words: Vec<u32>| -> Vec<f32> {
-            words.iter().flat_map(|w| [f16::from_bits(*w as u16).to_f32(), f16::from_bits((*w >> 16) as u16).to_f32()]).collect()
+            words
+                .iter()
+                .flat_map(|w| {
+                    [
+                        f16::from_bits(*w as u16).to_f32(),
+                        f16::from_bits((*w >> 16) as u16).to_f32(),
+                    ]
+                })
+                .collect()
         };
         let got_k = to_f16(h.download_u32(&kc));
         let got_v = to_f16(h.download_u32(&vc));
@@ -230,13 +318,25 @@ fn rope_kv_matches_cpu_and_writes_only_its_positions() {
         for t in 0..n {
             let row = &src[t * stride..];
             for hh in 0..n_head {
-                let r = ref_rope(&row[hh * head_dim..(hh + 1) * head_dim], pos + t, n_rot, base, mode);
+                let r = ref_rope(
+                    &row[hh * head_dim..(hh + 1) * head_dim],
+                    pos + t,
+                    n_rot,
+                    base,
+                    mode,
+                );
                 for d in 0..head_dim {
                     want_q[t * nq + hh * head_dim + d] = r[d] as f32;
                 }
             }
             for hk in 0..n_head_kv {
-                let k = ref_rope(&row[nq + hk * head_dim..nq + (hk + 1) * head_dim], pos + t, n_rot, base, mode);
+                let k = ref_rope(
+                    &row[nq + hk * head_dim..nq + (hk + 1) * head_dim],
+                    pos + t,
+                    n_rot,
+                    base,
+                    mode,
+                );
                 for d in 0..head_dim {
                     let slot = (hk * n_ctx + pos + t) * head_dim + d;
                     want_k[slot] = f16::from_f64(k[d]).to_f32();
@@ -254,14 +354,7 @@ fn rope_kv_matches_cpu_and_writes_only_its_positions() {
 
 /// f64 causal attention over f16-rounded caches for queries at positions pos .. pos + n.
 #[allow(clippy::too_many_arguments)]
-fn ref_attention(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    s: &AttnShape,
-    pos: usize,
-    n: usize,
-) -> Vec<f32> {
+fn ref_attention(q: &[f32], k: &[f32], v: &[f32], s: &AttnShape, pos: usize, n: usize) -> Vec<f32> {
     let (hd, nq) = (s.head_dim, s.n_head * s.head_dim);
     let mut out = vec![0f32; n * nq];
     let group = s.n_head / s.n_head_kv;
@@ -280,7 +373,9 @@ fn ref_attention(
             let e: Vec<f64> = scores.iter().map(|x| (x - m).exp()).collect();
             let l: f64 = e.iter().sum();
             for d in 0..hd {
-                let acc: f64 = (0..n_kv).map(|p| e[p] * v[(hk * s.n_ctx + p) * hd + d] as f64).sum();
+                let acc: f64 = (0..n_kv)
+                    .map(|p| e[p] * v[(hk * s.n_ctx + p) * hd + d] as f64)
+                    .sum();
                 out[t * nq + h * hd + d] = (acc / l) as f32;
             }
         }
@@ -293,20 +388,53 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
     let Some(h) = harness() else { return };
     let mut rng = Rng::new(5);
     // (n_head, n_head_kv, head_dim): GQA ratios 1, 3, 4 and an odd head count.
-    for &(n_head, n_head_kv, head_dim) in &[(4usize, 4usize, 64usize), (6, 2, 32), (8, 2, 64), (3, 1, 128), (5, 5, 16)] {
+    for &(n_head, n_head_kv, head_dim) in &[
+        (4usize, 4usize, 64usize),
+        (6, 2, 32),
+        (8, 2, 64),
+        (3, 1, 128),
+        (5, 5, 16),
+    ] {
         let n_ctx = 300usize;
-        let kvals: Vec<f32> = rng.vec(n_head_kv * n_ctx * head_dim).iter().map(|x| f16::from_f32(x * 2.0).to_f32()).collect();
-        let vvals: Vec<f32> = rng.vec(n_head_kv * n_ctx * head_dim).iter().map(|x| f16::from_f32(*x).to_f32()).collect();
+        let kvals: Vec<f32> = rng
+            .vec(n_head_kv * n_ctx * head_dim)
+            .iter()
+            .map(|x| f16::from_f32(x * 2.0).to_f32())
+            .collect();
+        let vvals: Vec<f32> = rng
+            .vec(n_head_kv * n_ctx * head_dim)
+            .iter()
+            .map(|x| f16::from_f32(*x).to_f32())
+            .collect();
         let pack = |v: &[f32]| -> Vec<u32> {
-            v.chunks(2).map(|c| f16::from_f32(c[0]).to_bits() as u32 | (f16::from_f32(c[1]).to_bits() as u32) << 16).collect()
+            v.chunks(2)
+                .map(|c| {
+                    f16::from_f32(c[0]).to_bits() as u32
+                        | (f16::from_f32(c[1]).to_bits() as u32) << 16
+                })
+                .collect()
         };
         let kc = h.upload_u32(&pack(&kvals));
         let vc = h.upload_u32(&pack(&vvals));
-        for &(pos, n, n_split) in &[(0usize, 1usize, 1usize), (0, 1, 4), (257, 1, 7), (299, 1, 64), (10, 5, 1), (200, 9, 3), (0, 40, 1)] {
+        for &(pos, n, n_split) in &[
+            (0usize, 1usize, 1usize),
+            (0, 1, 4),
+            (257, 1, 7),
+            (299, 1, 64),
+            (10, 5, 1),
+            (200, 9, 3),
+            (0, 40, 1),
+        ] {
             if pos + n > n_ctx {
                 continue;
             }
-            let s = AttnShape { n_head, n_head_kv, head_dim, n_ctx, n_split };
+            let s = AttnShape {
+                n_head,
+                n_head_kv,
+                head_dim,
+                n_ctx,
+                n_split,
+            };
             let nq = n_head * head_dim;
             let q = rng.vec(n * nq);
             let qb = h.upload_f32(&q);
@@ -316,14 +444,28 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
             let (mut rec, mut descs) = h.recorder();
             rec.begin().unwrap();
             attention::attention(
-                &h.gpu, &mut rec, &mut descs, s, Act::packed(qb.range(), nq), kc.range(), vc.range(), parts.range(),
-                step.range(), Act::packed(ob.range(), nq), n,
+                &h.gpu,
+                &mut rec,
+                &mut descs,
+                s,
+                Act::packed(qb.range(), nq),
+                kc.range(),
+                vc.range(),
+                parts.range(),
+                step.range(),
+                Act::packed(ob.range(), nq),
+                n,
             )
             .unwrap();
             rec.submit_wait().unwrap();
             let got = h.download_f32(&ob);
             let want = ref_attention(&q, &kvals, &vvals, &s, pos, n);
-            assert_close(&format!("attention {s:?} pos {pos} n {n}"), &got, &want, 1e-10);
+            assert_close(
+                &format!("attention {s:?} pos {pos} n {n}"),
+                &got,
+                &want,
+                1e-10,
+            );
         }
     }
     h.finish();
@@ -342,8 +484,18 @@ fn eltwise_ops_match_cpu() {
         let yb = h.zeros(rows * n);
         let (mut rec, mut descs) = h.recorder();
         rec.begin().unwrap();
-        eltwise::eltwise(&h.gpu, &mut rec, &mut descs, op, Act::packed(ab.range(), n), Act::packed(bb.range(), n), Act::packed(yb.range(), n), n, rows)
-            .unwrap();
+        eltwise::eltwise(
+            &h.gpu,
+            &mut rec,
+            &mut descs,
+            op,
+            Act::packed(ab.range(), n),
+            Act::packed(bb.range(), n),
+            Act::packed(yb.range(), n),
+            n,
+            rows,
+        )
+        .unwrap();
         rec.submit_wait().unwrap();
         let got = h.download_f32(&yb);
         let want: Vec<f32> = a
@@ -378,10 +530,22 @@ fn argmax_finds_the_first_maximum() {
     let ob = h.upload_u32(&[0, 0, 0, 0]);
     let (mut rec, mut descs) = h.recorder();
     rec.begin().unwrap();
-    eltwise::argmax(&h.gpu, &mut rec, &mut descs, Act::packed(xb.range(), n), ob.range(), 1, n, rows).unwrap();
+    eltwise::argmax(
+        &h.gpu,
+        &mut rec,
+        &mut descs,
+        Act::packed(xb.range(), n),
+        ob.range(),
+        1,
+        n,
+        rows,
+    )
+    .unwrap();
     rec.submit_wait().unwrap();
     let got = h.download_u32(&ob);
-    let want0 = (0..n).max_by(|&i, &j| x[i].total_cmp(&x[j]).then(j.cmp(&i))).unwrap();
+    let want0 = (0..n)
+        .max_by(|&i, &j| x[i].total_cmp(&x[j]).then(j.cmp(&i)))
+        .unwrap();
     assert_eq!(got, vec![0, want0 as u32, 777, (n - 1) as u32]);
     h.finish();
 }
@@ -455,15 +619,35 @@ fn quant_matvec_and_matmul_match_cpu_dequantize() {
     let mut rng = Rng::new(8);
     for ty in QUANT_TYPES {
         // An odd number of blocks per row makes rows start 2-aligned for the 2-byte-aligned formats.
-        let widths: &[usize] = if ty.is_k_quant() { &[256, 768] } else { &[96, 576] };
+        let widths: &[usize] = if ty.is_k_quant() {
+            &[256, 768]
+        } else {
+            &[96, 576]
+        };
         for &ncols in widths {
             for nrows in [7usize, 66] {
                 let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
-                for (n, out) in [(1, Output::Store), (3, Output::Accumulate), (9, Output::Store), (70, Output::Accumulate)] {
+                for (n, out) in [
+                    (1, Output::Store),
+                    (3, Output::Accumulate),
+                    (9, Output::Store),
+                    (70, Output::Accumulate),
+                ] {
                     check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, n, out, 1e-10);
                 }
                 if nrows % 2 == 0 {
-                    check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, 1, Output::Glu, 1e-10);
+                    check_product(
+                        &h,
+                        &mut rng,
+                        ty,
+                        &wb,
+                        &wv,
+                        ncols,
+                        nrows,
+                        1,
+                        Output::Glu,
+                        1e-10,
+                    );
                 }
             }
         }
@@ -485,10 +669,23 @@ fn quant_get_rows_match_cpu_dequantize() {
         let yb = h.zeros(ids.len() * ncols);
         let (mut rec, mut descs) = h.recorder();
         rec.begin().unwrap();
-        matvec::get_rows(&h.gpu, &mut rec, &mut descs, &w, idb.range(), 0, Act::packed(yb.range(), ncols), ids.len()).unwrap();
+        matvec::get_rows(
+            &h.gpu,
+            &mut rec,
+            &mut descs,
+            &w,
+            idb.range(),
+            0,
+            Act::packed(yb.range(), ncols),
+            ids.len(),
+        )
+        .unwrap();
         rec.submit_wait().unwrap();
         let got = h.download_f32(&yb);
-        let want: Vec<f32> = ids.iter().flat_map(|&id| wv[id as usize * ncols..(id as usize + 1) * ncols].to_vec()).collect();
+        let want: Vec<f32> = ids
+            .iter()
+            .flat_map(|&id| wv[id as usize * ncols..(id as usize + 1) * ncols].to_vec())
+            .collect();
         assert_close(&format!("{ty} get_rows"), &got, &want, 1e-12);
     }
     h.finish();

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use rawrxd::engine::vulkan::caps::DeviceCaps;
-use rawrxd::engine::vulkan::device;
+use rawrxd::engine::vulkan::{device, shaders};
 use rawrxd::engine::vulkan::{DeviceSelector, Instance, InstanceOptions};
 
 /// Arguments of `rawrxd devices`.
@@ -30,8 +30,16 @@ fn yes(b: bool) -> &'static str {
 
 fn describe(c: &DeviceCaps, default: bool, out: &mut impl Write) -> std::io::Result<()> {
     let mark = if default { "  [default]" } else { "" };
-    writeln!(out, "[{}] {} ({:?}, {} 0x{:04x}:0x{:04x}){mark}", c.index, c.name, c.kind, c.vendor, c.vendor_id, c.device_id)?;
-    writeln!(out, "    api {}   driver {} ({})", c.api_version, c.driver_name, c.driver_info)?;
+    writeln!(
+        out,
+        "[{}] {} ({:?}, {} 0x{:04x}:0x{:04x}){mark}",
+        c.index, c.name, c.kind, c.vendor, c.vendor_id, c.device_id
+    )?;
+    writeln!(
+        out,
+        "    api {}   driver {} ({})",
+        c.api_version, c.driver_name, c.driver_info
+    )?;
     match &c.unusable_reason {
         Some(r) => writeln!(out, "    usable: no — {r}")?,
         None => writeln!(out, "    usable: yes")?,
@@ -57,18 +65,28 @@ fn describe(c: &DeviceCaps, default: bool, out: &mut impl Write) -> std::io::Res
         yes(c.storage_buffer_8bit)
     )?;
     let idot = match &c.integer_dot_product {
-        Some(d) => format!("yes (4x8 signed accelerated: {})", yes(d.packed_4x8_signed_accelerated)),
+        Some(d) => format!(
+            "yes (4x8 signed accelerated: {})",
+            yes(d.packed_4x8_signed_accelerated)
+        ),
         None => "no".into(),
     };
     let coop = match &c.cooperative_matrix {
         Some(shapes) => {
-            let s: Vec<String> = shapes.iter().map(|s| format!("{}x{}x{} {}", s.m, s.n, s.k, s.types)).collect();
+            let s: Vec<String> = shapes
+                .iter()
+                .map(|s| format!("{}x{}x{} {}", s.m, s.n, s.k, s.types))
+                .collect();
             format!("yes ({})", s.join(", "))
         }
         None => "no".into(),
     };
     writeln!(out, "    integer dot product {idot}")?;
-    writeln!(out, "    cooperative matrix (KHR) {coop}; NV cooperative matrix 2 {}", yes(c.cooperative_matrix2_nv))?;
+    writeln!(
+        out,
+        "    cooperative matrix (KHR) {coop}; NV cooperative matrix 2 {}",
+        yes(c.cooperative_matrix2_nv)
+    )?;
     let l = &c.limits;
     writeln!(
         out,
@@ -82,7 +100,11 @@ fn describe(c: &DeviceCaps, default: bool, out: &mut impl Write) -> std::io::Res
         mib(l.max_memory_allocation_size),
         mib(l.max_buffer_size)
     )?;
-    writeln!(out, "    timestamps: {} valid bits, {} ns/tick", l.timestamp_valid_bits, l.timestamp_period)?;
+    writeln!(
+        out,
+        "    timestamps: {} valid bits, {} ns/tick",
+        l.timestamp_valid_bits, l.timestamp_period
+    )?;
     writeln!(out, "    memory budget extension {}", yes(c.memory_budget))?;
     for (i, h) in c.heaps.iter().enumerate() {
         let budget = match (h.budget, h.usage) {
@@ -111,7 +133,10 @@ pub fn run(args: &DevicesArgs) -> anyhow::Result<()> {
             .map(|(i, a)| {
                 let mut v = serde_json::to_value(&a.caps).unwrap_or(serde_json::Value::Null);
                 if let Some(o) = v.as_object_mut() {
-                    o.insert("default".into(), serde_json::Value::Bool(default == Some(i)));
+                    o.insert(
+                        "default".into(),
+                        serde_json::Value::Bool(default == Some(i)),
+                    );
                 }
                 v
             })
@@ -126,5 +151,15 @@ pub fn run(args: &DevicesArgs) -> anyhow::Result<()> {
     for (i, a) in adapters.iter().enumerate() {
         describe(&a.caps, default == Some(i), &mut out)?;
     }
+    let exts: Vec<String> = shaders::GLSLC_EXTENSIONS
+        .iter()
+        .map(|(n, ok)| format!("{n} {}", yes(*ok)))
+        .collect();
+    writeln!(
+        out,
+        "shader compiler of this build: {} variants; optional extensions: {}",
+        shaders::VARIANTS.len(),
+        exts.join(", ")
+    )?;
     Ok(())
 }

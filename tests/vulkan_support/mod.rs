@@ -27,12 +27,20 @@ impl Harness {
     pub fn finish(self) {
         self.gpu.save_pipeline_cache();
         let errs = self.gpu.take_validation_errors();
-        assert!(errs.is_empty(), "{} Vulkan validation error(s):\n{}", errs.len(), errs.join("\n"));
+        assert!(
+            errs.is_empty(),
+            "{} Vulkan validation error(s):\n{}",
+            errs.len(),
+            errs.join("\n")
+        );
     }
 
     /// A recorder and descriptor cache on the harness's device.
     pub fn recorder(&self) -> (Recorder, DescriptorCache) {
-        (Recorder::new(&self.gpu, false).expect("recorder"), DescriptorCache::new(&self.gpu))
+        (
+            Recorder::new(&self.gpu, false).expect("recorder"),
+            DescriptorCache::new(&self.gpu),
+        )
     }
 
     /// A device buffer holding `data` (f32).
@@ -47,7 +55,10 @@ impl Harness {
 
     /// A device buffer holding `bytes`.
     pub fn upload_bytes(&self, bytes: &[u8]) -> GpuBuffer {
-        let b = self.gpu.buffer(bytes.len().max(4) as u64, MemoryClass::Device).expect("buffer");
+        let b = self
+            .gpu
+            .buffer(bytes.len().max(4) as u64, MemoryClass::Device)
+            .expect("buffer");
         self.gpu.upload(&b, 0, bytes).expect("upload");
         b
     }
@@ -60,14 +71,18 @@ impl Harness {
     /// The f32 contents of `b`.
     pub fn download_f32(&self, b: &GpuBuffer) -> Vec<f32> {
         let mut out = vec![0f32; (b.size() / 4) as usize];
-        self.gpu.download(b, 0, bytemuck::cast_slice_mut(&mut out)).expect("download");
+        self.gpu
+            .download(b, 0, bytemuck::cast_slice_mut(&mut out))
+            .expect("download");
         out
     }
 
     /// The u32 contents of `b`.
     pub fn download_u32(&self, b: &GpuBuffer) -> Vec<u32> {
         let mut out = vec![0u32; (b.size() / 4) as usize];
-        self.gpu.download(b, 0, bytemuck::cast_slice_mut(&mut out)).expect("download");
+        self.gpu
+            .download(b, 0, bytemuck::cast_slice_mut(&mut out))
+            .expect("download");
         out
     }
 }
@@ -177,5 +192,10 @@ pub fn nmse(got: &[f32], want: &[f32]) -> f64 {
 /// Asserts nmse(got, want) <= bound, naming `what`.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], bound: f64) {
     let e = nmse(got, want);
-    assert!(e <= bound, "{what}: nmse {e:.3e} > {bound:.1e}; first values got {:?} want {:?}", &got[..got.len().min(6)], &want[..want.len().min(6)]);
+    assert!(
+        e <= bound,
+        "{what}: nmse {e:.3e} > {bound:.1e}; first values got {:?} want {:?}",
+        &got[..got.len().min(6)],
+        &want[..want.len().min(6)]
+    );
 }

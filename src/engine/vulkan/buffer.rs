@@ -24,13 +24,23 @@ pub struct BufRange {
 impl BufRange {
     /// True when the two ranges share a byte.
     pub fn overlaps(&self, o: &BufRange) -> bool {
-        self.buffer == o.buffer && self.offset < o.offset + o.size && o.offset < self.offset + self.size
+        self.buffer == o.buffer
+            && self.offset < o.offset + o.size
+            && o.offset < self.offset + self.size
     }
 
     /// The sub-range `[offset, offset + size)` of this range.
     pub fn sub(&self, offset: u64, size: u64) -> BufRange {
-        debug_assert!(offset + size <= self.size, "sub-range {offset}+{size} past {}", self.size);
-        BufRange { buffer: self.buffer, offset: self.offset + offset, size }
+        debug_assert!(
+            offset + size <= self.size,
+            "sub-range {offset}+{size} past {}",
+            self.size
+        );
+        BufRange {
+            buffer: self.buffer,
+            offset: self.offset + offset,
+            size,
+        }
     }
 }
 
@@ -46,7 +56,12 @@ impl GpuBuffer {
     /// Allocates `size` bytes of `class` memory.
     pub fn new(gpu: &Gpu, size: u64, class: MemoryClass) -> VkResult<Self> {
         let alloc = gpu.allocator().alloc(size, class)?;
-        Ok(GpuBuffer { gpu: gpu.clone(), alloc, size, class })
+        Ok(GpuBuffer {
+            gpu: gpu.clone(),
+            alloc,
+            size,
+            class,
+        })
     }
 
     /// Requested size in bytes.
@@ -61,7 +76,11 @@ impl GpuBuffer {
 
     /// The whole buffer as a range.
     pub fn range(&self) -> BufRange {
-        BufRange { buffer: self.alloc.buffer, offset: self.alloc.offset, size: self.size }
+        BufRange {
+            buffer: self.alloc.buffer,
+            offset: self.alloc.offset,
+            size: self.size,
+        }
     }
 
     /// `[offset, offset + size)` of the buffer.
@@ -96,7 +115,10 @@ impl GpuBuffer {
             .alloc
             .mapped
             .ok_or_else(|| VulkanError::invalid("host access", "buffer is not host-visible"))?;
-        if offset.checked_add(len as u64).is_none_or(|end| end > self.size) {
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.size)
+        {
             return Err(VulkanError::invalid(
                 "host access",
                 format!("{len} bytes at {offset} past a {}-byte buffer", self.size),

@@ -226,7 +226,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn cstr(r: Result<&CStr, std::ffi::FromBytesUntilNulError>) -> String {
-    r.map(|c| c.to_string_lossy().into_owned()).unwrap_or_default()
+    r.map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn subgroup_op_names(f: vk::SubgroupFeatureFlags) -> Vec<&'static str> {
@@ -236,11 +237,17 @@ fn subgroup_op_names(f: vk::SubgroupFeatureFlags) -> Vec<&'static str> {
         (vk::SubgroupFeatureFlags::ARITHMETIC, "arithmetic"),
         (vk::SubgroupFeatureFlags::BALLOT, "ballot"),
         (vk::SubgroupFeatureFlags::SHUFFLE, "shuffle"),
-        (vk::SubgroupFeatureFlags::SHUFFLE_RELATIVE, "shuffle_relative"),
+        (
+            vk::SubgroupFeatureFlags::SHUFFLE_RELATIVE,
+            "shuffle_relative",
+        ),
         (vk::SubgroupFeatureFlags::CLUSTERED, "clustered"),
         (vk::SubgroupFeatureFlags::QUAD, "quad"),
     ];
-    all.iter().filter(|(b, _)| f.contains(*b)).map(|(_, n)| *n).collect()
+    all.iter()
+        .filter(|(b, _)| f.contains(*b))
+        .map(|(_, n)| *n)
+        .collect()
 }
 
 /// "DEVICE_LOCAL | HOST_VISIBLE" for memory property flags.
@@ -250,10 +257,17 @@ pub fn memory_flag_names(f: vk::MemoryPropertyFlags) -> String {
         (vk::MemoryPropertyFlags::HOST_VISIBLE, "HOST_VISIBLE"),
         (vk::MemoryPropertyFlags::HOST_COHERENT, "HOST_COHERENT"),
         (vk::MemoryPropertyFlags::HOST_CACHED, "HOST_CACHED"),
-        (vk::MemoryPropertyFlags::LAZILY_ALLOCATED, "LAZILY_ALLOCATED"),
+        (
+            vk::MemoryPropertyFlags::LAZILY_ALLOCATED,
+            "LAZILY_ALLOCATED",
+        ),
         (vk::MemoryPropertyFlags::PROTECTED, "PROTECTED"),
     ];
-    let names: Vec<&str> = all.iter().filter(|(b, _)| f.contains(*b)).map(|(_, n)| *n).collect();
+    let names: Vec<&str> = all
+        .iter()
+        .filter(|(b, _)| f.contains(*b))
+        .map(|(_, n)| *n)
+        .collect();
     names.join(" | ")
 }
 
@@ -264,15 +278,26 @@ impl DeviceCaps {
         // SAFETY: `pd` was enumerated from this instance; these queries have no other preconditions.
         let props = unsafe { raw.get_physical_device_properties(pd) };
         // SAFETY: as above.
-        let ext_props = unsafe { raw.enumerate_device_extension_properties(pd) }.unwrap_or_default();
-        let extensions: Vec<String> = ext_props.iter().map(|e| cstr(e.extension_name_as_c_str())).collect();
+        let ext_props =
+            unsafe { raw.enumerate_device_extension_properties(pd) }.unwrap_or_default();
+        let extensions: Vec<String> = ext_props
+            .iter()
+            .map(|e| cstr(e.extension_name_as_c_str()))
+            .collect();
         let has_ext = |n: &CStr| extensions.iter().any(|e| e.as_bytes() == n.to_bytes());
         // SAFETY: as above.
         let queues = unsafe { raw.get_physical_device_queue_family_properties(pd) };
         let compute_family = queues
             .iter()
-            .position(|q| q.queue_flags.contains(vk::QueueFlags::COMPUTE) && !q.queue_flags.contains(vk::QueueFlags::GRAPHICS))
-            .or_else(|| queues.iter().position(|q| q.queue_flags.contains(vk::QueueFlags::COMPUTE)));
+            .position(|q| {
+                q.queue_flags.contains(vk::QueueFlags::COMPUTE)
+                    && !q.queue_flags.contains(vk::QueueFlags::GRAPHICS)
+            })
+            .or_else(|| {
+                queues
+                    .iter()
+                    .position(|q| q.queue_flags.contains(vk::QueueFlags::COMPUTE))
+            });
 
         let api = props.api_version;
         let l = &props.limits;
@@ -314,7 +339,9 @@ impl DeviceCaps {
                 max_memory_allocation_size: 0,
                 max_buffer_size: 0,
                 timestamp_period: l.timestamp_period,
-                timestamp_valid_bits: compute_family.map(|i| queues[i].timestamp_valid_bits).unwrap_or(0),
+                timestamp_valid_bits: compute_family
+                    .map(|i| queues[i].timestamp_valid_bits)
+                    .unwrap_or(0),
             },
             heaps: Vec::new(),
             memory_types: Vec::new(),
@@ -354,7 +381,9 @@ impl DeviceCaps {
         self.heaps = (0..mp.memory_heap_count as usize)
             .map(|i| HeapInfo {
                 size: mp.memory_heaps[i].size,
-                device_local: mp.memory_heaps[i].flags.contains(vk::MemoryHeapFlags::DEVICE_LOCAL),
+                device_local: mp.memory_heaps[i]
+                    .flags
+                    .contains(vk::MemoryHeapFlags::DEVICE_LOCAL),
                 budget: has_budget.then_some(budget.heap_budget[i]),
                 usage: has_budget.then_some(budget.heap_usage[i]),
             })
@@ -381,7 +410,9 @@ impl DeviceCaps {
         let mut psc = vk::PhysicalDeviceSubgroupSizeControlProperties::default();
         let mut pm4 = vk::PhysicalDeviceMaintenance4Properties::default();
         let mut pid = vk::PhysicalDeviceShaderIntegerDotProductProperties::default();
-        let mut p2 = vk::PhysicalDeviceProperties2::default().push_next(&mut p11).push_next(&mut p12);
+        let mut p2 = vk::PhysicalDeviceProperties2::default()
+            .push_next(&mut p11)
+            .push_next(&mut p12);
         if size_control {
             p2 = p2.push_next(&mut psc);
         }
@@ -399,7 +430,9 @@ impl DeviceCaps {
         let mut fsc = vk::PhysicalDeviceSubgroupSizeControlFeatures::default();
         let mut fid = vk::PhysicalDeviceShaderIntegerDotProductFeatures::default();
         let mut fcm = vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default();
-        let mut f2 = vk::PhysicalDeviceFeatures2::default().push_next(&mut f11).push_next(&mut f12);
+        let mut f2 = vk::PhysicalDeviceFeatures2::default()
+            .push_next(&mut f11)
+            .push_next(&mut f12);
         if size_control {
             f2 = f2.push_next(&mut fsc);
         }
@@ -417,15 +450,31 @@ impl DeviceCaps {
         self.driver_info = cstr(p12.driver_info_as_c_str());
         self.device_uuid = hex(&p11.device_uuid);
         self.limits.max_memory_allocation_size = p11.max_memory_allocation_size;
-        self.limits.max_buffer_size = if api13 { pm4.max_buffer_size } else { p11.max_memory_allocation_size };
+        self.limits.max_buffer_size = if api13 {
+            pm4.max_buffer_size
+        } else {
+            p11.max_memory_allocation_size
+        };
         let sc_ok = size_control
             && fsc.subgroup_size_control == vk::TRUE
-            && psc.required_subgroup_size_stages.contains(vk::ShaderStageFlags::COMPUTE);
+            && psc
+                .required_subgroup_size_stages
+                .contains(vk::ShaderStageFlags::COMPUTE);
         self.subgroup = SubgroupCaps {
             size: p11.subgroup_size,
-            min_size: if sc_ok { psc.min_subgroup_size } else { p11.subgroup_size },
-            max_size: if sc_ok { psc.max_subgroup_size } else { p11.subgroup_size },
-            in_compute: p11.subgroup_supported_stages.contains(vk::ShaderStageFlags::COMPUTE),
+            min_size: if sc_ok {
+                psc.min_subgroup_size
+            } else {
+                p11.subgroup_size
+            },
+            max_size: if sc_ok {
+                psc.max_subgroup_size
+            } else {
+                p11.subgroup_size
+            },
+            in_compute: p11
+                .subgroup_supported_stages
+                .contains(vk::ShaderStageFlags::COMPUTE),
             ops: subgroup_op_names(p11.subgroup_supported_operations),
             size_control: sc_ok,
             full_subgroups: sc_ok && fsc.compute_full_subgroups == vk::TRUE,
@@ -437,15 +486,19 @@ impl DeviceCaps {
         self.storage_buffer_8bit = f12.storage_buffer8_bit_access == vk::TRUE;
         if int_dot && fid.shader_integer_dot_product == vk::TRUE {
             self.integer_dot_product = Some(IntegerDotCaps {
-                packed_4x8_signed_accelerated: pid.integer_dot_product4x8_bit_packed_signed_accelerated == vk::TRUE,
-                packed_4x8_mixed_accelerated: pid.integer_dot_product4x8_bit_packed_mixed_signedness_accelerated
+                packed_4x8_signed_accelerated: pid
+                    .integer_dot_product4x8_bit_packed_signed_accelerated
+                    == vk::TRUE,
+                packed_4x8_mixed_accelerated: pid
+                    .integer_dot_product4x8_bit_packed_mixed_signedness_accelerated
                     == vk::TRUE,
             });
         }
         if coopmat && fcm.cooperative_matrix == vk::TRUE {
             let loader = ash::khr::cooperative_matrix::Instance::new(instance.entry(), raw);
             // SAFETY: the device offers VK_KHR_cooperative_matrix; `pd` belongs to this instance.
-            let shapes = unsafe { loader.get_physical_device_cooperative_matrix_properties(pd) }.unwrap_or_default();
+            let shapes = unsafe { loader.get_physical_device_cooperative_matrix_properties(pd) }
+                .unwrap_or_default();
             self.cooperative_matrix = Some(
                 shapes
                     .iter()
@@ -453,7 +506,10 @@ impl DeviceCaps {
                         m: s.m_size,
                         n: s.n_size,
                         k: s.k_size,
-                        types: format!("{:?}/{:?}/{:?}/{:?}", s.a_type, s.b_type, s.c_type, s.result_type),
+                        types: format!(
+                            "{:?}/{:?}/{:?}/{:?}",
+                            s.a_type, s.b_type, s.c_type, s.result_type
+                        ),
                         scope: format!("{:?}", s.scope),
                     })
                     .collect(),
@@ -463,11 +519,17 @@ impl DeviceCaps {
 
     /// True when the extension `name` is offered.
     pub fn has_extension(&self, name: &CStr) -> bool {
-        self.extensions.iter().any(|e| e.as_bytes() == name.to_bytes())
+        self.extensions
+            .iter()
+            .any(|e| e.as_bytes() == name.to_bytes())
     }
 
     /// Total bytes of device-local heaps.
     pub fn device_local_bytes(&self) -> u64 {
-        self.heaps.iter().filter(|h| h.device_local).map(|h| h.size).sum()
+        self.heaps
+            .iter()
+            .filter(|h| h.device_local)
+            .map(|h| h.size)
+            .sum()
     }
 }

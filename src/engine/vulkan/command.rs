@@ -38,12 +38,18 @@ pub struct Binding {
 impl Binding {
     /// A read-only binding.
     pub fn read(range: BufRange) -> Self {
-        Binding { range, access: Access::Read }
+        Binding {
+            range,
+            access: Access::Read,
+        }
     }
 
     /// A written binding.
     pub fn write(range: BufRange) -> Self {
-        Binding { range, access: Access::Write }
+        Binding {
+            range,
+            access: Access::Write,
+        }
     }
 }
 
@@ -100,7 +106,8 @@ impl Recorder {
             .queue_family_index(gpu.caps().compute_queue_family)
             .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
         // SAFETY: valid device and create info.
-        let pool = unsafe { d.create_command_pool(&pool_info, None) }.map_err(VulkanError::map("vkCreateCommandPool"))?;
+        let pool = unsafe { d.create_command_pool(&pool_info, None) }
+            .map_err(VulkanError::map("vkCreateCommandPool"))?;
         let mut rec = Recorder {
             gpu: gpu.clone(),
             pool,
@@ -117,14 +124,18 @@ impl Recorder {
             .level(vk::CommandBufferLevel::PRIMARY)
             .command_buffer_count(1);
         // SAFETY: valid pool from this device.
-        rec.cb = unsafe { d.allocate_command_buffers(&alloc) }.map_err(VulkanError::map("vkAllocateCommandBuffers"))?[0];
+        rec.cb = unsafe { d.allocate_command_buffers(&alloc) }
+            .map_err(VulkanError::map("vkAllocateCommandBuffers"))?[0];
         // SAFETY: valid device.
         rec.fence = unsafe { d.create_fence(&vk::FenceCreateInfo::default(), None) }
             .map_err(VulkanError::map("vkCreateFence"))?;
         if profile && gpu.caps().limits.timestamp_valid_bits > 0 {
-            let qi = vk::QueryPoolCreateInfo::default().query_type(vk::QueryType::TIMESTAMP).query_count(MAX_TIMESTAMPS);
+            let qi = vk::QueryPoolCreateInfo::default()
+                .query_type(vk::QueryType::TIMESTAMP)
+                .query_count(MAX_TIMESTAMPS);
             // SAFETY: valid device and create info.
-            let qp = unsafe { d.create_query_pool(&qi, None) }.map_err(VulkanError::map("vkCreateQueryPool"))?;
+            let qp = unsafe { d.create_query_pool(&qi, None) }
+                .map_err(VulkanError::map("vkCreateQueryPool"))?;
             rec.profile = Some((qp, Vec::new()));
         }
         Ok(rec)
@@ -154,7 +165,9 @@ impl Recorder {
         self.barrier();
         if let Some((qp, _)) = &self.profile {
             // SAFETY: recording; query 0 was reset above.
-            unsafe { d.cmd_write_timestamp(self.cb, vk::PipelineStageFlags::BOTTOM_OF_PIPE, *qp, 0) };
+            unsafe {
+                d.cmd_write_timestamp(self.cb, vk::PipelineStageFlags::BOTTOM_OF_PIPE, *qp, 0)
+            };
         }
         Ok(())
     }
@@ -170,9 +183,15 @@ impl Recorder {
             .dst_access_mask(all)];
         // SAFETY: called only while recording.
         unsafe {
-            self.gpu
-                .device()
-                .cmd_pipeline_barrier(self.cb, stages, stages, vk::DependencyFlags::empty(), &mb, &[], &[])
+            self.gpu.device().cmd_pipeline_barrier(
+                self.cb,
+                stages,
+                stages,
+                vk::DependencyFlags::empty(),
+                &mb,
+                &[],
+                &[],
+            )
         };
         self.hazards.clear();
         self.barriers += 1;
@@ -180,7 +199,10 @@ impl Recorder {
 
     fn prepare(&mut self, bindings: &[Binding]) -> VkResult<()> {
         if !self.recording {
-            return Err(VulkanError::invalid("recording", "dispatch outside begin()/finish()"));
+            return Err(VulkanError::invalid(
+                "recording",
+                "dispatch outside begin()/finish()",
+            ));
         }
         if self.profile.is_some() || self.hazards.needs_barrier(bindings) {
             self.barrier();
@@ -205,12 +227,20 @@ impl Recorder {
         if push.len() != kernel.push_size as usize {
             return Err(VulkanError::invalid(
                 "push constants",
-                format!("{} takes {} bytes, got {}", kernel.name, kernel.push_size, push.len()),
+                format!(
+                    "{} takes {} bytes, got {}",
+                    kernel.name,
+                    kernel.push_size,
+                    push.len()
+                ),
             ));
         }
         let max = self.gpu.caps().limits.max_workgroup_count;
         if groups.iter().zip(max).any(|(g, m)| *g > m) || groups.contains(&0) {
-            return Err(VulkanError::invalid("dispatch", format!("{}: {groups:?} workgroups (max {max:?})", kernel.name)));
+            return Err(VulkanError::invalid(
+                "dispatch",
+                format!("{}: {groups:?} workgroups (max {max:?})", kernel.name),
+            ));
         }
         let ranges: Vec<BufRange> = bindings.iter().map(|b| b.range).collect();
         let set = descs.get(kernel, &ranges)?;
@@ -220,9 +250,22 @@ impl Recorder {
         // was allocated with the kernel's layout); push bytes match the layout's range.
         unsafe {
             d.cmd_bind_pipeline(self.cb, vk::PipelineBindPoint::COMPUTE, kernel.pipeline);
-            d.cmd_bind_descriptor_sets(self.cb, vk::PipelineBindPoint::COMPUTE, kernel.layout, 0, &[set], &[]);
+            d.cmd_bind_descriptor_sets(
+                self.cb,
+                vk::PipelineBindPoint::COMPUTE,
+                kernel.layout,
+                0,
+                &[set],
+                &[],
+            );
             if !push.is_empty() {
-                d.cmd_push_constants(self.cb, kernel.layout, vk::ShaderStageFlags::COMPUTE, 0, push);
+                d.cmd_push_constants(
+                    self.cb,
+                    kernel.layout,
+                    vk::ShaderStageFlags::COMPUTE,
+                    0,
+                    push,
+                );
             }
             d.cmd_dispatch(self.cb, groups[0], groups[1], groups[2]);
         }
@@ -238,7 +281,12 @@ impl Recorder {
             if q < MAX_TIMESTAMPS {
                 // SAFETY: recording; query q was reset in begin().
                 unsafe {
-                    self.gpu.device().cmd_write_timestamp(cb, vk::PipelineStageFlags::BOTTOM_OF_PIPE, *qp, q)
+                    self.gpu.device().cmd_write_timestamp(
+                        cb,
+                        vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+                        *qp,
+                        q,
+                    )
                 };
                 recs.push(DispatchRecord { label, bytes });
             }
@@ -248,13 +296,23 @@ impl Recorder {
     /// Records a buffer-to-buffer copy of `src` into `dst` (equal sizes).
     pub fn copy(&mut self, src: BufRange, dst: BufRange) -> VkResult<()> {
         if src.size != dst.size {
-            return Err(VulkanError::invalid("copy", format!("{} bytes into {}", src.size, dst.size)));
+            return Err(VulkanError::invalid(
+                "copy",
+                format!("{} bytes into {}", src.size, dst.size),
+            ));
         }
         self.prepare(&[Binding::read(src), Binding::write(dst)])?;
-        let region = [vk::BufferCopy::default().src_offset(src.offset).dst_offset(dst.offset).size(src.size)];
+        let region = [vk::BufferCopy::default()
+            .src_offset(src.offset)
+            .dst_offset(dst.offset)
+            .size(src.size)];
         // SAFETY: recording; both buffers are live and have TRANSFER usage; ranges are in bounds
         // (they come from sub-allocations).
-        unsafe { self.gpu.device().cmd_copy_buffer(self.cb, src.buffer, dst.buffer, &region) };
+        unsafe {
+            self.gpu
+                .device()
+                .cmd_copy_buffer(self.cb, src.buffer, dst.buffer, &region)
+        };
         self.after_op("copy", src.size * 2);
         Ok(())
     }
@@ -264,7 +322,11 @@ impl Recorder {
         self.prepare(&[Binding::write(dst)])?;
         // SAFETY: recording; the buffer is live with TRANSFER_DST usage; offset/size are multiples
         // of 4 (sub-allocations are 256-aligned; callers pass 4-multiple sizes).
-        unsafe { self.gpu.device().cmd_fill_buffer(self.cb, dst.buffer, dst.offset, dst.size, value) };
+        unsafe {
+            self.gpu
+                .device()
+                .cmd_fill_buffer(self.cb, dst.buffer, dst.offset, dst.size, value)
+        };
         self.after_op("fill", dst.size);
         Ok(())
     }
@@ -272,7 +334,10 @@ impl Recorder {
     /// Ends the recording (after a barrier that makes device writes visible to the host).
     pub fn finish(&mut self) -> VkResult<()> {
         if !self.recording {
-            return Err(VulkanError::invalid("recording", "finish() without begin()"));
+            return Err(VulkanError::invalid(
+                "recording",
+                "finish() without begin()",
+            ));
         }
         let mb = [vk::MemoryBarrier::default()
             .src_access_mask(vk::AccessFlags::SHADER_WRITE | vk::AccessFlags::TRANSFER_WRITE)
@@ -289,7 +354,8 @@ impl Recorder {
                 &[],
                 &[],
             );
-            d.end_command_buffer(self.cb).map_err(VulkanError::map("vkEndCommandBuffer"))?;
+            d.end_command_buffer(self.cb)
+                .map_err(VulkanError::map("vkEndCommandBuffer"))?;
         }
         self.recording = false;
         Ok(())
@@ -307,7 +373,8 @@ impl Recorder {
             let queue = self.gpu.device_owner().queue();
             // SAFETY: the command buffer is executable and not pending; the fence is unsignalled;
             // the queue is locked.
-            unsafe { d.queue_submit(*queue, &submit, self.fence) }.map_err(VulkanError::map("vkQueueSubmit"))?;
+            unsafe { d.queue_submit(*queue, &submit, self.fence) }
+                .map_err(VulkanError::map("vkQueueSubmit"))?;
         }
         // SAFETY: the fence belongs to this device.
         let waited = unsafe { d.wait_for_fences(&[self.fence], true, u64::MAX) };
@@ -328,19 +395,30 @@ impl Recorder {
 
     /// The per-dispatch timings of the last submission (profile mode), `None` otherwise.
     pub fn profile(&self) -> VkResult<Option<Profile>> {
-        let Some((qp, recs)) = &self.profile else { return Ok(None) };
+        let Some((qp, recs)) = &self.profile else {
+            return Ok(None);
+        };
         if recs.is_empty() {
             return Ok(Some(Profile::default()));
         }
         let mut ts = vec![0u64; recs.len() + 1];
         // SAFETY: queries 0..=recs.len() were written by the last (waited-for) submission.
         unsafe {
-            self.gpu.device().get_query_pool_results(*qp, 0, &mut ts, vk::QueryResultFlags::TYPE_64 | vk::QueryResultFlags::WAIT)
+            self.gpu.device().get_query_pool_results(
+                *qp,
+                0,
+                &mut ts,
+                vk::QueryResultFlags::TYPE_64 | vk::QueryResultFlags::WAIT,
+            )
         }
         .map_err(VulkanError::map("vkGetQueryPoolResults"))?;
         let period = self.gpu.caps().limits.timestamp_period as f64;
         let bits = self.gpu.caps().limits.timestamp_valid_bits;
-        let mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        let mask = if bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
         let mut p = Profile::default();
         for (i, r) in recs.iter().enumerate() {
             let dt = (ts[i + 1] & mask).wrapping_sub(ts[i] & mask) & mask;

@@ -71,10 +71,24 @@ impl Gpu {
         let i = opts.device.select(&adapters)?;
         let device = Device::new(instance.clone(), &adapters[i])?;
         let allocator = Mutex::new(Allocator::new(device.raw().clone(), device.caps()));
-        let cache_dir = if opts.no_pipeline_cache { None } else { opts.cache_dir.clone().or_else(default_cache_dir) };
+        let cache_dir = if opts.no_pipeline_cache {
+            None
+        } else {
+            opts.cache_dir.clone().or_else(default_cache_dir)
+        };
         let pipelines = Pipelines::new(device.raw().clone(), device.caps(), cache_dir)?;
-        log::info!("vulkan device: {} ({}, {})", device.caps().name, device.caps().driver_name, device.caps().driver_info);
-        Ok(Gpu(Arc::new(GpuInner { pipelines, allocator, device, instance })))
+        log::info!(
+            "vulkan device: {} ({}, {})",
+            device.caps().name,
+            device.caps().driver_name,
+            device.caps().driver_info
+        );
+        Ok(Gpu(Arc::new(GpuInner {
+            pipelines,
+            allocator,
+            device,
+            instance,
+        })))
     }
 
     /// The device's caps.
@@ -174,7 +188,10 @@ impl Gpu {
             return dst.write(offset, data);
         }
         if offset + data.len() as u64 > dst.size() {
-            return Err(VulkanError::invalid("upload", format!("{} bytes at {offset} past {}", data.len(), dst.size())));
+            return Err(VulkanError::invalid(
+                "upload",
+                format!("{} bytes at {offset} past {}", data.len(), dst.size()),
+            ));
         }
         const PIECE: usize = 32 << 20;
         let staging = self.buffer(data.len().min(PIECE) as u64, MemoryClass::Upload)?;
@@ -200,7 +217,10 @@ impl Gpu {
     /// Copies the bytes of `src` (any range of a device buffer) into `out` through a readback buffer.
     pub fn download_range(&self, src: BufRange, out: &mut [u8]) -> VkResult<()> {
         if out.len() as u64 != src.size {
-            return Err(VulkanError::invalid("download", format!("{} bytes into {}", src.size, out.len())));
+            return Err(VulkanError::invalid(
+                "download",
+                format!("{} bytes into {}", src.size, out.len()),
+            ));
         }
         let rb = self.buffer(src.size, MemoryClass::Readback)?;
         let mut rec = Recorder::new(self, false)?;

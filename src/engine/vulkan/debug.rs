@@ -106,7 +106,11 @@ impl DebugMessenger {
         // boxed sink, which this struct keeps alive until after the messenger is destroyed.
         let messenger = unsafe { loader.create_debug_utils_messenger(&info, None) }
             .map_err(VulkanError::map("vkCreateDebugUtilsMessengerEXT"))?;
-        Ok(DebugMessenger { loader, messenger, sink })
+        Ok(DebugMessenger {
+            loader,
+            messenger,
+            sink,
+        })
     }
 
     /// The sink this messenger writes to.
@@ -119,6 +123,9 @@ impl Drop for DebugMessenger {
     fn drop(&mut self) {
         // SAFETY: the messenger was created by this loader and is destroyed exactly once, before
         // the instance (Instance drops its messenger first) and before the sink box is freed.
-        unsafe { self.loader.destroy_debug_utils_messenger(self.messenger, None) };
+        unsafe {
+            self.loader
+                .destroy_debug_utils_messenger(self.messenger, None)
+        };
     }
 }

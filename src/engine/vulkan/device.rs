@@ -30,7 +30,10 @@ pub fn enumerate(instance: &Instance) -> VkResult<Vec<Adapter>> {
     Ok(pds
         .into_iter()
         .enumerate()
-        .map(|(i, pd)| Adapter { physical: pd, caps: DeviceCaps::read(instance, pd, i) })
+        .map(|(i, pd)| Adapter {
+            physical: pd,
+            caps: DeviceCaps::read(instance, pd, i),
+        })
         .collect())
 }
 
@@ -49,8 +52,16 @@ impl DeviceSelector {
     /// From a user string: a number is an index, anything else a name substring.
     pub fn parse(s: &str) -> Self {
         match s.trim().parse::<usize>() {
-            Ok(i) => DeviceSelector { index: Some(i), name: None, allow_cpu: true },
-            Err(_) => DeviceSelector { index: None, name: Some(s.trim().to_string()), allow_cpu: true },
+            Ok(i) => DeviceSelector {
+                index: Some(i),
+                name: None,
+                allow_cpu: true,
+            },
+            Err(_) => DeviceSelector {
+                index: None,
+                name: Some(s.trim().to_string()),
+                allow_cpu: true,
+            },
         }
     }
 
@@ -85,7 +96,10 @@ impl DeviceSelector {
         }
         if let Some(i) = self.index {
             let a = adapters.get(i).ok_or_else(|| {
-                VulkanError::NoDevice(format!("device index {i} out of range ({} devices)", adapters.len()))
+                VulkanError::NoDevice(format!(
+                    "device index {i} out of range ({} devices)",
+                    adapters.len()
+                ))
             })?;
             usable(a)?;
             return Ok(i);
@@ -95,16 +109,22 @@ impl DeviceSelector {
             let i = adapters
                 .iter()
                 .position(|a| a.caps.name.to_lowercase().contains(&needle))
-                .ok_or_else(|| VulkanError::NoDevice(format!("no device name contains '{name}'")))?;
+                .ok_or_else(|| {
+                    VulkanError::NoDevice(format!("no device name contains '{name}'"))
+                })?;
             usable(&adapters[i])?;
             return Ok(i);
         }
-        let mut candidates: Vec<usize> = (0..adapters.len()).filter(|&i| adapters[i].caps.usable).collect();
+        let mut candidates: Vec<usize> = (0..adapters.len())
+            .filter(|&i| adapters[i].caps.usable)
+            .collect();
         if candidates.is_empty() {
             usable(&adapters[0])?;
         }
         candidates.sort_by_key(|&i| (adapters[i].caps.kind, i));
-        let only_cpu = candidates.iter().all(|&i| adapters[i].caps.kind == DeviceKind::Cpu);
+        let only_cpu = candidates
+            .iter()
+            .all(|&i| adapters[i].caps.kind == DeviceKind::Cpu);
         candidates
             .into_iter()
             .find(|&i| self.allow_cpu || only_cpu || adapters[i].caps.kind != DeviceKind::Cpu)
@@ -157,7 +177,13 @@ impl Device {
             .map_err(VulkanError::map("vkCreateDevice"))?;
         // SAFETY: queue 0 of the family was requested in `queue_info`.
         let queue = unsafe { raw.get_device_queue(caps.compute_queue_family, 0) };
-        Ok(Device { raw, queue: Mutex::new(queue), physical: adapter.physical, caps, instance })
+        Ok(Device {
+            raw,
+            queue: Mutex::new(queue),
+            physical: adapter.physical,
+            caps,
+            instance,
+        })
     }
 
     /// The ash device.

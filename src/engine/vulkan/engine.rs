@@ -40,7 +40,12 @@ pub struct VulkanEngineOptions {
 
 impl Default for VulkanEngineOptions {
     fn default() -> Self {
-        VulkanEngineOptions { gpu: GpuOptions::from_env(), n_ctx: 0, max_batch: 256, profile: false }
+        VulkanEngineOptions {
+            gpu: GpuOptions::from_env(),
+            n_ctx: 0,
+            max_batch: 256,
+            profile: false,
+        }
     }
 }
 
@@ -109,7 +114,13 @@ impl State {
 
     /// Records the forward pass of `n` tokens (ids in `tokens`, positions step.pos ..); returns
     /// the number of logit rows written to the readback buffer (n or 1).
-    fn record(&self, rec: &mut Recorder, descs: &mut DescriptorCache, n: usize, all_logits: bool) -> VkResult<usize> {
+    fn record(
+        &self,
+        rec: &mut Recorder,
+        descs: &mut DescriptorCache,
+        n: usize,
+        all_logits: bool,
+    ) -> VkResult<usize> {
         let gpu = &self.gpu;
         let hp = &self.hp;
         let s = &self.s;
@@ -132,41 +143,119 @@ impl State {
             n_ctx: self.n_ctx,
         };
         for (l, (kc, vc)) in m.layers.iter().zip(&self.kv) {
-            norm::rms_norm(gpu, rec, descs, x, l.attn_norm.range(), xb, e, n, hp.rms_norm_eps)?;
+            norm::rms_norm(
+                gpu,
+                rec,
+                descs,
+                x,
+                l.attn_norm.range(),
+                xb,
+                e,
+                n,
+                hp.rms_norm_eps,
+            )?;
             let whole = s.qkv.range();
             let (q, k, v) = match &l.qkv {
                 Qkv::Fused(w) => {
                     let st = nq + 2 * nkv;
-                    matvec::mul(gpu, rec, descs, w, xb, Act::packed(whole, st), n, Output::Store)?;
+                    matvec::mul(
+                        gpu,
+                        rec,
+                        descs,
+                        w,
+                        xb,
+                        Act::packed(whole, st),
+                        n,
+                        Output::Store,
+                    )?;
                     if let Some(b) = &l.qkv_bias {
-                        let bias = Act { range: b.range(), off: 0, stride: 0 };
+                        let bias = Act {
+                            range: b.range(),
+                            off: 0,
+                            stride: 0,
+                        };
                         let y = Act::packed(whole, st);
                         eltwise::eltwise(gpu, rec, descs, EltOp::Add, y, bias, y, st, n)?;
                     }
-                    (Act { range: whole, off: 0, stride: st }, Act { range: whole, off: nq, stride: st }, Act {
-                        range: whole,
-                        off: nq + nkv,
-                        stride: st,
-                    })
+                    (
+                        Act {
+                            range: whole,
+                            off: 0,
+                            stride: st,
+                        },
+                        Act {
+                            range: whole,
+                            off: nq,
+                            stride: st,
+                        },
+                        Act {
+                            range: whole,
+                            off: nq + nkv,
+                            stride: st,
+                        },
+                    )
                 }
                 Qkv::Split { q, k, v } => {
                     let qr = s.qkv.slice(0, (n * nq * 4) as u64);
                     let kr = s.qkv.slice(s.k_region, (n * nkv * 4) as u64);
                     let vr = s.qkv.slice(s.v_region, (n * nkv * 4) as u64);
-                    matvec::mul(gpu, rec, descs, q, xb, Act::packed(qr, nq), n, Output::Store)?;
-                    matvec::mul(gpu, rec, descs, k, xb, Act::packed(kr, nkv), n, Output::Store)?;
-                    matvec::mul(gpu, rec, descs, v, xb, Act::packed(vr, nkv), n, Output::Store)?;
+                    matvec::mul(
+                        gpu,
+                        rec,
+                        descs,
+                        q,
+                        xb,
+                        Act::packed(qr, nq),
+                        n,
+                        Output::Store,
+                    )?;
+                    matvec::mul(
+                        gpu,
+                        rec,
+                        descs,
+                        k,
+                        xb,
+                        Act::packed(kr, nkv),
+                        n,
+                        Output::Store,
+                    )?;
+                    matvec::mul(
+                        gpu,
+                        rec,
+                        descs,
+                        v,
+                        xb,
+                        Act::packed(vr, nkv),
+                        n,
+                        Output::Store,
+                    )?;
                     if let Some(b) = &l.qkv_bias {
                         for (r, off, w) in [(qr, 0, nq), (kr, nq, nkv), (vr, nq + nkv, nkv)] {
-                            let bias = Act { range: b.range(), off, stride: 0 };
+                            let bias = Act {
+                                range: b.range(),
+                                off,
+                                stride: 0,
+                            };
                             let y = Act::packed(r, w);
                             eltwise::eltwise(gpu, rec, descs, EltOp::Add, y, bias, y, w, n)?;
                         }
                     }
                     (
-                        Act { range: whole, off: 0, stride: nq },
-                        Act { range: whole, off: (s.k_region / 4) as usize, stride: nkv },
-                        Act { range: whole, off: (s.v_region / 4) as usize, stride: nkv },
+                        Act {
+                            range: whole,
+                            off: 0,
+                            stride: nq,
+                        },
+                        Act {
+                            range: whole,
+                            off: (s.k_region / 4) as usize,
+                            stride: nkv,
+                        },
+                        Act {
+                            range: whole,
+                            off: (s.v_region / 4) as usize,
+                            stride: nkv,
+                        },
                     )
                 }
             };
@@ -201,7 +290,17 @@ impl State {
                 n,
             )?;
             matvec::mul(gpu, rec, descs, &l.wo, att, x, n, Output::Accumulate)?;
-            norm::rms_norm(gpu, rec, descs, x, l.ffn_norm.range(), xb, e, n, hp.rms_norm_eps)?;
+            norm::rms_norm(
+                gpu,
+                rec,
+                descs,
+                x,
+                l.ffn_norm.range(),
+                xb,
+                e,
+                n,
+                hp.rms_norm_eps,
+            )?;
             let h = Act::packed(s.h.range(), nff);
             match &l.gate_up {
                 GateUp::Fused(w) if n <= MATVEC_MAX_BATCH => {
@@ -209,28 +308,96 @@ impl State {
                 }
                 GateUp::Fused(w) => {
                     let gu = s.gu.range();
-                    matvec::mul(gpu, rec, descs, w, xb, Act::packed(gu, 2 * nff), n, Output::Store)?;
-                    let g = Act { range: gu, off: 0, stride: 2 * nff };
-                    let u = Act { range: gu, off: nff, stride: 2 * nff };
+                    matvec::mul(
+                        gpu,
+                        rec,
+                        descs,
+                        w,
+                        xb,
+                        Act::packed(gu, 2 * nff),
+                        n,
+                        Output::Store,
+                    )?;
+                    let g = Act {
+                        range: gu,
+                        off: 0,
+                        stride: 2 * nff,
+                    };
+                    let u = Act {
+                        range: gu,
+                        off: nff,
+                        stride: 2 * nff,
+                    };
                     eltwise::eltwise(gpu, rec, descs, EltOp::SwiGlu, g, u, h, nff, n)?;
                 }
                 GateUp::Split { gate, up } => {
                     let gr = s.gu.slice(0, (n * nff * 4) as u64);
                     let ur = s.gu.slice(s.up_region, (n * nff * 4) as u64);
-                    matvec::mul(gpu, rec, descs, gate, xb, Act::packed(gr, nff), n, Output::Store)?;
-                    matvec::mul(gpu, rec, descs, up, xb, Act::packed(ur, nff), n, Output::Store)?;
-                    eltwise::eltwise(gpu, rec, descs, EltOp::SwiGlu, Act::packed(gr, nff), Act::packed(ur, nff), h, nff, n)?;
+                    matvec::mul(
+                        gpu,
+                        rec,
+                        descs,
+                        gate,
+                        xb,
+                        Act::packed(gr, nff),
+                        n,
+                        Output::Store,
+                    )?;
+                    matvec::mul(
+                        gpu,
+                        rec,
+                        descs,
+                        up,
+                        xb,
+                        Act::packed(ur, nff),
+                        n,
+                        Output::Store,
+                    )?;
+                    eltwise::eltwise(
+                        gpu,
+                        rec,
+                        descs,
+                        EltOp::SwiGlu,
+                        Act::packed(gr, nff),
+                        Act::packed(ur, nff),
+                        h,
+                        nff,
+                        n,
+                    )?;
                 }
             }
             matvec::mul(gpu, rec, descs, &l.down, h, x, n, Output::Accumulate)?;
         }
         let rows = if all_logits { n } else { 1 };
         let first = n - rows;
-        let xs = Act { range: s.x.range(), off: first * e, stride: e };
-        norm::rms_norm(gpu, rec, descs, xs, m.output_norm.range(), xb, e, rows, hp.rms_norm_eps)?;
+        let xs = Act {
+            range: s.x.range(),
+            off: first * e,
+            stride: e,
+        };
+        norm::rms_norm(
+            gpu,
+            rec,
+            descs,
+            xs,
+            m.output_norm.range(),
+            xb,
+            e,
+            rows,
+            hp.rms_norm_eps,
+        )?;
         let logits_bytes = (rows * hp.n_vocab * 4) as u64;
         let lr = s.logits.slice(0, logits_bytes);
-        matvec::mul(gpu, rec, descs, m.output(), xb, Act::packed(lr, hp.n_vocab), rows, Output::Store)?;
+        matvec::mul(
+            gpu,
+            rec,
+            descs,
+            m.output(),
+            xb,
+            Act::packed(lr, hp.n_vocab),
+            rows,
+            Output::Store,
+        )?;
         rec.copy(lr, s.readback.slice(0, logits_bytes))?;
         Ok(rows)
     }
@@ -246,11 +413,23 @@ impl VulkanEngine {
     }
 
     /// Uploads a model on an existing context.
-    pub fn with_gpu(gpu: Gpu, hp: &LlamaHParams, w: &LlamaWeights<'_>, opts: &VulkanEngineOptions) -> Result<Self> {
-        let n_ctx = if opts.n_ctx == 0 { hp.n_ctx_train.clamp(1, 4096) } else { opts.n_ctx };
+    pub fn with_gpu(
+        gpu: Gpu,
+        hp: &LlamaHParams,
+        w: &LlamaWeights<'_>,
+        opts: &VulkanEngineOptions,
+    ) -> Result<Self> {
+        let n_ctx = if opts.n_ctx == 0 {
+            hp.n_ctx_train.clamp(1, 4096)
+        } else {
+            opts.n_ctx
+        };
         let max_batch = opts.max_batch.clamp(1, 4096);
         if hp.head_dim % 2 != 0 || hp.head_dim > 256 {
-            return Err(Error::Model(format!("head_dim {} is not supported by the Vulkan attention kernel", hp.head_dim)));
+            return Err(Error::Model(format!(
+                "head_dim {} is not supported by the Vulkan attention kernel",
+                hp.head_dim
+            )));
         }
         let model = DeviceModel::upload(&gpu, hp, w)?;
         let (nq, nkv, nff) = (hp.n_embd_q(), hp.n_embd_kv(), hp.n_ff);
@@ -264,7 +443,8 @@ impl VulkanEngine {
         let k_region = align((b * nq * 4) as u64);
         let v_region = k_region + align((b * nkv * 4) as u64);
         let up_region = align((b * nff * 4) as u64);
-        let partial_floats = (b * hp.n_head * (hp.head_dim + 2)).max(hp.n_head * decode_splits * (hp.head_dim + 2));
+        let partial_floats =
+            (b * hp.n_head * (hp.head_dim + 2)).max(hp.n_head * decode_splits * (hp.head_dim + 2));
         let logits_bytes = (b * hp.n_vocab * 4) as u64;
         let angles = rope::angle_table(n_ctx, hp.n_rot, hp.rope_freq_base as f64);
         let s = Scratch {
@@ -295,7 +475,16 @@ impl VulkanEngine {
         }
         rec.submit_wait()?;
         let descs = DescriptorCache::new(&gpu);
-        let st = State { gpu: gpu.clone(), hp: hp.clone(), n_ctx, max_batch, decode_splits, model, kv, s };
+        let st = State {
+            gpu: gpu.clone(),
+            hp: hp.clone(),
+            n_ctx,
+            max_batch,
+            decode_splits,
+            model,
+            kv,
+            s,
+        };
         Ok(VulkanEngine {
             decode: Recorder::new(&gpu, opts.profile)?,
             prefill: Recorder::new(&gpu, opts.profile)?,
@@ -335,7 +524,8 @@ impl VulkanEngine {
         let st = &self.st;
         let n = tokens.len();
         st.s.tokens.write(0, bytemuck::cast_slice(tokens))?;
-        st.s.step.write(0, bytemuck::cast_slice(&[pos as u32, n as u32]))?;
+        st.s.step
+            .write(0, bytemuck::cast_slice(&[pos as u32, n as u32]))?;
         let rec = if n == 1 {
             if !self.decode_recorded {
                 self.decode.begin()?;
@@ -394,7 +584,10 @@ impl Engine for VulkanEngine {
             return Err(Error::Invalid("forward: no tokens".into()));
         }
         if pos > self.n_past {
-            return Err(Error::Invalid(format!("forward at position {pos}, but only {} positions are cached", self.n_past)));
+            return Err(Error::Invalid(format!(
+                "forward at position {pos}, but only {} positions are cached",
+                self.n_past
+            )));
         }
         if pos + tokens.len() > self.st.n_ctx {
             return Err(Error::Invalid(format!(
@@ -404,7 +597,10 @@ impl Engine for VulkanEngine {
             )));
         }
         if let Some(t) = tokens.iter().find(|&&t| t as usize >= hp.n_vocab) {
-            return Err(Error::Invalid(format!("token id {t} is outside the vocabulary of {}", hp.n_vocab)));
+            return Err(Error::Invalid(format!(
+                "token id {t} is outside the vocabulary of {}",
+                hp.n_vocab
+            )));
         }
         let mut out = Vec::new();
         let chunks: Vec<&[u32]> = tokens.chunks(self.st.max_batch).collect();
@@ -436,7 +632,9 @@ impl Engine for VulkanEngine {
         MemoryUsage {
             weights: self.st.model.bytes,
             kv_cache: kv,
-            scratch: stats.allocated_bytes.saturating_sub(self.st.model.bytes + kv),
+            scratch: stats
+                .allocated_bytes
+                .saturating_sub(self.st.model.bytes + kv),
             on_device: self.st.gpu.caps().kind != super::caps::DeviceKind::Cpu,
         }
     }
@@ -449,4 +647,3 @@ impl Engine for VulkanEngine {
         Self::known_bandwidth(&self.st.gpu.caps().name)
     }
 }
-

@@ -50,7 +50,10 @@ pub enum VulkanError {
     Validation(Vec<String>),
     /// Any code the call is not documented to return.
     #[error("{call} returned unexpected {code:?}")]
-    Unexpected { call: &'static str, code: vk::Result },
+    Unexpected {
+        call: &'static str,
+        code: vk::Result,
+    },
 }
 
 /// Result alias of the Vulkan backend.
@@ -97,7 +100,10 @@ impl VulkanError {
 
     /// Shorthand for `Invalid`.
     pub fn invalid(what: &'static str, msg: impl Into<String>) -> Self {
-        VulkanError::Invalid { what, msg: msg.into() }
+        VulkanError::Invalid {
+            what,
+            msg: msg.into(),
+        }
     }
 }
 
@@ -109,7 +115,9 @@ mod tests {
     fn documented_codes_map_to_their_variants() {
         assert!(matches!(
             VulkanError::from_vk("vkAllocateMemory", vk::Result::ERROR_OUT_OF_DEVICE_MEMORY),
-            VulkanError::OutOfDeviceMemory { call: "vkAllocateMemory" }
+            VulkanError::OutOfDeviceMemory {
+                call: "vkAllocateMemory"
+            }
         ));
         assert!(matches!(
             VulkanError::from_vk("vkQueueSubmit", vk::Result::ERROR_DEVICE_LOST),

@@ -39,9 +39,18 @@ impl InstanceOptions {
     /// available), `2` (required), `sync` (required, with synchronization validation).
     pub fn from_env() -> Self {
         match std::env::var("RAWRXD_VULKAN_VALIDATION").as_deref() {
-            Ok("1") => InstanceOptions { validation: Validation::IfAvailable, sync_validation: false },
-            Ok("2") => InstanceOptions { validation: Validation::Required, sync_validation: false },
-            Ok("sync") => InstanceOptions { validation: Validation::Required, sync_validation: true },
+            Ok("1") => InstanceOptions {
+                validation: Validation::IfAvailable,
+                sync_validation: false,
+            },
+            Ok("2") => InstanceOptions {
+                validation: Validation::Required,
+                sync_validation: false,
+            },
+            Ok("sync") => InstanceOptions {
+                validation: Validation::Required,
+                sync_validation: true,
+            },
             _ => InstanceOptions::default(),
         }
     }
@@ -60,7 +69,8 @@ impl Instance {
     pub fn new(opts: InstanceOptions) -> VkResult<Self> {
         // SAFETY: loading the system Vulkan loader runs its initialisers; it is the documented way
         // to use the `loaded` feature, and a missing library is reported as an error.
-        let entry = unsafe { ash::Entry::load() }.map_err(|e| VulkanError::Loader(e.to_string()))?;
+        let entry =
+            unsafe { ash::Entry::load() }.map_err(|e| VulkanError::Loader(e.to_string()))?;
         // SAFETY: the entry is valid; vkEnumerateInstanceVersion has no other preconditions.
         let loader_version = unsafe { entry.try_enumerate_instance_version() }
             .map_err(VulkanError::map("vkEnumerateInstanceVersion"))?
@@ -82,7 +92,10 @@ impl Instance {
         // SAFETY: as above.
         let exts = unsafe { entry.enumerate_instance_extension_properties(None) }
             .map_err(VulkanError::map("vkEnumerateInstanceExtensionProperties"))?;
-        let has_ext = |name: &CStr| exts.iter().any(|e| e.extension_name_as_c_str().is_ok_and(|n| n == name));
+        let has_ext = |name: &CStr| {
+            exts.iter()
+                .any(|e| e.extension_name_as_c_str().is_ok_and(|n| n == name))
+        };
 
         let validate = match opts.validation {
             Validation::Off => false,
@@ -102,7 +115,11 @@ impl Instance {
             .application_version(1)
             .engine_name(c"rawrxd")
             .api_version(api_version);
-        let layer_ptrs: Vec<*const c_char> = if validate { vec![VALIDATION_LAYER.as_ptr()] } else { vec![] };
+        let layer_ptrs: Vec<*const c_char> = if validate {
+            vec![VALIDATION_LAYER.as_ptr()]
+        } else {
+            vec![]
+        };
         let mut ext_ptrs: Vec<*const c_char> = Vec::new();
         if debug_utils {
             ext_ptrs.push(ash::ext::debug_utils::NAME.as_ptr());
@@ -110,7 +127,8 @@ impl Instance {
         let sink = Box::<DebugSink>::default();
         let mut msg_info = DebugMessenger::create_info(&sink);
         let enables = [vk::ValidationFeatureEnableEXT::SYNCHRONIZATION_VALIDATION];
-        let mut features = vk::ValidationFeaturesEXT::default().enabled_validation_features(&enables);
+        let mut features =
+            vk::ValidationFeaturesEXT::default().enabled_validation_features(&enables);
         let mut info = vk::InstanceCreateInfo::default()
             .application_info(&app)
             .enabled_layer_names(&layer_ptrs)
@@ -123,7 +141,8 @@ impl Instance {
         }
         // SAFETY: every pointer in `info` refers to locals alive across the call; the chained
         // messenger info points at the boxed sink, which outlives the instance's messenger.
-        let raw = unsafe { entry.create_instance(&info, None) }.map_err(VulkanError::map("vkCreateInstance"))?;
+        let raw = unsafe { entry.create_instance(&info, None) }
+            .map_err(VulkanError::map("vkCreateInstance"))?;
         let debug = if debug_utils {
             match DebugMessenger::new(&entry, &raw, sink) {
                 Ok(d) => Some(d),
@@ -136,7 +155,12 @@ impl Instance {
         } else {
             None
         };
-        Ok(Instance { debug, raw, entry, api_version })
+        Ok(Instance {
+            debug,
+            raw,
+            entry,
+            api_version,
+        })
     }
 
     /// The ash instance.
@@ -161,12 +185,18 @@ impl Instance {
 
     /// Removes and returns the validation errors recorded so far (empty when not validating).
     pub fn take_validation_errors(&self) -> Vec<String> {
-        self.debug.as_ref().map(|d| d.sink().take_errors()).unwrap_or_default()
+        self.debug
+            .as_ref()
+            .map(|d| d.sink().take_errors())
+            .unwrap_or_default()
     }
 
     /// Number of validation errors recorded and not yet taken.
     pub fn validation_error_count(&self) -> usize {
-        self.debug.as_ref().map(|d| d.sink().error_count()).unwrap_or(0)
+        self.debug
+            .as_ref()
+            .map(|d| d.sink().error_count())
+            .unwrap_or(0)
     }
 }
 
@@ -181,5 +211,10 @@ impl Drop for Instance {
 
 /// "1.3.230" from a packed Vulkan version.
 pub fn version_string(v: u32) -> String {
-    format!("{}.{}.{}", vk::api_version_major(v), vk::api_version_minor(v), vk::api_version_patch(v))
+    format!(
+        "{}.{}.{}",
+        vk::api_version_major(v),
+        vk::api_version_minor(v),
+        vk::api_version_patch(v)
+    )
 }

@@ -33,7 +33,11 @@ pub enum MemoryClass {
 }
 
 impl MemoryClass {
-    const ALL: [MemoryClass; 3] = [MemoryClass::Device, MemoryClass::Upload, MemoryClass::Readback];
+    const ALL: [MemoryClass; 3] = [
+        MemoryClass::Device,
+        MemoryClass::Upload,
+        MemoryClass::Readback,
+    ];
 
     fn index(self) -> usize {
         self as usize
@@ -105,9 +109,23 @@ pub struct Allocator {
 impl Allocator {
     /// An empty allocator for `device`.
     pub fn new(device: ash::Device, caps: &DeviceCaps) -> Self {
-        let type_flags = caps.memory_types.iter().map(|t| vk::MemoryPropertyFlags::from_raw(t.flags)).collect();
-        let max_chunk = caps.limits.max_memory_allocation_size.min(caps.limits.max_buffer_size).max(ALIGN);
-        Allocator { device, type_flags, max_chunk, chunks: Vec::new(), stats: MemoryStats::default() }
+        let type_flags = caps
+            .memory_types
+            .iter()
+            .map(|t| vk::MemoryPropertyFlags::from_raw(t.flags))
+            .collect();
+        let max_chunk = caps
+            .limits
+            .max_memory_allocation_size
+            .min(caps.limits.max_buffer_size)
+            .max(ALIGN);
+        Allocator {
+            device,
+            type_flags,
+            max_chunk,
+            chunks: Vec::new(),
+            stats: MemoryStats::default(),
+        }
     }
 
     /// Current byte counts.
@@ -155,14 +173,22 @@ impl Allocator {
         let usage = vk::BufferUsageFlags::STORAGE_BUFFER
             | vk::BufferUsageFlags::TRANSFER_SRC
             | vk::BufferUsageFlags::TRANSFER_DST;
-        let info = vk::BufferCreateInfo::default().size(size).usage(usage).sharing_mode(vk::SharingMode::EXCLUSIVE);
+        let info = vk::BufferCreateInfo::default()
+            .size(size)
+            .usage(usage)
+            .sharing_mode(vk::SharingMode::EXCLUSIVE);
         // SAFETY: valid device and create info.
-        let buffer = unsafe { self.device.create_buffer(&info, None) }.map_err(VulkanError::map("vkCreateBuffer"))?;
+        let buffer = unsafe { self.device.create_buffer(&info, None) }
+            .map_err(VulkanError::map("vkCreateBuffer"))?;
         // SAFETY: the buffer was just created on this device.
         let req = unsafe { self.device.get_buffer_memory_requirements(buffer) };
-        let mut last_err = VulkanError::OutOfDeviceMemory { call: "vkAllocateMemory" };
+        let mut last_err = VulkanError::OutOfDeviceMemory {
+            call: "vkAllocateMemory",
+        };
         for ty in self.candidates(req.memory_type_bits, class) {
-            let ai = vk::MemoryAllocateInfo::default().allocation_size(req.size).memory_type_index(ty);
+            let ai = vk::MemoryAllocateInfo::default()
+                .allocation_size(req.size)
+                .memory_type_index(ty);
             // SAFETY: valid device, allocation info within the device's limits (size checked by the caller).
             let memory = match unsafe { self.device.allocate_memory(&ai, None) } {
                 Ok(m) => m,
@@ -182,8 +208,11 @@ impl Allocator {
             let flags = self.type_flags[ty as usize];
             let mapped = if flags.contains(vk::MemoryPropertyFlags::HOST_VISIBLE) {
                 // SAFETY: host-visible memory, mapped once for the chunk's life.
-                let p = unsafe { self.device.map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty()) }
-                    .map_err(VulkanError::map("vkMapMemory"));
+                let p = unsafe {
+                    self.device
+                        .map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty())
+                }
+                .map_err(VulkanError::map("vkMapMemory"));
                 match p {
                     Ok(p) => std::ptr::NonNull::new(p as *mut u8),
                     Err(e) => {
@@ -200,7 +229,16 @@ impl Allocator {
             };
             let mut free = BTreeMap::new();
             free.insert(0, size);
-            let chunk = Chunk { memory, buffer, size, mapped, flags, class, free, used: 0 };
+            let chunk = Chunk {
+                memory,
+                buffer,
+                size,
+                mapped,
+                flags,
+                class,
+                free,
+                used: 0,
+            };
             self.stats.reserved_bytes += size;
             self.stats.chunks += 1;
             let slot = self.chunks.iter().position(Option::is_none);
@@ -234,17 +272,26 @@ impl Allocator {
             if c.class != class {
                 return None;
             }
-            c.free.iter().find(|(_, &len)| len >= size).map(|(&off, _)| (i, off))
+            c.free
+                .iter()
+                .find(|(_, &len)| len >= size)
+                .map(|(&off, _)| (i, off))
         });
         let (ci, off) = match found {
             Some(x) => x,
             None => {
-                let base = if class == MemoryClass::Device { CHUNK } else { SMALL_CHUNK };
+                let base = if class == MemoryClass::Device {
+                    CHUNK
+                } else {
+                    SMALL_CHUNK
+                };
                 let ci = self.new_chunk(size.max(base).min(self.max_chunk), class)?;
                 (ci, 0)
             }
         };
-        let chunk = self.chunks[ci].as_mut().expect("chunk index from a live chunk");
+        let chunk = self.chunks[ci]
+            .as_mut()
+            .expect("chunk index from a live chunk");
         let len = chunk.free.remove(&off).expect("free range found above");
         if len > size {
             chunk.free.insert(off + size, len - size);
@@ -254,7 +301,10 @@ impl Allocator {
         if class == MemoryClass::Device {
             self.stats.device_allocated_bytes += size;
         }
-        self.stats.peak_allocated_bytes = self.stats.peak_allocated_bytes.max(self.stats.allocated_bytes);
+        self.stats.peak_allocated_bytes = self
+            .stats
+            .peak_allocated_bytes
+            .max(self.stats.allocated_bytes);
         Ok(Allocation {
             chunk: ci,
             buffer: chunk.buffer,
@@ -311,7 +361,12 @@ impl Allocator {
     pub fn classes_held(&self) -> Vec<MemoryClass> {
         MemoryClass::ALL
             .into_iter()
-            .filter(|c| self.chunks.iter().flatten().any(|ch| ch.class.index() == c.index()))
+            .filter(|c| {
+                self.chunks
+                    .iter()
+                    .flatten()
+                    .any(|ch| ch.class.index() == c.index())
+            })
             .collect()
     }
 }
@@ -320,7 +375,10 @@ impl Drop for Allocator {
     fn drop(&mut self) {
         let chunks: Vec<Chunk> = self.chunks.drain(..).flatten().collect();
         if !chunks.is_empty() {
-            log::warn!("{} memory chunk(s) still allocated when the Vulkan context closed", chunks.len());
+            log::warn!(
+                "{} memory chunk(s) still allocated when the Vulkan context closed",
+                chunks.len()
+            );
         }
         for c in chunks {
             self.destroy_chunk(c);

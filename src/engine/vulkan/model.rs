@@ -16,7 +16,11 @@ pub enum Qkv {
     /// One matrix of n_q + 2 n_kv rows.
     Fused(WeightMatrix),
     /// Three matrices (types differ).
-    Split { q: WeightMatrix, k: WeightMatrix, v: WeightMatrix },
+    Split {
+        q: WeightMatrix,
+        k: WeightMatrix,
+        v: WeightMatrix,
+    },
 }
 
 /// The feed-forward input projections.
@@ -24,7 +28,10 @@ pub enum GateUp {
     /// One matrix of 2 n_ff rows: gate rows, then up rows.
     Fused(WeightMatrix),
     /// Two matrices (types differ).
-    Split { gate: WeightMatrix, up: WeightMatrix },
+    Split {
+        gate: WeightMatrix,
+        up: WeightMatrix,
+    },
 }
 
 /// One transformer block on the device.
@@ -51,11 +58,14 @@ pub struct DeviceModel {
 }
 
 fn matrix(gpu: &Gpu, t: &TensorRef<'_>) -> Result<WeightMatrix> {
-    Ok(WeightMatrix::upload(gpu, t.info.ty, t.info.row_len(), &[t.data]).map_err(|e| tensor_err(t, e))?)
+    WeightMatrix::upload(gpu, t.info.ty, t.info.row_len(), &[t.data]).map_err(|e| tensor_err(t, e))
 }
 
 fn tensor_err(t: &TensorRef<'_>, e: super::VulkanError) -> Error {
-    Error::Shape { name: t.info.name.clone(), msg: format!("uploading to the device: {e}") }
+    Error::Shape {
+        name: t.info.name.clone(),
+        msg: format!("uploading to the device: {e}"),
+    }
 }
 
 /// The tensor's values as f32 (norm weights, biases).
@@ -86,11 +96,20 @@ impl DeviceModel {
         for l in &w.layers {
             let qkv = if l.wq.info.ty == l.wk.info.ty && l.wk.info.ty == l.wv.info.ty {
                 Qkv::Fused(
-                    WeightMatrix::upload(gpu, l.wq.info.ty, l.wq.info.row_len(), &[l.wq.data, l.wk.data, l.wv.data])
-                        .map_err(|e| tensor_err(&l.wq, e))?,
+                    WeightMatrix::upload(
+                        gpu,
+                        l.wq.info.ty,
+                        l.wq.info.row_len(),
+                        &[l.wq.data, l.wk.data, l.wv.data],
+                    )
+                    .map_err(|e| tensor_err(&l.wq, e))?,
                 )
             } else {
-                Qkv::Split { q: matrix(gpu, &l.wq)?, k: matrix(gpu, &l.wk)?, v: matrix(gpu, &l.wv)? }
+                Qkv::Split {
+                    q: matrix(gpu, &l.wq)?,
+                    k: matrix(gpu, &l.wk)?,
+                    v: matrix(gpu, &l.wv)?,
+                }
             };
             let qkv_bias = match (&l.bq, &l.bk, &l.bv) {
                 (None, None, None) => None,
@@ -100,7 +119,11 @@ impl DeviceModel {
                     v.extend(f32_values(bv)?);
                     Some(vector(gpu, &v)?)
                 }
-                _ => return Err(Error::Model("q/k/v biases must all be present or all absent".into())),
+                _ => {
+                    return Err(Error::Model(
+                        "q/k/v biases must all be present or all absent".into(),
+                    ))
+                }
             };
             let gate_up = if l.ffn_gate.info.ty == l.ffn_up.info.ty {
                 let m = WeightMatrix::upload(
@@ -114,10 +137,16 @@ impl DeviceModel {
                     GateUp::Fused(m)
                 } else {
                     drop(m);
-                    GateUp::Split { gate: matrix(gpu, &l.ffn_gate)?, up: matrix(gpu, &l.ffn_up)? }
+                    GateUp::Split {
+                        gate: matrix(gpu, &l.ffn_gate)?,
+                        up: matrix(gpu, &l.ffn_up)?,
+                    }
                 }
             } else {
-                GateUp::Split { gate: matrix(gpu, &l.ffn_gate)?, up: matrix(gpu, &l.ffn_up)? }
+                GateUp::Split {
+                    gate: matrix(gpu, &l.ffn_gate)?,
+                    up: matrix(gpu, &l.ffn_up)?,
+                }
             };
             layers.push(DeviceLayer {
                 attn_norm: vector(gpu, &f32_values(&l.attn_norm)?)?,
@@ -129,7 +158,13 @@ impl DeviceModel {
                 down: matrix(gpu, &l.ffn_down)?,
             });
         }
-        let mut m = DeviceModel { token_embd, output_norm, output, layers, bytes: 0 };
+        let mut m = DeviceModel {
+            token_embd,
+            output_norm,
+            output,
+            layers,
+            bytes: 0,
+        };
         m.bytes = m.weight_bytes();
         Ok(m)
     }
@@ -140,7 +175,9 @@ impl DeviceModel {
     }
 
     fn weight_bytes(&self) -> u64 {
-        let mut b = self.token_embd.bytes() + self.output_norm.size() + self.output.as_ref().map_or(0, |o| o.bytes());
+        let mut b = self.token_embd.bytes()
+            + self.output_norm.size()
+            + self.output.as_ref().map_or(0, |o| o.bytes());
         for l in &self.layers {
             b += l.attn_norm.size() + l.ffn_norm.size() + l.wo.bytes() + l.down.bytes();
             b += l.qkv_bias.as_ref().map_or(0, |x| x.size());
@@ -158,7 +195,12 @@ impl DeviceModel {
 
     /// Bytes one decode step reads: every matrix once (one embedding row), norms.
     pub fn decode_bytes(&self) -> u64 {
-        self.bytes - self.token_embd.bytes() + self.token_embd.row_bytes as u64
-            + if self.output.is_none() { self.token_embd.bytes() } else { 0 }
+        self.bytes - self.token_embd.bytes()
+            + self.token_embd.row_bytes as u64
+            + if self.output.is_none() {
+                self.token_embd.bytes()
+            } else {
+                0
+            }
     }
 }

@@ -89,9 +89,17 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 
 impl Pipelines {
     /// Creates the pipeline cache, seeded from `cache_dir` when a matching file exists.
-    pub fn new(device: ash::Device, caps: &DeviceCaps, cache_dir: Option<PathBuf>) -> VkResult<Self> {
-        let cache_path = cache_dir
-            .map(|d| d.join(format!("pipelines-{}-{:08x}.bin", caps.device_uuid, caps.driver_version)));
+    pub fn new(
+        device: ash::Device,
+        caps: &DeviceCaps,
+        cache_dir: Option<PathBuf>,
+    ) -> VkResult<Self> {
+        let cache_path = cache_dir.map(|d| {
+            d.join(format!(
+                "pipelines-{}-{:08x}.bin",
+                caps.device_uuid, caps.driver_version
+            ))
+        });
         let initial = cache_path
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
@@ -104,11 +112,17 @@ impl Pipelines {
             Err(_) if !initial.is_empty() => {
                 let info = vk::PipelineCacheCreateInfo::default();
                 // SAFETY: as above, with no initial data.
-                unsafe { device.create_pipeline_cache(&info, None) }.map_err(VulkanError::map("vkCreatePipelineCache"))?
+                unsafe { device.create_pipeline_cache(&info, None) }
+                    .map_err(VulkanError::map("vkCreatePipelineCache"))?
             }
             Err(e) => return Err(VulkanError::from_vk("vkCreatePipelineCache", e)),
         };
-        Ok(Pipelines { device, cache, cache_path, kernels: Mutex::new(HashMap::new()) })
+        Ok(Pipelines {
+            device,
+            cache,
+            cache_path,
+            kernels: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Writes the pipeline cache to its file (best effort; failures are logged).
@@ -131,7 +145,10 @@ impl Pipelines {
             std::fs::rename(&tmp, path)
         };
         if let Err(e) = write() {
-            log::warn!("saving the pipeline cache to {} failed: {e}", path.display());
+            log::warn!(
+                "saving the pipeline cache to {} failed: {e}",
+                path.display()
+            );
         }
     }
 
@@ -152,7 +169,8 @@ impl Pipelines {
     }
 
     fn build(&self, caps: &DeviceCaps, spec: &KernelSpec) -> VkResult<Kernel> {
-        let variant = shaders::find(&spec.variant).ok_or_else(|| VulkanError::MissingShader(spec.variant.clone()))?;
+        let variant = shaders::find(&spec.variant)
+            .ok_or_else(|| VulkanError::MissingShader(spec.variant.clone()))?;
         let words = ash::util::read_spv(&mut std::io::Cursor::new(variant.spirv))
             .map_err(|e| VulkanError::invalid("SPIR-V", format!("{}: {e}", variant.name)))?;
         let d = &self.device;
@@ -206,10 +224,17 @@ impl Pipelines {
         };
 
         let entries: Vec<vk::SpecializationMapEntry> = (0..spec.spec.len() as u32)
-            .map(|i| vk::SpecializationMapEntry::default().constant_id(i).offset(i * 4).size(4))
+            .map(|i| {
+                vk::SpecializationMapEntry::default()
+                    .constant_id(i)
+                    .offset(i * 4)
+                    .size(4)
+            })
             .collect();
         let spec_bytes: Vec<u8> = spec.spec.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let spec_info = vk::SpecializationInfo::default().map_entries(&entries).data(&spec_bytes);
+        let spec_info = vk::SpecializationInfo::default()
+            .map_entries(&entries)
+            .data(&spec_bytes);
         let mut req = vk::PipelineShaderStageRequiredSubgroupSizeCreateInfo::default()
             .required_subgroup_size(caps.subgroup.size);
         let mut stage = vk::PipelineShaderStageCreateInfo::default()
@@ -229,7 +254,9 @@ impl Pipelines {
                 stage = stage.flags(vk::PipelineShaderStageCreateFlags::REQUIRE_FULL_SUBGROUPS);
             }
         }
-        let info = vk::ComputePipelineCreateInfo::default().stage(stage).layout(layout);
+        let info = vk::ComputePipelineCreateInfo::default()
+            .stage(stage)
+            .layout(layout);
         // SAFETY: valid device, cache, layout and module; the stage's chained structs are
         // supported (size control checked in caps) and alive across the call.
         let res = unsafe { d.create_compute_pipelines(self.cache, &[info], None) };
@@ -268,7 +295,8 @@ impl Drop for Pipelines {
             for k in map.values() {
                 self.device.destroy_pipeline(k.pipeline, None);
                 self.device.destroy_pipeline_layout(k.layout, None);
-                self.device.destroy_descriptor_set_layout(k.set_layout, None);
+                self.device
+                    .destroy_descriptor_set_layout(k.set_layout, None);
             }
             self.device.destroy_pipeline_cache(self.cache, None);
         }
@@ -288,7 +316,11 @@ const MAX_BINDINGS: u32 = 8;
 impl DescriptorCache {
     /// An empty cache.
     pub fn new(gpu: &Gpu) -> Self {
-        DescriptorCache { gpu: gpu.clone(), pools: Vec::new(), sets: HashMap::new() }
+        DescriptorCache {
+            gpu: gpu.clone(),
+            pools: Vec::new(),
+            sets: HashMap::new(),
+        }
     }
 
     /// Number of sets allocated.
@@ -305,7 +337,9 @@ impl DescriptorCache {
         let sizes = [vk::DescriptorPoolSize::default()
             .ty(vk::DescriptorType::STORAGE_BUFFER)
             .descriptor_count(SETS_PER_POOL * MAX_BINDINGS)];
-        let info = vk::DescriptorPoolCreateInfo::default().max_sets(SETS_PER_POOL).pool_sizes(&sizes);
+        let info = vk::DescriptorPoolCreateInfo::default()
+            .max_sets(SETS_PER_POOL)
+            .pool_sizes(&sizes);
         // SAFETY: valid device and create info.
         let pool = unsafe { self.gpu.device().create_descriptor_pool(&info, None) }
             .map_err(VulkanError::map("vkCreateDescriptorPool"))?;
@@ -318,16 +352,29 @@ impl DescriptorCache {
         if ranges.len() != kernel.bindings as usize {
             return Err(VulkanError::invalid(
                 "bindings",
-                format!("{} expects {} buffers, got {}", kernel.name, kernel.bindings, ranges.len()),
+                format!(
+                    "{} expects {} buffers, got {}",
+                    kernel.name,
+                    kernel.bindings,
+                    ranges.len()
+                ),
             ));
         }
         let max = self.gpu.caps().limits.max_storage_buffer_range;
-        let align = self.gpu.caps().limits.min_storage_buffer_offset_alignment.max(1);
+        let align = self
+            .gpu
+            .caps()
+            .limits
+            .min_storage_buffer_offset_alignment
+            .max(1);
         for r in ranges {
             if r.size > max || r.offset % align != 0 || r.size == 0 {
                 return Err(VulkanError::invalid(
                     "binding",
-                    format!("{}: range at {} of {} bytes (limit {max}, alignment {align})", kernel.name, r.offset, r.size),
+                    format!(
+                        "{}: range at {} of {} bytes (limit {max}, alignment {align})",
+                        kernel.name, r.offset, r.size
+                    ),
                 ));
             }
         }
@@ -341,17 +388,26 @@ impl DescriptorCache {
         let layouts = [kernel.set_layout];
         let set = loop {
             let pool = *self.pools.last().expect("a pool was created above");
-            let info = vk::DescriptorSetAllocateInfo::default().descriptor_pool(pool).set_layouts(&layouts);
+            let info = vk::DescriptorSetAllocateInfo::default()
+                .descriptor_pool(pool)
+                .set_layouts(&layouts);
             // SAFETY: valid pool and layout from this device.
             match unsafe { self.gpu.device().allocate_descriptor_sets(&info) } {
                 Ok(s) => break s[0],
-                Err(vk::Result::ERROR_OUT_OF_POOL_MEMORY | vk::Result::ERROR_FRAGMENTED_POOL) => self.new_pool()?,
+                Err(vk::Result::ERROR_OUT_OF_POOL_MEMORY | vk::Result::ERROR_FRAGMENTED_POOL) => {
+                    self.new_pool()?
+                }
                 Err(e) => return Err(VulkanError::from_vk("vkAllocateDescriptorSets", e)),
             }
         };
         let infos: Vec<[vk::DescriptorBufferInfo; 1]> = ranges
             .iter()
-            .map(|r| [vk::DescriptorBufferInfo::default().buffer(r.buffer).offset(r.offset).range(r.size)])
+            .map(|r| {
+                [vk::DescriptorBufferInfo::default()
+                    .buffer(r.buffer)
+                    .offset(r.offset)
+                    .range(r.size)]
+            })
             .collect();
         let writes: Vec<vk::WriteDescriptorSet> = infos
             .iter()

@@ -80,7 +80,11 @@ impl Profile {
 
 impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<22} {:>8} {:>12} {:>10} {:>12} {:>9}", "kernel", "calls", "total µs", "mean µs", "MB moved", "GB/s")?;
+        writeln!(
+            f,
+            "{:<22} {:>8} {:>12} {:>10} {:>12} {:>9}",
+            "kernel", "calls", "total µs", "mean µs", "MB moved", "GB/s"
+        )?;
         let mut rows: Vec<_> = self.kernels.iter().collect();
         rows.sort_by(|a, b| b.1.total_us.total_cmp(&a.1.total_us));
         for (l, k) in rows {

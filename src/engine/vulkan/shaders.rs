@@ -60,13 +60,31 @@ mod tests {
     #[test]
     fn every_weight_format_has_its_kernels() {
         for ty in WEIGHT_FORMATS {
-            for (kernel, shape) in [("matvec", ""), ("get_rows", ""), ("matmul", "l"), ("matmul", "s")] {
-                let v = for_format(kernel, ty, shape).unwrap_or_else(|| panic!("{kernel} {ty} {shape} missing"));
+            for (kernel, shape) in [
+                ("matvec", ""),
+                ("get_rows", ""),
+                ("matmul", "l"),
+                ("matmul", "s"),
+            ] {
+                let v = for_format(kernel, ty, shape)
+                    .unwrap_or_else(|| panic!("{kernel} {ty} {shape} missing"));
                 assert_eq!(v.spirv.len() % 4, 0);
-                assert_eq!(&v.spirv[..4], &0x0723_0203u32.to_le_bytes(), "{} is not SPIR-V", v.name);
+                assert_eq!(
+                    &v.spirv[..4],
+                    &0x0723_0203u32.to_le_bytes(),
+                    "{} is not SPIR-V",
+                    v.name
+                );
             }
         }
-        for k in ["rmsnorm", "rope_kv", "attn", "attn_combine", "eltwise", "argmax"] {
+        for k in [
+            "rmsnorm",
+            "rope_kv",
+            "attn",
+            "attn_combine",
+            "eltwise",
+            "argmax",
+        ] {
             assert!(find(k).is_some(), "{k} missing");
         }
     }

@@ -74,16 +74,27 @@ pub fn attention(
     out: Act,
     n: usize,
 ) -> VkResult<()> {
-    if s.head_dim % 2 != 0 || s.head_dim > 256 || s.n_head_kv == 0 || s.n_head % s.n_head_kv != 0 || s.n_split == 0 {
+    if s.head_dim % 2 != 0
+        || s.head_dim > 256
+        || s.n_head_kv == 0
+        || s.n_head % s.n_head_kv != 0
+        || s.n_split == 0
+    {
         return Err(VulkanError::invalid("attention", format!("{s:?}")));
     }
     if (partials.size as usize) < partials_len(&s, n) * 4 {
-        return Err(VulkanError::invalid("attention", "partials buffer too small"));
+        return Err(VulkanError::invalid(
+            "attention",
+            "partials buffer too small",
+        ));
     }
     let caps = gpu.caps();
     let wg = wg_at_least(caps, (s.head_dim as u32 / 2).max(64));
     if wg < s.head_dim as u32 / 2 || wg > 1024 {
-        return Err(VulkanError::unsupported(format!("attention with head_dim {} on this device", s.head_dim)));
+        return Err(VulkanError::unsupported(format!(
+            "attention with head_dim {} on this device",
+            s.head_dim
+        )));
     }
     let kernel = gpu.kernel(&KernelSpec {
         variant: "attn".into(),
@@ -114,7 +125,11 @@ pub fn attention(
             Binding::read(step),
         ],
         push_bytes(&push),
-        [u32_of("n_head", s.n_head)?, u32_of("n_split", s.n_split)?, u32_of("tokens", n)?],
+        [
+            u32_of("n_head", s.n_head)?,
+            u32_of("n_split", s.n_split)?,
+            u32_of("tokens", n)?,
+        ],
         "attn",
         (k_cache.size + v_cache.size).min((n * s.n_ctx * s.n_head_kv * s.head_dim * 4) as u64),
     )?;

@@ -83,7 +83,11 @@ pub fn eltwise(
     rec.dispatch(
         descs,
         &kernel,
-        &[Binding::read(a.range), Binding::read(b.range), Binding::write(y.range)],
+        &[
+            Binding::read(a.range),
+            Binding::read(b.range),
+            Binding::write(y.range),
+        ],
         push_bytes(&push),
         [u32_of("n", n)?.div_ceil(wg), u32_of("rows", rows)?, 1],
         "eltwise",

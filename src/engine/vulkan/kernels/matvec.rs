@@ -7,8 +7,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::super::buffer::BufRange;
-use super::super::command::{Binding, Recorder};
 use super::super::caps::{DeviceCaps, DeviceKind};
+use super::super::command::{Binding, Recorder};
 use super::super::context::Gpu;
 use super::super::error::{VkResult, VulkanError};
 use super::super::pipeline::{DescriptorCache, KernelSpec};
@@ -87,7 +87,11 @@ pub struct Act {
 impl Act {
     /// Vectors packed back to back in `range`, each `stride` wide.
     pub fn packed(range: BufRange, stride: usize) -> Self {
-        Act { range, off: 0, stride }
+        Act {
+            range,
+            off: 0,
+            stride,
+        }
     }
 }
 
@@ -99,28 +103,50 @@ pub struct MatvecTuning {
     pub subgroups: u32,
     /// Rows per subgroup pass (1..=4).
     pub rows_per_subgroup: u32,
+    /// Units (32 elements) each lane handles per loop iteration (1..=8).
+    pub unroll: u32,
 }
 
 impl MatvecTuning {
-    /// The shape for `caps`, overridable with `RAWRXD_MATVEC_TUNING=subgroups,rows` (for tuning runs).
+    /// The shape for `caps`, overridable with `RAWRXD_MATVEC_TUNING=subgroups,rows,unroll` (for
+    /// tuning runs).
     pub fn for_device(caps: &DeviceCaps) -> Self {
         // Measured on an H100 (random Q4_0..Q8_0 11008x4096): 8 subgroups x 2 rows beat 4x1, 4x2
         // and 2x4. CPU implementations compile every unrolled row, so they get one row per pass.
         let default = if caps.kind == DeviceKind::Cpu {
-            MatvecTuning { subgroups: SUBGROUPS_PER_WG, rows_per_subgroup: 1 }
+            MatvecTuning {
+                subgroups: SUBGROUPS_PER_WG,
+                rows_per_subgroup: 1,
+                unroll: 1,
+            }
         } else {
-            MatvecTuning { subgroups: 8, rows_per_subgroup: 2 }
+            MatvecTuning {
+                subgroups: 8,
+                rows_per_subgroup: 2,
+                unroll: 2,
+            }
         };
-        let Ok(s) = std::env::var("RAWRXD_MATVEC_TUNING") else { return default };
+        let Ok(s) = std::env::var("RAWRXD_MATVEC_TUNING") else {
+            return default;
+        };
         let v: Vec<u32> = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
         match v.as_slice() {
-            [sg, nr] if (1..=16).contains(sg) && (1..=4).contains(nr) => MatvecTuning { subgroups: *sg, rows_per_subgroup: *nr },
+            [sg, nr, un]
+                if (1..=16).contains(sg) && (1..=4).contains(nr) && (1..=8).contains(un) =>
+            {
+                MatvecTuning {
+                    subgroups: *sg,
+                    rows_per_subgroup: *nr,
+                    unroll: *un,
+                }
+            }
             _ => default,
         }
     }
 }
 
 /// Records y = W x (per `out`) for `n` vectors with matvec.comp (n <= MATVEC_MAX_BATCH).
+#[allow(clippy::too_many_arguments)]
 pub fn matvec(
     gpu: &Gpu,
     rec: &mut Recorder,
@@ -132,10 +158,14 @@ pub fn matvec(
     out: Output,
 ) -> VkResult<()> {
     if n == 0 || n > MATVEC_MAX_BATCH {
-        return Err(VulkanError::invalid("matvec", format!("batch {n} (1..={MATVEC_MAX_BATCH})")));
+        return Err(VulkanError::invalid(
+            "matvec",
+            format!("batch {n} (1..={MATVEC_MAX_BATCH})"),
+        ));
     }
     let caps = gpu.caps();
-    let variant = shaders::for_format("matvec", w.ty, "").ok_or_else(|| VulkanError::MissingShader(format!("matvec_{}", w.ty)))?;
+    let variant = shaders::for_format("matvec", w.ty, "")
+        .ok_or_else(|| VulkanError::MissingShader(format!("matvec_{}", w.ty)))?;
     let tuning = MatvecTuning::for_device(caps);
     let wg = subgroup_wg(caps, tuning.subgroups);
     let rows_per_wg = (wg / caps.subgroup.size.max(1)) * tuning.rows_per_subgroup;
@@ -151,6 +181,7 @@ pub fn matvec(
             n as u32,
             u32::from(out == Output::Glu),
             u32::from(x_vec4),
+            tuning.unroll,
         ],
         local_size: wg,
         subgroup_sized: true,
@@ -158,7 +189,10 @@ pub fn matvec(
     let (out_rows, glu_off) = match out {
         Output::Glu => {
             if w.pieces.len() != 1 || w.nrows % 2 != 0 {
-                return Err(VulkanError::invalid("matvec", "GLU needs gate|up rows in a single piece"));
+                return Err(VulkanError::invalid(
+                    "matvec",
+                    "GLU needs gate|up rows in a single piece",
+                ));
             }
             (w.nrows / 2, (w.nrows / 2) * w.row_bytes)
         }
@@ -166,7 +200,11 @@ pub fn matvec(
     };
     let flags = u32::from(out == Output::Accumulate);
     for piece in &w.pieces {
-        let rows = if out == Output::Glu { out_rows } else { piece.nrows };
+        let rows = if out == Output::Glu {
+            out_rows
+        } else {
+            piece.nrows
+        };
         let push = MatvecPush {
             ncols: u32_of("ncols", w.ncols)?,
             nrows: u32_of("nrows", rows)?,
@@ -184,7 +222,11 @@ pub fn matvec(
         rec.dispatch(
             descs,
             &kernel,
-            &[Binding::read(piece.range), Binding::read(x.range), Binding::write(y.range)],
+            &[
+                Binding::read(piece.range),
+                Binding::read(x.range),
+                Binding::write(y.range),
+            ],
             push_bytes(&push),
             groups,
             "matvec",
@@ -195,6 +237,7 @@ pub fn matvec(
 }
 
 /// Records Y = W X for `n` token vectors with the tiled matmul.comp (`Glu` is not supported here).
+#[allow(clippy::too_many_arguments)]
 pub fn matmul(
     gpu: &Gpu,
     rec: &mut Recorder,
@@ -209,7 +252,11 @@ pub fn matmul(
         return Err(VulkanError::invalid("matmul", "GLU output is matvec-only"));
     }
     // Large tiles when there are enough rows and tokens to fill them.
-    let (shape, bm, bn) = if n >= 64 && w.nrows >= 64 { ("l", 64u32, 64u32) } else { ("s", 32, 32) };
+    let (shape, bm, bn) = if n >= 64 && w.nrows >= 64 {
+        ("l", 64u32, 64u32)
+    } else {
+        ("s", 32, 32)
+    };
     let wg = bm * bn / 16;
     let variant = shaders::for_format("matmul", w.ty, shape)
         .ok_or_else(|| VulkanError::MissingShader(format!("matmul_{}_{shape}", w.ty)))?;
@@ -233,12 +280,20 @@ pub fn matmul(
             y_stride: u32_of("y_stride", y.stride)?,
             flags: u32::from(out == Output::Accumulate),
         };
-        let groups = [(piece.nrows as u32).div_ceil(bm), (n as u32).div_ceil(bn), 1];
+        let groups = [
+            (piece.nrows as u32).div_ceil(bm),
+            (n as u32).div_ceil(bn),
+            1,
+        ];
         let bytes = (piece.nrows * w.row_bytes + n * (w.ncols + piece.nrows) * 4) as u64;
         rec.dispatch(
             descs,
             &kernel,
-            &[Binding::read(piece.range), Binding::read(x.range), Binding::write(y.range)],
+            &[
+                Binding::read(piece.range),
+                Binding::read(x.range),
+                Binding::write(y.range),
+            ],
             push_bytes(&push),
             groups,
             "matmul",
@@ -305,7 +360,11 @@ pub fn get_rows(
         rec.dispatch(
             descs,
             &kernel,
-            &[Binding::read(piece.range), Binding::read(ids), Binding::write(y.range)],
+            &[
+                Binding::read(piece.range),
+                Binding::read(ids),
+                Binding::write(y.range),
+            ],
             push_bytes(&push),
             [units.div_ceil(wg), u32_of("tokens", n)?, 1],
             "get_rows",

@@ -20,13 +20,17 @@ pub const SUBGROUPS_PER_WG: u32 = 4;
 /// A workgroup of `n` subgroups, capped by the device's invocation limit.
 pub fn subgroup_wg(caps: &DeviceCaps, n: u32) -> u32 {
     let sg = caps.subgroup.size.max(1);
-    (sg * n).min(caps.limits.max_workgroup_invocations / sg * sg).max(sg)
+    (sg * n)
+        .min(caps.limits.max_workgroup_invocations / sg * sg)
+        .max(sg)
 }
 
 /// A workgroup of at least `min` invocations, rounded up to whole subgroups.
 pub fn wg_at_least(caps: &DeviceCaps, min: u32) -> u32 {
     let sg = caps.subgroup.size.max(1);
-    (min.div_ceil(sg) * sg).min(caps.limits.max_workgroup_invocations / sg * sg).max(sg)
+    (min.div_ceil(sg) * sg)
+        .min(caps.limits.max_workgroup_invocations / sg * sg)
+        .max(sg)
 }
 
 /// `n` workgroups laid out in x, wrapping into y past the device's x limit (shaders use
@@ -47,5 +51,6 @@ pub fn push_bytes<T: bytemuck::Pod>(p: &T) -> &[u8] {
 
 /// Converts an element count or offset to the u32 a shader takes.
 pub fn u32_of(what: &'static str, v: usize) -> super::error::VkResult<u32> {
-    u32::try_from(v).map_err(|_| super::VulkanError::invalid(what, format!("{v} does not fit in 32 bits")))
+    u32::try_from(v)
+        .map_err(|_| super::VulkanError::invalid(what, format!("{v} does not fit in 32 bits")))
 }

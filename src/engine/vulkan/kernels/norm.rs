@@ -55,7 +55,11 @@ pub fn rms_norm(
     rec.dispatch(
         descs,
         &kernel,
-        &[Binding::read(x.range), Binding::read(w), Binding::write(y.range)],
+        &[
+            Binding::read(x.range),
+            Binding::read(w),
+            Binding::write(y.range),
+        ],
         push_bytes(&push),
         [u32_of("rows", rows)?, 1, 1],
         "rmsnorm",

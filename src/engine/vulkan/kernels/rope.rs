@@ -90,7 +90,10 @@ pub fn rope_kv(
         return Err(VulkanError::invalid("rope", format!("{s:?}")));
     }
     if q.range.buffer != k.range.buffer || q.range != k.range || k.range != v.range {
-        return Err(VulkanError::invalid("rope", "q, k and v must be parts of one bound range"));
+        return Err(VulkanError::invalid(
+            "rope",
+            "q, k and v must be parts of one bound range",
+        ));
     }
     let wg = wg_at_least(gpu.caps(), (s.head_dim as u32 / 2).min(64));
     let kernel = gpu.kernel(&KernelSpec {

@@ -43,9 +43,12 @@ pub struct WeightMatrix {
 impl WeightMatrix {
     /// Uploads `parts` (each whole rows of `ncols` elements of `ty`, raw GGUF bytes) stacked by rows.
     pub fn upload(gpu: &Gpu, ty: GgmlType, ncols: usize, parts: &[&[u8]]) -> VkResult<Self> {
-        let row_bytes = ty
-            .row_bytes(ncols)
-            .ok_or_else(|| VulkanError::invalid("weights", format!("{ncols} columns is not whole {ty} blocks")))?;
+        let row_bytes = ty.row_bytes(ncols).ok_or_else(|| {
+            VulkanError::invalid(
+                "weights",
+                format!("{ncols} columns is not whole {ty} blocks"),
+            )
+        })?;
         if !super::super::shaders::WEIGHT_FORMATS.contains(&ty) {
             return Err(VulkanError::unsupported(format!("weights of type {ty}")));
         }
@@ -61,7 +64,9 @@ impl WeightMatrix {
         let max_range = gpu.caps().limits.max_storage_buffer_range;
         let max_rows = ((max_range.saturating_sub(PAD + 256)) / row_bytes as u64) as usize;
         if max_rows == 0 {
-            return Err(VulkanError::unsupported(format!("a row of {row_bytes} bytes (binding limit {max_range})")));
+            return Err(VulkanError::unsupported(format!(
+                "a row of {row_bytes} bytes (binding limit {max_range})"
+            )));
         }
         let mut pieces = Vec::new();
         let mut buffers = Vec::new();
@@ -87,11 +92,22 @@ impl WeightMatrix {
                     part_row = 0;
                 }
             }
-            pieces.push(WeightPiece { range: buf.range(), row_start: row, nrows: n });
+            pieces.push(WeightPiece {
+                range: buf.range(),
+                row_start: row,
+                nrows: n,
+            });
             buffers.push(buf);
             row += n;
         }
-        Ok(WeightMatrix { ty, ncols, nrows, row_bytes, pieces, _buffers: buffers })
+        Ok(WeightMatrix {
+            ty,
+            ncols,
+            nrows,
+            row_bytes,
+            pieces,
+            _buffers: buffers,
+        })
     }
 
     /// Bytes of weight data (without padding).
