@@ -7,6 +7,8 @@
 //! The model is written to $TMPDIR/rawrxd-synth-TYPE.gguf. Reports prefill and decode tokens/s,
 //! the bytes one decode step reads and the resulting bandwidth, then a per-kernel profile of a
 //! few decode steps (profiled dispatches are serialised, so that run is slower).
+//! With RAWRXD_SYNTH_DUMP=FILE it also writes the logits of the prefill's last token and of one
+//! decode step (f32 little-endian), to compare devices on the same synthetic model.
 
 use std::time::Instant;
 
@@ -197,6 +199,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             bytes * n_gen as f64 / tg / 1e9,
             eng.peak_bandwidth().map(|p| format!(", {:.0}% of peak", 100.0 * bytes * n_gen as f64 / tg / p)).unwrap_or_default()
         );
+    }
+    if let Some(dump) = std::env::var_os("RAWRXD_SYNTH_DUMP") {
+        // Deterministic logits (prefill's last token, then one decode step) for comparing devices.
+        eng.reset();
+        let mut out = eng.forward(&tokens, 0, false)?;
+        out.extend(eng.forward(&[5], n_prompt, false)?);
+        std::fs::write(&dump, bytemuck::cast_slice(&out))?;
+        println!("wrote {} logits to {}", out.len(), std::path::Path::new(&dump).display());
     }
     let (d, b) = eng.decode_step_stats();
     println!("decode step: {d} dispatches, {b} barriers");
