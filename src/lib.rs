@@ -3,13 +3,19 @@
 //! The library holds everything; `main.rs` is a thin command-line edge. Module map:
 //! `gguf` (file format), `quant` (tensor formats and quantization schemes), `model`
 //! (hyper-parameters, tensor roles, weights, tokenizer), `engine` (the `Engine` trait, CPU
-//! reference, Vulkan).
+//! reference, Vulkan), `store` (the SQLite results store), `lua` (the scripting host), `pool`
+//! (load generation: closed/open loops, HTTP target, latency metrics), `report` (plots, terminal
+//! charts and tables for the generated documents).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod engine;
 pub mod error;
 pub mod gguf;
+pub mod lua;
 pub mod model;
+pub mod pool;
 pub mod quant;
+pub mod report;
+pub mod store;
 
 pub use error::{Error, Result};

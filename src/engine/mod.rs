@@ -6,10 +6,20 @@
 //! returns logits. Backends must agree with the CPU reference to within documented tolerances.
 
 pub mod bench;
+pub mod cpu;
+pub mod generate;
+pub mod logprobs;
+pub mod perplexity;
+mod select;
 pub mod vulkan;
 
 use crate::model::LlamaHParams;
 use crate::Result;
+
+pub use cpu::CpuEngine;
+pub use generate::{generate, GenerateStats, StopReason};
+pub use perplexity::{kl_divergence, perplexity, KldResult, PerplexityParams, PerplexityResult};
+pub use select::{load_engine, load_engine_with, Backend, LoadOptions};
 
 /// Memory an engine holds, by purpose, in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -60,6 +70,11 @@ pub trait Engine {
     }
     /// The device's peak memory bandwidth in bytes/s, if known (from a table or a measurement).
     fn peak_bandwidth(&self) -> Option<f64> {
+        None
+    }
+    /// The per-kernel profile gathered since the last call, as a printable table, when the engine
+    /// was loaded with profiling on (GPU timestamps). Taking it resets the counters.
+    fn take_profile_report(&mut self) -> Option<String> {
         None
     }
 }

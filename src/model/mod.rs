@@ -1,9 +1,14 @@
-//! Model architecture knowledge: hyper-parameters, tensor roles and the llama-family weight map.
+//! Model architecture knowledge: hyper-parameters, tensor roles, the llama-family weight map, the
+//! tokenizer and the sampler.
 
 mod hparams;
 mod role;
+mod sampler;
+pub mod synth;
+pub mod tokenizer;
 mod weights;
 
 pub use hparams::{LlamaHParams, RopeMode};
 pub use role::TensorRole;
+pub use sampler::{Candidate, Sampler, SamplerParams};
 pub use weights::{LayerWeights, LlamaWeights, TensorRef};

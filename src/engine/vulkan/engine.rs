@@ -646,4 +646,8 @@ impl Engine for VulkanEngine {
     fn peak_bandwidth(&self) -> Option<f64> {
         Self::known_bandwidth(&self.st.gpu.caps().name)
     }
+
+    fn take_profile_report(&mut self) -> Option<String> {
+        self.take_profile().map(|p| p.to_string())
+    }
 }

@@ -1,0 +1,24 @@
+//! The Lua host: runs a test-plan script in one Lua 5.4 state (mlua), with `require "rawrxd"`
+//! bound to the host's APIs, and hot-reloads the files the script requires.
+//!
+//! Layout (one module per Lua API, WezTerm style): [`host`] builds the state and the module table
+//! from each API's `register`; [`args`], [`log`], [`time`], [`results`] and [`reload`] are the
+//! APIs; [`error`] turns Lua errors into `file:line: message`.
+//!
+//! Threading: a `Host` and its state are used from one thread at a time. Long work runs in Rust;
+//! Lua is called at the edges. Long-running Rust APIs call [`poll_reload`] at their safe points.
+
+pub mod args;
+pub mod error;
+pub mod host;
+pub mod log;
+pub mod reload;
+pub mod results;
+pub mod time;
+
+pub use error::describe;
+pub use host::{lib_lua_paths, Host, HostInfo, LUA_PATH_ENV};
+pub use reload::{generation, poll_reload};
+
+#[cfg(test)]
+mod tests;
