@@ -206,7 +206,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut out = eng.forward(&tokens, 0, false)?;
         out.extend(eng.forward(&[5], n_prompt, false)?);
         std::fs::write(&dump, bytemuck::cast_slice(&out))?;
-        println!("wrote {} logits to {}", out.len(), std::path::Path::new(&dump).display());
+        println!(
+            "wrote {} logits to {}",
+            out.len(),
+            std::path::Path::new(&dump).display()
+        );
     }
     let (d, b) = eng.decode_step_stats();
     println!("decode step: {d} dispatches, {b} barriers");
