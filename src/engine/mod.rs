@@ -6,9 +6,19 @@
 //! returns logits. Backends must agree with the CPU reference to within documented tolerances.
 
 pub mod bench;
+pub mod cpu;
+pub mod generate;
+pub mod logprobs;
+pub mod perplexity;
+mod select;
 
 use crate::model::LlamaHParams;
 use crate::Result;
+
+pub use cpu::CpuEngine;
+pub use generate::{generate, GenerateStats, StopReason};
+pub use perplexity::{kl_divergence, perplexity, KldResult, PerplexityParams, PerplexityResult};
+pub use select::{load_engine, Backend};
 
 /// Memory an engine holds, by purpose, in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]

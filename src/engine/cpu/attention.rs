@@ -1,0 +1,57 @@
+//! Causal grouped-query attention over the KV cache.
+//!
+//! Invariants: query rows are `[n_tok, n_head × head_dim]`, token `t` sits at position `pos + t`
+//! and attends to cached positions `0..=pos + t`; query head `h` reads KV head
+//! `h / (n_head / n_head_kv)` (llama.cpp's GQA broadcast). Scores are `(q·k) / sqrt(head_dim)`,
+//! then a softmax ([`ops::softmax`]) and the weighted sum of values. Each (token, head) is one
+//! independent task, so results do not depend on the batch split or thread count.
+
+use rayon::prelude::*;
+
+use super::ops;
+
+/// Shape of the attention computation.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnShape {
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+}
+
+/// Writes the attention output of `q` (`[n_tok, n_head × head_dim]`, tokens at `pos..`) against
+/// `keys`/`values` (`[>= pos + n_tok, n_head_kv × head_dim]`) into `out` (shaped like `q`).
+pub fn attention(
+    s: AttnShape,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    pos: usize,
+    out: &mut [f32],
+) {
+    let (hd, nh) = (s.head_dim, s.n_head);
+    let group = s.n_head / s.n_head_kv;
+    let kv_w = s.n_head_kv * hd;
+    let scale = 1.0 / (hd as f32).sqrt();
+    out.par_chunks_mut(hd)
+        .enumerate()
+        .for_each_init(Vec::new, |scores: &mut Vec<f32>, (i, o)| {
+            let (t, h) = (i / nh, i % nh);
+            let kvh = h / group;
+            let qh = &q[i * hd..(i + 1) * hd];
+            let n_keys = pos + t + 1;
+            scores.clear();
+            scores.extend((0..n_keys).map(|j| {
+                let k = &keys[j * kv_w + kvh * hd..j * kv_w + (kvh + 1) * hd];
+                ops::dot(qh, k) * scale
+            }));
+            ops::softmax(scores);
+            o.fill(0.0);
+            for (j, &p) in scores.iter().enumerate() {
+                ops::axpy(
+                    o,
+                    p,
+                    &values[j * kv_w + kvh * hd..j * kv_w + (kvh + 1) * hd],
+                );
+            }
+        });
+}

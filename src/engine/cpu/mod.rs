@@ -1,0 +1,305 @@
+//! The CPU reference backend: llama.cpp's llama/qwen2 graph in plain f32, the oracle every other
+//! backend is tested against.
+//!
+//! Invariants: weights stay quantized in the memory-mapped file (held by an `Arc`) and each
+//! matrix row is dequantized on the fly ([`ops::matmul`]); activations and the KV cache are f32.
+//! Work runs on a private rayon pool of the requested size. Every kernel is deterministic and
+//! independent of how tokens are batched, so feeding tokens one at a time gives bit-identical
+//! logits to one prefill of the same tokens.
+//!
+//! Layout: `weights.rs` (matrices by byte range), `ops.rs` (norm, matmul, softmax, SwiGLU),
+//! `rope.rs`, `attention.rs`, `kv_cache.rs`; the graph itself is [`CpuEngine::forward`].
+
+mod attention;
+mod kv_cache;
+pub mod ops;
+pub mod rope;
+mod weights;
+
+use std::sync::Arc;
+
+use crate::engine::{Engine, MemoryUsage};
+use crate::gguf::GgufFile;
+use crate::model::{LlamaHParams, LlamaWeights};
+use crate::quant;
+use crate::{Error, Result};
+
+pub use attention::{attention, AttnShape};
+pub use kv_cache::KvCache;
+pub use rope::Rope;
+use weights::Weights;
+
+/// The f32 reference engine for one model and one sequence.
+pub struct CpuEngine {
+    file: Arc<GgufFile>,
+    hp: LlamaHParams,
+    weights: Weights,
+    rope: Rope,
+    cache: KvCache,
+    /// Bytes of every tensor the forward pass reads, and of one decode step.
+    weight_bytes: u64,
+    decode_bytes: u64,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+impl std::fmt::Debug for CpuEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuEngine")
+            .field("file", &self.file.path())
+            .field("n_ctx", &self.cache.n_ctx())
+            .field("threads", &self.pool.current_num_threads())
+            .finish()
+    }
+}
+
+/// Reads the RoPE settings llama.cpp would use for `f`'s architecture.
+fn rope_of(f: &GgufFile, hp: &LlamaHParams) -> Result<Rope> {
+    let key = |s: &str| format!("{}.{s}", hp.arch);
+    let bad = |msg: String| Error::Model(format!("{}: {msg}", f.path().display()));
+    let scaling = match f.get(&key("rope.scaling.type")) {
+        Some(_) => f.get_str(&key("rope.scaling.type"))?.to_string(),
+        None => "none".to_string(),
+    };
+    let factor = match (
+        f.get(&key("rope.scaling.factor")),
+        f.get(&key("rope.scale_linear")),
+    ) {
+        (Some(_), _) => f.get_f32(&key("rope.scaling.factor"))?,
+        (None, Some(_)) => f.get_f32(&key("rope.scale_linear"))?,
+        (None, None) => 1.0,
+    };
+    let freq_scale = match scaling.as_str() {
+        "none" => 1.0,
+        "linear" if factor > 0.0 => 1.0 / factor,
+        "linear" => return Err(bad(format!("rope scaling factor {factor}"))),
+        other => return Err(bad(format!("rope scaling '{other}' is not supported"))),
+    };
+    let freq_factors = match f.tensor("rope_freqs.weight") {
+        Some(t) => {
+            if t.n_elements() as usize != hp.n_rot / 2 {
+                return Err(bad(format!(
+                    "rope_freqs.weight has {} elements, expected n_rot/2 = {}",
+                    t.n_elements(),
+                    hp.n_rot / 2
+                )));
+            }
+            let mut v = vec![0f32; hp.n_rot / 2];
+            quant::dequantize(t.ty, f.tensor_data(t), &mut v)?;
+            Some(v)
+        }
+        None => None,
+    };
+    Ok(Rope {
+        mode: hp.rope_mode,
+        n_rot: hp.n_rot,
+        freq_base: hp.rope_freq_base,
+        freq_scale,
+        freq_factors,
+    })
+}
+
+impl CpuEngine {
+    /// Loads the llama-family model in `f` with a KV cache of `n_ctx` positions, computing on
+    /// `threads` threads (`None`: one per core).
+    pub fn load(f: impl Into<Arc<GgufFile>>, n_ctx: usize, threads: Option<usize>) -> Result<Self> {
+        let file: Arc<GgufFile> = f.into();
+        let hp = LlamaHParams::from_gguf(&file)?;
+        if n_ctx == 0 {
+            return Err(Error::Invalid("context size must be at least 1".into()));
+        }
+        let weights = Weights::resolve(&file, &hp)?;
+        let (weight_bytes, decode_bytes) = {
+            let w = LlamaWeights::from_gguf(&file, &hp)?;
+            (file.tensor_bytes(), w.decode_bytes())
+        };
+        let rope = rope_of(&file, &hp)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.unwrap_or(0))
+            .thread_name(|i| format!("rawrxd-cpu-{i}"))
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot start the CPU thread pool: {e}")))?;
+        let pool = Arc::new(pool);
+        let cache = KvCache::new(hp.n_layer, n_ctx, hp.n_embd_kv());
+        Ok(CpuEngine {
+            file,
+            hp,
+            weights,
+            rope,
+            cache,
+            weight_bytes,
+            decode_bytes,
+            pool,
+        })
+    }
+
+    /// Threads the engine computes on.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// The model file.
+    pub fn file(&self) -> &Arc<GgufFile> {
+        &self.file
+    }
+
+    /// Bytes of the KV cache.
+    pub fn kv_bytes(&self) -> usize {
+        self.cache.bytes()
+    }
+
+    fn check(&self, tokens: &[u32], pos: usize) -> Result<()> {
+        if tokens.is_empty() {
+            return Err(Error::Invalid("forward: no tokens".into()));
+        }
+        if pos > self.cache.len() {
+            return Err(Error::Invalid(format!(
+                "forward: position {pos} but only positions 0..{} are cached",
+                self.cache.len()
+            )));
+        }
+        if pos + tokens.len() > self.cache.n_ctx() {
+            return Err(Error::Invalid(format!(
+                "context full: positions {pos}..{} do not fit a context of {}",
+                pos + tokens.len(),
+                self.cache.n_ctx()
+            )));
+        }
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= self.hp.n_vocab) {
+            return Err(Error::Invalid(format!(
+                "token id {t} is outside the vocabulary of {}",
+                self.hp.n_vocab
+            )));
+        }
+        Ok(())
+    }
+
+    /// The graph: embeddings, `n_layer` blocks, final norm, output projection.
+    fn run(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Vec<f32>> {
+        let hp = &self.hp;
+        let image = self.file.bytes();
+        let w = &self.weights;
+        let n = tokens.len();
+        let (e, nq, nkv, hd) = (hp.n_embd, hp.n_embd_q(), hp.n_embd_kv(), hp.head_dim);
+        let shape = AttnShape {
+            n_head: hp.n_head,
+            n_head_kv: hp.n_head_kv,
+            head_dim: hd,
+        };
+
+        let mut x = vec![0f32; n * e];
+        let emb = &w.token_embd;
+        let rb = emb.row_bytes();
+        let embd = emb.data(image);
+        for (&t, row) in tokens.iter().zip(x.chunks_exact_mut(e)) {
+            let t = t as usize;
+            quant::dequantize(emb.ty, &embd[t * rb..(t + 1) * rb], row)?;
+        }
+
+        let mut angles = vec![0f32; n * hp.n_rot];
+        for (t, a) in angles.chunks_exact_mut(hp.n_rot).enumerate() {
+            self.rope.angles(pos + t, a);
+        }
+
+        let mm = |m: &weights::Mat, x: &[f32], n_tok: usize, y: &mut [f32]| {
+            ops::matmul(m.ty, m.data(image), m.n_in, x, n_tok, y).map_err(|e| Error::Shape {
+                name: m.name.clone(),
+                msg: e.to_string(),
+            })
+        };
+        let mut xn = vec![0f32; n * e];
+        let (mut q, mut k, mut v) = (vec![0f32; n * nq], vec![0f32; n * nkv], vec![0f32; n * nkv]);
+        let mut att = vec![0f32; n * nq];
+        let mut proj = vec![0f32; n * e];
+        let (mut gate, mut up) = (vec![0f32; n * hp.n_ff], vec![0f32; n * hp.n_ff]);
+        for (il, l) in w.layers.iter().enumerate() {
+            xn.copy_from_slice(&x);
+            ops::rms_norm(&mut xn, &l.attn_norm, hp.rms_norm_eps);
+            mm(&l.wq, &xn, n, &mut q)?;
+            mm(&l.wk, &xn, n, &mut k)?;
+            mm(&l.wv, &xn, n, &mut v)?;
+            for (b, y) in [(&l.bq, &mut q), (&l.bk, &mut k), (&l.bv, &mut v)] {
+                if let Some(b) = b {
+                    ops::add_rows(y, b);
+                }
+            }
+            for t in 0..n {
+                let a = &angles[t * hp.n_rot..(t + 1) * hp.n_rot];
+                self.rope.apply(&mut q[t * nq..(t + 1) * nq], hd, a);
+                self.rope.apply(&mut k[t * nkv..(t + 1) * nkv], hd, a);
+            }
+            self.cache.store(il, pos, &k, &v);
+            let (keys, values) = self.cache.layer(il, pos + n);
+            attention(shape, &q, keys, values, pos, &mut att);
+            mm(&l.wo, &att, n, &mut proj)?;
+            for (xi, pi) in x.iter_mut().zip(&proj) {
+                *xi += pi;
+            }
+
+            xn.copy_from_slice(&x);
+            ops::rms_norm(&mut xn, &l.ffn_norm, hp.rms_norm_eps);
+            mm(&l.ffn_gate, &xn, n, &mut gate)?;
+            mm(&l.ffn_up, &xn, n, &mut up)?;
+            ops::swiglu(&mut gate, &up);
+            mm(&l.ffn_down, &gate, n, &mut proj)?;
+            for (xi, pi) in x.iter_mut().zip(&proj) {
+                *xi += pi;
+            }
+        }
+        self.cache.set_len(pos + n);
+
+        // Only the rows whose logits are wanted go through the final norm and output projection.
+        let rows = if all_logits {
+            &mut x[..]
+        } else {
+            &mut x[(n - 1) * e..]
+        };
+        let n_out = rows.len() / e;
+        ops::rms_norm(rows, &w.output_norm, hp.rms_norm_eps);
+        let mut logits = vec![0f32; n_out * hp.n_vocab];
+        mm(&w.output, rows, n_out, &mut logits)?;
+        Ok(logits)
+    }
+}
+
+impl Engine for CpuEngine {
+    fn backend(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn hparams(&self) -> &LlamaHParams {
+        &self.hp
+    }
+
+    fn n_ctx(&self) -> usize {
+        self.cache.n_ctx()
+    }
+
+    fn forward(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Vec<f32>> {
+        self.check(tokens, pos)?;
+        // Rewinding invalidates what lies beyond `pos` even if this call fails midway.
+        self.cache.set_len(pos);
+        let pool = Arc::clone(&self.pool);
+        pool.install(|| self.run(tokens, pos, all_logits))
+    }
+
+    fn reset(&mut self) {
+        self.cache.clear();
+    }
+
+    fn device_name(&self) -> String {
+        format!("cpu ({} threads)", self.threads())
+    }
+
+    fn memory(&self) -> MemoryUsage {
+        MemoryUsage {
+            weights: self.weight_bytes,
+            kv_cache: self.cache.bytes() as u64,
+            scratch: 0,
+            on_device: false,
+        }
+    }
+
+    fn decode_weight_bytes(&self) -> u64 {
+        self.decode_bytes
+    }
+}

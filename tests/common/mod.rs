@@ -1,0 +1,188 @@
+//! Helpers shared by integration tests: locating the test model, writing tiny synthetic models.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rawrxd::gguf::{GgufWriter, MetaValue, TensorPlan};
+use rawrxd::quant::{self, GgmlType};
+
+/// The SmolLM2 test model: `$RAWRXD_TEST_MODEL` or `models/SmolLM2-135M-Instruct.Q4_1.gguf`.
+/// Panics if it is missing, unless `RAWRXD_ALLOW_MISSING_MODEL=1` (then `None`).
+pub fn test_model() -> Option<PathBuf> {
+    let p = std::env::var_os("RAWRXD_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var("RAWRXD_ALLOW_MISSING_MODEL").as_deref() == Ok("1") {
+        eprintln!("skipping: test model {} is missing", p.display());
+        return None;
+    }
+    panic!(
+        "test model {} is missing (set RAWRXD_TEST_MODEL, or RAWRXD_ALLOW_MISSING_MODEL=1 to skip)",
+        p.display()
+    );
+}
+
+/// Shape and flavour of a synthetic llama-family model.
+#[derive(Clone, Debug)]
+pub struct Synth {
+    pub arch: &'static str,
+    pub n_vocab: usize,
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub n_ff: usize,
+    pub n_rot: usize,
+    pub freq_base: f32,
+    pub eps: f32,
+    /// Q/K/V biases (qwen2).
+    pub bias: bool,
+    /// A separate `output.weight` (else tied to `token_embd`).
+    pub untied: bool,
+    /// Type of the projection matrices.
+    pub ty: GgmlType,
+}
+
+/// One tensor of a synthetic model: name, ggml dims, type and the f32 values it was made from.
+pub struct SynthTensor {
+    pub name: String,
+    pub dims: Vec<u64>,
+    pub ty: GgmlType,
+    pub values: Vec<f32>,
+}
+
+impl Synth {
+    /// Every tensor with seeded random values (norm weights near 1).
+    pub fn tensors(&self, seed: u64) -> Vec<SynthTensor> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (e, hd) = (self.n_embd, self.n_embd / self.n_head);
+        let kv = self.n_head_kv * hd;
+        let mut out = Vec::new();
+        let mut add = |name: String, dims: Vec<usize>, ty: GgmlType, scale: f32, around: f32| {
+            let n: usize = dims.iter().product();
+            let values = (0..n)
+                .map(|_| around + rng.gen_range(-scale..scale))
+                .collect();
+            out.push(SynthTensor {
+                name,
+                dims: dims.iter().map(|&d| d as u64).collect(),
+                ty,
+                values,
+            });
+        };
+        add(
+            "token_embd.weight".into(),
+            vec![e, self.n_vocab],
+            GgmlType::Q8_0,
+            1.0,
+            0.0,
+        );
+        add(
+            "output_norm.weight".into(),
+            vec![e],
+            GgmlType::F32,
+            0.2,
+            1.0,
+        );
+        if self.untied {
+            add(
+                "output.weight".into(),
+                vec![e, self.n_vocab],
+                self.ty,
+                0.3,
+                0.0,
+            );
+        }
+        let s = 1.0 / (e as f32).sqrt();
+        for l in 0..self.n_layer {
+            let n = |x: &str| format!("blk.{l}.{x}");
+            add(n("attn_norm.weight"), vec![e], GgmlType::F32, 0.2, 1.0);
+            add(n("attn_q.weight"), vec![e, e], self.ty, 3.0 * s, 0.0);
+            add(n("attn_k.weight"), vec![e, kv], self.ty, 3.0 * s, 0.0);
+            add(n("attn_v.weight"), vec![e, kv], self.ty, 2.0 * s, 0.0);
+            if self.bias {
+                add(n("attn_q.bias"), vec![e], GgmlType::F32, 0.5, 0.0);
+                add(n("attn_k.bias"), vec![kv], GgmlType::F32, 0.5, 0.0);
+                add(n("attn_v.bias"), vec![kv], GgmlType::F32, 0.5, 0.0);
+            }
+            add(n("attn_output.weight"), vec![e, e], self.ty, 2.0 * s, 0.0);
+            add(n("ffn_norm.weight"), vec![e], GgmlType::F32, 0.2, 1.0);
+            add(
+                n("ffn_gate.weight"),
+                vec![e, self.n_ff],
+                self.ty,
+                2.0 * s,
+                0.0,
+            );
+            add(
+                n("ffn_up.weight"),
+                vec![e, self.n_ff],
+                self.ty,
+                2.0 * s,
+                0.0,
+            );
+            let sf = 1.0 / (self.n_ff as f32).sqrt();
+            add(
+                n("ffn_down.weight"),
+                vec![self.n_ff, e],
+                self.ty,
+                2.0 * sf,
+                0.0,
+            );
+        }
+        out
+    }
+
+    /// Writes the model to `path` and returns its tensors (values as stored, i.e. after a
+    /// quantize/dequantize round trip).
+    pub fn write(&self, path: &Path, seed: u64) -> Vec<SynthTensor> {
+        let a = self.arch;
+        let u = |v: usize| MetaValue::U32(v as u32);
+        let meta = vec![
+            (
+                "general.architecture".to_string(),
+                MetaValue::String(a.into()),
+            ),
+            (format!("{a}.embedding_length"), u(self.n_embd)),
+            (format!("{a}.block_count"), u(self.n_layer)),
+            (format!("{a}.feed_forward_length"), u(self.n_ff)),
+            (format!("{a}.attention.head_count"), u(self.n_head)),
+            (format!("{a}.attention.head_count_kv"), u(self.n_head_kv)),
+            (format!("{a}.context_length"), u(256)),
+            (
+                format!("{a}.attention.layer_norm_rms_epsilon"),
+                MetaValue::F32(self.eps),
+            ),
+            (
+                format!("{a}.rope.freq_base"),
+                MetaValue::F32(self.freq_base),
+            ),
+            (format!("{a}.rope.dimension_count"), u(self.n_rot)),
+        ];
+        let mut tensors = self.tensors(seed);
+        let plan = tensors
+            .iter()
+            .map(|t| TensorPlan {
+                name: t.name.clone(),
+                dims: t.dims.clone(),
+                ty: t.ty,
+            })
+            .collect();
+        let mut w = GgufWriter::create(path, &meta, plan).unwrap();
+        for t in tensors.iter_mut() {
+            let row = t.dims[0] as usize;
+            let bytes = quant::quantize_rows(t.ty, &t.values, row).unwrap();
+            t.values = quant::dequantize_rows(t.ty, &bytes, row).unwrap();
+            w.write_tensor(&t.name, &bytes).unwrap();
+        }
+        w.finish().unwrap();
+        tensors
+    }
+}
