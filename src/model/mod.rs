@@ -1,5 +1,7 @@
 //! Model architecture knowledge: hyper-parameters, tensor roles and the llama-family weight map.
 
+pub mod chat;
+pub mod detokenize;
 mod hparams;
 mod role;
 mod sampler;
