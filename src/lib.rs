@@ -14,6 +14,7 @@ pub mod lua;
 pub mod model;
 pub mod pool;
 pub mod quant;
+pub mod serve;
 pub mod store;
 
 pub use error::{Error, Result};

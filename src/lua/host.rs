@@ -78,6 +78,7 @@ fn build_module(lua: &Lua) -> mlua::Result<Table> {
         .app_data_ref::<HostInfo>()
         .map(|h| h.script.to_string_lossy().into_owned());
     m.set("script", script)?;
+    super::pool::register(lua, &m)?;
     args::register(lua, &m)?;
     log::register(lua, &m)?;
     time::register(lua, &m)?;

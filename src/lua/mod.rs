@@ -12,6 +12,7 @@ pub mod args;
 pub mod error;
 pub mod host;
 pub mod log;
+pub mod pool;
 pub mod reload;
 pub mod results;
 pub mod time;
