@@ -16,6 +16,7 @@ pub mod model;
 pub mod pool;
 pub mod quant;
 pub mod report;
+pub mod serve;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -18,6 +18,7 @@
 ---@field probe rawrxd.probe
 ---@field quant rawrxd.quant
 ---@field report rawrxd.report
+---@field pool rawrxd.pool            load generation (Phase 2)
 local rawrxd = {}
 
 ---The one-line `file:line: message` of an error caught with `pcall` (a Rust error's `tostring`
@@ -625,5 +626,128 @@ function rawrxd.report.curve(opts) end
 ---@param opts {out: string, title?: string, x?: string, y?: string, kind?: "line"|"scatter"|"bubble", series: rawrxd.PlotSeries[], size_label?: string, log_x?: boolean, log_y?: boolean, width?: integer, height?: integer}
 ---@return rawrxd.PlotFiles
 function rawrxd.report.plot(opts) end
+---@class rawrxd.PoolRequest  one request, as a request function returns it
+---@field prompt? string          text for /v1/completions (or one user message for chat)
+---@field messages? {role: string, content: string}[]  a conversation (chat endpoint)
+---@field max_tokens? integer     default: the run's `max_tokens` (16)
+---@field temperature? number
+---@field top_p? number
+---@field seed? integer
+---@field extra? table            extra body fields: ignore_eos, top_k, min_p, repeat_penalty, …
+
+---@class rawrxd.PoolArrival  an open-loop schedule
+---@field kind? "poisson"|"constant"|"ramp"  default "poisson"
+---@field rate? number            requests/s (poisson, constant)
+---@field from? number            ramp start rate
+---@field to? number              ramp end rate
+---@field seed? integer
+
+---@class rawrxd.PoolSlo  per-request bounds; goodput counts completed requests meeting all
+---@field ttft_ms? number
+---@field itl_ms? number
+---@field itl_percentile? number  which percentile of a request's gaps itl_ms bounds (default 99)
+---@field tpot_ms? number
+---@field e2e_ms? number
+
+---@class rawrxd.PoolEngineSpec  a model loaded for pool runs
+---@field model string            GGUF file
+---@field backend? "cpu"|"vulkan"|"auto"
+---@field slots? integer          sequences served at once (default 4)
+---@field ctx? integer            KV positions per sequence (default 2048)
+---@field threads? integer        CPU threads (default: one per core)
+---@field queue? integer          requests that may wait for a slot (default 256)
+---@field prefill_chunk? integer  prompt tokens per engine step (default 256)
+---@field timeout? number         seconds, per request (default: none)
+
+---@class rawrxd.PoolEngine  an in-process engine behind the continuous-batching scheduler
+local PoolEngine = {}
+---The scheduler's counters (queue depth, running, tokens, outcomes, memory).
+---@return table
+function PoolEngine:metrics() end
+---The model id (file name without .gguf).
+---@return string
+function PoolEngine:id() end
+---KV cache slots.
+---@return integer
+function PoolEngine:slots() end
+---The device name.
+---@return string
+function PoolEngine:device() end
+
+---@class rawrxd.PoolRunSpec: rawrxd.PoolEngineSpec
+---@field target rawrxd.PoolEngine|"engine"|string  an engine, "engine" (loads `model` for this run), or an http(s):// URL
+---@field endpoint? "completions"|"chat"
+---@field model_name? string      the `model` field sent over HTTP (default "default")
+---@field concurrency? integer    closed loop: virtual users (give this or `arrival`)
+---@field think? number           closed loop: seconds between a user's answer and next request
+---@field arrival? rawrxd.PoolArrival  open loop
+---@field max_in_flight? integer  open loop: cap on requests in flight (default 1024)
+---@field duration? number        seconds of issuing requests (give this and/or `requests`)
+---@field requests? integer       requests to issue
+---@field request? fun(i: integer): rawrxd.PoolRequest  request i (1, 2, …), called on the script's thread
+---@field jsonl? string           requests from a JSONL file (cycled)
+---@field prompt? string          the same prompt for every request
+---@field max_tokens? integer     default max_tokens (16)
+---@field temperature? number     with `prompt`
+---@field seed? integer           with `prompt`
+---@field timeout? number         seconds per request (default 60)
+---@field slo? rawrxd.PoolSlo
+---@field name? string            prefix of stored measurements (default "pool")
+---@field tags? table             tags of stored measurements (and histogram names)
+---@field progress? boolean       live progress line on stderr
+---@field records? boolean        include every request's record in the result
+---@field api_key? string         HTTP bearer token
+
+---@class rawrxd.Percentiles  milliseconds
+---@field count integer
+---@field mean number
+---@field min number
+---@field p50 number
+---@field p90 number
+---@field p95 number
+---@field p99 number
+---@field p999 number
+---@field max number
+
+---@class rawrxd.PoolResult
+---@field target string
+---@field wall_s number
+---@field counts {scheduled: integer, sent: integer, completed: integer, failed: integer, dropped: integer, good: integer, errors: table<string, integer>}
+---@field errors table<string, integer>   failed requests by kind (timeout, http_503, …)
+---@field error_examples table<string, string[]>
+---@field output_tokens integer
+---@field prompt_tokens integer
+---@field output_tps number               output tokens/s over the run
+---@field requests_per_s number
+---@field goodput_per_s number|nil        with an SLO
+---@field slo_attainment number|nil       with an SLO
+---@field level number                    concurrency or mean rate
+---@field ttft rawrxd.Percentiles
+---@field itl rawrxd.Percentiles
+---@field tpot rawrxd.Percentiles
+---@field e2e rawrxd.Percentiles
+---@field queue_wait rawrxd.Percentiles
+---@field prefill rawrxd.Percentiles
+---@field decode rawrxd.Percentiles
+---@field table string                    a plain-text report
+---@field records table[]|nil             with `records = true`
+---@field stored boolean                  whether it was recorded into the open results run
+
+---Load generation: closed or open loops of streamed requests against the in-process engine or
+---an OpenAI-compatible HTTP server, with TTFT/ITL/TPOT/E2E percentiles and goodput.
+---@class rawrxd.pool
+rawrxd.pool = {}
+
+---Loads a model behind the continuous-batching scheduler, for several `run`s.
+---@param spec rawrxd.PoolEngineSpec
+---@return rawrxd.PoolEngine
+function rawrxd.pool.engine(spec) end
+
+---Runs a load and returns its result; when a results run is open, records its percentiles,
+---rates and counts (`NAME.ttft_p50`, `NAME.output_tps`, …, tagged) and latency histograms
+---(`NAME.ttft{tags}`, µs).
+---@param spec rawrxd.PoolRunSpec
+---@return rawrxd.PoolResult
+function rawrxd.pool.run(spec) end
 
 return rawrxd

@@ -9,6 +9,7 @@ mod perplexity;
 mod quantize;
 pub mod results;
 pub mod script;
+mod serve;
 mod synth;
 mod tokenize;
 
@@ -35,6 +36,8 @@ enum Command {
     Results(results::ResultsArgs),
     /// Print the token ids of a text, like llama.cpp's llama-tokenize.
     Tokenize(tokenize::TokenizeArgs),
+    /// Serve a model over an OpenAI-compatible HTTP API with Prometheus metrics.
+    Serve(serve::ServeArgs),
     /// Run a Lua script: `rawrxd SCRIPT.lua [ARGS...]`.
     #[command(external_subcommand)]
     Script(Vec<String>),
@@ -58,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info(a) => info::run(&a)?,
         Command::Results(a) => results::run(&a)?,
         Command::Tokenize(a) => tokenize::run(&a)?,
+        Command::Serve(a) => serve::run(&a)?,
         Command::Script(argv) => {
             let Some((script, args)) = argv.split_first() else {
                 anyhow::bail!("no command given");

@@ -5,18 +5,22 @@
 //! that positions `0..pos` are cached, computes positions `pos..pos + tokens.len()`, caches them, and
 //! returns logits. Backends must agree with the CPU reference to within documented tolerances.
 
+pub mod batch;
 pub mod bench;
 pub mod cpu;
 pub mod generate;
 pub mod logprobs;
 pub mod perplexity;
+pub mod scheduler;
 mod select;
+pub mod service;
 pub mod variant;
 pub mod vulkan;
 
 use crate::model::LlamaHParams;
 use crate::Result;
 
+pub use batch::{BatchEngine, BatchItem};
 pub use cpu::CpuEngine;
 pub use generate::{generate, GenerateStats, StopReason};
 pub use perplexity::{kl_divergence, perplexity, KldResult, PerplexityParams, PerplexityResult};

@@ -79,6 +79,7 @@ fn build_module(lua: &Lua) -> mlua::Result<Table> {
         .map(|h| h.script.to_string_lossy().into_owned());
     m.set("script", script)?;
     super::error::register(lua, &m)?;
+    super::pool::register(lua, &m)?;
     args::register(lua, &m)?;
     log::register(lua, &m)?;
     time::register(lua, &m)?;

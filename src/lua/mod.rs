@@ -17,6 +17,7 @@ pub mod host;
 pub mod log;
 pub mod model;
 mod opts;
+pub mod pool;
 pub mod probe;
 pub mod quant;
 pub mod reload;

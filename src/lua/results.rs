@@ -199,6 +199,21 @@ pub(crate) fn on_generation(lua: &Lua, generation: u64, modules: &[&str]) {
     }
 }
 
+/// Calls `f` with the store and the current run when a run is open (`None` otherwise), for other
+/// API modules that record into the script's run (e.g. `rawrxd.pool.run`).
+pub(crate) fn with_current_run<T>(
+    lua: &Lua,
+    f: impl FnOnce(&Store, RunId) -> crate::Result<T>,
+) -> mlua::Result<Option<T>> {
+    let generation = reload::generation(lua);
+    let h = state(lua);
+    let mut st = h.lock();
+    let Some(run) = st.current else {
+        return Ok(None);
+    };
+    f(st.store(generation)?, run).map(Some).map_err(lua_err)
+}
+
 /// Ends the current run, if any, when the script is done: `ok` or `failed` with `error`.
 pub(crate) fn finish(lua: &Lua, error: Option<&str>) -> crate::Result<()> {
     let h = state(lua);

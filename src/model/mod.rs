@@ -1,6 +1,8 @@
 //! Model architecture knowledge: hyper-parameters, tensor roles, the llama-family weight map, the
 //! tokenizer and the sampler.
 
+pub mod chat;
+pub mod detokenize;
 mod hparams;
 mod role;
 mod sampler;

@@ -17,6 +17,7 @@
 
 pub mod arrivals;
 pub mod config;
+pub mod engine_target;
 pub mod fake;
 pub mod histogram;
 pub mod metrics;
@@ -31,6 +32,7 @@ pub mod target;
 
 pub use arrivals::Arrivals;
 pub use config::{Load, PoolConfig};
+pub use engine_target::EngineTarget;
 pub use metrics::{Counts, Histograms, PoolResult, Summary, Throughput};
 pub use openai::{Endpoint, OpenAiHttpConfig, OpenAiHttpTarget};
 pub use record::{RequestRecord, Slo, TokenChunk};

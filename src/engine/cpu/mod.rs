@@ -3,9 +3,14 @@
 //!
 //! Invariants: weights stay quantized in the memory-mapped file (held by an `Arc`) and each
 //! matrix row is dequantized on the fly ([`ops::matmul`]); activations and the KV cache are f32.
+//! The engine holds `n_slots` KV caches (one per sequence, see [`BatchEngine`]); the
+//! single-sequence [`Engine`] calls use slot 0. A batched step stacks every sequence's tokens into
+//! one activation matrix, so each weight row is dequantized once and dotted with every
+//! sequence's row before the next; only attention reads per-sequence state (its own slot).
 //! Work runs on a private rayon pool of the requested size. Every kernel is deterministic and
 //! independent of how tokens are batched, so feeding tokens one at a time gives bit-identical
-//! logits to one prefill of the same tokens.
+//! logits to one prefill of the same tokens, and a sequence decoded in a batch gets bit-identical
+//! logits to the same sequence decoded alone.
 //!
 //! Layout: `weights.rs` (matrices by byte range), `ops.rs` (norm, matmul, softmax, SwiGLU),
 //! `rope.rs`, `attention.rs`, `kv_cache.rs`; the graph itself is [`CpuEngine::forward`].
@@ -18,6 +23,9 @@ mod weights;
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
+use crate::engine::batch::{check_items, BatchEngine, BatchItem};
 use crate::engine::{Engine, MemoryUsage};
 use crate::gguf::GgufFile;
 use crate::model::{LlamaHParams, LlamaWeights};
@@ -29,13 +37,14 @@ pub use kv_cache::KvCache;
 pub use rope::Rope;
 use weights::Weights;
 
-/// The f32 reference engine for one model and one sequence.
+/// The f32 reference engine for one model and `n_slots` sequences.
 pub struct CpuEngine {
     file: Arc<GgufFile>,
     hp: LlamaHParams,
     weights: Weights,
     rope: Rope,
-    cache: KvCache,
+    /// One KV cache per sequence slot.
+    caches: Vec<KvCache>,
     /// Bytes of every tensor the forward pass reads, and of one decode step.
     weight_bytes: u64,
     decode_bytes: u64,
@@ -46,7 +55,8 @@ impl std::fmt::Debug for CpuEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CpuEngine")
             .field("file", &self.file.path())
-            .field("n_ctx", &self.cache.n_ctx())
+            .field("n_ctx", &self.n_ctx())
+            .field("n_slots", &self.caches.len())
             .field("threads", &self.pool.current_num_threads())
             .finish()
     }
@@ -105,10 +115,25 @@ impl CpuEngine {
     /// Loads the llama-family model in `f` with a KV cache of `n_ctx` positions, computing on
     /// `threads` threads (`None`: one per core).
     pub fn load(f: impl Into<Arc<GgufFile>>, n_ctx: usize, threads: Option<usize>) -> Result<Self> {
+        CpuEngine::load_batch(f, n_ctx, 1, threads)
+    }
+
+    /// Like [`CpuEngine::load`] with `n_slots` KV caches of `n_ctx` positions each, for batched
+    /// decoding of that many sequences. The caches' memory is reserved lazily by the operating
+    /// system (zeroed pages), so unused slots cost address space rather than RAM.
+    pub fn load_batch(
+        f: impl Into<Arc<GgufFile>>,
+        n_ctx: usize,
+        n_slots: usize,
+        threads: Option<usize>,
+    ) -> Result<Self> {
         let file: Arc<GgufFile> = f.into();
         let hp = LlamaHParams::from_gguf(&file)?;
         if n_ctx == 0 {
             return Err(Error::Invalid("context size must be at least 1".into()));
+        }
+        if n_slots == 0 {
+            return Err(Error::Invalid("the engine needs at least one slot".into()));
         }
         let weights = Weights::resolve(&file, &hp)?;
         let (weight_bytes, decode_bytes) = {
@@ -122,13 +147,15 @@ impl CpuEngine {
             .build()
             .map_err(|e| Error::Invalid(format!("cannot start the CPU thread pool: {e}")))?;
         let pool = Arc::new(pool);
-        let cache = KvCache::new(hp.n_layer, n_ctx, hp.n_embd_kv());
+        let caches = (0..n_slots)
+            .map(|_| KvCache::new(hp.n_layer, n_ctx, hp.n_embd_kv()))
+            .collect();
         Ok(CpuEngine {
             file,
             hp,
             weights,
             rope,
-            cache,
+            caches,
             weight_bytes,
             decode_bytes,
             pool,
@@ -145,26 +172,26 @@ impl CpuEngine {
         &self.file
     }
 
-    /// Bytes of the KV cache.
+    /// Bytes of the KV caches of every slot.
     pub fn kv_bytes(&self) -> usize {
-        self.cache.bytes()
+        self.caches.iter().map(KvCache::bytes).sum()
     }
 
     fn check(&self, tokens: &[u32], pos: usize) -> Result<()> {
         if tokens.is_empty() {
             return Err(Error::Invalid("forward: no tokens".into()));
         }
-        if pos > self.cache.len() {
+        if pos > self.caches[0].len() {
             return Err(Error::Invalid(format!(
                 "forward: position {pos} but only positions 0..{} are cached",
-                self.cache.len()
+                self.caches[0].len()
             )));
         }
-        if pos + tokens.len() > self.cache.n_ctx() {
+        if pos + tokens.len() > self.n_ctx() {
             return Err(Error::Invalid(format!(
                 "context full: positions {pos}..{} do not fit a context of {}",
                 pos + tokens.len(),
-                self.cache.n_ctx()
+                self.n_ctx()
             )));
         }
         if let Some(&t) = tokens.iter().find(|&&t| t as usize >= self.hp.n_vocab) {
@@ -176,31 +203,67 @@ impl CpuEngine {
         Ok(())
     }
 
-    /// The graph: embeddings, `n_layer` blocks, final norm, output projection.
-    fn run(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Vec<f32>> {
+    /// Checks a batch: slots, positions and token ids.
+    fn check_batch(&self, items: &[BatchItem<'_>]) -> Result<()> {
+        check_items(items, self.caches.len(), self.n_ctx())?;
+        for (i, it) in items.iter().enumerate() {
+            let cached = self.caches[it.slot].len();
+            if it.pos > cached {
+                return Err(Error::Invalid(format!(
+                    "forward_batch item {i}: position {} but slot {} caches only 0..{cached}",
+                    it.pos, it.slot
+                )));
+            }
+            if let Some(&t) = it.tokens.iter().find(|&&t| t as usize >= self.hp.n_vocab) {
+                return Err(Error::Invalid(format!(
+                    "forward_batch item {i}: token id {t} is outside the vocabulary of {}",
+                    self.hp.n_vocab
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The graph over every item's tokens stacked into one batch: embeddings, `n_layer` blocks
+    /// (attention per item, against its own slot), final norm, output projection. Returns the
+    /// logits of every token of the single item if `all_logits`, else of each item's last token,
+    /// row-major in item order. Items have been checked and their slots rewound to `pos`.
+    fn run(&mut self, items: &[BatchItem<'_>], all_logits: bool) -> Result<Vec<f32>> {
+        debug_assert!(!all_logits || items.len() == 1);
         let hp = &self.hp;
         let image = self.file.bytes();
         let w = &self.weights;
-        let n = tokens.len();
+        let n: usize = items.iter().map(|it| it.tokens.len()).sum();
         let (e, nq, nkv, hd) = (hp.n_embd, hp.n_embd_q(), hp.n_embd_kv(), hp.head_dim);
         let shape = AttnShape {
             n_head: hp.n_head,
             n_head_kv: hp.n_head_kv,
             head_dim: hd,
         };
+        // First row of each item in the stacked batch.
+        let offsets: Vec<usize> = items
+            .iter()
+            .scan(0, |row, it| {
+                let first = *row;
+                *row += it.tokens.len();
+                Some(first)
+            })
+            .collect();
 
         let mut x = vec![0f32; n * e];
         let emb = &w.token_embd;
         let rb = emb.row_bytes();
         let embd = emb.data(image);
-        for (&t, row) in tokens.iter().zip(x.chunks_exact_mut(e)) {
+        let tokens = items.iter().flat_map(|it| it.tokens.iter());
+        for (&t, row) in tokens.zip(x.chunks_exact_mut(e)) {
             let t = t as usize;
             quant::dequantize(emb.ty, &embd[t * rb..(t + 1) * rb], row)?;
         }
 
         let mut angles = vec![0f32; n * hp.n_rot];
-        for (t, a) in angles.chunks_exact_mut(hp.n_rot).enumerate() {
-            self.rope.angles(pos + t, a);
+        let positions = items.iter().flat_map(|it| it.pos..it.pos + it.tokens.len());
+        for (p, a) in positions.zip(angles.chunks_exact_mut(hp.n_rot)) {
+            self.rope.angles(p, a);
         }
 
         let mm = |m: &weights::Mat, x: &[f32], n_tok: usize, y: &mut [f32]| {
@@ -230,9 +293,29 @@ impl CpuEngine {
                 self.rope.apply(&mut q[t * nq..(t + 1) * nq], hd, a);
                 self.rope.apply(&mut k[t * nkv..(t + 1) * nkv], hd, a);
             }
-            self.cache.store(il, pos, &k, &v);
-            let (keys, values) = self.cache.layer(il, pos + n);
-            attention(shape, &q, keys, values, pos, &mut att);
+            for (it, &o) in items.iter().zip(&offsets) {
+                let rows = o * nkv..(o + it.tokens.len()) * nkv;
+                self.caches[it.slot].store(il, it.pos, &k[rows.clone()], &v[rows]);
+            }
+            // Each item attends to its own slot; items run in parallel, and so do the (token,
+            // head) pairs inside one.
+            let mut outs: Vec<&mut [f32]> = Vec::with_capacity(items.len());
+            let mut rest = &mut att[..];
+            for it in items {
+                let (head, tail) = rest.split_at_mut(it.tokens.len() * nq);
+                outs.push(head);
+                rest = tail;
+            }
+            let caches = &self.caches;
+            items
+                .par_iter()
+                .zip(&offsets)
+                .zip(outs)
+                .for_each(|((it, &o), out)| {
+                    let (keys, values) = caches[it.slot].layer(il, it.pos + it.tokens.len());
+                    let qs = &q[o * nq..(o + it.tokens.len()) * nq];
+                    attention(shape, qs, keys, values, it.pos, out);
+                });
             mm(&l.wo, &att, n, &mut proj)?;
             for (xi, pi) in x.iter_mut().zip(&proj) {
                 *xi += pi;
@@ -248,18 +331,25 @@ impl CpuEngine {
                 *xi += pi;
             }
         }
-        self.cache.set_len(pos + n);
+        for it in items {
+            self.caches[it.slot].set_len(it.pos + it.tokens.len());
+        }
 
         // Only the rows whose logits are wanted go through the final norm and output projection.
-        let rows = if all_logits {
-            &mut x[..]
+        let mut rows = if all_logits {
+            x
         } else {
-            &mut x[(n - 1) * e..]
+            let mut last = Vec::with_capacity(items.len() * e);
+            for (it, &o) in items.iter().zip(&offsets) {
+                let r = o + it.tokens.len() - 1;
+                last.extend_from_slice(&x[r * e..(r + 1) * e]);
+            }
+            last
         };
         let n_out = rows.len() / e;
-        ops::rms_norm(rows, &w.output_norm, hp.rms_norm_eps);
+        ops::rms_norm(&mut rows, &w.output_norm, hp.rms_norm_eps);
         let mut logits = vec![0f32; n_out * hp.n_vocab];
-        mm(&w.output, rows, n_out, &mut logits)?;
+        mm(&w.output, &rows, n_out, &mut logits)?;
         Ok(logits)
     }
 }
@@ -274,19 +364,25 @@ impl Engine for CpuEngine {
     }
 
     fn n_ctx(&self) -> usize {
-        self.cache.n_ctx()
+        self.caches[0].n_ctx()
     }
 
     fn forward(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Vec<f32>> {
         self.check(tokens, pos)?;
         // Rewinding invalidates what lies beyond `pos` even if this call fails midway.
-        self.cache.set_len(pos);
+        self.caches[0].set_len(pos);
         let pool = Arc::clone(&self.pool);
-        pool.install(|| self.run(tokens, pos, all_logits))
+        let item = BatchItem {
+            slot: 0,
+            tokens,
+            pos,
+        };
+        pool.install(|| self.run(&[item], all_logits))
     }
 
+    /// Forgets the sequences of every slot.
     fn reset(&mut self) {
-        self.cache.clear();
+        self.caches.iter_mut().for_each(KvCache::clear);
     }
 
     fn device_name(&self) -> String {
@@ -296,7 +392,7 @@ impl Engine for CpuEngine {
     fn memory(&self) -> MemoryUsage {
         MemoryUsage {
             weights: self.weight_bytes,
-            kv_cache: self.cache.bytes() as u64,
+            kv_cache: self.kv_bytes() as u64,
             scratch: 0,
             on_device: false,
         }
@@ -335,7 +431,35 @@ impl Engine for CpuEngine {
                  type)"
             )));
         }
-        self.cache.clear();
+        self.caches.iter_mut().for_each(KvCache::clear);
         Ok(())
+    }
+}
+
+impl BatchEngine for CpuEngine {
+    fn n_slots(&self) -> usize {
+        self.caches.len()
+    }
+
+    fn forward_batch(&mut self, items: &[BatchItem<'_>]) -> Result<Vec<Vec<f32>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.check_batch(items)?;
+        for it in items {
+            self.caches[it.slot].set_len(it.pos);
+        }
+        let pool = Arc::clone(&self.pool);
+        let logits = pool.install(|| self.run(items, false))?;
+        Ok(logits
+            .chunks_exact(self.hp.n_vocab)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+
+    fn clear_slot(&mut self, slot: usize) {
+        if let Some(c) = self.caches.get_mut(slot) {
+            c.clear();
+        }
     }
 }

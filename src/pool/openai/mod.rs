@@ -23,7 +23,7 @@ use super::request::Request;
 use super::target::{EventStream, RequestError, Target};
 use crate::{Error, Result};
 use stream::{error_chain, event_stream};
-use wire::request_body;
+pub use wire::request_body;
 
 pub use stream::DRAIN_GRACE;
 

@@ -7,7 +7,7 @@ use crate::pool::request::{Prompt, Request};
 use crate::pool::target::{ErrorKind, RequestError, Usage};
 
 /// The JSON body of `request` under `config`.
-pub(super) fn request_body(
+pub fn request_body(
     config: &OpenAiHttpConfig,
     request: &Request,
 ) -> std::result::Result<serde_json::Value, RequestError> {

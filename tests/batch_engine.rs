@@ -1,0 +1,231 @@
+//! Batched decoding on the real test model (SmolLM2-135M Q4_1, CPU engine): several sequences
+//! advanced together through `BatchEngine::forward_batch`, and through the continuous-batching
+//! scheduler, must produce exactly what each sequence produces alone.
+//!
+//! Oracle: the single-sequence path (`Engine::forward` on a one-slot engine, greedy argmax, and
+//! `engine::generate`), which `tests/cpu_engine.rs` checks against llama.cpp's greedy output.
+//! The CPU engine's kernels do not depend on batch composition, so logits must be bit-identical,
+//! not merely close.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::test_model;
+use rawrxd::engine::scheduler::{FinishReason, GenEvent, GenRequest, Scheduler, SchedulerConfig};
+use rawrxd::engine::{generate, BatchEngine, BatchItem, CpuEngine, Engine};
+use rawrxd::gguf::GgufFile;
+use rawrxd::model::tokenizer::Tokenizer;
+use rawrxd::model::{Sampler, SamplerParams};
+
+/// Prompts of different lengths (1 to 9 tokens), as token ids.
+fn prompts(tok: &Tokenizer) -> Vec<Vec<u32>> {
+    [
+        "The capital of France is",
+        "Once",
+        "def fibonacci(n):\n    ",
+        "Water boils at a temperature of",
+    ]
+    .iter()
+    .map(|t| tok.encode(t, true, false).unwrap())
+    .collect()
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    let mut b = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[b] {
+            b = i;
+        }
+    }
+    b as u32
+}
+
+fn model() -> Option<(Arc<GgufFile>, Tokenizer)> {
+    let path = test_model()?;
+    let f = Arc::new(GgufFile::open(path).unwrap());
+    let tok = Tokenizer::from_gguf(&f).unwrap();
+    Some((f, tok))
+}
+
+const GEN: usize = 4;
+
+/// Greedy tokens and the logits of every step of `prompt`, run alone.
+fn alone(eng: &mut CpuEngine, prompt: &[u32]) -> (Vec<u32>, Vec<Vec<f32>>) {
+    eng.reset();
+    let mut logits = eng.forward(prompt, 0, false).unwrap();
+    let (mut out, mut all) = (Vec::new(), Vec::new());
+    for step in 0..GEN {
+        let t = argmax(&logits);
+        out.push(t);
+        let next = if step + 1 < GEN {
+            eng.forward(&[t], prompt.len() + step, false).unwrap()
+        } else {
+            Vec::new()
+        };
+        all.push(std::mem::replace(&mut logits, next));
+    }
+    (out, all)
+}
+
+#[test]
+fn batched_greedy_equals_each_sequence_alone() {
+    let Some((f, tok)) = model() else { return };
+    let prompts = prompts(&tok);
+    assert!(
+        prompts
+            .iter()
+            .map(Vec::len)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            >= 3
+    );
+    let mut single = CpuEngine::load(f.clone(), 64, Some(2)).unwrap();
+    let reference: Vec<_> = prompts.iter().map(|p| alone(&mut single, p)).collect();
+
+    let mut batch = CpuEngine::load_batch(f, 64, 4, Some(2)).unwrap();
+    assert_eq!(batch.n_slots(), 4);
+    // Sequences 0 and 1 start first; 2 and 3 join after one step, so steps mix prefill and
+    // decode; sequence 1 sits in slot 3 and sequence 3 in slot 0 (slots are not positions).
+    let slot = [1, 3, 2, 0];
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); 4];
+    let mut pos: Vec<usize> = vec![0; 4];
+    let mut pending: Vec<Vec<u32>> = prompts.clone();
+    let mut step = 0;
+    while out.iter().any(|o| o.len() < GEN) {
+        let active: Vec<usize> = (0..4)
+            .filter(|&s| (s < 2 || step >= 1) && out[s].len() < GEN)
+            .collect();
+        let items: Vec<BatchItem<'_>> = active
+            .iter()
+            .map(|&s| BatchItem {
+                slot: slot[s],
+                tokens: &pending[s],
+                pos: pos[s],
+            })
+            .collect();
+        let logits = batch.forward_batch(&items).unwrap();
+        assert_eq!(logits.len(), active.len());
+        for (&s, l) in active.iter().zip(&logits) {
+            let k = out[s].len();
+            assert!(
+                l == &reference[s].1[k],
+                "sequence {s}, token {k}: batched logits differ from the sequence alone"
+            );
+            let t = argmax(l);
+            out[s].push(t);
+            pos[s] += pending[s].len();
+            pending[s] = vec![t];
+        }
+        step += 1;
+    }
+    for s in 0..4 {
+        assert_eq!(out[s], reference[s].0, "sequence {s}");
+    }
+
+    // A cleared slot starts over: reusing slot 2 for sequence 0 gives its first token again.
+    batch.clear_slot(2);
+    let again = batch
+        .forward_batch(&[BatchItem {
+            slot: 2,
+            tokens: &prompts[0],
+            pos: 0,
+        }])
+        .unwrap();
+    assert_eq!(argmax(&again[0]), reference[0].0[0]);
+    // Positions past what a slot caches are refused.
+    batch.clear_slot(1);
+    let refused = batch.forward_batch(&[BatchItem {
+        slot: 1,
+        tokens: &[1],
+        pos: 1,
+    }]);
+    match refused {
+        Err(e) => assert!(e.to_string().contains("slot 1 caches only 0..0"), "{e}"),
+        Ok(_) => panic!("a position past the cached ones was accepted"),
+    }
+}
+
+#[test]
+fn scheduler_streams_what_generate_produces_alone() {
+    let Some((f, tok)) = model() else { return };
+    let tok = Arc::new(tok);
+    let prompts = prompts(&tok);
+    let eog = tok.clone();
+    let is_eog = move |t: u32| eog.is_eog(t);
+    // Reference: engine::generate on a one-slot engine, greedy and seeded sampling.
+    let mut single = CpuEngine::load(f.clone(), 64, Some(2)).unwrap();
+    let sampling = |i: usize| {
+        if i % 2 == 0 {
+            SamplerParams::greedy()
+        } else {
+            SamplerParams {
+                seed: 40 + i as u64,
+                ..SamplerParams::default()
+            }
+        }
+    };
+    let mut reference = Vec::new();
+    for (i, p) in prompts.iter().enumerate() {
+        let mut sampler = Sampler::new(sampling(i)).unwrap();
+        let mut got = Vec::new();
+        generate(&mut single, p, GEN, &mut sampler, &is_eog, &mut |t| {
+            got.push(t);
+            Ok(true)
+        })
+        .unwrap();
+        reference.push(got);
+    }
+
+    // Three slots for four requests: the fourth waits for a slot; a 3-token prefill chunk
+    // splits the longer prompts over several steps.
+    let engine = CpuEngine::load_batch(f, 64, 3, Some(2)).unwrap();
+    let config = SchedulerConfig {
+        prefill_chunk: 3,
+        ..SchedulerConfig::default()
+    };
+    let eog = tok.clone();
+    let sched =
+        Scheduler::start(Box::new(engine), Arc::new(move |t| eog.is_eog(t)), config).unwrap();
+    let handles: Vec<_> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let request = GenRequest {
+                sampling: sampling(i),
+                ..GenRequest::greedy(p.clone(), GEN)
+            };
+            sched.submit(request).unwrap()
+        })
+        .collect();
+    for (i, mut h) in handles.into_iter().enumerate() {
+        let mut got = Vec::new();
+        let mut finish = None;
+        while let Some(e) = h.blocking_next() {
+            match e {
+                GenEvent::Token { id, .. } => got.push(id),
+                GenEvent::Done {
+                    finish: f, stats, ..
+                } => {
+                    assert_eq!(stats.prompt_tokens, prompts[i].len());
+                    assert_eq!(stats.generated_tokens, got.len());
+                    finish = Some(f);
+                    break;
+                }
+                GenEvent::Failed { error, .. } => panic!("request {i}: {error}"),
+                GenEvent::Admitted { .. } => {}
+            }
+        }
+        assert_eq!(got, reference[i], "request {i}");
+        let want = if got.len() == GEN {
+            FinishReason::Length
+        } else {
+            FinishReason::Stop
+        };
+        assert_eq!(finish, Some(want), "request {i}");
+    }
+    let m = sched.metrics();
+    assert_eq!((m.admitted, m.completed.total(), m.running), (4, 4, 0));
+    let prompt_total: usize = prompts.iter().map(Vec::len).sum();
+    assert_eq!(m.prompt_tokens, prompt_total as u64);
+}
