@@ -10,24 +10,8 @@ use std::time::{Duration, Instant};
 
 use rawrxd::lua::Host;
 
-/// The test model, or `None` when it is missing and that is allowed.
-fn test_model() -> Option<PathBuf> {
-    let p = match std::env::var_os("RAWRXD_TEST_MODEL") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        }
-    };
-    if p.is_file() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var_os("RAWRXD_ALLOW_MISSING_MODEL").is_some_and(|v| v == "1"),
-        "test model missing: {} (run scripts/setup.sh)",
-        p.display()
-    );
-    None
-}
+mod common;
+use common::test_model;
 
 /// A cache directory shared by the tests of this binary (quantized variants are reused).
 fn cache_dir() -> PathBuf {

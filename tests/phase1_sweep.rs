@@ -6,29 +6,14 @@
 //! Needs the test model (see tests/lua_api.rs).
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rawrxd::store::{RunFilter, RunStatus, Store};
 
-fn test_model() -> Option<PathBuf> {
-    let p = match std::env::var_os("RAWRXD_TEST_MODEL") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        }
-    };
-    if p.is_file() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var_os("RAWRXD_ALLOW_MISSING_MODEL").is_some_and(|v| v == "1"),
-        "test model missing: {} (run scripts/setup.sh)",
-        p.display()
-    );
-    None
-}
+mod common;
+use common::test_model;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
