@@ -1,1 +1,406 @@
-fn main() {}
+//! Compiles shaders/*.comp to SPIR-V with glslc and writes the variant table the Vulkan backend
+//! embeds (`$OUT_DIR/shaders.rs`, one `include_bytes!` per variant).
+//!
+//! Every variant comes from the one table in `variant_table()`: kernel source x weight format x
+//! workgroup shape x optional GLSL extension. Optional extensions are probed by compiling a tiny
+//! shader; when the compiler rejects one (Debian's glslc rejects cooperative-matrix and
+//! integer-dot-product), variants that need it are skipped with a cargo warning and the runtime
+//! falls back to the variants that exist. `RAWRXD_GLSLC` names another glslc.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Weight formats: (suffix used in variant names, GLSL macro, `GgmlType` variant).
+const FORMATS: &[(&str, &str, &str)] = &[
+    ("f32", "FMT_F32", "F32"),
+    ("f16", "FMT_F16", "F16"),
+    ("bf16", "FMT_BF16", "BF16"),
+    ("q4_0", "FMT_Q4_0", "Q4_0"),
+    ("q4_1", "FMT_Q4_1", "Q4_1"),
+    ("q5_0", "FMT_Q5_0", "Q5_0"),
+    ("q5_1", "FMT_Q5_1", "Q5_1"),
+    ("q8_0", "FMT_Q8_0", "Q8_0"),
+    ("q2_k", "FMT_Q2_K", "Q2K"),
+    ("q3_k", "FMT_Q3_K", "Q3K"),
+    ("q4_k", "FMT_Q4_K", "Q4K"),
+    ("q5_k", "FMT_Q5_K", "Q5K"),
+    ("q6_k", "FMT_Q6_K", "Q6K"),
+];
+
+/// An optional GLSL extension: its name in variant names, and a shader that uses it (the probe).
+struct Ext {
+    name: &'static str,
+    probe: &'static str,
+}
+
+const EXT_INTDOT: Ext = Ext {
+    name: "intdot",
+    probe: "#version 450\n#extension GL_EXT_integer_dot_product : require\nlayout(local_size_x = 1) in;\n\
+            layout(binding = 0) buffer B { int b[]; };\nvoid main() { b[0] = dotPacked4x8EXT(b[1], b[2]); }\n",
+};
+
+const EXT_COOPMAT: Ext = Ext {
+    name: "coopmat",
+    probe: "#version 450\n#extension GL_KHR_cooperative_matrix : require\n#extension GL_KHR_memory_scope_semantics : require\n\
+            #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require\nlayout(local_size_x = 32) in;\n\
+            void main() { coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> a = coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>(0.0); }\n",
+};
+
+/// A compile-time workgroup shape: its name in variant names and the macros that set it.
+struct Shape {
+    name: &'static str,
+    defines: &'static [(&'static str, &'static str)],
+}
+
+/// One row of the variant table.
+struct Row {
+    /// Source file in shaders/, without `.comp`; also the kernel name.
+    kernel: &'static str,
+    /// Built once per weight format when true, once without a format otherwise.
+    per_format: bool,
+    /// Compile-time shapes; empty means one unnamed shape (sizes come from specialization constants).
+    shapes: &'static [Shape],
+    /// Extension the variant needs, if any; such variants are optional.
+    ext: Option<&'static Ext>,
+    /// Extra macros for this row.
+    defines: &'static [(&'static str, &'static str)],
+}
+
+const MATMUL_SHAPES: &[Shape] = &[
+    Shape {
+        name: "l",
+        defines: &[("BM", "64u"), ("BN", "64u")],
+    },
+    Shape {
+        name: "s",
+        defines: &[("BM", "32u"), ("BN", "32u")],
+    },
+];
+
+fn variant_table() -> Vec<Row> {
+    vec![
+        Row {
+            kernel: "matvec",
+            per_format: true,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "matmul",
+            per_format: true,
+            shapes: MATMUL_SHAPES,
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "get_rows",
+            per_format: true,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "rmsnorm",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "rope_kv",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "attn",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "attn_combine",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "eltwise",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
+            kernel: "argmax",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        // Optional: the extension probes decide whether these exist in this build.
+        Row {
+            kernel: "matmul",
+            per_format: true,
+            shapes: &MATMUL_SHAPES[..1],
+            ext: Some(&EXT_COOPMAT),
+            defines: &[("USE_COOPMAT", "1")],
+        },
+        Row {
+            kernel: "matvec",
+            per_format: true,
+            shapes: &[],
+            ext: Some(&EXT_INTDOT),
+            defines: &[("USE_INTDOT", "1")],
+        },
+    ]
+}
+
+/// One variant to compile.
+struct Variant {
+    name: String,
+    kernel: &'static str,
+    format: Option<&'static str>,
+    shape: &'static str,
+    ext: Option<&'static str>,
+    defines: Vec<(String, String)>,
+}
+
+fn expand(rows: &[Row]) -> Vec<Variant> {
+    let mut out = Vec::new();
+    for row in rows {
+        let formats: Vec<Option<&(&str, &str, &str)>> = if row.per_format {
+            FORMATS.iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        let no_shape = [Shape {
+            name: "",
+            defines: &[],
+        }];
+        let shapes: &[Shape] = if row.shapes.is_empty() {
+            &no_shape
+        } else {
+            row.shapes
+        };
+        for fmt in &formats {
+            for shape in shapes {
+                let mut name = row.kernel.to_string();
+                let mut defines: Vec<(String, String)> = Vec::new();
+                if let Some((suffix, mac, _)) = fmt {
+                    name.push('_');
+                    name.push_str(suffix);
+                    defines.push((mac.to_string(), "1".to_string()));
+                }
+                if !shape.name.is_empty() {
+                    name.push('_');
+                    name.push_str(shape.name);
+                }
+                if let Some(ext) = row.ext {
+                    name.push('_');
+                    name.push_str(ext.name);
+                }
+                defines.extend(
+                    shape
+                        .defines
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string())),
+                );
+                defines.extend(
+                    row.defines
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string())),
+                );
+                out.push(Variant {
+                    name,
+                    kernel: row.kernel,
+                    format: fmt.map(|f| f.2),
+                    shape: shape.name,
+                    ext: row.ext.map(|e| e.name),
+                    defines,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn glslc_path() -> PathBuf {
+    env::var_os("RAWRXD_GLSLC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("glslc"))
+}
+
+fn glslc_args(src: &Path, out: &Path, include: &Path, defines: &[(String, String)]) -> Vec<String> {
+    let mut args = vec![
+        "-fshader-stage=compute".to_string(),
+        "--target-env=vulkan1.2".to_string(),
+        "-O".to_string(),
+        format!("-I{}", include.display()),
+    ];
+    args.extend(defines.iter().map(|(k, v)| format!("-D{k}={v}")));
+    args.push(src.display().to_string());
+    args.push("-o".to_string());
+    args.push(out.display().to_string());
+    args
+}
+
+/// True when glslc compiles the extension's probe shader.
+fn probe(glslc: &Path, ext: &Ext, out_dir: &Path) -> bool {
+    let src = out_dir.join(format!("probe_{}.comp", ext.name));
+    let spv = out_dir.join(format!("probe_{}.spv", ext.name));
+    if fs::write(&src, ext.probe).is_err() {
+        return false;
+    }
+    Command::new(glslc)
+        .args(glslc_args(&src, &spv, out_dir, &[]))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn main() {
+    let manifest =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let shader_dir = manifest.join("shaders");
+    println!("cargo:rerun-if-env-changed=RAWRXD_GLSLC");
+    println!("cargo:rerun-if-changed=shaders");
+    if let Ok(entries) = fs::read_dir(&shader_dir) {
+        for e in entries.flatten() {
+            println!("cargo:rerun-if-changed={}", e.path().display());
+        }
+    }
+
+    let glslc = glslc_path();
+    match Command::new(&glslc).arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        _ => panic!(
+            "rawrxd needs glslc to compile its Vulkan shaders, and `{}` could not be run.\n\
+             Install it (Debian/Ubuntu: `apt-get install glslc`; or the Vulkan SDK) or set RAWRXD_GLSLC \
+             to the path of a glslc binary.",
+            glslc.display()
+        ),
+    }
+
+    let rows = variant_table();
+    let mut ext_ok: Vec<(&str, bool)> = Vec::new();
+    for row in &rows {
+        if let Some(ext) = row.ext {
+            if !ext_ok.iter().any(|(n, _)| *n == ext.name) {
+                let ok = probe(&glslc, ext, &out_dir);
+                if !ok {
+                    println!(
+                        "cargo:warning=glslc `{}` does not support the `{}` shader extension; its variants are \
+                         skipped (set RAWRXD_GLSLC to a newer glslc to build them)",
+                        glslc.display(),
+                        ext.name
+                    );
+                }
+                ext_ok.push((ext.name, ok));
+            }
+        }
+    }
+
+    let variants = expand(&rows);
+    let enabled: Vec<&Variant> = variants
+        .iter()
+        .filter(|v| {
+            v.ext
+                .is_none_or(|e| ext_ok.iter().any(|(n, ok)| *n == e && *ok))
+        })
+        .collect();
+
+    // Compile in parallel: glslc is single-threaded and takes ~0.1 s per variant.
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(8);
+    let results: Vec<(usize, Result<(), String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let enabled = &enabled;
+                let glslc = &glslc;
+                let shader_dir = &shader_dir;
+                let out_dir = &out_dir;
+                s.spawn(move || {
+                    let mut res = Vec::new();
+                    for (i, v) in enabled.iter().enumerate().skip(t).step_by(threads) {
+                        let src = shader_dir.join(format!("{}.comp", v.kernel));
+                        let spv = out_dir.join(format!("{}.spv", v.name));
+                        let r = match Command::new(glslc)
+                            .args(glslc_args(&src, &spv, shader_dir, &v.defines))
+                            .output()
+                        {
+                            Ok(o) if o.status.success() => Ok(()),
+                            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        res.push((i, r));
+                    }
+                    res
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("shader compile thread panicked"))
+            .collect()
+    });
+
+    let mut ok = vec![false; enabled.len()];
+    for (i, r) in results {
+        match r {
+            Ok(()) => ok[i] = true,
+            Err(msg) if enabled[i].ext.is_some() => {
+                println!(
+                    "cargo:warning=optional shader variant {} failed to compile and is skipped: {}",
+                    enabled[i].name,
+                    msg.lines().next().unwrap_or("")
+                );
+            }
+            Err(msg) => panic!("glslc failed on shader variant {}:\n{msg}", enabled[i].name),
+        }
+    }
+
+    let mut table = String::new();
+    table.push_str("// Generated by build.rs from its variant table. Do not edit.\n");
+    table.push_str("pub static VARIANTS: &[ShaderVariant] = &[\n");
+    for (v, _) in enabled.iter().zip(&ok).filter(|(_, ok)| **ok) {
+        let fmt = v
+            .format
+            .map(|f| format!("Some(crate::quant::GgmlType::{f})"))
+            .unwrap_or_else(|| "None".into());
+        let ext = v
+            .ext
+            .map(|e| format!("Some({e:?})"))
+            .unwrap_or_else(|| "None".into());
+        writeln!(
+            table,
+            "    ShaderVariant {{ name: {:?}, kernel: {:?}, format: {fmt}, shape: {:?}, ext: {ext}, spirv: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{}.spv\")) }},",
+            v.name, v.kernel, v.shape, v.name
+        )
+        .expect("writing to a String cannot fail");
+    }
+    table.push_str("];\n");
+    table.push_str("/// Optional variants this build skipped: (name, needed extension).\n");
+    table.push_str("pub static SKIPPED: &[(&str, &str)] = &[\n");
+    for v in variants.iter().filter(|v| {
+        !enabled
+            .iter()
+            .zip(&ok)
+            .any(|(e, ok)| *ok && e.name == v.name)
+    }) {
+        writeln!(table, "    ({:?}, {:?}),", v.name, v.ext.unwrap_or(""))
+            .expect("writing to a String cannot fail");
+    }
+    table.push_str("];\n");
+    fs::write(out_dir.join("shaders.rs"), table).expect("cannot write $OUT_DIR/shaders.rs");
+}

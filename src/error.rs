@@ -42,6 +42,11 @@ pub enum Error {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
+    /// A quantization scheme failed to load or to resolve; `msg` starts with `file:line:` where
+    /// Lua knows the line, with the file otherwise.
+    #[error("{msg}")]
+    Scheme { path: PathBuf, msg: String },
+
     /// The results store failed (SQLite, a damaged row, an unknown run).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -49,6 +54,14 @@ pub enum Error {
     /// A Lua script failed; the message is `file:line: message`.
     #[error("{0}")]
     Script(String),
+
+    /// The Vulkan backend failed.
+    #[error("vulkan: {0}")]
+    Vulkan(#[from] crate::engine::vulkan::VulkanError),
+
+    /// A plot could not be drawn (data unfit for the chosen axes, a font that will not load).
+    #[error("plot: {0}")]
+    Plot(String),
 
     /// Invalid user input (a flag, a scheme rule, a sampling parameter).
     #[error("{0}")]

@@ -4,7 +4,8 @@
 //! `gguf` (file format), `quant` (tensor formats and quantization schemes), `model`
 //! (hyper-parameters, tensor roles, weights, tokenizer), `engine` (the `Engine` trait, CPU
 //! reference, Vulkan), `store` (the SQLite results store), `lua` (the scripting host), `pool`
-//! (load generation: closed/open loops, HTTP target, latency metrics).
+//! (load generation: closed/open loops, HTTP target, latency metrics), `report` (plots, terminal
+//! charts and tables for the generated documents).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod engine;
@@ -14,6 +15,7 @@ pub mod lua;
 pub mod model;
 pub mod pool;
 pub mod quant;
+pub mod report;
 pub mod serve;
 pub mod store;
 

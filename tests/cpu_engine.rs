@@ -9,6 +9,7 @@ use std::sync::Arc;
 use common::{test_model, Synth, SynthTensor};
 use rawrxd::engine::{perplexity, CpuEngine, Engine, PerplexityParams};
 use rawrxd::gguf::GgufFile;
+use rawrxd::model::tokenizer::Tokenizer;
 use rawrxd::quant::GgmlType;
 
 // ---------------------------------------------------------------------------------------------
@@ -322,9 +323,17 @@ fn smollm2_incremental_decode_equals_prefill() {
 #[test]
 fn smollm2_greedy_matches_llama_cpp() {
     let Some(mut eng) = smollm2(128) else { return };
+    let tok = Tokenizer::from_gguf(eng.file()).unwrap();
     let eos = eng.file().get_u64("tokenizer.ggml.eos_token_id").unwrap() as u32;
+    assert!(tok.is_eog(eos));
     for case in fixture("greedy_smollm2_q4_1.json").as_array().unwrap() {
         let prompt = ids(&case["prompt_ids"]);
+        let text = case["prompt"].as_str().unwrap();
+        assert_eq!(
+            tok.encode(text, true, true).unwrap(),
+            prompt,
+            "llama-tokenize ids"
+        );
         let n = case["n_predict"].as_u64().unwrap() as usize;
         eng.reset();
         let mut logits = eng.forward(&prompt, 0, false).unwrap();
@@ -372,7 +381,17 @@ fn smollm2_perplexity_matches_llama_perplexity() {
     let Some(mut eng) = smollm2(n_ctx) else {
         return;
     };
-    let tokens = ids(&fixture("eval_txt_tokens_smollm2.json")["ids"]);
+    // Tokenized as llama-perplexity does (`-f` drops one trailing newline; BOS per the vocab),
+    // and equal to llama-tokenize's ids over the chunks evaluated.
+    let tok = Tokenizer::from_gguf(eng.file()).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/eval.txt");
+    let text = std::fs::read_to_string(path).unwrap();
+    let tokens = tok
+        .encode(text.strip_suffix('\n').unwrap_or(&text), true, false)
+        .unwrap();
+    let llama = ids(&fixture("eval_txt_tokens_smollm2.json")["ids"]);
+    assert_eq!(tokens[..4 * n_ctx], llama[..4 * n_ctx]);
+    assert!(!tok.adds_bos());
     let params = PerplexityParams {
         n_ctx,
         n_chunks: Some(fx["n_chunks"].as_u64().unwrap() as usize),

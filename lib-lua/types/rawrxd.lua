@@ -12,8 +12,20 @@
 ---@field log rawrxd.log
 ---@field time rawrxd.time
 ---@field results rawrxd.results
+---@field model rawrxd.model
+---@field engine rawrxd.engine
+---@field bench rawrxd.bench
+---@field probe rawrxd.probe
+---@field quant rawrxd.quant
+---@field report rawrxd.report
 ---@field pool rawrxd.pool            load generation (Phase 2)
 local rawrxd = {}
+
+---The one-line `file:line: message` of an error caught with `pcall` (a Rust error's `tostring`
+---also carries a traceback).
+---@param err any
+---@return string
+function rawrxd.error_message(err) end
 
 ---Script arguments: `--key value` / `--key=value` set `args.key` (numbers become numbers; dashes
 ---in keys are mirrored with underscores), a bare `--flag` is `true`, a repeated key is a list,
@@ -236,6 +248,388 @@ function rawrxd.results.compare(a, b, options) end
 ---@return string
 function rawrxd.results.export(ids, format, path) end
 
+-- ---------------------------------------------------------------------------------------------
+-- Models
+
+---@class rawrxd.TensorSummary
+---@field name string
+---@field type string      ggml type name ("q4_K", "f32")
+---@field shape integer[]  ggml order: row length first
+---@field bytes integer
+
+---@class rawrxd.ModelInfo
+---@field path string
+---@field gguf_version integer
+---@field arch string|nil
+---@field name string|nil
+---@field file_type integer|nil   general.file_type (llama.cpp's LLAMA_FTYPE_*)
+---@field file_size integer       bytes
+---@field n_params integer
+---@field tensor_bytes integer
+---@field bpw number              bits per weight over all tensors
+---@field hparams table|nil       n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, ...
+---@field tokenizer {model: string|nil, pre: string|nil, n_tokens: integer|nil}
+---@field n_tensors integer
+---@field types table<string, {count: integer, bytes: integer}>  by ggml type name
+---@field tensors rawrxd.TensorSummary[]
+
+---An open GGUF model file (memory-mapped once, shared by the engines loaded from it).
+---@class rawrxd.Model
+---@field path string
+local Model = {}
+---What the file holds.
+---@return rawrxd.ModelInfo
+function Model:info() end
+
+---@class rawrxd.model
+rawrxd.model = {}
+---Opens a GGUF file.
+---@param path string
+---@return rawrxd.Model
+function rawrxd.model.open(path) end
+---@class rawrxd.SynthOptions
+---@field shape string           a preset (llama-7b, llama-3b, llama-1b, smollm-135m), a
+---                              `key=value,...` list (n_embd, n_layer, n_head, n_head_kv, n_ff,
+---                              n_vocab, n_ctx, tied, rope_base) or a preset with overrides
+---@field type? string           a mix (default "Q4_K_M"), quantized while written
+---@field scheme? string         or a hybrid scheme file
+---@field out? string            output file (default: the variant cache, reused when present)
+---@field seed? integer          weight seed (default 42)
+---@field vocab_from? rawrxd.Model|string  take the tokenizer of this model (same vocab size)
+---@field progress? boolean      progress bar on stderr (default true)
+
+---Writes a synthetic llama model (seeded random weights) and opens it. Speed does not depend on
+---weight values, so this is how big shapes are measured without downloading weights.
+---@param opts rawrxd.SynthOptions
+---@return rawrxd.Model
+function rawrxd.model.synth(opts) end
+
+---The path of the embedded default model (models/SmolLM2-135M-Instruct.Q4_1.gguf), searched in
+---`$RAWRXD_MODEL`, `./models`, next to the executable and in the source tree. Errors (telling to
+---run scripts/setup.sh) when it is missing.
+---@return string
+function rawrxd.model.default() end
+
+-- ---------------------------------------------------------------------------------------------
+-- Engines
+
+---@class rawrxd.HeapUsage
+---@field size integer
+---@field device_local boolean
+---@field budget integer|nil  bytes this process may use (VK_EXT_memory_budget)
+---@field usage integer|nil   bytes this process uses
+
+---@class rawrxd.Vram
+---@field weights integer    bytes of weights (rawrxd's own accounting)
+---@field kv_cache integer
+---@field scratch integer
+---@field total integer
+---@field on_device boolean  device memory (true) or host memory (false)
+---@field heaps rawrxd.HeapUsage[]  the driver's view, where available
+---@field device_usage integer|nil  summed usage of device-local heaps
+
+---@class rawrxd.EngineInfo
+---@field model string        the model as given
+---@field file string         the file the engine runs (the model or a cached variant)
+---@field variant string      "source", a mix ("Q4_K_M") or the scheme's name
+---@field scheme string|nil
+---@field backend string
+---@field device string
+---@field n_ctx integer
+---@field threads integer|nil
+---@field loaded boolean
+---@field generation integer  configuration generation of the weights it holds now
+
+---A model loaded on a backend.
+---@class rawrxd.Engine
+---@field backend string
+---@field device string
+---@field variant string
+---@field n_ctx integer
+local Engine = {}
+---How the engine was loaded.
+---@return rawrxd.EngineInfo
+function Engine:info() end
+---Memory the engine holds (as `rawrxd.probe.vram(engine)`).
+---@return rawrxd.Vram
+function Engine:memory() end
+---Every tensor's type in the engine now: `{ ["blk.0.attn_q.weight"] = "q4_K", ... }`.
+---@return table<string, string>
+function Engine:types() end
+---Same as `rawrxd.bench.run(engine, opts)`.
+---@param opts? rawrxd.BenchOptions
+---@return rawrxd.BenchResult
+function Engine:bench(opts) end
+---Frees the engine now; later calls on it are errors.
+---@return boolean was_loaded
+function Engine:unload() end
+
+---@class rawrxd.GenerateOptions
+---@field prompt string
+---@field n? integer             tokens to generate at most (default 128)
+---@field temp? number           temperature (default 0.8; 0 is greedy)
+---@field top_k? integer         default 40 (0 disables)
+---@field top_p? number          default 0.95
+---@field min_p? number          default 0.05
+---@field repeat_penalty? number default 1 (off)
+---@field repeat_last_n? integer default 64
+---@field seed? integer          default 0
+---@field special? boolean       parse special tokens in the prompt (default true)
+---@field on_token? fun(piece: string): boolean|nil  each piece as generated; false stops
+
+---@class rawrxd.GenerateResult
+---@field text string
+---@field tokens integer         generated tokens (an end-of-generation token is not counted)
+---@field token_ids integer[]
+---@field n_prompt integer
+---@field pp_tps number          prefill tokens/s
+---@field tg_tps number          decode tokens/s
+---@field stop "eog"|"max_tokens"|"context_full"|"callback"
+
+---Generates text after `prompt` (llama.cpp's default sampler chain).
+---@param opts rawrxd.GenerateOptions
+---@return rawrxd.GenerateResult
+function Engine:generate(opts) end
+
+---@class rawrxd.PerplexityOptions
+---@field text string            a text file
+---@field ctx? integer           tokens per chunk (default min(512, the engine's context))
+---@field chunks? integer        at most this many chunks (default all)
+---@field kld_base? rawrxd.Model|string|rawrxd.Engine  compare against this model's distributions
+---@field progress? boolean
+---@field cache? string          where base log-probabilities are kept
+
+---@class rawrxd.PerplexityResult
+---@field ppl number
+---@field ppl_err number
+---@field ctx integer
+---@field chunks integer
+---@field n_scored integer
+---@field n_tokens integer
+---@field text string
+---@field chunk_ppl number[]|nil running perplexity after each chunk (without kld_base)
+---@field kld number|nil         mean KL(base ‖ this), nats
+---@field kld_err number|nil
+---@field kld_max number|nil
+---@field same_top number|nil    fraction (0..1) of positions with the same most likely token
+---@field same_top_err number|nil
+---@field base_ppl number|nil
+---@field base_ppl_err number|nil
+
+---Perplexity of a text (llama-perplexity's algorithm); with `kld_base`, also KL divergence and
+---top-token agreement against that model (its log-probabilities are computed once and cached).
+---@param opts rawrxd.PerplexityOptions
+---@return rawrxd.PerplexityResult
+function Engine:perplexity(opts) end
+
+---@class rawrxd.LoadOptions
+---@field model? rawrxd.Model|string  default: rawrxd.model.default()
+---@field backend? "auto"|"cpu"|"vulkan"  default "auto" (Vulkan when usable, else CPU)
+---@field device? string|integer      the device to run on (Vulkan)
+---@field ctx? integer                KV cache positions (default min(1024, training context))
+---@field threads? integer            CPU threads (default: one per core)
+---@field variant? string             a mix ("q4_k_m"): quantized into the cache (reused) first
+---@field scheme? string              a hybrid scheme file: resolved per tensor, quantized, and
+---                                   hot-reloaded while the engine lives
+---@field cache? string               variant cache directory (default $RAWRXD_CACHE or results/cache)
+---@field progress? boolean           progress bars on stderr (default true)
+---@field quiet? boolean              do not print a scheme's per-tensor types
+
+---@class rawrxd.engine
+rawrxd.engine = {}
+---Loads a model (or a variant of it) on a backend.
+---@param opts? rawrxd.LoadOptions
+---@return rawrxd.Engine
+function rawrxd.engine.load(opts) end
+---The engines this script has loaded and not unloaded.
+---@return rawrxd.Engine[]
+function rawrxd.engine.list() end
+
+-- ---------------------------------------------------------------------------------------------
+-- Bench
+
+---@class rawrxd.BenchOptions
+---@field prompt? integer    prompt tokens of the pp test (default 512; 0 skips it)
+---@field gen? integer       generated tokens of the tg test (default 128; 0 skips it)
+---@field repeats? integer   measured repetitions (default 5)
+---@field warmup? integer    unmeasured repetitions first (default 1)
+---@field seed? integer      seed of the random token ids
+---@field progress? boolean  progress bar on stderr (default true; only on a terminal)
+
+---@class rawrxd.RateSummary
+---@field mean number
+---@field sd number
+---@field min number
+---@field max number
+---@field samples number[]  one per repetition
+
+---@class rawrxd.BenchResult
+---@field backend string
+---@field device string
+---@field variant string
+---@field prompt integer
+---@field gen integer
+---@field repeats integer
+---@field warmup integer
+---@field pp rawrxd.RateSummary|nil   prompt tokens/s
+---@field tg rawrxd.RateSummary|nil   generated tokens/s
+---@field pp_tps number|nil
+---@field pp_sd number|nil
+---@field tg_tps number|nil
+---@field tg_sd number|nil
+---@field ms {p50: number, p95: number, p99: number, max: number, count: integer}|nil  ms/token
+---@field ms_p50 number|nil
+---@field ms_p95 number|nil
+---@field ms_p99 number|nil
+---@field token_ms number[]          every measured token's ms, sorted
+---@field decode_weight_bytes integer  weight bytes one decode step reads
+---@field bandwidth number|nil       effective bytes/s (decode_weight_bytes × tg_tps)
+---@field peak_bandwidth number|nil  the device's peak bytes/s, if known
+---@field peak_pct number|nil        bandwidth as % of peak
+---@field vram rawrxd.Vram
+---@field vram_mib number            the engine's accounted memory in MiB
+---@field generation_start integer   configuration generation when the bench began
+---@field generation integer         ... and when it ended (a scheme reload in between moves it)
+
+---@class rawrxd.bench
+rawrxd.bench = {}
+---llama-bench-style pp/tg measurement in Rust. Between repetitions it is a hot-reload safe point:
+---edits are applied and re-quantized tensors of a changed scheme are swapped in.
+---@param engine rawrxd.Engine
+---@param opts? rawrxd.BenchOptions
+---@return rawrxd.BenchResult
+function rawrxd.bench.run(engine, opts) end
+
+-- ---------------------------------------------------------------------------------------------
+-- Probes
+
+---@class rawrxd.probe
+rawrxd.probe = {}
+---An engine's memory (or, without one, the sum over every loaded engine): rawrxd's accounting
+---plus the driver's heap budget/usage where the backend can read it.
+---@param engine? rawrxd.Engine
+---@return rawrxd.Vram
+function rawrxd.probe.vram(engine) end
+---This process's resident memory in bytes (nil if it cannot be read).
+---@return integer|nil
+function rawrxd.probe.rss() end
+---This process's RSS and the machine's memory, bytes.
+---@return {rss: integer|nil, total: integer|nil, available: integer|nil, used: integer|nil}
+function rawrxd.probe.memory() end
+---CPU usage in % since the previous call: `process` (100 = one core), `system` (all cores),
+---`cores`, and `time_ms` (this process's accumulated CPU time).
+---@return {process: number|nil, system: number|nil, cores: integer|nil, time_ms: integer|nil}
+function rawrxd.probe.cpu() end
+---GPU memory counters from sysfs where the kernel offers them (AMD); empty elsewhere.
+---@return {card: string, vendor: string|nil, vram_used: integer|nil, vram_total: integer|nil, gtt_used: integer|nil}[]
+function rawrxd.probe.gpu() end
+
+-- ---------------------------------------------------------------------------------------------
+-- Quantization
+
+---@class rawrxd.SchemeTensor
+---@field name string
+---@field type string    the type the scheme gives it
+---@field from string    its type in the model
+---@field rule integer|nil  1-based index of the rule that decided (nil: the default)
+
+---@class rawrxd.SchemeResolution
+---@field path string
+---@field model string
+---@field rules integer
+---@field types table<string, string>   tensor name → type
+---@field tensors rawrxd.SchemeTensor[]
+---@field counts table<string, integer> type → tensors
+---@field file_type integer
+---@field warnings string[]              rules that matched nothing
+
+---@class rawrxd.QuantizeOptions
+---@field input rawrxd.Model|string
+---@field output string
+---@field type? string          a mix (llama-quantize's names)
+---@field scheme? string        or a hybrid scheme file
+---@field allow_requantize? boolean  convert already-quantized tensors (default false)
+---@field progress? boolean
+
+---@class rawrxd.QuantizeResult
+---@field output string
+---@field n_tensors integer
+---@field bytes_in integer
+---@field bytes_out integer
+---@field file_size_in integer
+---@field file_size_out integer
+---@field bpw number
+---@field seconds number
+
+---@class rawrxd.quant
+rawrxd.quant = {}
+---The standard mixes rawrxd can make ("Q2_K", ..., "Q4_K_M", ..., "F32").
+---@return string[]
+function rawrxd.quant.mixes() end
+---Loads a hybrid scheme and resolves it for a model (default: the default model).
+---@param path string
+---@param model? rawrxd.Model|string
+---@return rawrxd.SchemeResolution
+function rawrxd.quant.scheme(path, model) end
+---Converts a whole GGUF file to a mix or a scheme (in Rust, streamed, rows in parallel).
+---@param opts rawrxd.QuantizeOptions
+---@return rawrxd.QuantizeResult
+function rawrxd.quant.quantize(opts) end
+
+-- ---------------------------------------------------------------------------------------------
+-- Reports
+
+---@class rawrxd.TableColumn
+---@field name string
+---@field key? string             field of map rows (default: name)
+---@field decimals? integer       digits after the point for numbers (default 2; integers as is)
+---@field format? string|fun(v: any): string
+---@field align? "left"|"right"   default: right for numbers, left otherwise
+
+---@class rawrxd.TableSpec
+---@field title? string
+---@field columns (string|rawrxd.TableColumn)[]
+---@field rows table[]            maps (by column key) or lists (by position); nil/NaN print "-"
+---@field print? boolean          print the aligned text (default true)
+
+---@class rawrxd.report
+rawrxd.report = {}
+---Prints the table as aligned text and returns it as Markdown (lib-lua's fmt.lua rules).
+---@param spec rawrxd.TableSpec
+---@return string markdown
+function rawrxd.report.table(spec) end
+
+---@class rawrxd.CurvePoint
+---@field variant string
+---@field vram_mib number
+---@field tg_tps number
+---@field ms_p95 number
+
+---@class rawrxd.PlotFiles
+---@field svg string
+---@field png string
+
+---Phase 1's performance curve: decode tokens/s against VRAM, one bubble per variant whose area is
+---its p95 ms/token. Writes `<out>.svg` and `<out>.png` (directories are created).
+---@param opts {points: rawrxd.CurvePoint[], out: string, title?: string, width?: integer, height?: integer}
+---@return rawrxd.PlotFiles
+function rawrxd.report.curve(opts) end
+
+---@class rawrxd.PlotSeries
+---@field name? string
+---@field points ({[1]: number, [2]: number}|{x: number, y: number})[]
+---@field labels? string[]   one per point
+---@field sizes? number[]    bubble sizes (kind = "bubble")
+---@field dashed? boolean    a dashed reference line
+
+---Any line, scatter or bubble plot, as `<out>.svg` and `<out>.png`.
+---@param opts {out: string, title?: string, x?: string, y?: string, kind?: "line"|"scatter"|"bubble", series: rawrxd.PlotSeries[], size_label?: string, log_x?: boolean, log_y?: boolean, width?: integer, height?: integer}
+---@return rawrxd.PlotFiles
+function rawrxd.report.plot(opts) end
+
+-- ---------------------------------------------------------------------------------------------
+-- Load generation
+
 ---@class rawrxd.PoolRequest  one request, as a request function returns it
 ---@field prompt? string          text for /v1/completions (or one user message for chat)
 ---@field messages? {role: string, content: string}[]  a conversation (chat endpoint)
@@ -285,7 +679,7 @@ function PoolEngine:slots() end
 function PoolEngine:device() end
 
 ---@class rawrxd.PoolRunSpec: rawrxd.PoolEngineSpec
----@field target rawrxd.PoolEngine|"engine"|string  an engine, "engine" (loads `model` for this run), or an http(s):// URL
+---@field target rawrxd.PoolEngine|rawrxd.Engine|"engine"|string  a pool engine; an engine handle or "engine" (a batched engine loaded for this run: like the handle's, or from `model`); or an http(s):// URL
 ---@field endpoint? "completions"|"chat"
 ---@field model_name? string      the `model` field sent over HTTP (default "default")
 ---@field concurrency? integer    closed loop: virtual users (give this or `arrival`)

@@ -1,9 +1,16 @@
 //! Command-line surface: one module per command, each with an `Args` struct and a `run` function.
 
+mod bench;
+mod devices;
+mod engine_args;
+mod generate;
 mod info;
+mod perplexity;
+mod quantize;
 pub mod results;
 pub mod script;
 mod serve;
+mod synth;
 mod tokenize;
 
 use std::path::Path;
@@ -34,6 +41,18 @@ enum Command {
     /// Run a Lua script: `rawrxd SCRIPT.lua [ARGS...]`.
     #[command(external_subcommand)]
     Script(Vec<String>),
+    /// Complete a prompt: stream the text, then report prefill and decode speed.
+    Generate(generate::GenerateArgs),
+    /// Measure perplexity over a text file (llama-perplexity's method), or KL divergence.
+    Perplexity(perplexity::PerplexityArgs),
+    /// Measure prefill and decode throughput, like llama-bench.
+    Bench(bench::BenchArgs),
+    /// List Vulkan devices and the capabilities rawrxd reads from them.
+    Devices(devices::DevicesArgs),
+    /// Convert a GGUF model to a standard mix (Q4_K_M, Q8_0, ...) or a Lua hybrid scheme.
+    Quantize(quantize::QuantizeArgs),
+    /// Write a llama.cpp-loadable model of any shape with seeded random weights.
+    Synth(synth::SynthArgs),
 }
 
 /// Runs the parsed command line.
@@ -53,6 +72,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let code = script::run_script(Path::new(script), args)?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
+        Command::Devices(a) => devices::run(&a)?,
+        Command::Bench(a) => bench::run(&a)?,
+        Command::Generate(a) => generate::run(&a)?,
+        Command::Perplexity(a) => perplexity::run(&a)?,
+        Command::Quantize(a) => quantize::run(&a)?,
+        Command::Synth(a) => synth::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -107,6 +107,9 @@ pub struct BenchResult {
     pub tg_tps: Option<Summary>,
     /// Milliseconds per generated token, pooled over repetitions.
     pub tg_ms: Option<Latency>,
+    /// Every measured token's milliseconds, sorted (for histograms).
+    #[serde(skip)]
+    pub tg_token_ms: Vec<f64>,
     /// Weight bytes one decode step reads.
     pub decode_weight_bytes: u64,
     /// decode_weight_bytes × mean tg tokens/s.
@@ -131,6 +134,36 @@ pub fn run(
     cfg: &BenchConfig,
     mut progress: impl FnMut(&str, usize, usize),
 ) -> Result<BenchResult> {
+    run_with(engine, cfg, &mut |_, step| {
+        if !step.warmup {
+            progress(step.test, step.index, step.total);
+        }
+        Ok(())
+    })
+}
+
+/// Where a bench run stands when [`run_with`] calls back.
+#[derive(Clone, Copy, Debug)]
+pub struct Step<'a> {
+    /// "pp" or "tg".
+    pub test: &'a str,
+    /// Whether the repetition just finished was a warm-up.
+    pub warmup: bool,
+    /// 1-based index among the measured repetitions (among the warm-ups when `warmup`).
+    pub index: usize,
+    /// Measured repetitions of the test.
+    pub total: usize,
+}
+
+/// Like [`run`], calling `between` after every repetition (warm-ups included) with the engine: a
+/// safe point where the caller may report progress or change the engine (swap weights after a
+/// scheme reload). Every repetition starts from a reset cache, so such a change never mixes into
+/// one repetition; an error from `between` ends the run.
+pub fn run_with(
+    engine: &mut dyn Engine,
+    cfg: &BenchConfig,
+    between: &mut dyn FnMut(&mut dyn Engine, Step<'_>) -> Result<()>,
+) -> Result<BenchResult> {
     let n_vocab = engine.hparams().n_vocab as u32;
     let need = cfg.n_prompt.max(cfg.n_gen);
     if need > engine.n_ctx() {
@@ -154,8 +187,8 @@ pub fn run(
             let dt = t.elapsed().as_secs_f64();
             if i >= cfg.warmup {
                 pp.push(cfg.n_prompt as f64 / dt);
-                progress("pp", i + 1 - cfg.warmup, cfg.repeats);
             }
+            between(engine, step("pp", i, cfg))?;
         }
     }
     let mut tg = Vec::new();
@@ -174,8 +207,8 @@ pub fn run(
             if i >= cfg.warmup {
                 tg.push(cfg.n_gen as f64 / dt);
                 token_ms.extend(per_token);
-                progress("tg", i + 1 - cfg.warmup, cfg.repeats);
             }
+            between(engine, step("tg", i, cfg))?;
         }
     }
     engine.reset();
@@ -200,11 +233,23 @@ pub fn run(
         pp_tps: (!pp.is_empty()).then(|| Summary::of(pp)),
         tg_tps,
         tg_ms,
+        tg_token_ms: token_ms,
         decode_weight_bytes,
         effective_bandwidth,
         peak_bandwidth: engine.peak_bandwidth(),
         memory: engine.memory(),
     })
+}
+
+/// The [`Step`] after repetition `i` (0-based, warm-ups first) of `test`.
+fn step<'a>(test: &'a str, i: usize, cfg: &BenchConfig) -> Step<'a> {
+    let warmup = i < cfg.warmup;
+    Step {
+        test,
+        warmup,
+        index: if warmup { i + 1 } else { i + 1 - cfg.warmup },
+        total: cfg.repeats,
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,18 @@ pub struct GenerateStats {
     pub stop: StopReason,
 }
 
+impl StopReason {
+    /// The reason in snake case (`eog`, `max_tokens`, `context_full`, `callback`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Eog => "eog",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::ContextFull => "context_full",
+            StopReason::Callback => "callback",
+        }
+    }
+}
+
 impl GenerateStats {
     /// Prompt tokens per second of prefill.
     pub fn prefill_tps(&self) -> f64 {

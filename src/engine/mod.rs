@@ -14,6 +14,8 @@ pub mod perplexity;
 pub mod scheduler;
 mod select;
 pub mod service;
+pub mod variant;
+pub mod vulkan;
 
 use crate::model::LlamaHParams;
 use crate::Result;
@@ -22,7 +24,7 @@ pub use batch::{BatchEngine, BatchItem};
 pub use cpu::CpuEngine;
 pub use generate::{generate, GenerateStats, StopReason};
 pub use perplexity::{kl_divergence, perplexity, KldResult, PerplexityParams, PerplexityResult};
-pub use select::{load_engine, Backend};
+pub use select::{load_engine, load_engine_with, Backend, LoadOptions};
 
 /// Memory an engine holds, by purpose, in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -44,8 +46,25 @@ impl MemoryUsage {
     }
 }
 
+/// One device memory heap as the driver reports it; `budget` and `usage` come from
+/// VK_EXT_memory_budget where the device offers it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HeapUsage {
+    /// Heap size in bytes.
+    pub size: u64,
+    /// Whether the heap is device-local (VRAM).
+    pub device_local: bool,
+    /// Bytes this process may use.
+    pub budget: Option<u64>,
+    /// Bytes this process uses (all allocations, not only rawrxd's own accounting).
+    pub usage: Option<u64>,
+}
+
 /// An inference backend holding one loaded model and one sequence's KV cache.
-pub trait Engine {
+///
+/// Engines are `Send`: a script host may hand a loaded engine to another thread (one user at a
+/// time).
+pub trait Engine: Send {
     /// Short backend name ("cpu", "vulkan").
     fn backend(&self) -> &'static str;
     /// The loaded model's hyper-parameters.
@@ -74,5 +93,34 @@ pub trait Engine {
     /// The device's peak memory bandwidth in bytes/s, if known (from a table or a measurement).
     fn peak_bandwidth(&self) -> Option<f64> {
         None
+    }
+    /// The per-kernel profile gathered since the last call, as a printable table, when the engine
+    /// was loaded with profiling on (GPU timestamps). Taking it resets the counters.
+    fn take_profile_report(&mut self) -> Option<String> {
+        None
+    }
+    /// The device's memory heaps with the driver's budget and usage, read now; empty when the
+    /// backend has no device heaps (CPU) or cannot tell.
+    fn memory_heaps(&self) -> Vec<HeapUsage> {
+        Vec::new()
+    }
+    /// Whether [`Engine::replace_tensor`] works on this backend.
+    fn can_replace_tensors(&self) -> bool {
+        false
+    }
+    /// Replaces the data of weight tensor `name` with `bytes` of type `ty` (same shape), e.g. after
+    /// a hybrid scheme changed its type. The KV cache is stale afterwards; callers reset. Backends
+    /// that cannot swap weights in place return an error (the default).
+    fn replace_tensor(
+        &mut self,
+        name: &str,
+        ty: crate::quant::GgmlType,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let _ = (ty, bytes);
+        Err(crate::Error::Invalid(format!(
+            "the {} backend cannot replace tensor '{name}' of a loaded model",
+            self.backend()
+        )))
     }
 }

@@ -33,11 +33,32 @@ impl FromStr for Backend {
     }
 }
 
-/// Loads the Vulkan engine (not part of this build yet).
-fn load_vulkan(_model: &Arc<GgufFile>, _n_ctx: usize) -> Result<Box<dyn Engine>> {
-    Err(Error::Invalid(
-        "Vulkan backend not available in this build".into(),
-    ))
+/// Where and how to load an engine, beyond the backend.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// KV-cache positions.
+    pub n_ctx: usize,
+    /// CPU engine threads (`None`: one per core).
+    pub threads: Option<usize>,
+    /// Vulkan device: an index or a name substring (`None`: `$RAWRXD_VULKAN_DEVICE`, else the
+    /// best device — a discrete GPU first, lavapipe only when it is the only one).
+    pub device: Option<String>,
+    /// Time every Vulkan dispatch with GPU timestamps.
+    pub profile: bool,
+}
+
+/// Loads the Vulkan engine on the selected device.
+fn load_vulkan(model: &Arc<GgufFile>, opts: &LoadOptions) -> Result<Box<dyn Engine>> {
+    use super::vulkan::{DeviceSelector, VulkanEngine, VulkanEngineOptions};
+    let mut vopts = VulkanEngineOptions {
+        n_ctx: opts.n_ctx,
+        profile: opts.profile,
+        ..VulkanEngineOptions::default()
+    };
+    if let Some(d) = &opts.device {
+        vopts.gpu.device = DeviceSelector::parse(d);
+    }
+    Ok(Box::new(VulkanEngine::load(model, &vopts)?))
 }
 
 /// Loads `model` on `backend` with a KV cache of `n_ctx` positions; `threads` sizes the CPU
@@ -48,14 +69,29 @@ pub fn load_engine(
     n_ctx: usize,
     threads: Option<usize>,
 ) -> Result<Box<dyn Engine>> {
+    let opts = LoadOptions {
+        n_ctx,
+        threads,
+        ..LoadOptions::default()
+    };
+    load_engine_with(backend, model, &opts)
+}
+
+/// Loads `model` on `backend` with every option of [`LoadOptions`]. `auto` tries Vulkan and falls
+/// back to the CPU engine with a log line saying why.
+pub fn load_engine_with(
+    backend: Backend,
+    model: Arc<GgufFile>,
+    opts: &LoadOptions,
+) -> Result<Box<dyn Engine>> {
     match backend {
-        Backend::Cpu => Ok(Box::new(CpuEngine::load(model, n_ctx, threads)?)),
-        Backend::Vulkan => load_vulkan(&model, n_ctx),
-        Backend::Auto => match load_vulkan(&model, n_ctx) {
+        Backend::Cpu => Ok(Box::new(CpuEngine::load(model, opts.n_ctx, opts.threads)?)),
+        Backend::Vulkan => load_vulkan(&model, opts),
+        Backend::Auto => match load_vulkan(&model, opts) {
             Ok(e) => Ok(e),
             Err(why) => {
                 log::info!("backend auto: using cpu ({why})");
-                Ok(Box::new(CpuEngine::load(model, n_ctx, threads)?))
+                Ok(Box::new(CpuEngine::load(model, opts.n_ctx, opts.threads)?))
             }
         },
     }

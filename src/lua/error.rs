@@ -85,6 +85,21 @@ fn first_lua_frame(traceback: &str) -> Option<String> {
     })
 }
 
+/// Adds `error_message(err)` to the host module: the one-line `file:line: message` of an error
+/// caught with `pcall` (Rust errors carry a traceback in their `tostring`).
+pub fn register(lua: &mlua::Lua, module: &mlua::Table) -> mlua::Result<()> {
+    module.set(
+        "error_message",
+        lua.create_function(|_, v: mlua::Value| {
+            Ok(match v {
+                mlua::Value::Error(e) => describe(&e),
+                mlua::Value::String(s) => strip_traceback(&s.to_string_lossy()).to_string(),
+                other => other.to_string()?,
+            })
+        })?,
+    )
+}
+
 /// Converts a library error into a Lua error (raised in the calling script).
 pub fn lua_err(e: crate::Error) -> LuaError {
     LuaError::external(e)

@@ -11,7 +11,7 @@ use std::time::Duration;
 use mlua::{Lua, MultiValue, Table, Value};
 
 use super::error::describe;
-use super::{args, log, reload, results, time};
+use super::{args, bench, engine, log, model, probe, quant, reload, report, results, time};
 use crate::{Error, Result};
 
 /// Environment variable adding Lua library directories (or `?` patterns), `:`-separated.
@@ -78,12 +78,19 @@ fn build_module(lua: &Lua) -> mlua::Result<Table> {
         .app_data_ref::<HostInfo>()
         .map(|h| h.script.to_string_lossy().into_owned());
     m.set("script", script)?;
+    super::error::register(lua, &m)?;
     super::pool::register(lua, &m)?;
     args::register(lua, &m)?;
     log::register(lua, &m)?;
     time::register(lua, &m)?;
     results::register(lua, &m)?;
     reload::register(lua, &m)?;
+    model::register(lua, &m)?;
+    engine::register(lua, &m)?;
+    bench::register(lua, &m)?;
+    probe::register(lua, &m)?;
+    quant::register(lua, &m)?;
+    report::register(lua, &m)?;
     Ok(m)
 }
 

@@ -17,6 +17,10 @@
 //!   and reported, and applies on the next start.
 //! - Reloads happen only inside [`poll_reload`], never concurrently with script code; the reloader's
 //!   lock is never held while Lua runs, and a poll from inside a reload is a no-op.
+//! - Data files (hybrid schemes a loaded engine uses) are watched the same way ([`watch_data`]);
+//!   a change calls their Rust hooks instead of `require`. A hook that applies the change counts
+//!   as a successful reload (generation +1, `on_reload` runs, with the file in `info.files`); one
+//!   that fails is reported like a broken module and the old state stays.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
@@ -34,6 +38,20 @@ use super::error::describe;
 /// How long a file must be quiet after an event before it is reloaded.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
 
+/// What a data-file hook made of a changed file.
+pub(crate) enum DataOutcome {
+    /// The change took effect; the message says what changed.
+    Applied(String),
+    /// The new content was rejected (`file:line: message`); the old state stays.
+    Failed(String),
+    /// The hook's owner is gone (an unloaded engine): drop the hook.
+    Gone,
+}
+
+/// A hook called with a watched data file's path when its content changed. Runs inside
+/// [`poll_reload`], with no reloader lock held.
+pub(crate) type DataHook = Box<dyn FnMut(&Path) -> DataOutcome + Send>;
+
 /// Registry key of the list of `on_reload` callbacks.
 const CALLBACKS_KEY: &str = "rawrxd.on_reload";
 
@@ -45,6 +63,8 @@ struct Tracked {
     display: String,
     /// Hash of the content last loaded or attempted.
     hash: u64,
+    /// A data file (its hooks handle changes), not Lua code.
+    data: bool,
 }
 
 /// The watcher and what it watches; shared through the Lua app data.
@@ -58,6 +78,7 @@ pub(crate) struct Reloader {
     busy: bool,
     generation: u64,
     last_error: Option<String>,
+    hooks: HashMap<PathBuf, Vec<DataHook>>,
 }
 
 /// The handle stored in the Lua app data.
@@ -113,21 +134,31 @@ impl Reloader {
             busy: false,
             generation: 0,
             last_error: None,
+            hooks: HashMap::new(),
         }
     }
 
     /// Starts watching `path` (as Lua names it) for module `module`.
     fn track(&mut self, path: &str, module: Option<String>) {
-        let Some((key, dir)) = watch_key(Path::new(path)) else {
-            return;
-        };
+        self.track_file(path, module, false);
+    }
+
+    /// Starts watching `path`; returns its key.
+    fn track_file(&mut self, path: &str, module: Option<String>, data: bool) -> Option<PathBuf> {
+        let (key, dir) = watch_key(Path::new(path))?;
         let hash = std::fs::read(&key).map(|b| content_hash(&b)).unwrap_or(0);
+        if let Some(t) = self.files.get_mut(&key).filter(|t| t.data && data) {
+            // Another engine on the same scheme: both see the next change.
+            t.hash = hash;
+            return Some(key);
+        }
         self.files.insert(
-            key,
+            key.clone(),
             Tracked {
                 module,
                 display: path.to_string(),
                 hash,
+                data,
             },
         );
         if self.dirs.insert(dir.clone()) {
@@ -141,6 +172,7 @@ impl Reloader {
                 }
             }
         }
+        Some(key)
     }
 
     /// Moves watcher events into `pending` and returns the tracked files that have been quiet for
@@ -174,6 +206,7 @@ impl Reloader {
 /// What to re-evaluate: a file whose content changed since it was last loaded.
 struct Change {
     key: PathBuf,
+    data: bool,
     module: Option<String>,
     display: String,
     source: Vec<u8>,
@@ -198,6 +231,7 @@ fn changes(reloader: &mut Reloader, keys: Vec<PathBuf>) -> Vec<Change> {
         t.hash = h;
         out.push(Change {
             key,
+            data: t.data,
             module: t.module.clone(),
             display: t.display.clone(),
             source,
@@ -237,6 +271,39 @@ pub(crate) fn install(lua: &Lua, script: &str, debounce: Duration) -> mlua::Resu
     )
     .set_name("=rawrxd.reload")
     .call::<()>(track)
+}
+
+/// Watches the data file at `path` (as the script named it): when its content changes, `hook`
+/// runs at the next safe point. The content now on disk counts as already applied.
+pub(crate) fn watch_data(lua: &Lua, path: &Path, hook: DataHook) {
+    let Some(h) = handle(lua) else {
+        return;
+    };
+    let mut r = h.lock();
+    if let Some(key) = r.track_file(&path.to_string_lossy(), None, true) {
+        r.hooks.entry(key).or_default().push(hook);
+    }
+}
+
+/// Runs the hooks of a changed data file (no lock held while they run); hooks whose owner is
+/// gone are dropped.
+fn run_hooks(h: &ReloadHandle, key: &Path) -> Vec<DataOutcome> {
+    let mut hooks = h.lock().hooks.remove(key).unwrap_or_default();
+    let outcomes: Vec<DataOutcome> = hooks.iter_mut().map(|f| f(key)).collect();
+    let mut kept = Vec::new();
+    for (hook, o) in hooks.into_iter().zip(&outcomes) {
+        if !matches!(o, DataOutcome::Gone) {
+            kept.push(hook);
+        }
+    }
+    let mut r = h.lock();
+    // Hooks registered while these ran come after the kept ones.
+    let added = r.hooks.remove(key).unwrap_or_default();
+    kept.extend(added);
+    if !kept.is_empty() {
+        r.hooks.insert(key.to_path_buf(), kept);
+    }
+    outcomes
 }
 
 /// The current configuration generation (0 until the first successful reload).
@@ -305,7 +372,18 @@ fn reload_files(lua: &Lua, h: &ReloadHandle, keys: Vec<PathBuf>) -> mlua::Result
 fn apply(lua: &Lua, h: &ReloadHandle, work: Vec<Change>) -> mlua::Result<Option<u64>> {
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
+    let mut data_applied: Vec<(String, String)> = Vec::new();
     for c in work {
+        if c.data {
+            for outcome in run_hooks(h, &c.key) {
+                match outcome {
+                    DataOutcome::Applied(msg) => data_applied.push((c.display.clone(), msg)),
+                    DataOutcome::Failed(e) => errors.push(e),
+                    DataOutcome::Gone => {}
+                }
+            }
+            continue;
+        }
         let chunk = lua
             .load(c.source.as_slice())
             .set_name(format!("@{}", c.display));
@@ -335,7 +413,7 @@ fn apply(lua: &Lua, h: &ReloadHandle, work: Vec<Change>) -> mlua::Result<Option<
     for e in &errors {
         ::log::error!(target: "rawrxd::reload", "reload failed, keeping the last good version: {e}");
     }
-    if loaded.is_empty() {
+    if loaded.is_empty() && data_applied.is_empty() {
         if let Some(e) = errors.pop() {
             h.lock().last_error = Some(e);
         }
@@ -360,18 +438,25 @@ fn apply(lua: &Lua, h: &ReloadHandle, work: Vec<Change>) -> mlua::Result<Option<
         modules.push(module.as_str())?;
         files.push(display.as_str())?;
     }
+    for (display, _) in &data_applied {
+        files.push(display.as_str())?;
+    }
     let generation = {
         let mut r = h.lock();
         r.generation += 1;
         r.last_error = errors.pop();
         r.generation
     };
-    let names: Vec<&str> = loaded.iter().map(|l| l.0.as_str()).collect();
+    let mut names: Vec<&str> = loaded.iter().map(|l| l.0.as_str()).collect();
+    names.extend(data_applied.iter().map(|d| d.0.as_str()));
     ::log::info!(
         target: "rawrxd::reload",
         "reloaded {} (generation {generation})",
         names.join(", ")
     );
+    for (display, msg) in &data_applied {
+        ::log::info!(target: "rawrxd::reload", "{display}: {msg}");
+    }
     super::results::on_generation(lua, generation, &names);
 
     let info = lua.create_table()?;

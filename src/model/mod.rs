@@ -1,10 +1,12 @@
-//! Model architecture knowledge: hyper-parameters, tensor roles and the llama-family weight map.
+//! Model architecture knowledge: hyper-parameters, tensor roles, the llama-family weight map, the
+//! tokenizer and the sampler.
 
 pub mod chat;
 pub mod detokenize;
 mod hparams;
 mod role;
 mod sampler;
+pub mod synth;
 pub mod tokenizer;
 mod weights;
 

@@ -12,16 +12,21 @@
 //! (the K-quant scale searches), `rows.rs` (parallel whole-tensor helpers), `dot.rs` (vec_dot).
 
 mod block;
+pub mod convert;
 mod dot;
 mod float;
 mod helpers;
 mod kquants;
 mod legacy;
+pub mod mix;
 mod rows;
+pub mod scheme;
 mod types;
 
 pub use dot::vec_dot;
+pub use mix::{Mix, MixModel};
 pub use rows::{dequantize_rows, quantize_rows};
+pub use scheme::{Resolution, Scheme, SchemeDefault, TensorAssignment};
 pub use types::{GgmlType, QK_K};
 
 use crate::{Error, Result};

@@ -84,6 +84,9 @@ fn rope_of(f: &GgufFile, hp: &LlamaHParams) -> Result<Rope> {
         "linear" => return Err(bad(format!("rope scaling factor {factor}"))),
         other => return Err(bad(format!("rope scaling '{other}' is not supported"))),
     };
+    if hp.n_rot == 0 {
+        return Err(bad("rope.dimension_count is 0".into()));
+    }
     let freq_factors = match f.tensor("rope_freqs.weight") {
         Some(t) => {
             if t.n_elements() as usize != hp.n_rot / 2 {
@@ -397,6 +400,39 @@ impl Engine for CpuEngine {
 
     fn decode_weight_bytes(&self) -> u64 {
         self.decode_bytes
+    }
+
+    fn can_replace_tensors(&self) -> bool {
+        true
+    }
+
+    fn replace_tensor(&mut self, name: &str, ty: quant::GgmlType, bytes: &[u8]) -> Result<()> {
+        let bytes: Arc<[u8]> = Arc::from(bytes);
+        let (mut found, mut decode) = (false, self.decode_bytes as i64);
+        // The first matrix is token_embd, of which a decode step reads one row; a tied output
+        // shares its name and is read whole.
+        for (i, m) in self.weights.mats_mut().enumerate() {
+            if m.name != name {
+                continue;
+            }
+            let (old_row, old) = (m.row_bytes() as i64, (m.row_bytes() * m.n_out) as i64);
+            m.replace(ty, Arc::clone(&bytes))?;
+            let (new_row, new) = (m.row_bytes() as i64, bytes.len() as i64);
+            decode += if i == 0 { new_row - old_row } else { new - old };
+            if !found {
+                self.weight_bytes = (self.weight_bytes as i64 + new - old) as u64;
+            }
+            found = true;
+        }
+        self.decode_bytes = decode as u64;
+        if !found {
+            return Err(Error::Invalid(format!(
+                "the cpu engine has no matrix '{name}' to replace (norms and biases keep their \
+                 type)"
+            )));
+        }
+        self.caches.iter_mut().for_each(KvCache::clear);
+        Ok(())
     }
 }
 

@@ -3,7 +3,11 @@
 //! load.
 //!
 //! Invariants: a [`Mat`]'s byte range lies inside the file image it was resolved from and holds
-//! exactly `n_out` rows of `ty.row_bytes(n_in)` bytes (checked at load).
+//! exactly `n_out` rows of `ty.row_bytes(n_in)` bytes (checked at load). A matrix replaced after
+//! load ([`Mat::replace`], a hybrid scheme's hot swap) reads from its own overlay bytes instead,
+//! which hold the same rows in the new type (checked when replaced).
+
+use std::sync::Arc;
 
 use crate::gguf::GgufFile;
 use crate::model::{LlamaHParams, LlamaWeights, TensorRef};
@@ -19,6 +23,8 @@ pub struct Mat {
     pub n_out: usize,
     start: usize,
     len: usize,
+    /// Replacement data (type `ty`), consulted before the file image.
+    overlay: Option<Arc<[u8]>>,
 }
 
 impl Mat {
@@ -41,12 +47,39 @@ impl Mat {
             n_out,
             start: (f.data_offset() + t.info.offset) as usize,
             len: t.data.len(),
+            overlay: None,
         })
     }
 
-    /// This matrix's bytes inside `image` (the whole file it was resolved from).
-    pub fn data<'a>(&self, image: &'a [u8]) -> &'a [u8] {
-        &image[self.start..self.start + self.len]
+    /// This matrix's bytes: its overlay if replaced, else its range of `image` (the whole file it
+    /// was resolved from).
+    pub fn data<'a>(&'a self, image: &'a [u8]) -> &'a [u8] {
+        match &self.overlay {
+            Some(b) => b,
+            None => &image[self.start..self.start + self.len],
+        }
+    }
+
+    /// Replaces the matrix's data with `bytes` of type `ty` (same rows and columns).
+    pub fn replace(&mut self, ty: GgmlType, bytes: Arc<[u8]>) -> Result<()> {
+        let row = ty.row_bytes(self.n_in).ok_or_else(|| Error::Shape {
+            name: self.name.clone(),
+            msg: format!("rows of {} are not whole {ty} blocks", self.n_in),
+        })?;
+        if row * self.n_out != bytes.len() {
+            return Err(Error::Shape {
+                name: self.name.clone(),
+                msg: format!(
+                    "{} bytes of {ty} for {} rows of {row}",
+                    bytes.len(),
+                    self.n_out
+                ),
+            });
+        }
+        self.ty = ty;
+        self.len = bytes.len();
+        self.overlay = Some(bytes);
+        Ok(())
     }
 
     /// Bytes of one row.
@@ -80,6 +113,26 @@ pub struct Layer {
     pub ffn_gate: Mat,
     pub ffn_up: Mat,
     pub ffn_down: Mat,
+}
+
+impl Weights {
+    /// Every matrix, mutably (a tied output shares `token_embd`'s name and appears twice).
+    pub fn mats_mut(&mut self) -> impl Iterator<Item = &mut Mat> {
+        let layers = self.layers.iter_mut().flat_map(|l| {
+            [
+                &mut l.wq,
+                &mut l.wk,
+                &mut l.wv,
+                &mut l.wo,
+                &mut l.ffn_gate,
+                &mut l.ffn_up,
+                &mut l.ffn_down,
+            ]
+        });
+        [&mut self.token_embd, &mut self.output]
+            .into_iter()
+            .chain(layers)
+    }
 }
 
 /// Every weight the forward pass reads.

@@ -138,7 +138,7 @@ impl std::fmt::Debug for Scheduler {
 impl Scheduler {
     /// Starts the scheduler thread owning `engine`. `is_eog` says which tokens end generation.
     pub fn start(
-        engine: Box<dyn BatchEngine + Send>,
+        engine: Box<dyn BatchEngine>,
         is_eog: EogFn,
         config: SchedulerConfig,
     ) -> Result<Scheduler> {

@@ -65,7 +65,7 @@ enum Outcome {
 /// The thread's state besides the shared queue.
 struct Worker {
     shared: Arc<Shared>,
-    engine: Box<dyn BatchEngine + Send>,
+    engine: Box<dyn BatchEngine>,
     is_eog: EogFn,
     running: Vec<Running>,
     free_slots: Vec<usize>,
@@ -74,7 +74,7 @@ struct Worker {
 
 /// The thread's entry point: loops until shutdown; a panic in the engine marks the scheduler
 /// dead and refuses what is queued.
-pub(super) fn run(shared: Arc<Shared>, engine: Box<dyn BatchEngine + Send>, is_eog: EogFn) {
+pub(super) fn run(shared: Arc<Shared>, engine: Box<dyn BatchEngine>, is_eog: EogFn) {
     let n_slots = shared.n_slots;
     let max_batch = shared.config.max_batch.unwrap_or(n_slots).min(n_slots);
     let mut worker = Worker {

@@ -1,0 +1,44 @@
+#version 450
+// Merges attn's per-split partials: out[t][h*head_dim + d] = sum_s o_s[d] * exp(m_s - M) / L with
+// M = max_s m_s, L = sum_s l_s * exp(m_s - M). Empty splits carry m = -1e30, l = 0 and drop out.
+//
+// Bindings: 0 partials (f32, [t][h][s][head_dim + 2]), 1 out (f32).
+// Grid: (n_head, ntok). Mirrored by `AttnCombinePush` in src/engine/vulkan/kernels/attention.rs.
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+
+layout(binding = 0) readonly restrict buffer Part { float part[]; };
+layout(binding = 1) writeonly restrict buffer Out { float o[]; };
+
+layout(push_constant) uniform Push {
+    uint n_head;
+    uint head_dim;
+    uint n_split;
+    uint out_off;
+    uint out_stride;
+} pc;
+
+void main() {
+    const uint h = gl_WorkGroupID.x;
+    const uint t = gl_WorkGroupID.y;
+    const uint stride = pc.head_dim + 2u;
+    const uint base = (t * pc.n_head + h) * pc.n_split * stride;
+    float big_m = -1.0e30;
+    for (uint s = 0u; s < pc.n_split; ++s) {
+        big_m = max(big_m, part[base + s * stride + pc.head_dim]);
+    }
+    float big_l = 0.0;
+    for (uint s = 0u; s < pc.n_split; ++s) {
+        big_l += part[base + s * stride + pc.head_dim + 1u] * exp(part[base + s * stride + pc.head_dim] - big_m);
+    }
+    const float inv_l = 1.0 / big_l;
+    for (uint d = gl_LocalInvocationID.x; d < pc.head_dim; d += gl_WorkGroupSize.x) {
+        float acc = 0.0;
+        for (uint s = 0u; s < pc.n_split; ++s) {
+            acc += part[base + s * stride + d] * exp(part[base + s * stride + pc.head_dim] - big_m);
+        }
+        o[pc.out_off + t * pc.out_stride + h * pc.head_dim + d] = acc * inv_l;
+    }
+}

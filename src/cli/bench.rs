@@ -1,0 +1,175 @@
+//! `rawrxd bench`: prefill and decode throughput in the manner of llama-bench — pp and tg tokens/s
+//! (mean ± sd over repetitions), ms/token percentiles, memory, effective bandwidth and its share
+//! of the device's peak. A table for people, `--json` for machines.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rawrxd::engine::bench::{self, BenchConfig, BenchResult};
+use rawrxd::engine::{load_engine_with, Backend, LoadOptions};
+use rawrxd::gguf::GgufFile;
+
+/// Arguments of `rawrxd bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The GGUF model.
+    #[arg(short, long)]
+    pub model: PathBuf,
+    /// Prompt tokens of the pp test (0 skips it).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 512)]
+    pub n_prompt: usize,
+    /// Generated tokens of the tg test (0 skips it).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
+    pub n_gen: usize,
+    /// Measured repetitions of each test.
+    #[arg(short = 'r', long, default_value_t = 5)]
+    pub repetitions: usize,
+    /// Unmeasured warm-up repetitions.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Backend: vulkan, cpu or auto.
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    /// Vulkan device: index or name substring (see `rawrxd devices`).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// CPU threads.
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// Print a per-kernel GPU timestamp profile after the runs (Vulkan).
+    #[arg(long)]
+    pub profile: bool,
+    /// Seed of the random token ids.
+    #[arg(long, default_value_t = 1234)]
+    pub seed: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the benchmark and prints its table (or JSON).
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let backend: Backend = args.backend.parse()?;
+    let file = Arc::new(GgufFile::open(&args.model)?);
+    let n_ctx = args.n_prompt.max(args.n_gen).max(16);
+    let opts = LoadOptions {
+        n_ctx,
+        threads: args.threads,
+        device: args.device.clone(),
+        profile: args.profile,
+    };
+    let mut engine = load_engine_with(backend, file.clone(), &opts)?;
+    let cfg = BenchConfig {
+        n_prompt: args.n_prompt,
+        n_gen: args.n_gen,
+        repeats: args.repetitions.max(1),
+        warmup: args.warmup,
+        seed: args.seed,
+    };
+    let quiet = args.json;
+    let result = bench::run(engine.as_mut(), &cfg, |test, i, n| {
+        if !quiet {
+            eprint!("\r{test} {i}/{n}   ");
+        }
+    })?;
+    if !quiet {
+        eprintln!();
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let mut j = serde_json::to_value(&result)?;
+        j["model"] = serde_json::json!(args.model);
+        j["model_size"] = serde_json::json!(file.tensor_bytes());
+        j["n_params"] = serde_json::json!(file.n_params());
+        j["bandwidth_share"] = serde_json::json!(result.bandwidth_share());
+        writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
+        return Ok(());
+    }
+    print_table(&mut out, args, &file, &result)?;
+    if let Some(profile) = engine.take_profile_report() {
+        writeln!(
+            out,
+            "\nper-kernel profile (GPU timestamps, all runs above):\n{profile}"
+        )?;
+    }
+    Ok(())
+}
+
+fn print_table(
+    out: &mut impl Write,
+    args: &BenchArgs,
+    file: &GgufFile,
+    r: &BenchResult,
+) -> anyhow::Result<()> {
+    let name = args
+        .model
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "model: {name} ({:.2} GiB, {:.2} B params)  backend: {}  device: {}",
+        file.tensor_bytes() as f64 / (1u64 << 30) as f64,
+        file.n_params() as f64 / 1e9,
+        r.backend,
+        r.device
+    )?;
+    writeln!(
+        out,
+        "| {:>8} | {:>18} | {:>10} | {:>10} | {:>10} | {:>11} | {:>12} |",
+        "test", "t/s", "ms p50", "ms p95", "ms p99", "GB/s", "% of peak"
+    )?;
+    writeln!(
+        out,
+        "|{:-<10}|{:-<20}|{:-<12}|{:-<12}|{:-<12}|{:-<13}|{:-<14}|",
+        "", "", "", "", "", "", ""
+    )?;
+    if let Some(pp) = &r.pp_tps {
+        writeln!(
+            out,
+            "| {:>8} | {:>18} | {:>10} | {:>10} | {:>10} | {:>11} | {:>12} |",
+            format!("pp{}", r.config.n_prompt),
+            format!("{:.2} ± {:.2}", pp.mean, pp.sd),
+            "",
+            "",
+            "",
+            "",
+            ""
+        )?;
+    }
+    if let Some(tg) = &r.tg_tps {
+        let ms = r.tg_ms.clone().unwrap_or_default();
+        let gbs = r
+            .effective_bandwidth
+            .map_or("-".to_string(), |b| format!("{:.1}", b / 1e9));
+        let share = r
+            .bandwidth_share()
+            .map_or("-".to_string(), |s| format!("{:.1} %", s * 100.0));
+        writeln!(
+            out,
+            "| {:>8} | {:>18} | {:>10.3} | {:>10.3} | {:>10.3} | {:>11} | {:>12} |",
+            format!("tg{}", r.config.n_gen),
+            format!("{:.2} ± {:.2}", tg.mean, tg.sd),
+            ms.p50,
+            ms.p95,
+            ms.p99,
+            gbs,
+            share
+        )?;
+    }
+    let m = &r.memory;
+    writeln!(
+        out,
+        "memory ({}): weights {:.1} MiB, KV cache {:.1} MiB, scratch {:.1} MiB, total {:.1} MiB; decode reads {:.1} MiB of weights per token{}",
+        if m.on_device { "device" } else { "host" },
+        m.weights as f64 / 1048576.0,
+        m.kv_cache as f64 / 1048576.0,
+        m.scratch as f64 / 1048576.0,
+        m.total() as f64 / 1048576.0,
+        r.decode_weight_bytes as f64 / 1048576.0,
+        r.peak_bandwidth
+            .map_or(String::new(), |p| format!("; peak bandwidth {:.0} GB/s", p / 1e9))
+    )?;
+    Ok(())
+}

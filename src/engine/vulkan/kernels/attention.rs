@@ -1,0 +1,161 @@
+//! Attention over the f16 KV cache: split over the cache length (attn.comp), then the splits
+//! merged (attn_combine.comp). Decode uses several splits to fill the device; prefill one.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::super::buffer::BufRange;
+use super::super::command::{Binding, Recorder};
+use super::super::context::Gpu;
+use super::super::error::{VkResult, VulkanError};
+use super::super::pipeline::{DescriptorCache, KernelSpec};
+use super::matvec::Act;
+use super::{push_bytes, u32_of, wg_at_least};
+
+/// Push constants of attn.comp.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct AttnPush {
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    pub head_dim: u32,
+    pub n_ctx: u32,
+    pub n_split: u32,
+    pub q_off: u32,
+    pub q_stride: u32,
+    pub scale: f32,
+}
+
+/// Push constants of attn_combine.comp.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct AttnCombinePush {
+    pub n_head: u32,
+    pub head_dim: u32,
+    pub n_split: u32,
+    pub out_off: u32,
+    pub out_stride: u32,
+}
+
+/// Shapes of an attention call.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnShape {
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub n_ctx: usize,
+    pub n_split: usize,
+}
+
+/// f32 elements of the partials buffer for `n` tokens.
+pub fn partials_len(s: &AttnShape, n: usize) -> usize {
+    n * s.n_head * s.n_split * (s.head_dim + 2)
+}
+
+/// A split count for decode: enough workgroups to fill the device, chunks of >= 32 positions.
+pub fn decode_splits(n_ctx: usize, n_head: usize) -> usize {
+    let by_ctx = n_ctx.div_ceil(32).max(1);
+    let want = 256usize.div_ceil(n_head.max(1)).max(1);
+    want.min(by_ctx).min(64)
+}
+
+/// Records attention of `n` query tokens (positions step.pos ..) over the caches into `out`
+/// ([n][n_head * head_dim]), using `partials` as scratch.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    s: AttnShape,
+    q: Act,
+    k_cache: BufRange,
+    v_cache: BufRange,
+    partials: BufRange,
+    step: BufRange,
+    out: Act,
+    n: usize,
+) -> VkResult<()> {
+    if s.head_dim % 2 != 0
+        || s.head_dim > 256
+        || s.n_head_kv == 0
+        || s.n_head % s.n_head_kv != 0
+        || s.n_split == 0
+    {
+        return Err(VulkanError::invalid("attention", format!("{s:?}")));
+    }
+    if (partials.size as usize) < partials_len(&s, n) * 4 {
+        return Err(VulkanError::invalid(
+            "attention",
+            "partials buffer too small",
+        ));
+    }
+    let caps = gpu.caps();
+    let wg = wg_at_least(caps, (s.head_dim as u32 / 2).max(64));
+    if wg < s.head_dim as u32 / 2 || wg > 1024 {
+        return Err(VulkanError::unsupported(format!(
+            "attention with head_dim {} on this device",
+            s.head_dim
+        )));
+    }
+    let kernel = gpu.kernel(&KernelSpec {
+        variant: "attn".into(),
+        bindings: 5,
+        push_size: std::mem::size_of::<AttnPush>() as u32,
+        spec: vec![wg],
+        local_size: wg,
+        subgroup_sized: true,
+    })?;
+    let push = AttnPush {
+        n_head: u32_of("n_head", s.n_head)?,
+        n_head_kv: u32_of("n_head_kv", s.n_head_kv)?,
+        head_dim: u32_of("head_dim", s.head_dim)?,
+        n_ctx: u32_of("n_ctx", s.n_ctx)?,
+        n_split: u32_of("n_split", s.n_split)?,
+        q_off: u32_of("q_off", q.off)?,
+        q_stride: u32_of("q_stride", q.stride)?,
+        scale: 1.0 / (s.head_dim as f32).sqrt(),
+    };
+    rec.dispatch(
+        descs,
+        &kernel,
+        &[
+            Binding::read(q.range),
+            Binding::read(k_cache),
+            Binding::read(v_cache),
+            Binding::write(partials),
+            Binding::read(step),
+        ],
+        push_bytes(&push),
+        [
+            u32_of("n_head", s.n_head)?,
+            u32_of("n_split", s.n_split)?,
+            u32_of("tokens", n)?,
+        ],
+        "attn",
+        (k_cache.size + v_cache.size).min((n * s.n_ctx * s.n_head_kv * s.head_dim * 4) as u64),
+    )?;
+    let cwg = wg_at_least(caps, (s.head_dim as u32).min(128));
+    let combine = gpu.kernel(&KernelSpec {
+        variant: "attn_combine".into(),
+        bindings: 2,
+        push_size: std::mem::size_of::<AttnCombinePush>() as u32,
+        spec: vec![cwg],
+        local_size: cwg,
+        subgroup_sized: false,
+    })?;
+    let cpush = AttnCombinePush {
+        n_head: push.n_head,
+        head_dim: push.head_dim,
+        n_split: push.n_split,
+        out_off: u32_of("out_off", out.off)?,
+        out_stride: u32_of("out_stride", out.stride)?,
+    };
+    rec.dispatch(
+        descs,
+        &combine,
+        &[Binding::read(partials), Binding::write(out.range)],
+        push_bytes(&cpush),
+        [push.n_head, u32_of("tokens", n)?, 1],
+        "attn_combine",
+        (partials_len(&s, n) * 4 + n * s.n_head * s.head_dim * 4) as u64,
+    )
+}

@@ -1,0 +1,362 @@
+//! Weight-matrix kernels: matrix-vector (decode), matrix-matrix (prefill) and row lookup
+//! (embeddings), for every weight format. Shaders: matvec.comp, matmul.comp, get_rows.comp.
+//!
+//! Invariants: x and y ranges hold f32; a dispatch per weight piece, each writing its own rows;
+//! `y` rows are `nrows` wide (or, with GLU, `nrows / 2`: gate rows then up rows).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::super::buffer::BufRange;
+use super::super::caps::{DeviceCaps, DeviceKind};
+use super::super::command::{Binding, Recorder};
+use super::super::context::Gpu;
+use super::super::error::{VkResult, VulkanError};
+use super::super::pipeline::{DescriptorCache, KernelSpec};
+use super::super::shaders;
+use super::{linear_groups, push_bytes, subgroup_wg, u32_of, WeightMatrix, SUBGROUPS_PER_WG};
+
+/// Most vectors one matvec dispatch multiplies (the shader's MAX_BATCH).
+pub const MATVEC_MAX_BATCH: usize = 8;
+
+/// Push constants of matvec.comp.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct MatvecPush {
+    pub ncols: u32,
+    pub nrows: u32,
+    pub row_bytes: u32,
+    pub batch: u32,
+    pub x_off: u32,
+    pub x_stride: u32,
+    pub y_off: u32,
+    pub y_stride: u32,
+    pub flags: u32,
+    pub glu_off: u32,
+}
+
+/// Push constants of matmul.comp.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct MatmulPush {
+    pub ncols: u32,
+    pub nrows: u32,
+    pub row_bytes: u32,
+    pub ntok: u32,
+    pub x_off: u32,
+    pub x_stride: u32,
+    pub y_off: u32,
+    pub y_stride: u32,
+    pub flags: u32,
+}
+
+/// Push constants of get_rows.comp.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct GetRowsPush {
+    pub ncols: u32,
+    pub row_bytes: u32,
+    pub row_start: u32,
+    pub nrows: u32,
+    pub ids_off: u32,
+    pub y_off: u32,
+    pub y_stride: u32,
+}
+
+/// How a product's output combines with what `y` holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// y = W x.
+    Store,
+    /// y += W x (residual connections).
+    Accumulate,
+    /// y = silu(W_gate x) * (W_up x), W = gate rows then up rows (one piece).
+    Glu,
+}
+
+/// Activations: `n` vectors in `range`, vector i at element `off + i * stride`.
+#[derive(Clone, Copy, Debug)]
+pub struct Act {
+    /// The bound range (f32).
+    pub range: BufRange,
+    /// First element.
+    pub off: usize,
+    /// Elements between consecutive vectors.
+    pub stride: usize,
+}
+
+impl Act {
+    /// Vectors packed back to back in `range`, each `stride` wide.
+    pub fn packed(range: BufRange, stride: usize) -> Self {
+        Act {
+            range,
+            off: 0,
+            stride,
+        }
+    }
+}
+
+/// Workgroup shape of matvec.comp: subgroups per workgroup and rows each subgroup handles per
+/// pass (rows of one pass share every load of x).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatvecTuning {
+    /// Subgroups per workgroup.
+    pub subgroups: u32,
+    /// Rows per subgroup pass (1..=4).
+    pub rows_per_subgroup: u32,
+}
+
+impl MatvecTuning {
+    /// The shape for `caps`, overridable with `RAWRXD_MATVEC_TUNING=subgroups,rows` (for tuning runs).
+    pub fn for_device(caps: &DeviceCaps) -> Self {
+        // Measured on an H100 (random Q4_0..Q8_0 11008x4096): 8 subgroups x 2 rows beat 4x1, 4x2
+        // and 2x4. CPU implementations compile every unrolled row, so they get one row per pass.
+        let default = if caps.kind == DeviceKind::Cpu {
+            MatvecTuning {
+                subgroups: SUBGROUPS_PER_WG,
+                rows_per_subgroup: 1,
+            }
+        } else {
+            MatvecTuning {
+                subgroups: 8,
+                rows_per_subgroup: 2,
+            }
+        };
+        let Ok(s) = std::env::var("RAWRXD_MATVEC_TUNING") else {
+            return default;
+        };
+        let v: Vec<u32> = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        match v.as_slice() {
+            [sg, nr] if (1..=16).contains(sg) && (1..=4).contains(nr) => MatvecTuning {
+                subgroups: *sg,
+                rows_per_subgroup: *nr,
+            },
+            _ => default,
+        }
+    }
+}
+
+/// Records y = W x (per `out`) for `n` vectors with matvec.comp (n <= MATVEC_MAX_BATCH).
+pub fn matvec(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    x: Act,
+    y: Act,
+    n: usize,
+    out: Output,
+) -> VkResult<()> {
+    if n == 0 || n > MATVEC_MAX_BATCH {
+        return Err(VulkanError::invalid(
+            "matvec",
+            format!("batch {n} (1..={MATVEC_MAX_BATCH})"),
+        ));
+    }
+    let caps = gpu.caps();
+    let variant = shaders::for_format("matvec", w.ty, "")
+        .ok_or_else(|| VulkanError::MissingShader(format!("matvec_{}", w.ty)))?;
+    let tuning = MatvecTuning::for_device(caps);
+    let wg = subgroup_wg(caps, tuning.subgroups);
+    let rows_per_wg = (wg / caps.subgroup.size.max(1)) * tuning.rows_per_subgroup;
+    let x_vec4 = x.off % 4 == 0 && (x.stride % 4 == 0 || n == 1);
+    let kernel = gpu.kernel(&KernelSpec {
+        variant: variant.name.to_string(),
+        bindings: 3,
+        push_size: std::mem::size_of::<MatvecPush>() as u32,
+        spec: vec![
+            wg,
+            rows_per_wg,
+            tuning.rows_per_subgroup,
+            n as u32,
+            u32::from(out == Output::Glu),
+            u32::from(x_vec4),
+        ],
+        local_size: wg,
+        subgroup_sized: true,
+    })?;
+    let (out_rows, glu_off) = match out {
+        Output::Glu => {
+            if w.pieces.len() != 1 || w.nrows % 2 != 0 {
+                return Err(VulkanError::invalid(
+                    "matvec",
+                    "GLU needs gate|up rows in a single piece",
+                ));
+            }
+            (w.nrows / 2, (w.nrows / 2) * w.row_bytes)
+        }
+        _ => (w.nrows, 0),
+    };
+    let flags = u32::from(out == Output::Accumulate);
+    for piece in &w.pieces {
+        let rows = if out == Output::Glu {
+            out_rows
+        } else {
+            piece.nrows
+        };
+        let push = MatvecPush {
+            ncols: u32_of("ncols", w.ncols)?,
+            nrows: u32_of("nrows", rows)?,
+            row_bytes: u32_of("row_bytes", w.row_bytes)?,
+            batch: n as u32,
+            x_off: u32_of("x_off", x.off)?,
+            x_stride: u32_of("x_stride", x.stride)?,
+            y_off: u32_of("y_off", y.off + piece.row_start)?,
+            y_stride: u32_of("y_stride", y.stride)?,
+            flags,
+            glu_off: u32_of("glu_off", glu_off)?,
+        };
+        let groups = linear_groups(caps, (rows as u32).div_ceil(rows_per_wg));
+        let bytes = (piece.nrows * w.row_bytes + n * (w.ncols + rows) * 4) as u64;
+        rec.dispatch(
+            descs,
+            &kernel,
+            &[
+                Binding::read(piece.range),
+                Binding::read(x.range),
+                Binding::write(y.range),
+            ],
+            push_bytes(&push),
+            groups,
+            "matvec",
+            bytes,
+        )?;
+    }
+    Ok(())
+}
+
+/// Records Y = W X for `n` token vectors with the tiled matmul.comp (`Glu` is not supported here).
+pub fn matmul(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    x: Act,
+    y: Act,
+    n: usize,
+    out: Output,
+) -> VkResult<()> {
+    if out == Output::Glu {
+        return Err(VulkanError::invalid("matmul", "GLU output is matvec-only"));
+    }
+    // Large tiles when there are enough rows and tokens to fill them.
+    let (shape, bm, bn) = if n >= 64 && w.nrows >= 64 {
+        ("l", 64u32, 64u32)
+    } else {
+        ("s", 32, 32)
+    };
+    let wg = bm * bn / 16;
+    let variant = shaders::for_format("matmul", w.ty, shape)
+        .ok_or_else(|| VulkanError::MissingShader(format!("matmul_{}_{shape}", w.ty)))?;
+    let kernel = gpu.kernel(&KernelSpec {
+        variant: variant.name.to_string(),
+        bindings: 3,
+        push_size: std::mem::size_of::<MatmulPush>() as u32,
+        spec: vec![],
+        local_size: wg,
+        subgroup_sized: false,
+    })?;
+    for piece in &w.pieces {
+        let push = MatmulPush {
+            ncols: u32_of("ncols", w.ncols)?,
+            nrows: u32_of("nrows", piece.nrows)?,
+            row_bytes: u32_of("row_bytes", w.row_bytes)?,
+            ntok: u32_of("ntok", n)?,
+            x_off: u32_of("x_off", x.off)?,
+            x_stride: u32_of("x_stride", x.stride)?,
+            y_off: u32_of("y_off", y.off + piece.row_start)?,
+            y_stride: u32_of("y_stride", y.stride)?,
+            flags: u32::from(out == Output::Accumulate),
+        };
+        let groups = [
+            (piece.nrows as u32).div_ceil(bm),
+            (n as u32).div_ceil(bn),
+            1,
+        ];
+        let bytes = (piece.nrows * w.row_bytes + n * (w.ncols + piece.nrows) * 4) as u64;
+        rec.dispatch(
+            descs,
+            &kernel,
+            &[
+                Binding::read(piece.range),
+                Binding::read(x.range),
+                Binding::write(y.range),
+            ],
+            push_bytes(&push),
+            groups,
+            "matmul",
+            bytes,
+        )?;
+    }
+    Ok(())
+}
+
+/// Records Y = W X choosing matvec (n <= MATVEC_MAX_BATCH or GLU) or matmul.
+#[allow(clippy::too_many_arguments)]
+pub fn mul(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    x: Act,
+    y: Act,
+    n: usize,
+    out: Output,
+) -> VkResult<()> {
+    if n <= MATVEC_MAX_BATCH {
+        matvec(gpu, rec, descs, w, x, y, n, out)
+    } else {
+        matmul(gpu, rec, descs, w, x, y, n, out)
+    }
+}
+
+/// Records y[t] = row ids[ids_off + t] of W (dequantized) for t < n. Ids must be < W's rows.
+#[allow(clippy::too_many_arguments)]
+pub fn get_rows(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    ids: BufRange,
+    ids_off: usize,
+    y: Act,
+    n: usize,
+) -> VkResult<()> {
+    let caps = gpu.caps();
+    let variant = shaders::for_format("get_rows", w.ty, "")
+        .ok_or_else(|| VulkanError::MissingShader(format!("get_rows_{}", w.ty)))?;
+    let wg = super::wg_at_least(caps, 64);
+    let kernel = gpu.kernel(&KernelSpec {
+        variant: variant.name.to_string(),
+        bindings: 3,
+        push_size: std::mem::size_of::<GetRowsPush>() as u32,
+        spec: vec![wg],
+        local_size: wg,
+        subgroup_sized: false,
+    })?;
+    let units = w.ncols.div_ceil(32) as u32;
+    for piece in &w.pieces {
+        let push = GetRowsPush {
+            ncols: u32_of("ncols", w.ncols)?,
+            row_bytes: u32_of("row_bytes", w.row_bytes)?,
+            row_start: u32_of("row_start", piece.row_start)?,
+            nrows: u32_of("nrows", piece.nrows)?,
+            ids_off: u32_of("ids_off", ids_off)?,
+            y_off: u32_of("y_off", y.off)?,
+            y_stride: u32_of("y_stride", y.stride)?,
+        };
+        rec.dispatch(
+            descs,
+            &kernel,
+            &[
+                Binding::read(piece.range),
+                Binding::read(ids),
+                Binding::write(y.range),
+            ],
+            push_bytes(&push),
+            [units.div_ceil(wg), u32_of("tokens", n)?, 1],
+            "get_rows",
+            (n * (w.row_bytes + w.ncols * 4)) as u64,
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,692 @@
+//! GPU-vs-CPU tests of every Vulkan kernel on random inputs and awkward shapes, under the
+//! validation layer (see vulkan_support for the pass/fail policy). CPU oracles are written here
+//! from the ggml operation definitions, in f64; float weights are converted with the `half` crate.
+
+mod vulkan_support;
+
+use half::{bf16, f16};
+use rawrxd::engine::vulkan::kernels::attention::{self, AttnShape};
+use rawrxd::engine::vulkan::kernels::eltwise::{self, EltOp};
+use rawrxd::engine::vulkan::kernels::matvec::{self, Act, Output};
+use rawrxd::engine::vulkan::kernels::norm;
+use rawrxd::engine::vulkan::kernels::rope::{self, RopeMode, RopeShape};
+use rawrxd::engine::vulkan::kernels::WeightMatrix;
+use rawrxd::engine::vulkan::Binding;
+use rawrxd::quant::GgmlType;
+use vulkan_support::{assert_close, harness, Rng};
+
+/// Random float weights of `ty` as raw bytes and as the f32 values they decode to.
+fn float_weights(rng: &mut Rng, ty: GgmlType, n: usize) -> (Vec<u8>, Vec<f32>) {
+    let v = rng.vec(n);
+    match ty {
+        GgmlType::F32 => (bytemuck::cast_slice(&v).to_vec(), v),
+        GgmlType::F16 => {
+            let h: Vec<f16> = v.iter().map(|x| f16::from_f32(*x)).collect();
+            (
+                bytemuck::cast_slice(&h).to_vec(),
+                h.iter().map(|x| x.to_f32()).collect(),
+            )
+        }
+        GgmlType::BF16 => {
+            let h: Vec<bf16> = v.iter().map(|x| bf16::from_f32(*x)).collect();
+            (
+                bytemuck::cast_slice(&h).to_vec(),
+                h.iter().map(|x| x.to_f32()).collect(),
+            )
+        }
+        _ => unreachable!("float types only"),
+    }
+}
+
+/// y[t][r] = sum_k w[r][k] * x[t][k] in f64.
+fn ref_matmul(w: &[f32], ncols: usize, nrows: usize, x: &[f32], xs: usize, n: usize) -> Vec<f64> {
+    let mut y = vec![0f64; n * nrows];
+    for t in 0..n {
+        for r in 0..nrows {
+            y[t * nrows + r] = (0..ncols)
+                .map(|k| w[r * ncols + k] as f64 * x[t * xs + k] as f64)
+                .sum();
+        }
+    }
+    y
+}
+
+fn silu(x: f64) -> f64 {
+    x / (1.0 + (-x).exp())
+}
+
+/// Runs W x through `mul` for one shape/output mode and compares with the oracle.
+#[allow(clippy::too_many_arguments)]
+fn check_product(
+    h: &vulkan_support::Harness,
+    rng: &mut Rng,
+    ty: GgmlType,
+    w_bytes: &[u8],
+    w_vals: &[f32],
+    ncols: usize,
+    nrows: usize,
+    n: usize,
+    out: Output,
+    bound: f64,
+) {
+    let xs = ncols + 3; // a stride wider than the row exercises x_stride
+    let x = rng.vec(n * xs);
+    let out_rows = if out == Output::Glu { nrows / 2 } else { nrows };
+    let ys = out_rows + 1;
+    let y0 = rng.vec(n * ys);
+    let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[w_bytes]).expect("upload weights");
+    let xb = h.upload_f32(&x);
+    let yb = h.upload_f32(&y0);
+    let (mut rec, mut descs) = h.recorder();
+    rec.begin().unwrap();
+    matvec::mul(
+        &h.gpu,
+        &mut rec,
+        &mut descs,
+        &w,
+        Act::packed(xb.range(), xs),
+        Act::packed(yb.range(), ys),
+        n,
+        out,
+    )
+    .unwrap();
+    rec.submit_wait().unwrap();
+    let got = h.download_f32(&yb);
+    let prod = ref_matmul(w_vals, ncols, nrows, &x, xs, n);
+    let mut want = y0.clone();
+    for t in 0..n {
+        for r in 0..out_rows {
+            let p = prod[t * nrows + r];
+            want[t * ys + r] = match out {
+                Output::Store => p,
+                Output::Accumulate => y0[t * ys + r] as f64 + p,
+                Output::Glu => silu(p) * prod[t * nrows + out_rows + r],
+            } as f32;
+        }
+    }
+    assert_close(
+        &format!("{ty} {out:?} {nrows}x{ncols} n={n}"),
+        &got,
+        &want,
+        bound,
+    );
+}
+
+#[test]
+fn float_matvec_and_matmul_match_cpu() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(1);
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+        for &(ncols, nrows) in &[(5, 3), (32, 1), (33, 17), (100, 66), (576, 7)] {
+            let (wb, wv) = float_weights(&mut rng, ty, ncols * nrows);
+            // Batches through matvec (<= 8) and both matmul tile shapes (9, 70).
+            // (Each batch size <= 8 is its own pipeline: few of them keep lavapipe's compile time down.)
+            for (n, out) in [
+                (1, Output::Store),
+                (3, Output::Accumulate),
+                (9, Output::Accumulate),
+                (70, Output::Store),
+            ] {
+                check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, n, out, 1e-10);
+            }
+            if nrows % 2 == 0 {
+                check_product(
+                    &h,
+                    &mut rng,
+                    ty,
+                    &wb,
+                    &wv,
+                    ncols,
+                    nrows,
+                    1,
+                    Output::Glu,
+                    1e-10,
+                );
+            }
+        }
+    }
+    h.finish();
+}
+
+#[test]
+fn get_rows_matches_cpu() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(2);
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+        for &(ncols, nrows) in &[(33, 10), (576, 40)] {
+            let (wb, wv) = float_weights(&mut rng, ty, ncols * nrows);
+            let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[&wb]).unwrap();
+            let ids: Vec<u32> = vec![3, 0, (nrows - 1) as u32, 3, 7];
+            let idb = h.upload_u32(&[&[99u32][..], &ids].concat());
+            let ys = ncols + 2;
+            let yb = h.zeros(ids.len() * ys);
+            let (mut rec, mut descs) = h.recorder();
+            rec.begin().unwrap();
+            matvec::get_rows(
+                &h.gpu,
+                &mut rec,
+                &mut descs,
+                &w,
+                idb.range(),
+                1,
+                Act::packed(yb.range(), ys),
+                ids.len(),
+            )
+            .unwrap();
+            rec.submit_wait().unwrap();
+            let got = h.download_f32(&yb);
+            let mut want = vec![0f32; ids.len() * ys];
+            for (t, &id) in ids.iter().enumerate() {
+                want[t * ys..t * ys + ncols]
+                    .copy_from_slice(&wv[id as usize * ncols..(id as usize + 1) * ncols]);
+            }
+            assert_eq!(got, want, "{ty} get_rows {nrows}x{ncols}");
+        }
+    }
+    h.finish();
+}
+
+#[test]
+fn rms_norm_matches_cpu() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(3);
+    for n in [1usize, 7, 576, 1000, 4096] {
+        let rows = 3;
+        let x: Vec<f32> = rng.vec(rows * n).iter().map(|v| v * 3.0).collect();
+        let w = rng.vec(n);
+        let eps = 1e-5f32;
+        let xb = h.upload_f32(&x);
+        let wb = h.upload_f32(&w);
+        let yb = h.zeros(rows * n);
+        let (mut rec, mut descs) = h.recorder();
+        rec.begin().unwrap();
+        norm::rms_norm(
+            &h.gpu,
+            &mut rec,
+            &mut descs,
+            Act::packed(xb.range(), n),
+            wb.range(),
+            Act::packed(yb.range(), n),
+            n,
+            rows,
+            eps,
+        )
+        .unwrap();
+        rec.submit_wait().unwrap();
+        let got = h.download_f32(&yb);
+        let mut want = vec![0f32; rows * n];
+        for r in 0..rows {
+            let row = &x[r * n..(r + 1) * n];
+            let ms = row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / n as f64;
+            let s = 1.0 / (ms + eps as f64).sqrt();
+            for i in 0..n {
+                want[r * n + i] = (row[i] as f64 * s * w[i] as f64) as f32;
+            }
+        }
+        assert_close(&format!("rmsnorm n={n}"), &got, &want, 1e-11);
+    }
+    h.finish();
+}
+
+/// Rotates one head (f64 oracle of ggml_rope_ext with no scaling).
+fn ref_rope(x: &[f32], pos: usize, n_rot: usize, base: f64, mode: RopeMode) -> Vec<f64> {
+    let mut o: Vec<f64> = x.iter().map(|v| *v as f64).collect();
+    for i in 0..n_rot / 2 {
+        let theta = pos as f64 * base.powf(-2.0 * i as f64 / n_rot as f64);
+        let (s, c) = theta.sin_cos();
+        let (a, b) = match mode {
+            RopeMode::Normal => (2 * i, 2 * i + 1),
+            RopeMode::Neox => (i, i + n_rot / 2),
+        };
+        let (x0, x1) = (x[a] as f64, x[b] as f64);
+        o[a] = x0 * c - x1 * s;
+        o[b] = x0 * s + x1 * c;
+    }
+    o
+}
+
+#[test]
+fn rope_kv_matches_cpu_and_writes_only_its_positions() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(4);
+    for &(n_head, n_head_kv, head_dim, n_rot, mode) in &[
+        (3usize, 1usize, 8usize, 8usize, RopeMode::Normal),
+        (4, 4, 64, 64, RopeMode::Neox),
+        (6, 2, 64, 32, RopeMode::Normal),
+        (5, 5, 16, 12, RopeMode::Neox),
+    ] {
+        let (n_ctx, pos, n) = (16usize, 5usize, 3usize);
+        let base = 10000.0;
+        let (nq, nk) = (n_head * head_dim, n_head_kv * head_dim);
+        let stride = nq + 2 * nk + 1;
+        let src = rng.vec(n * stride);
+        let srcb = h.upload_f32(&src);
+        let qdst = h.zeros(n * nq);
+        let kc = h.zeros(n_head_kv * n_ctx * head_dim / 2);
+        let vc = h.zeros(n_head_kv * n_ctx * head_dim / 2);
+        let angles = h.upload_f32(&rope::angle_table(n_ctx, n_rot, base));
+        let step = h.upload_u32(&[pos as u32, n as u32]);
+        let s = RopeShape {
+            n_head,
+            n_head_kv,
+            head_dim,
+            n_rot,
+            mode,
+            n_ctx,
+        };
+        let part = |off| Act {
+            range: srcb.range(),
+            off,
+            stride,
+        };
+        let (mut rec, mut descs) = h.recorder();
+        rec.begin().unwrap();
+        rope::rope_kv(
+            &h.gpu,
+            &mut rec,
+            &mut descs,
+            s,
+            part(0),
+            part(nq),
+            part(nq + nk),
+            Act::packed(qdst.range(), nq),
+            kc.range(),
+            vc.range(),
+            angles.range(),
+            step.range(),
+            n,
+        )
+        .unwrap();
+        rec.submit_wait().unwrap();
+        let got_q = h.download_f32(&qdst);
+        let to_f16 = |words: Vec<u32>| -> Vec<f32> {
+            words
+                .iter()
+                .flat_map(|w| {
+                    [
+                        f16::from_bits(*w as u16).to_f32(),
+                        f16::from_bits((*w >> 16) as u16).to_f32(),
+                    ]
+                })
+                .collect()
+        };
+        let got_k = to_f16(h.download_u32(&kc));
+        let got_v = to_f16(h.download_u32(&vc));
+        let mut want_q = vec![0f32; n * nq];
+        let mut want_k = vec![0f32; n_head_kv * n_ctx * head_dim];
+        let mut want_v = vec![0f32; n_head_kv * n_ctx * head_dim];
+        for t in 0..n {
+            let row = &src[t * stride..];
+            for hh in 0..n_head {
+                let r = ref_rope(
+                    &row[hh * head_dim..(hh + 1) * head_dim],
+                    pos + t,
+                    n_rot,
+                    base,
+                    mode,
+                );
+                for d in 0..head_dim {
+                    want_q[t * nq + hh * head_dim + d] = r[d] as f32;
+                }
+            }
+            for hk in 0..n_head_kv {
+                let k = ref_rope(
+                    &row[nq + hk * head_dim..nq + (hk + 1) * head_dim],
+                    pos + t,
+                    n_rot,
+                    base,
+                    mode,
+                );
+                for d in 0..head_dim {
+                    let slot = (hk * n_ctx + pos + t) * head_dim + d;
+                    want_k[slot] = f16::from_f64(k[d]).to_f32();
+                    want_v[slot] = f16::from_f32(row[nq + nk + hk * head_dim + d]).to_f32();
+                }
+            }
+        }
+        let what = format!("rope {mode:?} heads {n_head}/{n_head_kv} hd {head_dim} rot {n_rot}");
+        assert_close(&what, &got_q, &want_q, 1e-11);
+        assert_close(&format!("{what} k cache"), &got_k, &want_k, 1e-6);
+        assert_eq!(got_v, want_v, "{what} v cache");
+    }
+    h.finish();
+}
+
+/// f64 causal attention over f16-rounded caches for queries at positions pos .. pos + n.
+#[allow(clippy::too_many_arguments)]
+fn ref_attention(q: &[f32], k: &[f32], v: &[f32], s: &AttnShape, pos: usize, n: usize) -> Vec<f32> {
+    let (hd, nq) = (s.head_dim, s.n_head * s.head_dim);
+    let mut out = vec![0f32; n * nq];
+    let group = s.n_head / s.n_head_kv;
+    for t in 0..n {
+        for h in 0..s.n_head {
+            let hk = h / group;
+            let qv = &q[t * nq + h * hd..t * nq + (h + 1) * hd];
+            let n_kv = pos + t + 1;
+            let scores: Vec<f64> = (0..n_kv)
+                .map(|p| {
+                    let kr = &k[(hk * s.n_ctx + p) * hd..];
+                    (0..hd).map(|d| qv[d] as f64 * kr[d] as f64).sum::<f64>() / (hd as f64).sqrt()
+                })
+                .collect();
+            let m = scores.iter().cloned().fold(f64::MIN, f64::max);
+            let e: Vec<f64> = scores.iter().map(|x| (x - m).exp()).collect();
+            let l: f64 = e.iter().sum();
+            for d in 0..hd {
+                let acc: f64 = (0..n_kv)
+                    .map(|p| e[p] * v[(hk * s.n_ctx + p) * hd + d] as f64)
+                    .sum();
+                out[t * nq + h * hd + d] = (acc / l) as f32;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn attention_matches_cpu_for_gqa_ratios_and_splits() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(5);
+    // (n_head, n_head_kv, head_dim): GQA ratios 1, 3, 4 and an odd head count.
+    for &(n_head, n_head_kv, head_dim) in &[
+        (4usize, 4usize, 64usize),
+        (6, 2, 32),
+        (8, 2, 64),
+        (3, 1, 128),
+        (5, 5, 16),
+    ] {
+        let n_ctx = 300usize;
+        let kvals: Vec<f32> = rng
+            .vec(n_head_kv * n_ctx * head_dim)
+            .iter()
+            .map(|x| f16::from_f32(x * 2.0).to_f32())
+            .collect();
+        let vvals: Vec<f32> = rng
+            .vec(n_head_kv * n_ctx * head_dim)
+            .iter()
+            .map(|x| f16::from_f32(*x).to_f32())
+            .collect();
+        let pack = |v: &[f32]| -> Vec<u32> {
+            v.chunks(2)
+                .map(|c| {
+                    f16::from_f32(c[0]).to_bits() as u32
+                        | (f16::from_f32(c[1]).to_bits() as u32) << 16
+                })
+                .collect()
+        };
+        let kc = h.upload_u32(&pack(&kvals));
+        let vc = h.upload_u32(&pack(&vvals));
+        for &(pos, n, n_split) in &[
+            (0usize, 1usize, 1usize),
+            (0, 1, 4),
+            (257, 1, 7),
+            (299, 1, 64),
+            (10, 5, 1),
+            (200, 9, 3),
+            (0, 40, 1),
+        ] {
+            if pos + n > n_ctx {
+                continue;
+            }
+            let s = AttnShape {
+                n_head,
+                n_head_kv,
+                head_dim,
+                n_ctx,
+                n_split,
+            };
+            let nq = n_head * head_dim;
+            let q = rng.vec(n * nq);
+            let qb = h.upload_f32(&q);
+            let step = h.upload_u32(&[pos as u32, n as u32]);
+            let parts = h.zeros(attention::partials_len(&s, n));
+            let ob = h.zeros(n * nq);
+            let (mut rec, mut descs) = h.recorder();
+            rec.begin().unwrap();
+            attention::attention(
+                &h.gpu,
+                &mut rec,
+                &mut descs,
+                s,
+                Act::packed(qb.range(), nq),
+                kc.range(),
+                vc.range(),
+                parts.range(),
+                step.range(),
+                Act::packed(ob.range(), nq),
+                n,
+            )
+            .unwrap();
+            rec.submit_wait().unwrap();
+            let got = h.download_f32(&ob);
+            let want = ref_attention(&q, &kvals, &vvals, &s, pos, n);
+            assert_close(
+                &format!("attention {s:?} pos {pos} n {n}"),
+                &got,
+                &want,
+                1e-10,
+            );
+        }
+    }
+    h.finish();
+}
+
+#[test]
+fn eltwise_ops_match_cpu() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(6);
+    let (n, rows) = (1000usize, 3usize);
+    let a = rng.vec(rows * n);
+    let b = rng.vec(rows * n);
+    let ab = h.upload_f32(&a);
+    let bb = h.upload_f32(&b);
+    for op in [EltOp::Add, EltOp::Mul, EltOp::SwiGlu, EltOp::Copy] {
+        let yb = h.zeros(rows * n);
+        let (mut rec, mut descs) = h.recorder();
+        rec.begin().unwrap();
+        eltwise::eltwise(
+            &h.gpu,
+            &mut rec,
+            &mut descs,
+            op,
+            Act::packed(ab.range(), n),
+            Act::packed(bb.range(), n),
+            Act::packed(yb.range(), n),
+            n,
+            rows,
+        )
+        .unwrap();
+        rec.submit_wait().unwrap();
+        let got = h.download_f32(&yb);
+        let want: Vec<f32> = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| {
+                let (x, y) = (*x as f64, *y as f64);
+                (match op {
+                    EltOp::Add => x + y,
+                    EltOp::Mul => x * y,
+                    EltOp::SwiGlu => silu(x) * y,
+                    EltOp::Copy => x,
+                }) as f32
+            })
+            .collect();
+        assert_close(&format!("{op:?}"), &got, &want, 1e-12);
+    }
+    h.finish();
+}
+
+#[test]
+fn argmax_finds_the_first_maximum() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(7);
+    let n = 49_153usize;
+    let rows = 3;
+    let mut x = rng.vec(rows * n);
+    x[n + 777] = 5.0; // row 1: a tie, the lower index wins
+    x[n + 40_000] = 5.0;
+    x[2 * n + n - 1] = 2.0; // row 2: the last element
+    let xb = h.upload_f32(&x);
+    let ob = h.upload_u32(&[0, 0, 0, 0]);
+    let (mut rec, mut descs) = h.recorder();
+    rec.begin().unwrap();
+    eltwise::argmax(
+        &h.gpu,
+        &mut rec,
+        &mut descs,
+        Act::packed(xb.range(), n),
+        ob.range(),
+        1,
+        n,
+        rows,
+    )
+    .unwrap();
+    rec.submit_wait().unwrap();
+    let got = h.download_u32(&ob);
+    let want0 = (0..n)
+        .max_by(|&i, &j| x[i].total_cmp(&x[j]).then(j.cmp(&i)))
+        .unwrap();
+    assert_eq!(got, vec![0, want0 as u32, 777, (n - 1) as u32]);
+    h.finish();
+}
+
+#[test]
+fn recorder_inserts_barriers_only_for_hazards() {
+    let Some(h) = harness() else { return };
+    let a = h.zeros(256);
+    let b = h.zeros(256);
+    let c = h.zeros(256);
+    let (mut rec, _descs) = h.recorder();
+    rec.begin().unwrap();
+    let start = rec.barrier_count();
+    rec.fill(a.range(), 1).unwrap();
+    rec.fill(b.range(), 2).unwrap(); // independent of the first: no barrier
+    assert_eq!(rec.barrier_count(), start);
+    rec.copy(a.range(), c.range()).unwrap(); // reads a: barrier
+    assert_eq!(rec.barrier_count(), start + 1);
+    rec.copy(b.range(), a.range()).unwrap(); // writes a, read since the barrier: barrier
+    assert_eq!(rec.barrier_count(), start + 2);
+    rec.submit_wait().unwrap();
+    assert_eq!(h.download_u32(&c), vec![1; 256]);
+    assert_eq!(h.download_u32(&a), vec![2; 256]);
+    let _ = Binding::read(a.range());
+    h.finish();
+}
+
+/// Byte offsets of the f16 scale fields in one block of `ty` (everything else is random bits).
+fn scale_fields(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
+        GgmlType::Q2K => &[80, 82],
+        GgmlType::Q3K => &[108],
+        GgmlType::Q6K => &[208],
+        _ => &[],
+    }
+}
+
+/// `nrows` rows of `ncols` random quantized elements: random bits with finite, modest f16 scales.
+fn random_quant(rng: &mut Rng, ty: GgmlType, ncols: usize, nrows: usize) -> (Vec<u8>, Vec<f32>) {
+    let nblocks = ncols / ty.block_size() * nrows;
+    let mut bytes = rng.bytes(nblocks * ty.type_size());
+    for b in 0..nblocks {
+        for &off in scale_fields(ty) {
+            let v = f16::from_f32(rng.f32() * 0.05);
+            bytes[b * ty.type_size() + off..][..2].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    let mut vals = vec![0f32; ncols * nrows];
+    rawrxd::quant::dequantize(ty, &bytes, &mut vals).expect("CPU dequantize");
+    (bytes, vals)
+}
+
+const QUANT_TYPES: [GgmlType; 10] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2K,
+    GgmlType::Q3K,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
+];
+
+#[test]
+fn quant_matvec_and_matmul_match_cpu_dequantize() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(8);
+    for ty in QUANT_TYPES {
+        // An odd number of blocks per row makes rows start 2-aligned for the 2-byte-aligned formats.
+        let widths: &[usize] = if ty.is_k_quant() {
+            &[256, 768]
+        } else {
+            &[96, 576]
+        };
+        for &ncols in widths {
+            for nrows in [7usize, 66] {
+                let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
+                for (n, out) in [
+                    (1, Output::Store),
+                    (3, Output::Accumulate),
+                    (9, Output::Store),
+                    (70, Output::Accumulate),
+                ] {
+                    check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, n, out, 1e-10);
+                }
+                if nrows % 2 == 0 {
+                    check_product(
+                        &h,
+                        &mut rng,
+                        ty,
+                        &wb,
+                        &wv,
+                        ncols,
+                        nrows,
+                        1,
+                        Output::Glu,
+                        1e-10,
+                    );
+                }
+            }
+        }
+    }
+    h.finish();
+}
+
+#[test]
+fn quant_get_rows_match_cpu_dequantize() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(9);
+    for ty in QUANT_TYPES {
+        let ncols = if ty.is_k_quant() { 768 } else { 96 };
+        let nrows = 13;
+        let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
+        let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[&wb]).unwrap();
+        let ids: Vec<u32> = vec![12, 0, 5, 5, 1];
+        let idb = h.upload_u32(&ids);
+        let yb = h.zeros(ids.len() * ncols);
+        let (mut rec, mut descs) = h.recorder();
+        rec.begin().unwrap();
+        matvec::get_rows(
+            &h.gpu,
+            &mut rec,
+            &mut descs,
+            &w,
+            idb.range(),
+            0,
+            Act::packed(yb.range(), ncols),
+            ids.len(),
+        )
+        .unwrap();
+        rec.submit_wait().unwrap();
+        let got = h.download_f32(&yb);
+        let want: Vec<f32> = ids
+            .iter()
+            .flat_map(|&id| wv[id as usize * ncols..(id as usize + 1) * ncols].to_vec())
+            .collect();
+        assert_close(&format!("{ty} get_rows"), &got, &want, 1e-12);
+    }
+    h.finish();
+}
