@@ -151,9 +151,9 @@ if not a.no_plot then
   end
   local tps_series = { series("aggregate tok/s", "tps") }
   if #ideal > 0 then tps_series[2] = { name = "linear scaling", points = ideal, dashed = true } end
-  local t = rx.report.plot { out = prefix .. "_tps", title = "Aggregate throughput on " .. where,
+  local t = rx.report.plot { out = prefix .. "_tps", title = "Phase 2: aggregate throughput",
     x = "concurrent streams", y = "output tokens/s", kind = "line", series = tps_series }
-  local l = rx.report.plot { out = prefix .. "_latency", title = "Latency on " .. where,
+  local l = rx.report.plot { out = prefix .. "_latency", title = "Phase 2: latency",
     x = "concurrent streams", y = "ms", kind = "line", log_y = true,
     series = { series("TTFT p50", "ttft50"), series("TTFT p95", "ttft95"),
                series("ITL p50", "itl50"), series("ITL p95", "itl95") } }
