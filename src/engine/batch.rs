@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use super::{load_engine, Backend, CpuEngine, Engine, MemoryUsage};
+use super::{load_engine, Backend, CpuEngine, Engine, HeapUsage, MemoryUsage};
 use crate::gguf::GgufFile;
 use crate::model::LlamaHParams;
 use crate::{Error, Result};
@@ -135,6 +135,9 @@ impl Engine for Serial {
     }
     fn peak_bandwidth(&self) -> Option<f64> {
         self.0.peak_bandwidth()
+    }
+    fn memory_heaps(&self) -> Vec<HeapUsage> {
+        self.0.memory_heaps()
     }
 }
 
