@@ -145,21 +145,10 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
         },
-        // Optional: the extension probes decide whether these exist in this build.
-        Row {
-            kernel: "matmul",
-            per_format: true,
-            shapes: &MATMUL_SHAPES[..1],
-            ext: Some(&EXT_COOPMAT),
-            defines: &[("USE_COOPMAT", "1")],
-        },
-        Row {
-            kernel: "matvec",
-            per_format: true,
-            shapes: &[],
-            ext: Some(&EXT_INTDOT),
-            defines: &[("USE_INTDOT", "1")],
-        },
+        // Rows needing an optional extension go here, e.g. a cooperative-matrix matmul:
+        //   Row { kernel: "matmul", per_format: true, shapes: &MATMUL_SHAPES[..1],
+        //         ext: Some(&EXT_COOPMAT), defines: &[("USE_COOPMAT", "1")] },
+        // None yet: no shader has an extension path (Debian's glslc could not compile one).
     ]
 }
 
@@ -291,22 +280,23 @@ fn main() {
     }
 
     let rows = variant_table();
+    // Every optional extension is probed (the result is embedded, so `rawrxd devices` can say
+    // what the shader compiler offered); variants needing a missing one are skipped.
     let mut ext_ok: Vec<(&str, bool)> = Vec::new();
-    for row in &rows {
-        if let Some(ext) = row.ext {
-            if !ext_ok.iter().any(|(n, _)| *n == ext.name) {
-                let ok = probe(&glslc, ext, &out_dir);
-                if !ok {
-                    println!(
-                        "cargo:warning=glslc `{}` does not support the `{}` shader extension; its variants are \
-                         skipped (set RAWRXD_GLSLC to a newer glslc to build them)",
-                        glslc.display(),
-                        ext.name
-                    );
-                }
-                ext_ok.push((ext.name, ok));
-            }
+    for ext in [&EXT_COOPMAT, &EXT_INTDOT] {
+        let ok = probe(&glslc, ext, &out_dir);
+        let needed = rows
+            .iter()
+            .any(|r| r.ext.is_some_and(|e| e.name == ext.name));
+        if !ok && needed {
+            println!(
+                "cargo:warning=glslc `{}` does not support the `{}` shader extension; its variants are \
+                 skipped (set RAWRXD_GLSLC to a newer glslc to build them)",
+                glslc.display(),
+                ext.name
+            );
         }
+        ext_ok.push((ext.name, ok));
     }
 
     let variants = expand(&rows);
@@ -400,6 +390,13 @@ fn main() {
     }) {
         writeln!(table, "    ({:?}, {:?}),", v.name, v.ext.unwrap_or(""))
             .expect("writing to a String cannot fail");
+    }
+    table.push_str("];\n");
+    table
+        .push_str("/// Optional shader extensions the build's glslc accepted: (name, accepted).\n");
+    table.push_str("pub static GLSLC_EXTENSIONS: &[(&str, bool)] = &[\n");
+    for (n, ok) in &ext_ok {
+        writeln!(table, "    ({n:?}, {ok}),").expect("writing to a String cannot fail");
     }
     table.push_str("];\n");
     fs::write(out_dir.join("shaders.rs"), table).expect("cannot write $OUT_DIR/shaders.rs");

@@ -7,7 +7,8 @@
 // Bindings: 0 weights (raw GGUF bytes + 16 bytes padding), 1 x (f32; also viewed as vec4 when
 // X_VEC4, which the host sets only if x_off and x_stride are multiples of 4), 2 y (f32).
 // Specialization: 0 workgroup size, 1 rows per workgroup, 2 NR rows per subgroup pass (<= 4),
-// 3 BATCH vectors (<= 8), 4 GLU, 5 X_VEC4.
+// 3 BATCH vectors (<= 8), 4 GLU, 5 X_VEC4, 6 UNROLL units per lane per loop iteration (their
+// loads are independent, so more bytes are in flight per subgroup).
 // Flags: bit 0 accumulate (y += ...). GLU: y = silu(dot(W[row], x)) * dot(W'[row], x), W' starting
 // glu_off bytes after W (gate and up rows of one fused tensor).
 // Mirrored by `MatvecPush` in src/engine/vulkan/kernels/matvec.rs.
@@ -20,6 +21,7 @@ layout(constant_id = 2) const uint NR = 1;
 layout(constant_id = 3) const uint BATCH = 1;
 layout(constant_id = 4) const bool GLU = false;
 layout(constant_id = 5) const bool X_VEC4 = false;
+layout(constant_id = 6) const uint UNROLL = 1;
 
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 1) readonly restrict buffer X { float x[]; };
@@ -85,24 +87,33 @@ void main() {
                 acc2[c][r] = 0.0;
             }
         }
-        for (uint u = lane; u < nunits; u += gl_SubgroupSize) {
-            // Weights are dequantized once per row (NR copies of the code); x is loaded per row
-            // and column, and the compiler keeps one column's x in registers across the rows.
-            [[unroll]] for (uint r = 0u; r < NR; ++r) {
-                // Rows past the end read row0's data again and are not stored.
-                const uint row = row0 + r < pc.nrows ? row0 + r : row0;
-                vec4 v[8];
-                dq_unit(row * pc.row_bytes, u, pc.ncols, v);
-                vec4 g[8];
-                if (GLU) {
-                    dq_unit(row * pc.row_bytes + pc.glu_off, u, pc.ncols, g);
-                }
-                [[unroll]] for (uint c = 0u; c < BATCH; ++c) {
-                    vec4 xv[8];
-                    load_x(pc.x_off + c * pc.x_stride + u * 32u, u, xv);
-                    acc[c][r] += dot8(v, xv);
+        for (uint u0 = lane; u0 < nunits; u0 += gl_SubgroupSize * UNROLL) {
+            [[unroll]] for (uint i = 0u; i < UNROLL; ++i) {
+                // Past the row's end a lane recomputes its last unit and discards the result
+                // (branch-free, so the loads of all UNROLL units can be issued together).
+                const uint uraw = u0 + i * gl_SubgroupSize;
+                const bool live = uraw < nunits;
+                const uint u = live ? uraw : nunits - 1u;
+                // Weights are dequantized once per row (NR copies of the code); x is loaded per
+                // row and column, and the compiler keeps one column's x in registers across rows.
+                [[unroll]] for (uint r = 0u; r < NR; ++r) {
+                    // Rows past the end read row0's data again and are not stored.
+                    const uint row = row0 + r < pc.nrows ? row0 + r : row0;
+                    vec4 v[8];
+                    dq_unit(row * pc.row_bytes, u, pc.ncols, v);
+                    vec4 g[8];
                     if (GLU) {
-                        acc2[c][r] += dot8(g, xv);
+                        dq_unit(row * pc.row_bytes + pc.glu_off, u, pc.ncols, g);
+                    }
+                    [[unroll]] for (uint c = 0u; c < BATCH; ++c) {
+                        vec4 xv[8];
+                        load_x(pc.x_off + c * pc.x_stride + u * 32u, u, xv);
+                        const float d = dot8(v, xv);
+                        acc[c][r] += live ? d : 0.0;
+                        if (GLU) {
+                            const float d2 = dot8(g, xv);
+                            acc2[c][r] += live ? d2 : 0.0;
+                        }
                     }
                 }
             }

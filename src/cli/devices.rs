@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use rawrxd::engine::vulkan::caps::DeviceCaps;
-use rawrxd::engine::vulkan::device;
+use rawrxd::engine::vulkan::{device, shaders};
 use rawrxd::engine::vulkan::{DeviceSelector, Instance, InstanceOptions};
 
 /// Arguments of `rawrxd devices`.
@@ -151,5 +151,15 @@ pub fn run(args: &DevicesArgs) -> anyhow::Result<()> {
     for (i, a) in adapters.iter().enumerate() {
         describe(&a.caps, default == Some(i), &mut out)?;
     }
+    let exts: Vec<String> = shaders::GLSLC_EXTENSIONS
+        .iter()
+        .map(|(n, ok)| format!("{n} {}", yes(*ok)))
+        .collect();
+    writeln!(
+        out,
+        "shader compiler of this build: {} variants; optional extensions: {}",
+        shaders::VARIANTS.len(),
+        exts.join(", ")
+    )?;
     Ok(())
 }

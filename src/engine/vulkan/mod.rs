@@ -8,6 +8,11 @@
 //! 1:1) -> the llama `engine`.
 //!
 //! Invariant: nothing assumes a subgroup size; kernels size workgroups from `DeviceCaps`.
+//!
+//! Environment: `RAWRXD_VULKAN_DEVICE` (index or name substring), `RAWRXD_VULKAN_VALIDATION`
+//! (`1` if available, `2` required, `sync` with synchronization checks), `RAWRXD_CACHE_DIR`
+//! (pipeline cache), `RAWRXD_MATVEC_TUNING=subgroups,rows,unroll` (tuning runs only), and at build
+//! time `RAWRXD_GLSLC` (the shader compiler).
 
 pub mod buffer;
 pub mod caps;

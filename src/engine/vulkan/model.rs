@@ -58,10 +58,7 @@ pub struct DeviceModel {
 }
 
 fn matrix(gpu: &Gpu, t: &TensorRef<'_>) -> Result<WeightMatrix> {
-    Ok(
-        WeightMatrix::upload(gpu, t.info.ty, t.info.row_len(), &[t.data])
-            .map_err(|e| tensor_err(t, e))?,
-    )
+    WeightMatrix::upload(gpu, t.info.ty, t.info.row_len(), &[t.data]).map_err(|e| tensor_err(t, e))
 }
 
 fn tensor_err(t: &TensorRef<'_>, e: super::VulkanError) -> Error {

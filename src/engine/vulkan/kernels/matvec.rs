@@ -103,10 +103,13 @@ pub struct MatvecTuning {
     pub subgroups: u32,
     /// Rows per subgroup pass (1..=4).
     pub rows_per_subgroup: u32,
+    /// Units (32 elements) each lane handles per loop iteration (1..=8).
+    pub unroll: u32,
 }
 
 impl MatvecTuning {
-    /// The shape for `caps`, overridable with `RAWRXD_MATVEC_TUNING=subgroups,rows` (for tuning runs).
+    /// The shape for `caps`, overridable with `RAWRXD_MATVEC_TUNING=subgroups,rows,unroll` (for
+    /// tuning runs).
     pub fn for_device(caps: &DeviceCaps) -> Self {
         // Measured on an H100 (random Q4_0..Q8_0 11008x4096): 8 subgroups x 2 rows beat 4x1, 4x2
         // and 2x4. CPU implementations compile every unrolled row, so they get one row per pass.
@@ -114,11 +117,13 @@ impl MatvecTuning {
             MatvecTuning {
                 subgroups: SUBGROUPS_PER_WG,
                 rows_per_subgroup: 1,
+                unroll: 1,
             }
         } else {
             MatvecTuning {
                 subgroups: 8,
                 rows_per_subgroup: 2,
+                unroll: 2,
             }
         };
         let Ok(s) = std::env::var("RAWRXD_MATVEC_TUNING") else {
@@ -126,16 +131,22 @@ impl MatvecTuning {
         };
         let v: Vec<u32> = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
         match v.as_slice() {
-            [sg, nr] if (1..=16).contains(sg) && (1..=4).contains(nr) => MatvecTuning {
-                subgroups: *sg,
-                rows_per_subgroup: *nr,
-            },
+            [sg, nr, un]
+                if (1..=16).contains(sg) && (1..=4).contains(nr) && (1..=8).contains(un) =>
+            {
+                MatvecTuning {
+                    subgroups: *sg,
+                    rows_per_subgroup: *nr,
+                    unroll: *un,
+                }
+            }
             _ => default,
         }
     }
 }
 
 /// Records y = W x (per `out`) for `n` vectors with matvec.comp (n <= MATVEC_MAX_BATCH).
+#[allow(clippy::too_many_arguments)]
 pub fn matvec(
     gpu: &Gpu,
     rec: &mut Recorder,
@@ -170,6 +181,7 @@ pub fn matvec(
             n as u32,
             u32::from(out == Output::Glu),
             u32::from(x_vec4),
+            tuning.unroll,
         ],
         local_size: wg,
         subgroup_sized: true,
@@ -225,6 +237,7 @@ pub fn matvec(
 }
 
 /// Records Y = W X for `n` token vectors with the tiled matmul.comp (`Glu` is not supported here).
+#[allow(clippy::too_many_arguments)]
 pub fn matmul(
     gpu: &Gpu,
     rec: &mut Recorder,
