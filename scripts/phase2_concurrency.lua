@@ -21,6 +21,8 @@
 --   --model-name NAME     the `model` field sent to an HTTP target (default "default")
 --   --db PATH             results database (default: $RAWRXD_RESULTS or results/rawrxd.sqlite)
 --   --no-store            do not record anything
+--   --plot PREFIX         write PREFIX_tps.{svg,png} and PREFIX_latency.{svg,png}
+--                         (default results/phase2_concurrency); --no-plot skips them
 -- Small settings for CI: --streams 1,2 --requests 4 --max-tokens 4
 
 local rx = require "rawrxd"
@@ -123,20 +125,40 @@ for _, r in ipairs(rows) do
   end
 end
 
-local function f(x, d)
-  if x == nil or x ~= x then return "-" end
-  return string.format("%." .. (d or 1) .. "f", x)
+rx.report.table {
+  title = "Phase 2 concurrency on " .. where .. " (latencies in ms; eff = tok/s(N) / (N × tok/s(1)))",
+  columns = {
+    "streams", "completed", "errors", { name = "tok/s", key = "tps", decimals = 1 },
+    { name = "eff", decimals = 2 },
+    { name = "ttft p50", key = "ttft50", decimals = 1 }, { name = "ttft p95", key = "ttft95", decimals = 1 },
+    { name = "ttft p99", key = "ttft99", decimals = 1 },
+    { name = "itl p50", key = "itl50", decimals = 1 }, { name = "itl p95", key = "itl95", decimals = 1 },
+    { name = "itl p99", key = "itl99", decimals = 1 },
+  },
+  rows = rows,
+}
+
+if not a.no_plot then
+  local prefix = a.plot or "results/phase2_concurrency"
+  local function series(name, key)
+    local pts = {}
+    for _, r in ipairs(rows) do pts[#pts + 1] = { r.streams, r[key] } end
+    return { name = name, points = pts }
+  end
+  local ideal = {}
+  if base_tps then
+    for _, r in ipairs(rows) do ideal[#ideal + 1] = { r.streams, r.streams * base_tps } end
+  end
+  local tps_series = { series("aggregate tok/s", "tps") }
+  if #ideal > 0 then tps_series[2] = { name = "linear scaling", points = ideal, dashed = true } end
+  local t = rx.report.plot { out = prefix .. "_tps", title = "Phase 2: aggregate throughput",
+    x = "concurrent streams", y = "output tokens/s", kind = "line", series = tps_series }
+  local l = rx.report.plot { out = prefix .. "_latency", title = "Phase 2: latency",
+    x = "concurrent streams", y = "ms", kind = "line", log_y = true,
+    series = { series("TTFT p50", "ttft50"), series("TTFT p95", "ttft95"),
+               series("ITL p50", "itl50"), series("ITL p95", "itl95") } }
+  rx.log.info("plots: " .. t.svg .. ", " .. l.svg)
 end
-print(string.format("%7s %9s %6s %9s %6s %9s %9s %9s %8s %8s %8s",
-  "streams", "completed", "errors", "tok/s", "eff", "ttft p50", "ttft p95", "ttft p99",
-  "itl p50", "itl p95", "itl p99"))
-for _, r in ipairs(rows) do
-  print(string.format("%7d %9d %6d %9s %6s %9s %9s %9s %8s %8s %8s",
-    r.streams, r.completed, r.errors, f(r.tps), f(r.eff, 2), f(r.ttft50), f(r.ttft95),
-    f(r.ttft99), f(r.itl50), f(r.itl95), f(r.itl99)))
-end
-print("(latencies in ms; eff = tok/s(N) / (N × tok/s(1)))")
--- TODO(report): plot tok/s and TTFT/ITL p95 against streams with rawrxd.report once it lands.
 
 if store then rx.results.end_run() end
 local failed = 0

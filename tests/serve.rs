@@ -374,9 +374,15 @@ fn phase2(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
         .map(|s| s.to_string())
         .collect();
     all.extend(args.iter().map(|s| s.to_string()));
+    let plot = dir.join(name);
     all.extend(["--db".to_string(), db.to_string_lossy().into_owned()]);
+    all.extend(["--plot".to_string(), plot.to_string_lossy().into_owned()]);
     let host = rawrxd::lua::Host::new(&script, &all).unwrap();
     assert_eq!(host.run().unwrap(), 0, "{name}: the script reported errors");
+    for suffix in ["_tps.svg", "_tps.png", "_latency.svg", "_latency.png"] {
+        let file = dir.join(format!("{name}{suffix}"));
+        assert!(file.is_file(), "{} was not written", file.display());
+    }
     db
 }
 

@@ -626,6 +626,10 @@ function rawrxd.report.curve(opts) end
 ---@param opts {out: string, title?: string, x?: string, y?: string, kind?: "line"|"scatter"|"bubble", series: rawrxd.PlotSeries[], size_label?: string, log_x?: boolean, log_y?: boolean, width?: integer, height?: integer}
 ---@return rawrxd.PlotFiles
 function rawrxd.report.plot(opts) end
+
+-- ---------------------------------------------------------------------------------------------
+-- Load generation
+
 ---@class rawrxd.PoolRequest  one request, as a request function returns it
 ---@field prompt? string          text for /v1/completions (or one user message for chat)
 ---@field messages? {role: string, content: string}[]  a conversation (chat endpoint)
@@ -675,7 +679,7 @@ function PoolEngine:slots() end
 function PoolEngine:device() end
 
 ---@class rawrxd.PoolRunSpec: rawrxd.PoolEngineSpec
----@field target rawrxd.PoolEngine|"engine"|string  an engine, "engine" (loads `model` for this run), or an http(s):// URL
+---@field target rawrxd.PoolEngine|rawrxd.Engine|"engine"|string  a pool engine; an engine handle or "engine" (a batched engine loaded for this run: like the handle's, or from `model`); or an http(s):// URL
 ---@field endpoint? "completions"|"chat"
 ---@field model_name? string      the `model` field sent over HTTP (default "default")
 ---@field concurrency? integer    closed loop: virtual users (give this or `arrival`)

@@ -10,11 +10,12 @@
 //! 0 (`forward`) or on every slot (`reset`).
 //!
 //! [`Serial`] turns any single-sequence engine into a one-slot `BatchEngine`, so a backend
-//! without batching can still sit behind the scheduler (one request at a time).
+//! without batching (the Vulkan engine, for now) can still sit behind the scheduler, serving one
+//! request at a time.
 
 use std::sync::Arc;
 
-use super::{Backend, CpuEngine, Engine, MemoryUsage};
+use super::{load_engine, Backend, CpuEngine, Engine, HeapUsage, MemoryUsage};
 use crate::gguf::GgufFile;
 use crate::model::LlamaHParams;
 use crate::{Error, Result};
@@ -68,30 +69,46 @@ pub fn check_items(items: &[BatchItem<'_>], n_slots: usize, n_ctx: usize) -> Res
 }
 
 /// Loads `model` on `backend` with `n_slots` KV cache slots of `n_ctx` positions each; `threads`
-/// sizes the CPU engine's pool (`None`: one per core). `auto` is the CPU engine until the Vulkan
-/// engine batches.
+/// sizes the CPU engine's pool (`None`: one per core). The Vulkan engine does not batch yet: it
+/// comes as a one-slot [`Serial`] engine (a warning says so when more slots were asked for).
+/// `auto` is Vulkan when a device can be used, else the CPU engine.
 pub fn load_batch_engine(
     backend: Backend,
     model: Arc<GgufFile>,
     n_ctx: usize,
     n_slots: usize,
     threads: Option<usize>,
-) -> Result<Box<dyn BatchEngine + Send>> {
+) -> Result<Box<dyn BatchEngine>> {
+    let vulkan = |model: Arc<GgufFile>| -> Result<Box<dyn BatchEngine>> {
+        let engine = load_engine(Backend::Vulkan, model, n_ctx, threads)?;
+        if n_slots > 1 {
+            log::warn!(
+                "the Vulkan engine decodes one sequence at a time: serving 1 slot, not {n_slots}"
+            );
+        }
+        Ok(Box::new(Serial(engine)))
+    };
     match backend {
-        Backend::Cpu | Backend::Auto => Ok(Box::new(CpuEngine::load_batch(
+        Backend::Cpu => Ok(Box::new(CpuEngine::load_batch(
             model, n_ctx, n_slots, threads,
         )?)),
-        Backend::Vulkan => Err(Error::Invalid(
-            "the Vulkan backend has no batched engine in this build; use --backend cpu".into(),
-        )),
+        Backend::Vulkan => vulkan(model),
+        Backend::Auto => match vulkan(model.clone()) {
+            Ok(e) => Ok(e),
+            Err(why) => {
+                log::info!("backend auto: using cpu ({why})");
+                Ok(Box::new(CpuEngine::load_batch(
+                    model, n_ctx, n_slots, threads,
+                )?))
+            }
+        },
     }
 }
 
 /// A single-sequence engine as a one-slot [`BatchEngine`].
-#[derive(Debug)]
-pub struct Serial<E>(pub E);
+pub struct Serial(pub Box<dyn Engine>);
 
-impl<E: Engine> Engine for Serial<E> {
+impl Engine for Serial {
     fn backend(&self) -> &'static str {
         self.0.backend()
     }
@@ -119,9 +136,12 @@ impl<E: Engine> Engine for Serial<E> {
     fn peak_bandwidth(&self) -> Option<f64> {
         self.0.peak_bandwidth()
     }
+    fn memory_heaps(&self) -> Vec<HeapUsage> {
+        self.0.memory_heaps()
+    }
 }
 
-impl<E: Engine> BatchEngine for Serial<E> {
+impl BatchEngine for Serial {
     fn n_slots(&self) -> usize {
         1
     }

@@ -173,7 +173,7 @@ impl ModelService {
 
     /// Serves an engine already loaded, with its tokenizer and chat template, as model `id`.
     pub fn new(
-        engine: Box<dyn BatchEngine + Send>,
+        engine: Box<dyn BatchEngine>,
         tokenizer: Arc<Tokenizer>,
         chat: ChatTemplate,
         id: String,

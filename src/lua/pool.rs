@@ -22,6 +22,7 @@ use mlua::{Function, Lua, LuaSerdeExt, Table, UserData, UserDataMethods, Value};
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
+use super::engine::EngineHandle;
 use super::error::lua_err;
 use super::results::with_current_run;
 use crate::engine::scheduler::SchedulerConfig;
@@ -110,18 +111,25 @@ const ENGINE_FIELDS: &[&str] = &[
 fn load_engine(t: &Table, what: &str) -> mlua::Result<ModelService> {
     let model: Option<String> = t.get("model")?;
     let model = model.ok_or_else(|| invalid(what, "'model' (a GGUF file path) is required"))?;
-    let backend: Backend = t
-        .get::<Option<String>>("backend")?
-        .as_deref()
-        .unwrap_or("auto")
-        .parse()
-        .map_err(lua_err)?;
-    let d = ServiceConfig::default();
+    load_with(t, what, PathBuf::from(model), ServiceConfig::default())
+}
+
+/// Loads `model` with the settings of `t`, defaulting to `d`.
+fn load_with(
+    t: &Table,
+    what: &str,
+    model: PathBuf,
+    d: ServiceConfig,
+) -> mlua::Result<ModelService> {
+    let backend: Backend = match t.get::<Option<String>>("backend")? {
+        Some(b) => b.parse().map_err(lua_err)?,
+        None => d.backend,
+    };
     let config = ServiceConfig {
         backend,
         n_ctx: t.get::<Option<usize>>("ctx")?.unwrap_or(d.n_ctx),
         slots: t.get::<Option<usize>>("slots")?.unwrap_or(d.slots),
-        threads: t.get("threads")?,
+        threads: t.get::<Option<usize>>("threads")?.or(d.threads),
         scheduler: SchedulerConfig {
             queue_capacity: t
                 .get::<Option<usize>>("queue")?
@@ -139,7 +147,21 @@ fn load_engine(t: &Table, what: &str) -> mlua::Result<ModelService> {
             "'slots', 'ctx' and 'prefill_chunk' must be at least 1",
         ));
     }
-    ModelService::load(PathBuf::from(&model), &config).map_err(lua_err)
+    ModelService::load(&model, &config).map_err(lua_err)
+}
+
+/// A batched engine like the one behind a `rawrxd.engine` handle: same file (the variant it
+/// runs), backend, context and threads; `slots` and the scheduler settings come from `t`.
+fn load_like(t: &Table, handle: &EngineHandle) -> mlua::Result<ModelService> {
+    let info = handle.info();
+    let d = ServiceConfig::default();
+    let defaults = ServiceConfig {
+        backend: info.backend.parse().unwrap_or(d.backend),
+        n_ctx: info.n_ctx,
+        threads: info.threads,
+        ..d
+    };
+    load_with(t, "run", info.file.clone(), defaults)
 }
 
 /// One request as a Lua function or JSONL line gives it.
@@ -331,14 +353,23 @@ fn endpoint_of(t: &Table) -> mlua::Result<Endpoint> {
     }
 }
 
-/// The target of a run (with `target = "engine"`, a model loaded for this run only).
+/// The target of a run. With `target = "engine"` (a model path in `model`) or a `rawrxd.engine`
+/// handle, a batched engine is loaded for this run only — a handle's own engine decodes one
+/// sequence, so the file, backend, context and threads it was loaded with are loaded again.
 fn target_of(t: &Table, endpoint: Endpoint) -> mlua::Result<Arc<dyn Target>> {
     match t.get::<Value>("target")? {
         Value::UserData(ud) => {
-            let engine = ud
-                .borrow::<PoolEngine>()
-                .map_err(|_| invalid("run", "'target' userdata is not a rawrxd.pool.engine"))?;
-            Ok(Arc::new(EngineTarget::new(engine.0.clone(), endpoint)))
+            if let Ok(engine) = ud.borrow::<PoolEngine>() {
+                return Ok(Arc::new(EngineTarget::new(engine.0.clone(), endpoint)));
+            }
+            let handle = ud.borrow::<EngineHandle>().map_err(|_| {
+                invalid(
+                    "run",
+                    "'target' userdata is neither a rawrxd.pool.engine nor a rawrxd.engine",
+                )
+            })?;
+            let service = load_like(t, &handle)?;
+            Ok(Arc::new(EngineTarget::new(Arc::new(service), endpoint)))
         }
         Value::String(s) => {
             let s = s.to_str()?.to_string();

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::engine::scheduler::MetricsSnapshot;
+use crate::engine::HeapUsage;
 
 /// Bucket bounds (seconds) of time-to-first-token and end-to-end latency.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -185,8 +186,15 @@ fn single(out: &mut String, name: &str, help: &str, kind: &str, value: impl std:
     let _ = writeln!(out, "{name} {value}");
 }
 
-/// The whole `/metrics` page for the HTTP metrics, the scheduler's counters and the model.
-pub fn render(http: &HttpMetrics, s: &MetricsSnapshot, model: &str, backend: &str) -> String {
+/// The whole `/metrics` page for the HTTP metrics, the scheduler's counters, the device's memory
+/// heaps and the model.
+pub fn render(
+    http: &HttpMetrics,
+    s: &MetricsSnapshot,
+    heaps: &[HeapUsage],
+    model: &str,
+    backend: &str,
+) -> String {
     let mut out = String::new();
     family(
         &mut out,
@@ -336,6 +344,31 @@ pub fn render(http: &HttpMetrics, s: &MetricsSnapshot, model: &str, backend: &st
             m.on_device
         );
     }
+    if !heaps.is_empty() {
+        family(
+            &mut out,
+            "rawrxd_device_memory_bytes",
+            "Device memory heaps: size, and the driver's budget and usage for this process \
+             where it reports them (VK_EXT_memory_budget).",
+            "gauge",
+        );
+        for (i, h) in heaps.iter().enumerate() {
+            let values = [
+                ("size", Some(h.size)),
+                ("budget", h.budget),
+                ("usage", h.usage),
+            ];
+            for (kind, v) in values {
+                if let Some(v) = v {
+                    let _ = writeln!(
+                        out,
+                        "rawrxd_device_memory_bytes{{heap=\"{i}\",device_local=\"{}\",kind=\"{kind}\"}} {v}",
+                        h.device_local
+                    );
+                }
+            }
+        }
+    }
     out
 }
 
@@ -354,6 +387,41 @@ mod tests {
         let want = "# HELP x help\n# TYPE x histogram\nx_bucket{le=\"0.01\"} 2\n\
                     x_bucket{le=\"0.1\"} 3\nx_bucket{le=\"+Inf\"} 4\nx_sum 0.565\nx_count 4\n";
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn device_heaps_appear_only_where_reported() {
+        let http = HttpMetrics::default();
+        let s = MetricsSnapshot::default();
+        assert!(!render(&http, &s, &[], "m", "cpu").contains("rawrxd_device_memory_bytes"));
+        let heaps = [
+            HeapUsage {
+                size: 80,
+                device_local: true,
+                budget: Some(70),
+                usage: Some(5),
+            },
+            HeapUsage {
+                size: 64,
+                device_local: false,
+                budget: None,
+                usage: None,
+            },
+        ];
+        let text = render(&http, &s, &heaps, "m", "vulkan");
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("rawrxd_device_memory_bytes{"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "rawrxd_device_memory_bytes{heap=\"0\",device_local=\"true\",kind=\"size\"} 80",
+                "rawrxd_device_memory_bytes{heap=\"0\",device_local=\"true\",kind=\"budget\"} 70",
+                "rawrxd_device_memory_bytes{heap=\"0\",device_local=\"true\",kind=\"usage\"} 5",
+                "rawrxd_device_memory_bytes{heap=\"1\",device_local=\"false\",kind=\"size\"} 64",
+            ]
+        );
     }
 
     #[test]

@@ -327,7 +327,13 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> Response {
 /// `GET /metrics`: Prometheus text.
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let s = state.service.scheduler();
-    let text = prometheus::render(&state.metrics, &s.metrics(), state.service.id(), s.device());
+    let text = prometheus::render(
+        &state.metrics,
+        &s.metrics(),
+        &s.memory_heaps(),
+        state.service.id(),
+        s.device(),
+    );
     (
         [(
             header::CONTENT_TYPE,

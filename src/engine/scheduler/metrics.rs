@@ -1,7 +1,7 @@
 //! Live counters of a scheduler, readable from any thread while it runs.
 //!
 //! Counters only grow; gauges (`queue_depth`, `running`) are set by the scheduler thread after
-//! every change. Every submitted request ends up in exactly one of `rejected`, `completed`,
+//! every change; memory after every step, device heaps (a driver query) at most once a second. Every submitted request ends up in exactly one of `rejected`, `completed`,
 //! `failed` or `cancelled` (once it ended), so
 //! `submitted = rejected + completed + failed + cancelled + queue_depth + running`.
 
@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use super::request::{FinishReason, GenErrorKind};
-use crate::engine::MemoryUsage;
+use crate::engine::{HeapUsage, MemoryUsage};
 
 /// The counters; the scheduler owns the writing side.
 #[derive(Debug, Default)]
@@ -33,6 +33,7 @@ pub(super) struct Metrics {
     pub steps: AtomicU64,
     pub step_tokens: AtomicU64,
     pub memory: Mutex<MemoryUsage>,
+    pub heaps: Mutex<Vec<HeapUsage>>,
 }
 
 impl Metrics {
@@ -56,6 +57,14 @@ impl Metrics {
 
     pub fn set_memory(&self, m: MemoryUsage) {
         *self.memory.lock().unwrap_or_else(|e| e.into_inner()) = m;
+    }
+
+    pub fn set_heaps(&self, h: Vec<HeapUsage>) {
+        *self.heaps.lock().unwrap_or_else(|e| e.into_inner()) = h;
+    }
+
+    pub fn heaps(&self) -> Vec<HeapUsage> {
+        self.heaps.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn snapshot(&self, n_slots: usize, n_ctx: usize) -> MetricsSnapshot {

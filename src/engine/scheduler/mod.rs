@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use super::batch::BatchEngine;
+use super::HeapUsage;
 use crate::model::Sampler;
 use crate::{Error, Result};
 
@@ -138,7 +139,7 @@ impl std::fmt::Debug for Scheduler {
 impl Scheduler {
     /// Starts the scheduler thread owning `engine`. `is_eog` says which tokens end generation.
     pub fn start(
-        engine: Box<dyn BatchEngine + Send>,
+        engine: Box<dyn BatchEngine>,
         is_eog: EogFn,
         config: SchedulerConfig,
     ) -> Result<Scheduler> {
@@ -166,6 +167,7 @@ impl Scheduler {
             config,
         });
         shared.metrics.set_memory(engine.memory());
+        shared.metrics.set_heaps(engine.memory_heaps());
         let (device, backend) = (engine.device_name(), engine.backend());
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -251,6 +253,12 @@ impl Scheduler {
         self.shared
             .metrics
             .snapshot(self.shared.n_slots, self.shared.n_ctx)
+    }
+
+    /// The device's memory heaps as last read (at most a second old while steps run); empty
+    /// for the CPU engine.
+    pub fn memory_heaps(&self) -> Vec<HeapUsage> {
+        self.shared.metrics.heaps()
     }
 
     /// KV cache slots of the engine.

@@ -14,6 +14,9 @@ use super::{EogFn, Shared, Waiting};
 use crate::engine::batch::{BatchEngine, BatchItem};
 use crate::model::Sampler;
 
+/// How often the device heaps are read (between steps).
+const HEAPS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A sequence holding a slot.
 struct Running {
     id: u64,
@@ -65,16 +68,18 @@ enum Outcome {
 /// The thread's state besides the shared queue.
 struct Worker {
     shared: Arc<Shared>,
-    engine: Box<dyn BatchEngine + Send>,
+    engine: Box<dyn BatchEngine>,
     is_eog: EogFn,
     running: Vec<Running>,
     free_slots: Vec<usize>,
     max_batch: usize,
+    /// When the device heaps were last read.
+    heaps_read: Instant,
 }
 
 /// The thread's entry point: loops until shutdown; a panic in the engine marks the scheduler
 /// dead and refuses what is queued.
-pub(super) fn run(shared: Arc<Shared>, engine: Box<dyn BatchEngine + Send>, is_eog: EogFn) {
+pub(super) fn run(shared: Arc<Shared>, engine: Box<dyn BatchEngine>, is_eog: EogFn) {
     let n_slots = shared.n_slots;
     let max_batch = shared.config.max_batch.unwrap_or(n_slots).min(n_slots);
     let mut worker = Worker {
@@ -85,6 +90,7 @@ pub(super) fn run(shared: Arc<Shared>, engine: Box<dyn BatchEngine + Send>, is_e
         // Popped from the end: slot 0 is handed out first.
         free_slots: (0..n_slots).rev().collect(),
         max_batch,
+        heaps_read: Instant::now(),
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.main_loop()));
     if outcome.is_err() {
@@ -295,6 +301,10 @@ impl Worker {
         m.steps.fetch_add(1, Relaxed);
         m.step_tokens.fetch_add(fed as u64, Relaxed);
         m.set_memory(self.engine.memory());
+        if self.heaps_read.elapsed() >= HEAPS_EVERY {
+            m.set_heaps(self.engine.memory_heaps());
+            self.heaps_read = Instant::now();
+        }
         let logits = match result {
             Ok(l) => l,
             Err(e) => {
