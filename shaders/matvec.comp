@@ -1,13 +1,14 @@
 #version 450
 // y[c][row] (+)= dot(W[row], x[c]) for c < BATCH: the decode matrix-vector product, dequantizing
 // the weights' raw blocks on the fly. One subgroup per group of NR rows: its lanes stride over the
-// row's 32-element units, reusing each unit of x for all NR rows; subgroup reductions finish each
-// row.
+// row's pieces in memory order (piece.glsl), so a subgroup's loads of a row are coalesced; each
+// piece of x is loaded once for all NR rows; subgroup reductions finish each row.
 //
-// Bindings: 0 weights (raw GGUF bytes + 16 bytes padding), 1 x (f32; also viewed as vec4 when
+// Bindings: 0 weights (raw GGUF bytes + 16 bytes padding; also viewed as uvec4 for aligned 16-byte
+// loads), 1 x (f32; also viewed as vec4 when
 // X_VEC4, which the host sets only if x_off and x_stride are multiples of 4), 2 y (f32).
 // Specialization: 0 workgroup size, 1 rows per workgroup, 2 NR rows per subgroup pass (<= 4),
-// 3 BATCH vectors (<= 8), 4 GLU, 5 X_VEC4, 6 UNROLL units per lane per loop iteration (their
+// 3 BATCH vectors (<= 8), 4 GLU, 5 X_VEC4, 6 UNROLL pieces per lane per loop iteration (their
 // loads are independent, so more bytes are in flight per subgroup).
 // Flags: bit 0 accumulate (y += ...). GLU: y = silu(dot(W[row], x)) * dot(W'[row], x), W' starting
 // glu_off bytes after W (gate and up rows of one fused tensor).
@@ -26,7 +27,9 @@ layout(constant_id = 6) const uint UNROLL = 1;
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 1) readonly restrict buffer X { float x[]; };
 layout(binding = 1) readonly restrict buffer X4 { vec4 x4[]; };
+layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
 layout(binding = 2) restrict buffer Y { float y[]; };
+#define W4_VIEW
 
 layout(push_constant) uniform Push {
     uint ncols;
@@ -41,37 +44,26 @@ layout(push_constant) uniform Push {
     uint glu_off;
 } pc;
 
-#include "dequant.glsl"
+#include "piece.glsl"
 
 #define MAX_NR 4u
 #define MAX_BATCH 8u
 
-void load_x(uint xb, uint u, out vec4 xv[8]) {
-    const bool full = FLOAT_FMT == 0 || u * 32u + 32u <= pc.ncols;
-    if (X_VEC4 && full) {
-        [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-            xv[k] = x4[(xb >> 2) + k];
-        }
-    } else {
-        [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-            [[unroll]] for (uint e = 0u; e < 4u; ++e) {
-                xv[k][e] = (full || u * 32u + 4u * k + e < pc.ncols) ? x[xb + 4u * k + e] : 0.0;
-            }
-        }
+// x[xb + e .. xb + e + 3]; elements at or past ncols read as 0 (only float formats have them).
+vec4 load_x4(uint xb, uint e) {
+    if (X_VEC4 && (FLOAT_FMT == 0 || e + 4u <= pc.ncols)) {
+        return x4[(xb + e) >> 2];
     }
-}
-
-float dot8(vec4 a[8], vec4 b[8]) {
-    float s = 0.0;
-    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-        s += dot(a[k], b[k]);
+    vec4 r;
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        r[k] = (FLOAT_FMT == 0 || e + k < pc.ncols) ? x[xb + e + k] : 0.0;
     }
-    return s;
+    return r;
 }
 
 void main() {
     const uint lane = gl_SubgroupInvocationID;
-    const uint nunits = (pc.ncols + 31u) / 32u;
+    const uint npieces = row_pieces(pc.ncols);
     const uint row_base = linear_group() * ROWS_PER_WG;
 
     for (uint r0 = gl_SubgroupID * NR; r0 < ROWS_PER_WG; r0 += gl_NumSubgroups * NR) {
@@ -87,31 +79,41 @@ void main() {
                 acc2[c][r] = 0.0;
             }
         }
-        for (uint u0 = lane; u0 < nunits; u0 += gl_SubgroupSize * UNROLL) {
+        for (uint p0 = lane; p0 < npieces; p0 += gl_SubgroupSize * UNROLL) {
             [[unroll]] for (uint i = 0u; i < UNROLL; ++i) {
-                // Past the row's end a lane recomputes its last unit and discards the result
-                // (branch-free, so the loads of all UNROLL units can be issued together).
-                const uint uraw = u0 + i * gl_SubgroupSize;
-                const bool live = uraw < nunits;
-                const uint u = live ? uraw : nunits - 1u;
-                // Weights are dequantized once per row (NR copies of the code); x is loaded per
-                // row and column, and the compiler keeps one column's x in registers across rows.
+                // Past the row's end a lane recomputes its last piece and discards the result
+                // (branch-free, so the loads of all UNROLL pieces can be issued together).
+                const uint praw = p0 + i * gl_SubgroupSize;
+                const bool live = praw < npieces;
+                const uint p = live ? praw : npieces - 1u;
+                vec4 v[MAX_NR][PV];
+                vec4 g[MAX_NR][PV];
+                uint e[PV];
                 [[unroll]] for (uint r = 0u; r < NR; ++r) {
                     // Rows past the end read row0's data again and are not stored.
                     const uint row = row0 + r < pc.nrows ? row0 + r : row0;
-                    vec4 v[8];
-                    dq_unit(row * pc.row_bytes, u, pc.ncols, v);
-                    vec4 g[8];
+                    dq_piece(row * pc.row_bytes, p, pc.ncols, v[r], e);
                     if (GLU) {
-                        dq_unit(row * pc.row_bytes + pc.glu_off, u, pc.ncols, g);
+                        dq_piece(row * pc.row_bytes + pc.glu_off, p, pc.ncols, g[r], e);
                     }
-                    [[unroll]] for (uint c = 0u; c < BATCH; ++c) {
-                        vec4 xv[8];
-                        load_x(pc.x_off + c * pc.x_stride + u * 32u, u, xv);
-                        const float d = dot8(v, xv);
+                }
+                [[unroll]] for (uint c = 0u; c < BATCH; ++c) {
+                    const uint xb = pc.x_off + c * pc.x_stride;
+                    vec4 xv[PV];
+                    [[unroll]] for (uint k = 0u; k < PV; ++k) {
+                        xv[k] = load_x4(xb, e[k]);
+                    }
+                    [[unroll]] for (uint r = 0u; r < NR; ++r) {
+                        float d = 0.0;
+                        float d2 = 0.0;
+                        [[unroll]] for (uint k = 0u; k < PV; ++k) {
+                            d += dot(v[r][k], xv[k]);
+                            if (GLU) {
+                                d2 += dot(g[r][k], xv[k]);
+                            }
+                        }
                         acc[c][r] += live ? d : 0.0;
                         if (GLU) {
-                            const float d2 = dot8(g, xv);
                             acc2[c][r] += live ? d2 : 0.0;
                         }
                     }

@@ -103,7 +103,7 @@ pub struct MatvecTuning {
     pub subgroups: u32,
     /// Rows per subgroup pass (1..=4).
     pub rows_per_subgroup: u32,
-    /// Units (32 elements) each lane handles per loop iteration (1..=8).
+    /// Pieces (see shaders/piece.glsl) each lane handles per loop iteration (1..=8).
     pub unroll: u32,
 }
 
@@ -111,8 +111,10 @@ impl MatvecTuning {
     /// The shape for `caps`, overridable with `RAWRXD_MATVEC_TUNING=subgroups,rows,unroll` (for
     /// tuning runs).
     pub fn for_device(caps: &DeviceCaps) -> Self {
-        // Measured on an H100 (random Q4_0..Q8_0 11008x4096): 8 subgroups x 2 rows beat 4x1, 4x2
-        // and 2x4. CPU implementations compile every unrolled row, so they get one row per pass.
+        // Measured on an H100 (synthetic Llama-2-7B decode, scripts/tune_matvec.sh, see
+        // docs/BENCHMARKS.md): 8 subgroups x 1 row x 2 pieces beat 8x2x2, 4x2x2, 8x2x4, 8x4x1 and
+        // 4x1x4 for every format. CPU implementations compile every unrolled row, so they get one
+        // row per pass.
         let default = if caps.kind == DeviceKind::Cpu {
             MatvecTuning {
                 subgroups: SUBGROUPS_PER_WG,
@@ -122,7 +124,7 @@ impl MatvecTuning {
         } else {
             MatvecTuning {
                 subgroups: 8,
-                rows_per_subgroup: 2,
+                rows_per_subgroup: 1,
                 unroll: 2,
             }
         };

@@ -1,0 +1,273 @@
+// Dequantization in memory order, for kernels whose neighbouring lanes must read neighbouring
+// bytes (coalesced loads): the matrix-vector product of decode.
+//
+// A row is a sequence of blocks; each block is split into LPB "pieces", one 32-bit word of its
+// packed quants (or 8 elements of a float format) each. Piece p of a row is piece p % LPB of block
+// p / LPB, so consecutive pieces are consecutive words in the file: lanes that take consecutive
+// pieces issue one coalesced load. `dq_piece(rb, p, ncols, v, e)` writes the PV vec4s the piece
+// holds into v[k] and the row element index of v[k].x into e[k] (a multiple of 4); elements are
+// not consecutive across k (a word's low and high nibbles are 32 elements apart, for example).
+//
+// Contract with the including shader: as dequant.glsl (which it includes): `uint w[]` with 16
+// bytes of readable padding and exactly one FMT_* macro. Float formats may end in a partial piece:
+// elements at or past ncols read as 0 and the caller must not load x past ncols.
+//
+// Each branch names the ggml reference function (ggml-quants.c) whose element order it follows.
+
+#ifndef PIECE_GLSL
+#define PIECE_GLSL
+
+#include "dequant.glsl"
+
+// Q3_K, Q5_K and Q6_K keep dequant.glsl's 32-element units as pieces ("unit order": measured
+// faster on an H100 than word pieces, whose per-word scale work dominates); Q4_K reads a 16-byte
+// chunk of qs (32 elements, both nibbles) and its block header with 16-byte loads when the
+// including shader provides the `uvec4 w4[]` view (W4_VIEW) and the row is 16-byte aligned.
+#if defined(FMT_Q3_K) || defined(FMT_Q5_K) || defined(FMT_Q6_K)
+#define UNIT_ORDER 1
+#define PV 8u
+#elif defined(FMT_Q4_K)
+#define PV 8u
+#elif defined(FMT_Q2_K)
+#define PV 4u
+#else
+#define PV 2u
+#endif
+
+#if FLOAT_FMT
+#define QK 8u
+#define LPB 1u
+#elif defined(UNIT_ORDER)
+#define QK 256u
+#define LPB 8u
+#elif defined(FMT_Q2_K)
+#define QK 256u
+#define LPB 16u
+#elif defined(FMT_Q4_K)
+#define QK 256u
+#define LPB 8u
+#else
+#define QK 32u
+#define LPB 4u
+#endif
+
+// Pieces in a row of ncols elements.
+uint row_pieces(uint ncols) { return ((ncols + QK - 1u) / QK) * LPB; }
+
+#if defined(FMT_Q6_K) || defined(FMT_Q3_K)
+// Signed byte at any offset.
+int w_i8(uint b) { return bitfieldExtract(int(w_u8(b)), 0, 8); }
+#endif
+
+#if defined(FMT_Q3_K)
+// Scale number s (0..15) of a Q3_K block whose 12 packed scale bytes start at byte sb, minus 32.
+float q3k_scale(uint sb, uint s) {
+    uint lo = (w_u8(sb + (s & 7u)) >> (4u * (s >> 3))) & 0xFu;
+    uint hi = (w_u8(sb + 8u + (s & 3u)) >> (2u * (s >> 2))) & 3u;
+    return float(int(lo | (hi << 4)) - 32);
+}
+#endif
+
+void dq_piece(uint rb, uint p, uint ncols, out vec4 v[PV], out uint e[PV]) {
+    const uint blk = p / LPB;
+    const uint s = p % LPB;
+#if defined(UNIT_ORDER)
+    // Piece p is dequant.glsl's unit p: elements 32p .. 32p + 31.
+    dq_unit(rb, p, ncols, v);
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+        e[k] = 32u * p + 4u * k;
+    }
+#elif FLOAT_FMT
+    // 8 consecutive elements.
+    const uint e0 = 8u * p;
+    e[0] = e0;
+    e[1] = e0 + 4u;
+#if defined(FMT_F32)
+    const uint i0 = (rb >> 2) + e0;
+    if (e0 + 8u <= ncols) {
+        v[0] = uintBitsToFloat(uvec4(w[i0], w[i0 + 1u], w[i0 + 2u], w[i0 + 3u]));
+        v[1] = uintBitsToFloat(uvec4(w[i0 + 4u], w[i0 + 5u], w[i0 + 6u], w[i0 + 7u]));
+    } else {
+        [[unroll]] for (uint k = 0u; k < 2u; ++k) {
+            [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+                v[k][c] = e0 + 4u * k + c < ncols ? uintBitsToFloat(w[i0 + 4u * k + c]) : 0.0;
+            }
+        }
+    }
+#else
+    const uint b = rb + 2u * e0;
+    if (e0 + 8u <= ncols) {
+        const uvec4 q = (b & 3u) == 0u ? w_a128(b) : w_u128(b);
+#if defined(FMT_F16)
+        v[0] = vec4(unpackHalf2x16(q.x), unpackHalf2x16(q.y));
+        v[1] = vec4(unpackHalf2x16(q.z), unpackHalf2x16(q.w));
+#else
+        v[0] = uintBitsToFloat(uvec4(q.x << 16, q.x & 0xFFFF0000u, q.y << 16, q.y & 0xFFFF0000u));
+        v[1] = uintBitsToFloat(uvec4(q.z << 16, q.z & 0xFFFF0000u, q.w << 16, q.w & 0xFFFF0000u));
+#endif
+    } else {
+        [[unroll]] for (uint k = 0u; k < 2u; ++k) {
+            [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+                const uint el = e0 + 4u * k + c;
+#if defined(FMT_F16)
+                v[k][c] = el < ncols ? h2f(w_u16(rb + 2u * el)) : 0.0;
+#else
+                v[k][c] = el < ncols ? uintBitsToFloat(w_u16(rb + 2u * el) << 16) : 0.0;
+#endif
+            }
+        }
+    }
+#endif
+#elif defined(FMT_Q4_0)
+    // dequantize_row_q4_0: word s of qs holds elements 4s.. (low nibbles) and 16+4s.. (high).
+    const uint b = rb + blk * 18u;
+    const float d = h2f(w_u16(b));
+    const uint q = w_u32(b + 2u + 4u * s);
+    e[0] = 32u * blk + 4u * s;
+    e[1] = e[0] + 16u;
+    v[0] = (nib_lo(q) - 8.0) * d;
+    v[1] = (nib_hi(q) - 8.0) * d;
+#elif defined(FMT_Q4_1)
+    // dequantize_row_q4_1: as Q4_0, x = q * d + m.
+    const uint b = rb + blk * 20u;
+    const vec2 dm = unpackHalf2x16(w[b >> 2]);
+    const uint q = w[(b >> 2) + 1u + s];
+    e[0] = 32u * blk + 4u * s;
+    e[1] = e[0] + 16u;
+    v[0] = nib_lo(q) * dm.x + dm.y;
+    v[1] = nib_hi(q) * dm.x + dm.y;
+#elif defined(FMT_Q5_0)
+    // dequantize_row_q5_0: element e takes bit e of qh as its bit 4.
+    const uint b = rb + blk * 22u;
+    const float d = h2f(w_u16(b));
+    const uint qh = w_u32(b + 2u);
+    const uint q = w_u32(b + 6u + 4u * s);
+    e[0] = 32u * blk + 4u * s;
+    e[1] = e[0] + 16u;
+    v[0] = (nib_lo(q) + 16.0 * bits4(qh, 4u * s) - 16.0) * d;
+    v[1] = (nib_hi(q) + 16.0 * bits4(qh, 16u + 4u * s) - 16.0) * d;
+#elif defined(FMT_Q5_1)
+    // dequantize_row_q5_1: as Q5_0, x = q * d + m.
+    const uint b = rb + blk * 24u;
+    const vec2 dm = unpackHalf2x16(w[b >> 2]);
+    const uint qh = w[(b >> 2) + 1u];
+    const uint q = w[(b >> 2) + 2u + s];
+    e[0] = 32u * blk + 4u * s;
+    e[1] = e[0] + 16u;
+    v[0] = (nib_lo(q) + 16.0 * bits4(qh, 4u * s)) * dm.x + dm.y;
+    v[1] = (nib_hi(q) + 16.0 * bits4(qh, 16u + 4u * s)) * dm.x + dm.y;
+#elif defined(FMT_Q8_0)
+    // dequantize_row_q8_0: piece s is elements 8s .. 8s+7.
+    const uint b = rb + blk * 34u;
+    const float d = h2f(w_u16(b));
+    const uint q0 = w_u32(b + 2u + 8u * s);
+    const uint q1 = w_u32(b + 6u + 8u * s);
+    e[0] = 32u * blk + 8u * s;
+    e[1] = e[0] + 4u;
+    v[0] = i8x4(q0) * d;
+    v[1] = i8x4(q1) * d;
+#elif defined(FMT_Q2_K)
+    // dequantize_row_q2_K: qs word s: half n = s/8, bytes l = 4(s%8) ..; crumb j (bits 2j) is
+    // element 128n + 32j + l with scale byte 8n + 2j + l/16 (low nibble scale, high nibble min).
+    const uint b = rb + blk * 84u;
+    const uint n = s >> 3;
+    const uint l = 4u * (s & 7u);
+    const vec2 dm = unpackHalf2x16(w[(b + 80u) >> 2]);
+    const uint q = w[(b + 16u + 32u * n + l) >> 2];
+    // Scale bytes 8n + (l/16) + {0, 2, 4, 6}: bytes (l/16) and (l/16)+2 of two words.
+    const uint sw0 = w[(b >> 2) + 2u * n];
+    const uint sw1 = w[(b >> 2) + 2u * n + 1u];
+    const uint hb = (l >> 4) * 8u;
+    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+        const uint sw = j < 2u ? sw0 : sw1;
+        const uint sc = (sw >> (hb + 16u * (j & 1u))) & 0xFFu;
+        e[j] = 256u * blk + 128u * n + 32u * j + l;
+        v[j] = (dm.x * float(sc & 0xFu)) * crumb_at(q, 2u * j) - dm.y * float(sc >> 4);
+    }
+#elif defined(FMT_Q3_K)
+    // dequantize_row_q3_K: qs word s: half n = s/8, bytes l = 4(s%8) ..; crumb j is element
+    // 128n + 32j + l with scale 8n + 2j + l/16, high bit (4n + j) of hmask[l], clear means -4.
+    const uint b = rb + blk * 110u;
+    const uint n = s >> 3;
+    const uint l = 4u * (s & 7u);
+    const float d = h2f(w_u16(b + 108u));
+    const uint q = w_u32(b + 32u + 32u * n + l);
+    const uint hm = w_u32(b + l);
+    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+        const float dl = d * q3k_scale(b + 96u, 8u * n + 2u * j + (l >> 4));
+        e[j] = 256u * blk + 128u * n + 32u * j + l;
+        v[j] = dl * (crumb_at(q, 2u * j) - 4.0 + 4.0 * bit_at(hm, 4u * n + j));
+    }
+#elif defined(FMT_Q4_K)
+    // dequantize_row_q4_K: 16-byte chunk s of qs: group h = s/2 of 64 elements, bytes
+    // l = 16(s%2) ..; low nibbles are elements 64h + l .. (scale/min 2h), high nibbles
+    // 64h + 32 + l .. (2h + 1). The header {d, dmin, scales[12]} is the block's first 16 bytes.
+    const uint b = rb + blk * 144u;
+    const uint h = s >> 1;
+    const uint l = 16u * (s & 1u);
+    uvec4 hdr, q;
+#ifdef W4_VIEW
+    if ((b & 15u) == 0u) {
+        hdr = w4[b >> 4];
+        q = w4[(b >> 4) + 1u + s];
+    } else
+#endif
+    {
+        hdr = w_a128(b);
+        q = w_a128(b + 16u + 16u * s);
+    }
+    const vec2 dm = unpackHalf2x16(hdr.x);
+    // get_scale_min_k4 for j = 2h and 2h + 1 (bytes of scales[12] = hdr.y, hdr.z, hdr.w).
+    float sc[2], mn[2];
+    [[unroll]] for (uint i = 0u; i < 2u; ++i) {
+        const uint j = 2u * h + i;
+        const uint sh = (j & 3u) * 8u;
+        const uint a = (hdr.y >> sh) & 0xFFu;
+        const uint m4 = (hdr.z >> sh) & 0xFFu;
+        const uint c = (hdr.w >> sh) & 0xFFu;
+        const bool lo = j < 4u;
+        sc[i] = dm.x * float(lo ? (a & 63u) : ((c & 0xFu) | ((a >> 6) << 4)));
+        mn[i] = dm.y * float(lo ? (m4 & 63u) : ((c >> 4) | ((m4 >> 6) << 4)));
+    }
+    const uint e0 = 256u * blk + 64u * h + l;
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        e[k] = e0 + 4u * k;
+        e[k + 4u] = e0 + 32u + 4u * k;
+        v[k] = sc[0] * nib_lo(q[k]) - mn[0];
+        v[k + 4u] = sc[1] * nib_hi(q[k]) - mn[1];
+    }
+#elif defined(FMT_Q5_K)
+    // dequantize_row_q5_K: as Q4_K; bit 2h (low nibble) or 2h + 1 (high) of qh[l] adds 16.
+    const uint b = rb + blk * 176u;
+    const uint h = s >> 3;
+    const uint l = 4u * (s & 7u);
+    const vec2 dm = unpackHalf2x16(w[b >> 2]);
+    float sc0, mn0, sc1, mn1;
+    scale_min_k4(b + 4u, 2u * h, sc0, mn0);
+    scale_min_k4(b + 4u, 2u * h + 1u, sc1, mn1);
+    const uint q = w[(b + 48u) / 4u + s];
+    const uint qh = w[(b + 16u + l) / 4u];
+    e[0] = 256u * blk + 64u * h + l;
+    e[1] = e[0] + 32u;
+    v[0] = (dm.x * sc0) * (nib_lo(q) + 16.0 * bit_at(qh, 2u * h)) - dm.y * mn0;
+    v[1] = (dm.x * sc1) * (nib_hi(q) + 16.0 * bit_at(qh, 2u * h + 1u)) - dm.y * mn1;
+#elif defined(FMT_Q6_K)
+    // dequantize_row_q6_K: ql word s: half n = s/16; r = s%16 picks ql[64n + 32(r/8) + l],
+    // l = 4(r%8). Low nibbles are elements 128n + 32(r/8) + l (qh bits 2(r/8), scale
+    // 8n + l/16 + 2(r/8)), high nibbles 64 further (qh bits 4 + 2(r/8), scale + 4).
+    const uint b = rb + blk * 210u;
+    const uint n = s >> 4;
+    const uint hi = (s >> 3) & 1u;
+    const uint l = 4u * (s & 7u);
+    const float d = h2f(w_u16(b + 208u));
+    const uint ql = w_u32(b + 64u * n + 32u * hi + l);
+    const uint qh = w_u32(b + 128u + 32u * n + l);
+    const uint si = b + 192u + 8u * n + (l >> 4) + 2u * hi;
+    e[0] = 256u * blk + 128u * n + 32u * hi + l;
+    e[1] = e[0] + 64u;
+    v[0] = (d * float(w_i8(si))) * (nib_lo(ql) + 16.0 * crumb_at(qh, 2u * hi) - 32.0);
+    v[1] = (d * float(w_i8(si + 4u))) * (nib_hi(ql) + 16.0 * crumb_at(qh, 4u + 2u * hi) - 32.0);
+#endif
+}
+
+#endif // PIECE_GLSL
