@@ -41,26 +41,24 @@ uvec4 w_a128(uint b) { uint i = b >> 2; return uvec4(w[i], w[i + 1u], w[i + 2u],
 
 float h2f(uint h) { return unpackHalf2x16(h).x; }
 
-// Small non-negative integers (< 2^23) to float, exactly, without an int-to-float conversion
-// (a quarter-rate instruction on NVIDIA): OR them into the mantissa of 2^23 and subtract 2^23.
-vec4 u2f(uvec4 v) { return uintBitsToFloat(v | 0x4B000000u) - 8388608.0; }
-
 // The four bytes of q as separate lanes.
 uvec4 bytes4(uint q) { return uvec4(q, q >> 8, q >> 16, q >> 24) & 0xFFu; }
 // Low / high nibbles of the four bytes of q.
-vec4 nib_lo(uint q) { return u2f(bytes4(q) & 0xFu); }
-vec4 nib_hi(uint q) { return u2f(bytes4(q) >> 4); }
+vec4 nib_lo(uint q) { return vec4(bytes4(q) & 0xFu); }
+vec4 nib_hi(uint q) { return vec4(bytes4(q) >> 4); }
 // Nibble at bit `sh` (0 or 4) of each byte.
-vec4 nib_at(uint q, uint sh) { return u2f((bytes4(q) >> sh) & 0xFu); }
+vec4 nib_at(uint q, uint sh) { return vec4((bytes4(q) >> sh) & 0xFu); }
 // 2-bit field at bit `sh` of each byte.
-vec4 crumb_at(uint q, uint sh) { return u2f((bytes4(q) >> sh) & 3u); }
+vec4 crumb_at(uint q, uint sh) { return vec4((bytes4(q) >> sh) & 3u); }
 // Bit `sh` of each byte.
-vec4 bit_at(uint q, uint sh) { return u2f((bytes4(q) >> sh) & 1u); }
+vec4 bit_at(uint q, uint sh) { return vec4((bytes4(q) >> sh) & 1u); }
 // Bits sh, sh+1, sh+2, sh+3 of a 32-bit word, one per lane.
-vec4 bits4(uint x, uint sh) { return u2f(uvec4(x >> sh, x >> (sh + 1u), x >> (sh + 2u), x >> (sh + 3u)) & 1u); }
-// The four bytes of q as signed values: flip the sign bit (b + 128 as unsigned), convert exactly,
-// subtract 2^23 + 128.
-vec4 i8x4(uint q) { return uintBitsToFloat((bytes4(q) ^ 0x80u) | 0x4B000000u) - 8388736.0; }
+vec4 bits4(uint x, uint sh) { return vec4(uvec4(x >> sh, x >> (sh + 1u), x >> (sh + 2u), x >> (sh + 3u)) & 1u); }
+// The four bytes of q as signed values.
+vec4 i8x4(uint q) {
+    int s = int(q);
+    return vec4(bitfieldExtract(s, 0, 8), bitfieldExtract(s, 8, 8), bitfieldExtract(s, 16, 8), bitfieldExtract(s, 24, 8));
+}
 
 // ---- per-format geometry -----------------------------------------------------------------------
 
