@@ -10,6 +10,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod fault;
 pub mod gguf;
 pub mod lua;
 pub mod model;
