@@ -20,7 +20,11 @@ use rawrxd::pool::{
     CancellationToken, Endpoint, Load, PoolConfig, PoolResult, Request, RequestSource,
 };
 
-fn engine(slots: usize, policy: DeviceLossPolicy, retry: RetryPolicy) -> Option<Arc<ManagedEngine>> {
+fn engine(
+    slots: usize,
+    policy: DeviceLossPolicy,
+    retry: RetryPolicy,
+) -> Option<Arc<ManagedEngine>> {
     let model = common::test_model()?;
     let spec = EngineSpec {
         model,
@@ -107,7 +111,10 @@ async fn client_side_faults_add_up_to_the_plan() {
     };
     let plan = FaultPlan::new(3)
         .with(FaultKind::Malformed, Trigger::Every(10))
-        .with(FaultKind::Cancel { after_tokens: 1 }, Trigger::Probability(0.1))
+        .with(
+            FaultKind::Cancel { after_tokens: 1 },
+            Trigger::Probability(0.1),
+        )
         .with(
             FaultKind::SlowClient {
                 delay: Duration::from_millis(2),
@@ -190,7 +197,10 @@ async fn device_loss_rebuilds_the_engine_and_retries_recover() {
     let o = &report.outcomes;
     assert_eq!(o.failed, 0, "{}", report.table());
     assert_eq!(o.ok + o.retried_ok, 12);
-    assert_eq!(outcome(&report, 4), (Outcome::RetriedOk, Some("device_lost".into())));
+    assert_eq!(
+        outcome(&report, 4),
+        (Outcome::RetriedOk, Some("device_lost".into()))
+    );
     assert_eq!(report.device_losses.len(), 1, "{}", report.table());
     let loss = &report.device_losses[0];
     assert_eq!(loss.generation, 1);
@@ -309,7 +319,10 @@ async fn a_slow_client_does_not_stall_other_streams() {
     let (result, report) = run(&engine, plan, retry(1), 2, 8, 4).await;
     assert_eq!(report.outcomes.ok, 8, "{}", report.table());
     let slow = &result.records[0];
-    let (from, to) = (slow.first_token_us().unwrap(), slow.last_token_us().unwrap());
+    let (from, to) = (
+        slow.first_token_us().unwrap(),
+        slow.last_token_us().unwrap(),
+    );
     // While the slow client took its tokens one by one, the other stream kept being served:
     // other requests' tokens (stamped when the engine produced them) arrived in between.
     let others = result
@@ -319,5 +332,8 @@ async fn a_slow_client_does_not_stall_other_streams() {
         .flat_map(|r| r.chunks.iter())
         .filter(|c| c.at_us > from && c.at_us < to)
         .count();
-    assert!(others > 0, "no other token during the slow read {from}..{to} µs");
+    assert!(
+        others > 0,
+        "no other token during the slow read {from}..{to} µs"
+    );
 }

@@ -189,7 +189,9 @@ impl FaultPlan {
             )))
         };
         if self.step_timeout.is_zero() {
-            return Err(Error::Invalid("faults: step_timeout must be positive".into()));
+            return Err(Error::Invalid(
+                "faults: step_timeout must be positive".into(),
+            ));
         }
         for (i, f) in self.faults.iter().enumerate() {
             match f.trigger {
@@ -229,8 +231,7 @@ impl FaultPlan {
                 Trigger::Probability(p) => unit_draw(self.seed, k, i) < p,
                 Trigger::AtTime(t) => {
                     elapsed >= t
-                        && f
-                            .fired
+                        && f.fired
                             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
                             .is_ok()
                 }
@@ -271,7 +272,10 @@ mod tests {
         let plan = FaultPlan::new(7)
             .with(FaultKind::Malformed, Trigger::Every(10))
             .with(FaultKind::DeviceLoss, Trigger::AtRequest(20))
-            .with(FaultKind::Cancel { after_tokens: 1 }, Trigger::Probability(0.25));
+            .with(
+                FaultKind::Cancel { after_tokens: 1 },
+                Trigger::Probability(0.25),
+            );
         let fired: Vec<Vec<&str>> = (0..50)
             .map(|i| {
                 plan.decide(i, Duration::ZERO)
@@ -280,7 +284,9 @@ mod tests {
                     .collect()
             })
             .collect();
-        let malformed: Vec<usize> = (0..50).filter(|&i| fired[i].contains(&"malformed")).collect();
+        let malformed: Vec<usize> = (0..50)
+            .filter(|&i| fired[i].contains(&"malformed"))
+            .collect();
         assert_eq!(malformed, vec![9, 19, 29, 39, 49]);
         assert_eq!(fired[20], vec!["device_loss"]);
         assert_eq!(plan.expected("malformed", 50), 5);
@@ -296,9 +302,8 @@ mod tests {
             seed: 8,
             ..plan.clone()
         };
-        let differs = (0..50).any(|i| {
-            plan.decide(i, Duration::ZERO).len() != other.decide(i, Duration::ZERO).len()
-        });
+        let differs = (0..50)
+            .any(|i| plan.decide(i, Duration::ZERO).len() != other.decide(i, Duration::ZERO).len());
         assert!(differs);
     }
 

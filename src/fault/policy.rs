@@ -93,7 +93,12 @@ mod tests {
         assert_eq!(p.backoff_before(2), Duration::from_millis(50));
         assert_eq!(p.backoff_before(3), Duration::from_millis(100));
         assert_eq!(p.backoff_before(4), Duration::from_millis(200));
-        assert!(RetryPolicy { max_attempts: 0, ..p }.validate().is_err());
+        assert!(RetryPolicy {
+            max_attempts: 0,
+            ..p
+        }
+        .validate()
+        .is_err());
         assert!(retryable("device_lost") && retryable("http_503"));
         assert!(!retryable("malformed") && !retryable("cancelled") && !retryable("http_400"));
     }

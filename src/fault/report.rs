@@ -119,15 +119,17 @@ fn outcome_of(record: &RequestRecord, journal: Option<&Journal>) -> (Outcome, Op
                 (Outcome::Cancelled, Some("client_cancel".into()))
             } else if e.kind == ErrorKind::Cancelled {
                 (Outcome::Cancelled, Some("run_cancelled".into()))
-            } else if e.kind == ErrorKind::Invalid
-                && journal.is_some_and(|j| j.malformed.is_some())
+            } else if e.kind == ErrorKind::Invalid && journal.is_some_and(|j| j.malformed.is_some())
             {
                 (Outcome::Failed, Some("malformed".into()))
             } else if e.kind == ErrorKind::Timeout && !e.message.starts_with("step timeout") {
                 // The pool's own request timeout: the attempt in flight never reported back.
                 (Outcome::Failed, Some("timeout".into()))
             } else {
-                (Outcome::Failed, Some(last_failure.unwrap_or(e.kind.label())))
+                (
+                    Outcome::Failed,
+                    Some(last_failure.unwrap_or(e.kind.label())),
+                )
             }
         }
     }

@@ -289,7 +289,11 @@ impl ManagedEngine {
             .name("rawrxd-fault-rebuild".into())
             .spawn(move || this.rebuild(index));
         if let Err(e) = spawned {
-            self.finish_rebuild(index, Err(Error::Invalid(format!("cannot rebuild: {e}"))), 0);
+            self.finish_rebuild(
+                index,
+                Err(Error::Invalid(format!("cannot rebuild: {e}"))),
+                0,
+            );
         }
     }
 

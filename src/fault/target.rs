@@ -170,7 +170,11 @@ impl FaultTarget {
 
     /// Every request's journal so far, by request id.
     pub fn journal(&self) -> BTreeMap<u64, Journal> {
-        let j = self.shared.journal.lock().unwrap_or_else(|e| e.into_inner());
+        let j = self
+            .shared
+            .journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         j.iter().map(|(k, v)| (*k, v.clone())).collect()
     }
 
@@ -224,7 +228,11 @@ impl Shared {
         for f in faults {
             match f {
                 FaultKind::DeviceLoss => {
-                    self.event("device_loss", id, format!("generation {}", generation.number));
+                    self.event(
+                        "device_loss",
+                        id,
+                        format!("generation {}", generation.number),
+                    );
                     engine.inject_device_loss(generation, id);
                 }
                 FaultKind::AllocFailure { stage, count } => {
@@ -280,7 +288,11 @@ async fn drive(shared: Arc<Shared>, request: Request, tx: mpsc::UnboundedSender<
             }
             FaultKind::SlowClient { delay } => {
                 slow = Some(*delay);
-                shared.event("slow_client", id, format!("{} ms per event", delay.as_millis()));
+                shared.event(
+                    "slow_client",
+                    id,
+                    format!("{} ms per event", delay.as_millis()),
+                );
             }
             _ => {}
         }
@@ -294,8 +306,7 @@ async fn drive(shared: Arc<Shared>, request: Request, tx: mpsc::UnboundedSender<
     loop {
         attempt += 1;
         shared.journal(id, |j| j.attempts = attempt);
-        let (target, generation): (Arc<dyn Target>, Option<Arc<Generation>>) = match &shared.inner
-        {
+        let (target, generation): (Arc<dyn Target>, Option<Arc<Generation>>) = match &shared.inner {
             Inner::Plain(t, _) => (t.clone(), None),
             Inner::Engine(engine) => match engine.current().await {
                 Ok(g) => (g.target.clone(), Some(g)),
@@ -361,8 +372,7 @@ async fn finish_attempt(
             false
         }
         Attempt::Failed(reason, error) => {
-            let again =
-                !malformed && retryable(&reason) && attempt < shared.retry.max_attempts;
+            let again = !malformed && retryable(&reason) && attempt < shared.retry.max_attempts;
             shared.journal(id, |j| j.failures.push(reason));
             if again {
                 tokio::time::sleep(shared.retry.backoff_before(attempt + 1)).await;
@@ -452,7 +462,13 @@ async fn run_attempt(
                 true
             }
             Some(Ok(Event::Done { at, usage })) => {
-                emit(tx, Ok(Event::Done { at: stamp(at), usage }));
+                emit(
+                    tx,
+                    Ok(Event::Done {
+                        at: stamp(at),
+                        usage,
+                    }),
+                );
                 return Attempt::Done;
             }
         };
