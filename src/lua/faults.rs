@@ -340,4 +340,74 @@ mod tests {
         let r: Value = lua.load("return {max_attempts=0}").eval().unwrap();
         assert!(retry_of(r).is_err());
     }
+
+    /// Client-side faults and retries over HTTP against the fake server (no model needed).
+    #[test]
+    fn http_run_with_client_faults_and_retries_accounts_every_request() {
+        use crate::lua::Host;
+        use crate::pool::fake::{FakeConfig, FakeServer};
+        use crate::store::{RunFilter, Store};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = FakeConfig {
+            error_rate: 0.3,
+            seed: 5,
+            ..FakeConfig::default()
+        };
+        let server = rt.block_on(FakeServer::start(config)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("r.sqlite");
+        let script = format!(
+            r#"
+            local rx = require "rawrxd"
+            rx.results.open({db:?})
+            rx.results.begin_run {{ phase = "test", name = "faults" }}
+            local ok, err = pcall(rx.pool.run, {{ target = "{url}", concurrency = 1, requests = 2,
+              prompt = "p", faults = {{ {{ kind = "device_loss", at_request = 1 }} }} }})
+            assert(not ok and tostring(err):find("in%-process engine"), tostring(err))
+            local r = rx.pool.run {{
+              target = "{url}", concurrency = 2, requests = 20, max_tokens = 3, prompt = "p",
+              faults = {{ {{ kind = "cancel", at_request = 4 }},
+                          {{ kind = "slow_client", every = 3, delay_ms = 1 }}, seed = 2 }},
+              retry = {{ max_attempts = 6, backoff_ms = 1 }}, name = "f",
+            }}
+            local f, o = r.faults, r.outcomes
+            assert(o.ok + o.retried_ok + o.failed + o.cancelled == 20, f.table)
+            assert(f.sent == 20 and r.loss_pct == f.loss_pct)
+            assert(o.cancelled == 1 and f.cancelled_by_reason.client_cancel == 1, f.table)
+            assert(f.requests[4].outcome == "cancelled", f.requests[4].outcome)
+            assert(o.retried_ok > 0 and f.retried_by_reason.http_500 == o.retried_ok, f.table)
+            assert(f.injected.slow_client == 6 and f.injected.cancel == 1, f.table)
+            local attempts = 0
+            for _, q in ipairs(f.requests) do attempts = attempts + q.attempts end
+            rx.results.end_run()
+            return attempts
+            "#,
+            url = server.base_url()
+        );
+        let path = dir.path().join("plan.lua");
+        std::fs::write(&path, script).unwrap();
+        let attempts = Host::new(&path, &[]).unwrap().run().unwrap();
+        // The server's own count is the oracle for the attempts the accounting reports.
+        let served = server
+            .stats()
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(attempts as u64, served);
+        assert!(
+            served > 20,
+            "with a 30 % error rate some requests were retried"
+        );
+        let store = Store::open(&db).unwrap();
+        let run = store.list_runs(&RunFilter::default()).unwrap()[0].id;
+        let ms = store.measurements(run).unwrap();
+        let value = |name: &str| ms.iter().find(|m| m.name == name).map(|m| m.value);
+        assert_eq!(value("f.outcome_cancelled"), Some(1.0));
+        assert!(value("f.loss_pct").is_some());
+        let events = store.events(run).unwrap();
+        assert_eq!(events.iter().filter(|e| e.kind == "fault").count(), 7);
+    }
 }
