@@ -227,7 +227,7 @@ pub(super) fn run(lua: &Lua, opts: &Table, source: Source, job: FaultJob) -> mlu
     let mut stored = store(lua, &result, &job.name, &job.tags)?;
     stored |= store_report(lua, &report, &job.name, &job.tags)?;
     let mut doc = result_doc(&result);
-    let mut faults = serde_json::to_value(&report).map_err(|e| invalid(e))?;
+    let mut faults = serde_json::to_value(&report).map_err(invalid)?;
     faults["table"] = json!(report.table());
     faults["recovery_ms"] = json!(report.recovery_ms());
     doc["outcomes"] = json!(report.outcomes);
