@@ -337,3 +337,66 @@ async fn a_slow_client_does_not_stall_other_streams() {
         "no other token during the slow read {from}..{to} µs"
     );
 }
+
+/// `scripts/phase2_faults.lua` in its small CI settings: runs, passes its (loosened) loss mark,
+/// and stores outcome counts that add up, the loss, the recovery time and one event per fault.
+#[test]
+fn phase2_faults_script_runs_and_stores() {
+    let Some(model) = common::test_model() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("faults.sqlite");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/phase2_faults.lua");
+    let args: Vec<String> = [
+        "--requests",
+        "20",
+        "--concurrency",
+        "2",
+        "--max-tokens",
+        "3",
+        "--ctx",
+        "128",
+        "--threads",
+        "2",
+        "--backend",
+        "cpu",
+        "--step-timeout-ms",
+        "1500",
+        "--max-loss",
+        "50",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(["--model".into(), model.to_string_lossy().into_owned()])
+    .chain(["--db".into(), db.to_string_lossy().into_owned()])
+    .collect();
+    let host = rawrxd::lua::Host::new(&script, &args).unwrap();
+    assert_eq!(host.run().unwrap(), 0);
+    let store = rawrxd::store::Store::open(&db).unwrap();
+    let runs = store.list_runs(&Default::default()).unwrap();
+    assert_eq!(runs.len(), 1);
+    let run = runs[0].id;
+    let ms = store.measurements(run).unwrap();
+    let value = |name: &str| {
+        ms.iter()
+            .find(|m| m.name == name)
+            .map(|m| m.value)
+            .unwrap_or_else(|| panic!("{name} not stored"))
+    };
+    let total: f64 = ["ok", "retried_ok", "failed", "cancelled"]
+        .iter()
+        .map(|k| value(&format!("phase2_faults.outcome_{k}")))
+        .sum();
+    assert_eq!(total, 20.0);
+    let loss = value("phase2_faults.loss_pct");
+    assert!((loss - value("phase2_faults.outcome_failed") * 5.0).abs() < 1e-9);
+    assert!(value("phase2_faults.recovery_ms") > 0.0);
+    assert_eq!(value("phase2_faults.pass"), 1.0);
+    let events = store.events(run).unwrap();
+    let count = |kind: &str| events.iter().filter(|e| e.kind == kind).count();
+    assert_eq!(count("device_loss"), 1);
+    // 1 device loss, 4 refused slots (every 5th), 2 stalls (every 7th), 2 slow clients (every
+    // 7th), no malformed request (every 21st), and the seeded cancellations.
+    assert!(count("fault") >= 9, "{} fault events", count("fault"));
+}
