@@ -66,6 +66,14 @@ pub enum Error {
     /// Invalid user input (a flag, a scheme rule, a sampling parameter).
     #[error("{0}")]
     Invalid(String),
+
+    /// An allocation was refused (engine load, KV cache slot): real or injected by `fault`.
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
+
+    /// The device was lost mid-work (real or injected by `fault`); the engine must be rebuilt.
+    #[error("device lost: {0}")]
+    DeviceLost(String),
 }
 
 impl Error {

@@ -701,6 +701,53 @@ function PoolEngine:device() end
 ---@field progress? boolean       live progress line on stderr
 ---@field records? boolean        include every request's record in the result
 ---@field api_key? string         HTTP bearer token
+---@field faults? rawrxd.FaultPlan  inject faults (see rawrxd.FaultPlan); the result gains `faults`, `outcomes`, `loss_pct`
+---@field retry? {max_attempts?: integer, backoff_ms?: number}  retry transient failures (default max_attempts 3 when given; backoff doubles per attempt)
+---@field on_device_loss? "reinit"|"give_up"  rebuild the engine from its file after a device loss (default) or leave it dead
+
+---@class rawrxd.Fault  one fault: a kind and exactly one trigger (at_request, every, probability, at_s)
+---@field kind "device_loss"|"alloc_failure"|"step_timeout"|"cancel"|"malformed"|"slow_client"
+---@field at_request? integer     on the k-th request (1-based)
+---@field every? integer          on requests n, 2n, 3n, …
+---@field probability? number     on each request with this probability (seeded by the plan's seed)
+---@field at_s? number            once, on the first request started at or after t seconds
+---@field stage? "kv"|"load"      alloc_failure: refuse a new sequence's KV slot (default) or the next engine load(s)
+---@field count? integer          alloc_failure stage "load": loads refused (default 1)
+---@field stall_ms? number        step_timeout: how long the step stalls (default twice the step timeout)
+---@field after_tokens? integer   cancel: tokens received before the client cancels (default 1)
+---@field delay_ms? number        slow_client: wait before taking each event (default 50)
+
+---@class rawrxd.FaultPlan: rawrxd.Fault[]  engine faults (device_loss, alloc_failure, step_timeout) need an in-process engine target
+---@field seed? integer           seed of the probability draws (default 0)
+---@field step_timeout_ms? number a running request without a token for this long fails (default 5000)
+
+---@class rawrxd.DeviceLoss  times in seconds since the engine was loaded
+---@field generation integer      the engine generation lost
+---@field request integer|nil     the request id (0-based) whose fault caused it
+---@field lost_s number
+---@field rebuilt_s number|nil
+---@field first_token_s number|nil
+---@field recovery_ms number|nil  loss → first token served by the rebuilt engine
+---@field load_failures integer
+---@field error string|nil
+
+---@class rawrxd.FaultReport
+---@field sent integer            requests issued; ok + retried_ok + failed + cancelled == sent
+---@field outcomes {ok: integer, retried_ok: integer, failed: integer, cancelled: integer}
+---@field failed_by_reason table<string, integer>     malformed, device_lost, alloc_failure, step_timeout, timeout, …
+---@field retried_by_reason table<string, integer>    by the reason of the first failure
+---@field cancelled_by_reason table<string, integer>  client_cancel, run_cancelled
+---@field injected table<string, integer>             faults injected, by kind
+---@field malformed_accepted integer                  malformed requests the target accepted (a defect)
+---@field loss_pct number         failed / sent × 100
+---@field device_losses rawrxd.DeviceLoss[]
+---@field recovery_ms number[]    per recovered device loss
+---@field e2e_all rawrxd.Percentiles  every sent, not cancelled request; failures at their time to failure
+---@field e2e_ok rawrxd.Percentiles   completed requests only
+---@field ttft_ok rawrxd.Percentiles
+---@field events {kind: string, request: integer, at_s: number, detail: string}[]
+---@field requests {id: integer, outcome: string, reason: string|nil, attempts: integer, faults: string[]}[]
+---@field table string            a plain-text report
 
 ---@class rawrxd.Percentiles  milliseconds
 ---@field count integer
@@ -736,6 +783,9 @@ function PoolEngine:device() end
 ---@field table string                    a plain-text report
 ---@field records table[]|nil             with `records = true`
 ---@field stored boolean                  whether it was recorded into the open results run
+---@field faults rawrxd.FaultReport|nil   with `faults`, `retry` or `on_device_loss`
+---@field outcomes {ok: integer, retried_ok: integer, failed: integer, cancelled: integer}|nil  with faults
+---@field loss_pct number|nil             with faults: failed / sent × 100
 
 ---Load generation: closed or open loops of streamed requests against the in-process engine or
 ---an OpenAI-compatible HTTP server, with TTFT/ITL/TPOT/E2E percentiles and goodput.
@@ -749,7 +799,9 @@ function rawrxd.pool.engine(spec) end
 
 ---Runs a load and returns its result; when a results run is open, records its percentiles,
 ---rates and counts (`NAME.ttft_p50`, `NAME.output_tps`, …, tagged) and latency histograms
----(`NAME.ttft{tags}`, µs).
+---(`NAME.ttft{tags}`, µs). With `faults` it also records `NAME.outcome_*`, `NAME.failed{reason}`,
+---`NAME.loss_pct`, `NAME.recovery_ms{loss}`, `NAME.e2e_all_p*`, `NAME.e2e_ok_p*` and one `fault`
+---event per injected fault, one `device_loss` event per loss.
 ---@param spec rawrxd.PoolRunSpec
 ---@return rawrxd.PoolResult
 function rawrxd.pool.run(spec) end

@@ -13,6 +13,7 @@ pub mod args;
 pub mod bench;
 pub mod engine;
 pub mod error;
+mod faults;
 pub mod host;
 pub mod log;
 pub mod model;

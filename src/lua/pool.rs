@@ -121,6 +121,12 @@ fn load_with(
     model: PathBuf,
     d: ServiceConfig,
 ) -> mlua::Result<ModelService> {
+    let config = service_config(t, what, d)?;
+    ModelService::load(&model, &config).map_err(lua_err)
+}
+
+/// The serving settings of `t`, defaulting to `d`.
+fn service_config(t: &Table, what: &str, d: ServiceConfig) -> mlua::Result<ServiceConfig> {
     let backend: Backend = match t.get::<Option<String>>("backend")? {
         Some(b) => b.parse().map_err(lua_err)?,
         None => d.backend,
@@ -147,12 +153,18 @@ fn load_with(
             "'slots', 'ctx' and 'prefill_chunk' must be at least 1",
         ));
     }
-    ModelService::load(&model, &config).map_err(lua_err)
+    Ok(config)
 }
 
 /// A batched engine like the one behind a `rawrxd.engine` handle: same file (the variant it
 /// runs), backend, context and threads; `slots` and the scheduler settings come from `t`.
 fn load_like(t: &Table, handle: &EngineHandle) -> mlua::Result<ModelService> {
+    let (file, config) = config_like(t, handle)?;
+    ModelService::load(&file, &config).map_err(lua_err)
+}
+
+/// The file and serving settings [`load_like`] loads.
+fn config_like(t: &Table, handle: &EngineHandle) -> mlua::Result<(PathBuf, ServiceConfig)> {
     let info = handle.info();
     let d = ServiceConfig::default();
     let defaults = ServiceConfig {
@@ -161,7 +173,47 @@ fn load_like(t: &Table, handle: &EngineHandle) -> mlua::Result<ModelService> {
         threads: info.threads,
         ..d
     };
-    load_with(t, "run", info.file.clone(), defaults)
+    Ok((info.file.clone(), service_config(t, "run", defaults)?))
+}
+
+/// What to load for a fault run on the in-process engine (`None`: the target is HTTP): the
+/// `model` of `target = "engine"`, a `rawrxd.engine` handle's file, or a pool engine's file
+/// (loaded again, with its settings, so the faults cannot disturb the original).
+pub(super) fn engine_spec_of(
+    t: &Table,
+    endpoint: Endpoint,
+) -> mlua::Result<Option<crate::fault::EngineSpec>> {
+    use crate::fault::EngineSpec;
+    match t.get::<Value>("target")? {
+        Value::UserData(ud) => {
+            if let Ok(engine) = ud.borrow::<PoolEngine>() {
+                return Ok(Some(EngineSpec::of_service(&engine.0, endpoint)));
+            }
+            let handle = ud.borrow::<EngineHandle>().map_err(|_| {
+                invalid(
+                    "run",
+                    "'target' userdata is neither a rawrxd.pool.engine nor a rawrxd.engine",
+                )
+            })?;
+            let (model, config) = config_like(t, &handle)?;
+            Ok(Some(EngineSpec {
+                model,
+                config,
+                endpoint,
+            }))
+        }
+        Value::String(s) if s.to_str()?.as_ref() as &str == "engine" => {
+            let model: Option<String> = t.get("model")?;
+            let model =
+                model.ok_or_else(|| invalid("run", "'model' (a GGUF file path) is required"))?;
+            Ok(Some(EngineSpec {
+                model: PathBuf::from(model),
+                config: service_config(t, "run", ServiceConfig::default())?,
+                endpoint,
+            }))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// One request as a Lua function or JSONL line gives it.
@@ -238,17 +290,20 @@ const RUN_FIELDS: &[&str] = &[
     "progress",
     "records",
     "api_key",
+    "faults",
+    "retry",
+    "on_device_loss",
 ];
 
 /// Where a run's requests come from.
-enum Source {
+pub(super) enum Source {
     /// A Lua function, called on the Lua thread.
     Lua(Function, u32),
     /// Built in Rust.
     Rust(RequestSource),
 }
 
-fn source_of(t: &Table) -> mlua::Result<Source> {
+pub(super) fn source_of(t: &Table) -> mlua::Result<Source> {
     let default_max = t.get::<Option<u32>>("max_tokens")?.unwrap_or(16);
     let request: Option<Function> = t.get("request")?;
     let jsonl: Option<String> = t.get("jsonl")?;
@@ -342,7 +397,7 @@ fn slo_of(v: Value) -> mlua::Result<Option<Slo>> {
     }))
 }
 
-fn endpoint_of(t: &Table) -> mlua::Result<Endpoint> {
+pub(super) fn endpoint_of(t: &Table) -> mlua::Result<Endpoint> {
     match t.get::<Option<String>>("endpoint")?.as_deref() {
         None | Some("completions") => Ok(Endpoint::Completions),
         Some("chat") => Ok(Endpoint::Chat),
@@ -356,7 +411,7 @@ fn endpoint_of(t: &Table) -> mlua::Result<Endpoint> {
 /// The target of a run. With `target = "engine"` (a model path in `model`) or a `rawrxd.engine`
 /// handle, a batched engine is loaded for this run only — a handle's own engine decodes one
 /// sequence, so the file, backend, context and threads it was loaded with are loaded again.
-fn target_of(t: &Table, endpoint: Endpoint) -> mlua::Result<Arc<dyn Target>> {
+pub(super) fn target_of(t: &Table, endpoint: Endpoint) -> mlua::Result<Arc<dyn Target>> {
     match t.get::<Value>("target")? {
         Value::UserData(ud) => {
             if let Ok(engine) = ud.borrow::<PoolEngine>() {
@@ -401,6 +456,14 @@ fn target_of(t: &Table, endpoint: Endpoint) -> mlua::Result<Arc<dyn Target>> {
     }
 }
 
+/// A pool run to drive: given the request source, the future of its result.
+pub(super) type Job<T> = Box<
+    dyn FnOnce(
+            RequestSource,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send>>
+        + Send,
+>;
+
 /// Runs the load on a private runtime; Lua requests are generated on this thread.
 fn drive(
     lua: &Lua,
@@ -408,6 +471,18 @@ fn drive(
     source: Source,
     config: PoolConfig,
 ) -> mlua::Result<PoolResult> {
+    let job: Job<PoolResult> = Box::new(move |mut source| {
+        Box::pin(async move { run(target, &mut source, &config, CancellationToken::new()).await })
+    });
+    drive_job(lua, source, job)
+}
+
+/// Runs `job` on a private runtime; Lua requests are generated on this thread.
+pub(super) fn drive_job<T: Send + 'static>(
+    lua: &Lua,
+    source: Source,
+    job: Job<T>,
+) -> mlua::Result<T> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -416,7 +491,7 @@ fn drive(
         .map_err(|e| invalid("run", format!("cannot start the async runtime: {e}")))?;
     type Reply = std_mpsc::SyncSender<Result<Request>>;
     let (ask, asked) = std_mpsc::channel::<(u64, Reply)>();
-    let (function, mut rust_source) = match source {
+    let (function, rust_source) = match source {
         Source::Lua(f, default_max) => {
             let rs = RequestSource::from_fn(move |i| {
                 let (reply, answer) = std_mpsc::sync_channel(1);
@@ -432,9 +507,7 @@ fn drive(
             (None, rs)
         }
     };
-    let task = runtime.spawn(async move {
-        run(target, &mut rust_source, &config, CancellationToken::new()).await
-    });
+    let task = runtime.spawn(job(rust_source));
     if let Some((f, default_max)) = function {
         // Ends when the run drops its source (the sender).
         while let Ok((i, reply)) = asked.recv() {
@@ -463,7 +536,7 @@ fn drive(
 }
 
 /// The result as a Lua-friendly JSON document.
-fn result_doc(r: &PoolResult) -> Json {
+pub(super) fn result_doc(r: &PoolResult) -> Json {
     let s = &r.summary;
     json!({
         "target": r.target,
@@ -487,7 +560,12 @@ fn result_doc(r: &PoolResult) -> Json {
 }
 
 /// Records `r` into the open results run, if any. Returns whether it did.
-fn store(lua: &Lua, r: &PoolResult, name: &str, tags: &Map<String, Json>) -> mlua::Result<bool> {
+pub(super) fn store(
+    lua: &Lua,
+    r: &PoolResult,
+    name: &str,
+    tags: &Map<String, Json>,
+) -> mlua::Result<bool> {
     let mut tags = tags.clone();
     tags.entry("target").or_insert_with(|| json!(r.target));
     let (level_key, level) = match &r.config.load {
@@ -584,7 +662,6 @@ pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
             config.keep_records = opts.get::<Option<bool>>("records")?.unwrap_or(false);
             config.validate().map_err(lua_err)?;
             let source = source_of(&opts)?;
-            let target = target_of(&opts, endpoint)?;
             let name: String = opts.get::<Option<String>>("name")?.unwrap_or("pool".into());
             let tags: Map<String, Json> = match opts.get::<Value>("tags")? {
                 Value::Nil => Map::new(),
@@ -605,6 +682,20 @@ pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
                     ))
                 }
             };
+            let mut faulted = false;
+            for key in ["faults", "retry", "on_device_loss"] {
+                faulted |= !opts.get::<Value>(key)?.is_nil();
+            }
+            if faulted {
+                let job = super::faults::FaultJob {
+                    endpoint,
+                    config,
+                    name,
+                    tags,
+                };
+                return super::faults::run(lua, &opts, source, job);
+            }
+            let target = target_of(&opts, endpoint)?;
             let result = drive(lua, target, source, config)?;
             let stored = store(lua, &result, &name, &tags)?;
             let doc = lua.to_value(&result_doc(&result))?;
