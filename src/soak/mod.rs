@@ -54,7 +54,9 @@ use leak_hook::PlantedLeak;
 use progress::StatusLine;
 use sample::{CountingTarget, SharedInterval};
 
-use crate::pool::{run_observed, CancellationToken, PoolConfig, RequestSource, Target};
+pub use crate::pool::CancellationToken;
+
+use crate::pool::{run_observed, PoolConfig, RequestSource, Target};
 use crate::store::{RunId, RunInfo, RunStatus, Store};
 use crate::{Error, Result};
 
@@ -69,6 +71,12 @@ pub enum Flow {
 
 /// Called at every sample, on the thread polling [`run`].
 pub trait SoakHooks {
+    /// Called once the soak's run exists (begun or reopened), before the load starts. An error
+    /// fails the soak.
+    fn on_start(&mut self, _run: RunId) -> Result<()> {
+        Ok(())
+    }
+
     /// Sees `sample` (already stored). An error fails the soak.
     fn on_sample(&mut self, sample: &Sample) -> Result<Flow>;
 }
@@ -236,6 +244,10 @@ pub async fn run(
     config.validate()?;
     let resumed = matches!(start, SoakStart::Resume(_));
     let (run_id, state) = start_run(store, start, config)?;
+    if let Err(e) = hooks.on_start(run_id) {
+        let _ = store.end_run(run_id, RunStatus::Failed, Some(&e.to_string()));
+        return Err(e);
+    }
     let mut clock = if config.test_hooks.virtual_clock {
         SoakClock::virtual_from(state.elapsed)
     } else {
