@@ -23,7 +23,9 @@ fn fake_server() -> (tokio::runtime::Runtime, FakeServer) {
         .enable_all()
         .build()
         .unwrap();
-    let server = rt.block_on(FakeServer::start(FakeConfig::default())).unwrap();
+    let server = rt
+        .block_on(FakeServer::start(FakeConfig::default()))
+        .unwrap();
     (rt, server)
 }
 
@@ -132,7 +134,10 @@ fn sigkill_keeps_every_checkpoint_and_the_run_reads_interrupted() {
         "requests_failed",
         "elapsed_s",
     ] {
-        assert!(names.iter().any(|n| n == name), "series {name} in {names:?}");
+        assert!(
+            names.iter().any(|n| n == name),
+            "series {name} in {names:?}"
+        );
     }
     // An HTTP target has no in-process engine to account for.
     assert!(!names.iter().any(|n| n == "vram_own_mb"));
@@ -216,7 +221,10 @@ fn resume_continues_the_killed_run() {
     }
     assert!(ok.last().unwrap().value > before_ok);
     let end = elapsed.last().unwrap().value;
-    assert!((6.0..7.0).contains(&end), "ends at the 6 s soak time: {end}");
+    assert!(
+        (6.0..7.0).contains(&end),
+        "ends at the 6 s soak time: {end}"
+    );
 }
 
 #[test]
@@ -234,7 +242,11 @@ fn sigint_ends_the_soak_with_a_summary_and_an_interrupted_run() {
     let mut text = String::new();
     out.read_to_string(&mut text).unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(2), "the script returns 2 unless ok: {text}");
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "the script returns 2 unless ok: {text}"
+    );
     assert!(
         text.contains(&format!("soak run {run} interrupted (interrupted)")),
         "{text}"
@@ -297,10 +309,18 @@ fn engine_target_samples_the_engines_own_memory() {
     // At most 6 samples in 3 s at 0.5 s (fewer if a tick was skipped on a loaded machine).
     assert!((3..=6).contains(&own.len()), "{} samples", own.len());
     // The engine's own accounting: weights and KV cache of the loaded model, constant here.
-    assert!(own.iter().all(|p| p.value > 10.0 && p.value == own[0].value));
+    assert!(own
+        .iter()
+        .all(|p| p.value > 10.0 && p.value == own[0].value));
     assert!(text.contains("vram_own"), "{text}");
     assert!(
-        store.series(run.id, "requests_ok").unwrap().last().unwrap().value >= 1.0,
+        store
+            .series(run.id, "requests_ok")
+            .unwrap()
+            .last()
+            .unwrap()
+            .value
+            >= 1.0,
         "{text}"
     );
 }

@@ -114,7 +114,10 @@ fn planted_leak_is_flagged_and_a_clean_run_is_not() {
     assert_eq!((c.n, l.n), (109, 109));
     // 1 MiB/min = 60 MiB/h, measured through real RSS.
     assert_eq!(l.verdict, Verdict::Leak, "planted leak: {l:?}");
-    assert!(l.slope > 45.0 && l.slope < 75.0, "planted leak slope: {l:?}");
+    assert!(
+        l.slope > 45.0 && l.slope < 75.0,
+        "planted leak slope: {l:?}"
+    );
     assert!(l.lo > 10.0, "{l:?}");
     let held = leaky.last.planted_leak_mb.unwrap();
     assert!((held - 10.0).abs() < 0.01, "10 MiB planted, {held}");

@@ -36,8 +36,8 @@ use crate::pool::{
     CancellationToken, Endpoint, OpenAiHttpConfig, OpenAiHttpTarget, Request, RequestSource,
 };
 use crate::soak::{
-    self, Flow, InterruptGuard, Sample, SoakConfig, SoakHooks, SoakStart, SoakSummary,
-    SoakTarget, TestHooks, SOAK_PHASE,
+    self, Flow, InterruptGuard, Sample, SoakConfig, SoakHooks, SoakStart, SoakSummary, SoakTarget,
+    TestHooks, SOAK_PHASE,
 };
 use crate::store::{RunFilter, RunId, RunInfo, RunStatus, Store};
 use crate::{Error, Result};
@@ -85,7 +85,10 @@ const FIELDS: &[&str] = &[
 ];
 
 /// The target and, for an in-process engine, the service whose memory is probed.
-fn target_of(t: &Table, endpoint: Endpoint) -> mlua::Result<(SoakTarget, Option<Arc<ModelService>>)> {
+fn target_of(
+    t: &Table,
+    endpoint: Endpoint,
+) -> mlua::Result<(SoakTarget, Option<Arc<ModelService>>)> {
     let engine = |service: Arc<ModelService>| {
         let target = SoakTarget {
             target: Arc::new(EngineTarget::new(service.clone(), endpoint)),
@@ -146,10 +149,13 @@ fn duration_of(t: &Table) -> mlua::Result<Duration> {
         })
         .collect::<mlua::Result<_>>()?;
     match given.as_slice() {
-        [(k, s)] => seconds(Some(*s), k, "soak")?
-            .ok_or_else(|| invalid(format!("'{k}' must be positive"))),
+        [(k, s)] => {
+            seconds(Some(*s), k, "soak")?.ok_or_else(|| invalid(format!("'{k}' must be positive")))
+        }
         [] => Err(invalid("give one of 'duration' (s), 'hours' and 'minutes'")),
-        _ => Err(invalid("give only one of 'duration', 'hours' and 'minutes'")),
+        _ => Err(invalid(
+            "give only one of 'duration', 'hours' and 'minutes'",
+        )),
     }
 }
 
@@ -174,7 +180,11 @@ fn config_of(t: &Table) -> mlua::Result<SoakConfig> {
     }
     c.progress = t.get::<Option<bool>>("progress")?.unwrap_or(true);
     if let Some(h) = t.get::<Option<Table>>("test_hooks")? {
-        check_keys(&h, &["leak_mb_per_min", "virtual_clock"], "soak: test_hooks")?;
+        check_keys(
+            &h,
+            &["leak_mb_per_min", "virtual_clock"],
+            "soak: test_hooks",
+        )?;
         c.test_hooks = TestHooks {
             leak_mb_per_min: h.get("leak_mb_per_min")?,
             virtual_clock: h.get::<Option<bool>>("virtual_clock")?.unwrap_or(false),
@@ -194,7 +204,11 @@ fn start_of(store: &Store, t: &Table, name: &str, info: RunInfo) -> mlua::Result
                 name: Some(name.into()),
                 ..RunFilter::default()
             };
-            let newest = store.list_runs(&filter).map_err(lua_err)?.into_iter().next();
+            let newest = store
+                .list_runs(&filter)
+                .map_err(lua_err)?
+                .into_iter()
+                .next();
             match newest {
                 Some(r) if matches!(r.status, RunStatus::Interrupted | RunStatus::Failed) => {
                     log::info!(target: "rawrxd::soak", "resuming soak run {} ({})", r.id, r.status);
@@ -243,8 +257,7 @@ struct LuaHooks<'a> {
 impl SoakHooks for LuaHooks<'_> {
     fn on_start(&mut self, run: RunId) -> Result<()> {
         self.run = Some(run);
-        set_current_run(self.lua, &self.db, Some(run))
-            .map_err(|e| Error::Script(describe(&e)))
+        set_current_run(self.lua, &self.db, Some(run)).map_err(|e| Error::Script(describe(&e)))
     }
 
     fn on_sample(&mut self, sample: &Sample) -> Result<Flow> {
@@ -252,8 +265,8 @@ impl SoakHooks for LuaHooks<'_> {
         let Some(f) = &self.on_sample else {
             return Ok(Flow::Continue);
         };
-        let v = sample_value(self.lua, sample, self.run)
-            .map_err(|e| Error::Script(describe(&e)))?;
+        let v =
+            sample_value(self.lua, sample, self.run).map_err(|e| Error::Script(describe(&e)))?;
         match f.call::<Value>(v) {
             Ok(Value::Boolean(false)) => Ok(Flow::Stop),
             Ok(_) => Ok(Flow::Continue),
@@ -298,7 +311,11 @@ fn summary_value(lua: &Lua, s: &SoakSummary) -> mlua::Result<Value> {
 /// on the Lua thread by the future this returns alongside.
 type Ask = (u64, std_mpsc::SyncSender<Result<Request>>);
 
-fn lua_source(lua: &Lua, f: Function, default_max: u32) -> (RequestSource, impl std::future::Future<Output = ()> + '_) {
+fn lua_source(
+    lua: &Lua,
+    f: Function,
+    default_max: u32,
+) -> (RequestSource, impl std::future::Future<Output = ()> + '_) {
     let (ask, mut asked) = tokio::sync::mpsc::unbounded_channel::<Ask>();
     let source = RequestSource::from_fn(move |i| {
         let (reply, answer) = std_mpsc::sync_channel(1);

@@ -382,15 +382,8 @@ pub async fn run(
         Stop::Interrupted => (RunStatus::Interrupted, "interrupted".to_string(), None),
         Stop::Failed(e) => (RunStatus::Failed, e.to_string(), Some(e.to_string())),
     };
-    let ended = record::record_end(
-        store,
-        run_id,
-        &last,
-        &interval,
-        status.as_str(),
-        &reason,
-    )
-    .and_then(|()| store.end_run(run_id, status, error.as_deref()));
+    let ended = record::record_end(store, run_id, &last, &interval, status.as_str(), &reason)
+        .and_then(|()| store.end_run(run_id, status, error.as_deref()));
     if let Stop::Failed(e) = stop {
         if let Err(end_error) = ended {
             log::warn!(target: "rawrxd::soak", "cannot end run {run_id}: {end_error}");
@@ -412,7 +405,11 @@ pub async fn run(
         requests_ok: last.requests_ok,
         requests_failed: last.requests_failed,
         tokens,
-        tokens_per_s: if wall > 0.0 { tokens as f64 / wall } else { 0.0 },
+        tokens_per_s: if wall > 0.0 {
+            tokens as f64 / wall
+        } else {
+            0.0
+        },
         threshold_mb_per_h: config.leak_threshold_mb_per_h,
         leak: last.leak.clone(),
         last,

@@ -237,7 +237,10 @@ mod tests {
         assert!(fit.estimate(1.0).is_none());
         fit.add(0.0, 1.0);
         fit.add(1.0, 2.0);
-        assert!(fit.estimate(1.0).is_none(), "two points leave no residual df");
+        assert!(
+            fit.estimate(1.0).is_none(),
+            "two points leave no residual df"
+        );
         fit.add(2.0, 3.0);
         let e = fit.estimate(1.0).unwrap();
         assert!((e.slope - 1.0).abs() < 1e-12 && e.se.abs() < 1e-9);
@@ -260,7 +263,10 @@ mod tests {
         fit.new_segment(); // an empty segment is reused
         assert_eq!(fit.segments.len(), 2);
         for i in 6..12 {
-            fit.add(i as f64, 500.0 + 3.0 * i as f64 + if i % 2 == 0 { 0.1 } else { -0.1 });
+            fit.add(
+                i as f64,
+                500.0 + 3.0 * i as f64 + if i % 2 == 0 { 0.1 } else { -0.1 },
+            );
         }
         let e = fit.estimate(1.0).unwrap();
         assert_eq!((e.n, e.df), (12, 9));
