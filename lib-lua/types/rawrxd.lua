@@ -851,7 +851,6 @@ function rawrxd.pool.run(spec) end
 ---Soak runs: a steady load for hours with memory samples, checkpoints and a leak verdict per
 ---memory kind from a fitted slope with a 95 % interval.
 ---@class rawrxd.soak
----@field phase string            the stored phase, "phase2-soak"
 rawrxd.soak = {}
 
 ---Runs a soak (its own results run, current while it runs) and returns its summary; Ctrl-C ends

@@ -419,7 +419,6 @@ fn run(lua: &Lua, opts: Table) -> mlua::Result<Value> {
 pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     let t = lua.create_table()?;
     t.set("run", lua.create_function(run)?)?;
-    t.set("phase", SOAK_PHASE)?;
     module.set("soak", t)?;
     Ok(())
 }
