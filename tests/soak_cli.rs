@@ -377,3 +377,64 @@ return 0
         .count();
     assert_eq!(probes, 30, "events from on_sample land in the soak's run");
 }
+
+#[test]
+fn a_module_edited_during_a_soak_is_reloaded_at_a_sample() {
+    let (_rt, server) = fake_server();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("soak.sqlite");
+    let module = dir.path().join("limits.lua");
+    std::fs::write(&module, "return { value = 1 }\n").unwrap();
+    let script = dir.path().join("soak.lua");
+    std::fs::write(
+        &script,
+        r#"
+local rx = require "rawrxd"
+local url, db, module = ...
+assert(require("limits").value == 1)
+local edited, seen_after = false, nil
+local s = rx.soak.run {
+  target = url, concurrency = 1, duration = 60, prompt = "p", max_tokens = 2,
+  probe_interval_s = 0.05, checkpoint_s = 600, warmup_s = 0, db = db, progress = false,
+  on_sample = function(sample)
+    if not edited then
+      -- Save as editors do: write a new file, rename it over the old one.
+      local f = assert(io.open(module .. ".tmp", "w"))
+      f:write("return { value = 2 }\n")
+      f:close()
+      assert(os.rename(module .. ".tmp", module))
+      edited = true
+    elseif rx.generation() > 0 then
+      seen_after = package.loaded.limits.value
+      return false
+    end
+  end,
+}
+assert(s.reason == "stopped by on_sample", "the watcher never delivered the edit: " .. s.reason)
+assert(seen_after == 2, "reloaded module value " .. tostring(seen_after))
+return 0
+"#,
+    )
+    .unwrap();
+    let host = rawrxd::lua::Host::with_debounce(
+        &script,
+        &[
+            server.base_url(),
+            db.to_string_lossy().into_owned(),
+            module.to_string_lossy().into_owned(),
+        ],
+        std::time::Duration::from_millis(50),
+    )
+    .unwrap();
+    assert_eq!(host.run().unwrap(), 0);
+    let store = Store::open(&db).unwrap();
+    let run = store.list_runs(&Default::default()).unwrap()[0].clone();
+    let reloads: Vec<_> = store
+        .events(run.id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "reload")
+        .collect();
+    assert_eq!(reloads.len(), 1, "the reload is recorded in the soak's run");
+    assert_eq!(reloads[0].payload["generation"], 1);
+}
