@@ -37,3 +37,27 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RunInfo;
+
+    #[test]
+    fn only_an_ended_run_is_reopened_and_it_runs_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("r.sqlite")).unwrap();
+        let run = store.begin_run(RunInfo::new("p", "n")).unwrap();
+        let err = store.reopen_run(run).unwrap_err().to_string();
+        assert!(err.contains("still running"), "{err}");
+        store
+            .end_run(run, RunStatus::Interrupted, Some("killed"))
+            .unwrap();
+        store.reopen_run(run).unwrap();
+        let r = store.run(run).unwrap();
+        assert_eq!(r.status, RunStatus::Running);
+        assert_eq!((r.ended_at, r.error), (None, None));
+        assert_eq!(r.pid, i64::from(std::process::id()));
+        assert!(store.reopen_run(RunId(run.0 + 1)).is_err(), "no such run");
+    }
+}
