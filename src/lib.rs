@@ -19,6 +19,7 @@ pub mod pool;
 pub mod quant;
 pub mod report;
 pub mod serve;
+pub mod soak;
 pub mod store;
 
 pub use error::{Error, Result};

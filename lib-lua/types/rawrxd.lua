@@ -19,6 +19,7 @@
 ---@field quant rawrxd.quant
 ---@field report rawrxd.report
 ---@field pool rawrxd.pool            load generation (Phase 2)
+---@field soak rawrxd.soak            soak runs with leak verdicts (Phase 2)
 local rawrxd = {}
 
 ---The one-line `file:line: message` of an error caught with `pcall` (a Rust error's `tostring`
@@ -805,5 +806,109 @@ function rawrxd.pool.engine(spec) end
 ---@param spec rawrxd.PoolRunSpec
 ---@return rawrxd.PoolResult
 function rawrxd.pool.run(spec) end
+
+---@class rawrxd.SoakTestHooks  test-only
+---@field leak_mb_per_min? number  plant a real, touched allocation of this many MiB per soak minute
+---@field virtual_clock? boolean   soak time jumps one probe interval per tick (no sleeping)
+
+---@class rawrxd.SoakSpec: rawrxd.PoolEngineSpec
+---@field target rawrxd.PoolEngine|rawrxd.Engine|"engine"|string  as in rawrxd.pool.run
+---@field endpoint? "completions"|"chat"
+---@field model_name? string      the `model` field sent over HTTP
+---@field api_key? string
+---@field concurrency? integer    closed loop: virtual users (give this or `arrival`)
+---@field think? number           closed loop: seconds between answer and next request
+---@field arrival? rawrxd.PoolArrival  open loop
+---@field max_in_flight? integer  open loop cap (default 1024)
+---@field duration? number        soak time in seconds (or `hours`, or `minutes`)
+---@field hours? number
+---@field minutes? number
+---@field request? fun(i: integer): rawrxd.PoolRequest  request i, called on the script's thread
+---@field jsonl? string
+---@field prompt? string
+---@field max_tokens? integer
+---@field temperature? number
+---@field seed? integer
+---@field timeout? number         seconds per request (default 60)
+---@field probe_interval_s? number  seconds between samples (default 5)
+---@field checkpoint_s? number    seconds between checkpoints (default 3600)
+---@field warmup_s? number        seconds after each (re)start left out of the leak fit (default 600)
+---@field leak_threshold_mb_per_h? number  default 50/48 ≈ 1.04
+---@field on_sample? fun(sample: rawrxd.SoakSample): boolean|nil  return false to stop the soak
+---@field resume? integer|boolean  a soak run id, or true: the newest interrupted/failed run of `name`
+---@field name? string            run name (default "soak")
+---@field db? string              results database (default: the script's)
+---@field progress? boolean       live status line on stderr (default true)
+---@field test_hooks? rawrxd.SoakTestHooks
+
+---@class rawrxd.LeakEstimate  MB/h (MiB per hour)
+---@field n integer               points in the fit
+---@field df integer              residual degrees of freedom
+---@field slope number
+---@field se number
+---@field lo number               95 % lower bound (summary: `ci95_lo`)
+---@field hi number               95 % upper bound (summary: `ci95_hi`)
+---@field verdict "leak"|"stable"|"inconclusive"
+
+---@class rawrxd.SoakSample
+---@field run_id integer
+---@field index integer
+---@field ts number               Unix seconds
+---@field elapsed_s number        soak time
+---@field vram_own_mb number|nil  the engine's own accounting
+---@field vram_heap_used_mb number|nil  VK_EXT_memory_budget device-local usage
+---@field gpu_sysfs_used_mb number|nil  vendor sysfs
+---@field rss_mb number|nil
+---@field cpu_pct number|nil      % of one core since the last sample
+---@field tokens_per_s number     over the interval
+---@field requests_ok integer     cumulative over the soak (across resumes)
+---@field requests_failed integer
+---@field interval_ok integer
+---@field interval_failed integer
+---@field interval_errors table<string, integer>
+---@field leak table<string, rawrxd.LeakEstimate>  by kind: vram_own, vram_heap_used, rss
+---@field vram_slope_mb_per_h number|nil
+---@field rss_slope_mb_per_h number|nil
+---@field warming_up boolean
+---@field checkpoint integer|nil  the checkpoint written at this sample
+---@field planted_leak_mb number|nil  test hook only
+
+---@class rawrxd.SoakVerdict
+---@field slope_mb_per_h number
+---@field ci95_lo number
+---@field ci95_hi number
+---@field se number
+---@field n integer
+---@field verdict "leak"|"stable"|"inconclusive"
+
+---@class rawrxd.SoakSummary
+---@field run_id integer
+---@field status "ok"|"interrupted"
+---@field reason string
+---@field resumed boolean
+---@field segments integer        process lifetimes of the run
+---@field elapsed_s number
+---@field samples integer
+---@field checkpoints integer
+---@field requests_ok integer
+---@field requests_failed integer
+---@field tokens integer          streamed by this call
+---@field tokens_per_s number     this call's average
+---@field threshold_mb_per_h number
+---@field leak table<string, rawrxd.SoakVerdict>  by memory kind
+---@field last rawrxd.SoakSample
+---@field pool string|nil         the pool's report of this call's load
+---@field table string            a plain-text report
+
+---Soak runs: a steady load for hours with memory samples, checkpoints and a leak verdict per
+---memory kind from a fitted slope with a 95 % interval.
+---@class rawrxd.soak
+rawrxd.soak = {}
+
+---Runs a soak (its own results run, current while it runs) and returns its summary; Ctrl-C ends
+---it with status "interrupted".
+---@param spec rawrxd.SoakSpec
+---@return rawrxd.SoakSummary
+function rawrxd.soak.run(spec) end
 
 return rawrxd

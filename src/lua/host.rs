@@ -91,6 +91,7 @@ fn build_module(lua: &Lua) -> mlua::Result<Table> {
     probe::register(lua, &m)?;
     quant::register(lua, &m)?;
     report::register(lua, &m)?;
+    super::soak::register(lua, &m)?;
     Ok(m)
 }
 

@@ -24,6 +24,7 @@ pub mod quant;
 pub mod reload;
 pub mod report;
 pub mod results;
+pub mod soak;
 pub mod time;
 
 pub use error::describe;

@@ -61,12 +61,12 @@ impl UserData for PoolEngine {
     }
 }
 
-fn invalid(what: &str, msg: impl std::fmt::Display) -> mlua::Error {
+pub(crate) fn invalid(what: &str, msg: impl std::fmt::Display) -> mlua::Error {
     lua_err(Error::Invalid(format!("rawrxd.pool.{what}: {msg}")))
 }
 
 /// Fails on keys of `t` not in `known`.
-fn check_keys(t: &Table, known: &[&str], what: &str) -> mlua::Result<()> {
+pub(crate) fn check_keys(t: &Table, known: &[&str], what: &str) -> mlua::Result<()> {
     for pair in t.pairs::<Value, Value>() {
         let (k, _) = pair?;
         let key = k.to_string()?;
@@ -84,7 +84,7 @@ fn check_keys(t: &Table, known: &[&str], what: &str) -> mlua::Result<()> {
 }
 
 /// A positive number of seconds.
-fn seconds(v: Option<f64>, field: &str, what: &str) -> mlua::Result<Option<Duration>> {
+pub(crate) fn seconds(v: Option<f64>, field: &str, what: &str) -> mlua::Result<Option<Duration>> {
     match v {
         None => Ok(None),
         Some(s) => Duration::try_from_secs_f64(s)
@@ -108,7 +108,7 @@ const ENGINE_FIELDS: &[&str] = &[
 
 /// Loads a model for serving from `engine{...}` fields (also accepted by `run` with
 /// `target = "engine"`).
-fn load_engine(t: &Table, what: &str) -> mlua::Result<ModelService> {
+pub(crate) fn load_engine(t: &Table, what: &str) -> mlua::Result<ModelService> {
     let model: Option<String> = t.get("model")?;
     let model = model.ok_or_else(|| invalid(what, "'model' (a GGUF file path) is required"))?;
     load_with(t, what, PathBuf::from(model), ServiceConfig::default())
@@ -158,7 +158,7 @@ fn service_config(t: &Table, what: &str, d: ServiceConfig) -> mlua::Result<Servi
 
 /// A batched engine like the one behind a `rawrxd.engine` handle: same file (the variant it
 /// runs), backend, context and threads; `slots` and the scheduler settings come from `t`.
-fn load_like(t: &Table, handle: &EngineHandle) -> mlua::Result<ModelService> {
+pub(crate) fn load_like(t: &Table, handle: &EngineHandle) -> mlua::Result<ModelService> {
     let (file, config) = config_like(t, handle)?;
     ModelService::load(&file, &config).map_err(lua_err)
 }
@@ -219,7 +219,7 @@ pub(super) fn engine_spec_of(
 /// One request as a Lua function or JSONL line gives it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LuaRequest {
+pub(crate) struct LuaRequest {
     prompt: Option<String>,
     messages: Option<Vec<ChatMessage>>,
     max_tokens: Option<u32>,
@@ -231,7 +231,7 @@ struct LuaRequest {
 }
 
 impl LuaRequest {
-    fn into_request(self, default_max: u32) -> Result<Request> {
+    pub(crate) fn into_request(self, default_max: u32) -> Result<Request> {
         let prompt = match (self.prompt, self.messages) {
             (Some(p), None) => Prompt::Text(p),
             (None, Some(m)) if !m.is_empty() => Prompt::Chat(m),
@@ -296,14 +296,14 @@ const RUN_FIELDS: &[&str] = &[
 ];
 
 /// Where a run's requests come from.
-pub(super) enum Source {
+pub(crate) enum Source {
     /// A Lua function, called on the Lua thread.
     Lua(Function, u32),
     /// Built in Rust.
     Rust(RequestSource),
 }
 
-pub(super) fn source_of(t: &Table) -> mlua::Result<Source> {
+pub(crate) fn source_of(t: &Table) -> mlua::Result<Source> {
     let default_max = t.get::<Option<u32>>("max_tokens")?.unwrap_or(16);
     let request: Option<Function> = t.get("request")?;
     let jsonl: Option<String> = t.get("jsonl")?;
@@ -326,7 +326,7 @@ pub(super) fn source_of(t: &Table) -> mlua::Result<Source> {
     }
 }
 
-fn load_of(t: &Table) -> mlua::Result<Load> {
+pub(crate) fn load_of(t: &Table) -> mlua::Result<Load> {
     let concurrency: Option<u32> = t.get("concurrency")?;
     let arrival: Option<Table> = t.get("arrival")?;
     match (concurrency, arrival) {
@@ -397,7 +397,7 @@ fn slo_of(v: Value) -> mlua::Result<Option<Slo>> {
     }))
 }
 
-pub(super) fn endpoint_of(t: &Table) -> mlua::Result<Endpoint> {
+pub(crate) fn endpoint_of(t: &Table) -> mlua::Result<Endpoint> {
     match t.get::<Option<String>>("endpoint")?.as_deref() {
         None | Some("completions") => Ok(Endpoint::Completions),
         Some("chat") => Ok(Endpoint::Chat),

@@ -6,7 +6,7 @@
 //! event in the current run. A run still open when the script ends is ended by the host: `ok` when
 //! the script finished, `failed` with the error when it did not.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hdrhistogram::Histogram;
@@ -212,6 +212,34 @@ pub(crate) fn with_current_run<T>(
         return Ok(None);
     };
     f(st.store(generation)?, run).map(Some).map_err(lua_err)
+}
+
+/// The database file of the host's store: the open one, else the default path.
+pub(crate) fn store_path(lua: &Lua) -> PathBuf {
+    let h = state(lua);
+    let st = h.lock();
+    st.store
+        .as_ref()
+        .map_or_else(Store::default_path, |s| s.path().to_path_buf())
+}
+
+/// The host's current run, if one is open.
+pub(crate) fn current_run(lua: &Lua) -> Option<RunId> {
+    state(lua).lock().current
+}
+
+/// Makes `run` of the database at `path` the host's current run (opening `path` as the host's
+/// store unless it is the one open), or with `None` clears the current run — for APIs that own
+/// a run of their own while Lua callbacks may record into it (`rawrxd.soak.run`).
+pub(crate) fn set_current_run(lua: &Lua, path: &Path, run: Option<RunId>) -> mlua::Result<()> {
+    let h = state(lua);
+    let mut st = h.lock();
+    let same = st.store.as_ref().is_some_and(|s| s.path() == path);
+    if run.is_some() && !same {
+        st.store = Some(Store::open(path).map_err(lua_err)?);
+    }
+    st.current = run;
+    Ok(())
 }
 
 /// Ends the current run, if any, when the script is done: `ok` or `failed` with `error`.

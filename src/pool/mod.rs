@@ -37,7 +37,7 @@ pub use metrics::{Counts, Histograms, PoolResult, Summary, Throughput};
 pub use openai::{Endpoint, OpenAiHttpConfig, OpenAiHttpTarget};
 pub use record::{RequestRecord, Slo, TokenChunk};
 pub use request::{ChatMessage, Prompt, Request, RequestSource};
-pub use runner::run;
+pub use runner::{run, run_observed, RecordObserver};
 pub use search::{search_slo, SearchConfig, SearchOutcome, SloGoal};
 pub use target::{ErrorKind, Event, EventStream, RequestError, Target, Usage};
 pub use tokio_util::sync::CancellationToken;

@@ -240,6 +240,9 @@ async fn closed_loop(
     Ok(())
 }
 
+/// Sees every request's record as it is folded into the result (e.g. a soak's interval counts).
+pub type RecordObserver = Arc<dyn Fn(&RequestRecord) + Send + Sync>;
+
 /// Runs `config.load` against `target` with requests from `source`; see the module header.
 /// `cancel` stops the run early (e.g. on Ctrl-C); the result then holds what was measured.
 pub async fn run(
@@ -247,6 +250,17 @@ pub async fn run(
     source: &mut RequestSource,
     config: &PoolConfig,
     cancel: CancellationToken,
+) -> Result<PoolResult> {
+    run_observed(target, source, config, cancel, None).await
+}
+
+/// [`run`], also handing each record to `observer` (on the collector, before aggregation).
+pub async fn run_observed(
+    target: Arc<dyn Target>,
+    source: &mut RequestSource,
+    config: &PoolConfig,
+    cancel: CancellationToken,
+    observer: Option<RecordObserver>,
 ) -> Result<PoolResult> {
     config.validate()?;
     let started_unix_s = SystemTime::now()
@@ -287,7 +301,12 @@ pub async fn run(
             let finished = |agg: &Aggregator| agg.counts.completed + agg.counts.failed;
             tokio::select! {
                 record = inbox.recv() => match record {
-                    Some(record) => aggregator.add(record),
+                    Some(record) => {
+                        if let Some(observe) = &observer {
+                            observe(&record);
+                        }
+                        aggregator.add(record)
+                    }
                     None => break,
                 },
                 _ = ticker.tick() => {}

@@ -21,6 +21,7 @@ mod hash;
 mod histogram;
 mod provenance;
 mod query;
+mod reopen;
 mod run;
 mod schema;
 mod stats;
@@ -42,7 +43,7 @@ pub use histogram::{HistogramSummary, PERCENTILES};
 pub use provenance::{git_commit, host_name, rawrxd_version};
 pub use run::{Event, Measurement, Run, RunFilter, RunId, RunInfo, RunStatus, SeriesPoint, Tags};
 pub use schema::SCHEMA_VERSION;
-pub use stats::{welch_t_test, Summary, WelchTest};
+pub use stats::{student_t_two_sided_p, welch_t_test, Summary, WelchTest};
 
 use crate::{Error, Result};
 
