@@ -8,6 +8,7 @@
 //! charts and tables for the generated documents).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod alert;
 pub mod engine;
 pub mod error;
 pub mod gguf;
@@ -18,5 +19,6 @@ pub mod quant;
 pub mod report;
 pub mod serve;
 pub mod store;
+pub mod webhook;
 
 pub use error::{Error, Result};
