@@ -91,6 +91,8 @@ fn build_module(lua: &Lua) -> mlua::Result<Table> {
     probe::register(lua, &m)?;
     quant::register(lua, &m)?;
     report::register(lua, &m)?;
+    super::alerts::register(lua, &m)?;
+    super::webhook::register(lua, &m)?;
     Ok(m)
 }
 
