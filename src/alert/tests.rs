@@ -399,3 +399,38 @@ fn alerts_store_every_transition_and_notify_without_waiting_for_the_webhook() {
     assert_eq!(failed, 2);
     assert!(Arc::strong_count(&alerts.webhooks()[0]) >= 1);
 }
+
+/// A synthetic 3-hour soak sampled every 30 s: healthy until `leak_from` seconds, then VRAM grows
+/// 60 MB/h. Returns the transitions of the default rules.
+fn default_rules_soak(leak_from: f64) -> Vec<Transition> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/alerts/default.lua");
+    let mut ev = Evaluator::new(load_rules(&path).unwrap(), 0.0).unwrap();
+    let mut out = Vec::new();
+    for i in 0..=360 {
+        let t = f64::from(i) * 30.0;
+        let leak = (t - leak_from).max(0.0) / 3600.0 * 60.0;
+        let wobble = if i % 2 == 0 { 3.0 } else { -3.0 };
+        let s = Sample::at(1_800_000_000.0 + t)
+            .with("vram_own_mb", 4000.0 + wobble + leak)
+            .with("rss_mb", 900.0 - wobble)
+            .with("tokens_per_s", 40.0 + wobble)
+            .with("requests_ok", f64::from(i) * 10.0)
+            .with("requests_failed", f64::from(i / 40));
+        out.extend(ev.observe(&s).unwrap());
+    }
+    out
+}
+
+#[test]
+fn default_rules_stay_quiet_on_a_healthy_soak_and_catch_a_vram_leak() {
+    let healthy = default_rules_soak(f64::INFINITY);
+    assert!(healthy.is_empty(), "{healthy:?}");
+    // The leak starts at 1 h; the fitted slope over the last hour passes 50 MB/h when most of
+    // the window is leaking: 60 · (fraction of the window past the start)·(shape) — between
+    // 1.5 h and 2 h.
+    let leaking = default_rules_soak(3600.0);
+    let fired: Vec<_> = leaking.iter().map(|t| (t.rule.as_str(), t.kind)).collect();
+    assert_eq!(fired, [("vram-leak", TransitionKind::Firing)], "{leaking:?}");
+    let at = leaking[0].ts - 1_800_000_000.0;
+    assert!((5400.0..=7200.0).contains(&at), "fired at {at} s");
+}
