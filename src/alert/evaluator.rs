@@ -204,7 +204,10 @@ fn check_rules(rules: &[Rule]) -> Result<()> {
     for r in rules {
         r.validate()?;
         if !seen.insert(r.name.as_str()) {
-            return Err(Error::Invalid(format!("rule '{}' is defined twice", r.name)));
+            return Err(Error::Invalid(format!(
+                "rule '{}' is defined twice",
+                r.name
+            )));
         }
     }
     Ok(())
@@ -287,7 +290,9 @@ impl Evaluator {
     pub fn observe(&mut self, sample: &Sample) -> Result<Vec<Transition>> {
         let now = sample.ts;
         if !now.is_finite() {
-            return Err(Error::Invalid(format!("sample ts {now} is not a finite number")));
+            return Err(Error::Invalid(format!(
+                "sample ts {now} is not a finite number"
+            )));
         }
         if let Some(last) = self.last_ts.filter(|&l| now < l) {
             return Err(Error::Invalid(format!(
@@ -420,7 +425,10 @@ fn read(
             })
         }
         Condition::Ratio {
-            over, window_s, cmp, ..
+            over,
+            window_s,
+            cmp,
+            ..
         } => {
             let increase = |m: &str| -> Option<f64> {
                 let pts = window(m, *window_s);
@@ -448,7 +456,13 @@ fn span(pts: &[(f64, f64)]) -> f64 {
 }
 
 /// Whether a firing notification may go out now, or why not.
-fn may_notify(rule: &Rule, st: &RuleState, now: f64, global_s: f64, last: Option<f64>) -> Option<String> {
+fn may_notify(
+    rule: &Rule,
+    st: &RuleState,
+    now: f64,
+    global_s: f64,
+    last: Option<f64>,
+) -> Option<String> {
     if !rule.notify {
         return Some("notify = false".into());
     }
@@ -513,7 +527,12 @@ fn step(
                 st.state = Some(AlertState::Firing);
                 st.announced = false;
                 let why = announce(st);
-                push(TransitionKind::Firing, AlertState::Firing, why.is_none(), why);
+                push(
+                    TransitionKind::Firing,
+                    AlertState::Firing,
+                    why.is_none(),
+                    why,
+                );
             } else if from == AlertState::Inactive {
                 st.state = Some(AlertState::Pending);
                 push(TransitionKind::Pending, AlertState::Pending, false, None);

@@ -254,7 +254,9 @@ impl Rule {
                 }
             }
             Condition::NoProgress if self.for_s <= 0.0 => {
-                return bad("a no_progress rule needs for_s > 0 (seconds without an increase)".into())
+                return bad(
+                    "a no_progress rule needs for_s > 0 (seconds without an increase)".into(),
+                )
             }
             Condition::Ratio { over, .. } if over.is_empty() => {
                 return bad("a ratio rule needs 'over' (the denominator counters)".into())
@@ -305,7 +307,10 @@ impl Rule {
                 number(self.for_s)
             ),
             Condition::Ratio {
-                over, window_s, cmp, ..
+                over,
+                window_s,
+                cmp,
+                ..
             } => format!(
                 "{m} / ({}) over {} s = {v} (limit {cmp}{held})",
                 over.join(" + "),

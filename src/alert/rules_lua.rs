@@ -78,9 +78,7 @@ pub fn rules_from_source(path: &Path, source: &str) -> Result<Vec<Rule>> {
 /// `x = {` / `["x"] = {`.
 fn line_of(source: &str, name: &str) -> Option<usize> {
     let quoted = [format!("\"{name}\""), format!("'{name}'")];
-    let is_ident = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let is_ident = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     for (i, line) in source.lines().enumerate() {
         let l = line.trim_start();
         let named = l.contains("name") && quoted.iter().any(|q| l.contains(q.as_str()));
@@ -111,7 +109,9 @@ pub fn rules_from_table(t: &Table, locate: Locate<'_>) -> Result<Vec<Rule>> {
             };
             return Err(Error::Invalid(format!(
                 "{}: entry {key} is a {}, expected a rule table",
-                locate(0, None).rsplit_once(": rule").map_or("rules", |p| p.0),
+                locate(0, None)
+                    .rsplit_once(": rule")
+                    .map_or("rules", |p| p.0),
                 v.type_name()
             )));
         };
@@ -134,7 +134,12 @@ pub fn rules_from_table(t: &Table, locate: Locate<'_>) -> Result<Vec<Rule>> {
         rules.push(rule_from_table(rule, None, i, locate)?);
     }
     for (i, (key, rule)) in named.iter().enumerate() {
-        rules.push(rule_from_table(rule, Some(key), listed.len() + i + 1, locate)?);
+        rules.push(rule_from_table(
+            rule,
+            Some(key),
+            listed.len() + i + 1,
+            locate,
+        )?);
     }
     let mut seen = std::collections::HashSet::new();
     for (i, r) in rules.iter().enumerate() {
@@ -162,7 +167,12 @@ fn rule_from_table(t: &Table, key: Option<&str>, index: usize, locate: Locate<'_
         let (k, _) = pair.map_err(|e| bad(e.to_string()))?;
         let k = match k {
             Value::String(s) => s.to_string_lossy(),
-            other => return Err(bad(format!("a {} key, expected field names", other.type_name()))),
+            other => {
+                return Err(bad(format!(
+                    "a {} key, expected field names",
+                    other.type_name()
+                )))
+            }
         };
         if !FIELDS.contains(&k.as_str()) {
             return Err(bad(format!(
@@ -197,7 +207,15 @@ fn rule_from_table(t: &Table, key: Option<&str>, index: usize, locate: Locate<'_
             .ok_or_else(|| bad(format!("a {kind} rule needs window_s")))
     };
     let only = |allowed: &[&str]| -> Result<()> {
-        for k in ["agg", "window_s", "min_samples", "min_span_s", "over", "above", "below"] {
+        for k in [
+            "agg",
+            "window_s",
+            "min_samples",
+            "min_span_s",
+            "over",
+            "above",
+            "below",
+        ] {
             if !allowed.contains(&k) && !matches!(t.get::<Value>(k), Ok(Value::Nil)) {
                 return Err(bad(format!("field '{k}' does not apply to a {kind} rule")));
             }
@@ -210,7 +228,14 @@ fn rule_from_table(t: &Table, key: Option<&str>, index: usize, locate: Locate<'_
             Condition::Threshold { cmp: cmp()? }
         }
         "window" => {
-            only(&["agg", "window_s", "min_samples", "min_span_s", "above", "below"])?;
+            only(&[
+                "agg",
+                "window_s",
+                "min_samples",
+                "min_span_s",
+                "above",
+                "below",
+            ])?;
             let agg = match f.string("agg")? {
                 Some(a) => Aggregate::parse(&a).map_err(|e| bad(e.to_string()))?,
                 None => Aggregate::Mean,

@@ -72,7 +72,10 @@ mod tests {
         let line: Vec<(f64, f64)> = (0..5).map(|t| (t as f64, 2.0 * t as f64 + 1.0)).collect();
         assert!((slope_per_s(&line).unwrap() - 2.0).abs() < 1e-12);
         // (0,1) (1,3) (2,2): mean t 1, mean v 2; sxy = (−1)(−1) + 0 + (1)(0) = 1; sxx = 2.
-        assert_eq!(slope_per_s(&[(0.0, 1.0), (1.0, 3.0), (2.0, 2.0)]), Some(0.5));
+        assert_eq!(
+            slope_per_s(&[(0.0, 1.0), (1.0, 3.0), (2.0, 2.0)]),
+            Some(0.5)
+        );
         assert_eq!(slope_per_s(&[(1.0, 1.0)]), None);
         assert_eq!(slope_per_s(&[(1.0, 1.0), (1.0, 2.0)]), None);
     }

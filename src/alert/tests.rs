@@ -37,7 +37,11 @@ fn run(ev: &mut Evaluator, metric: &str, points: &[(f64, f64)]) -> Vec<(f64, &'s
 
 #[test]
 fn threshold_sustained_goes_pending_firing_resolved_and_cancels() {
-    let mut r = Rule::new("rss-high", "rss_mb", Condition::Threshold { cmp: above(100.0) });
+    let mut r = Rule::new(
+        "rss-high",
+        "rss_mb",
+        Condition::Threshold { cmp: above(100.0) },
+    );
     r.for_s = 10.0;
     let mut ev = Evaluator::new(vec![r], 0.0).unwrap();
     let got = run(
@@ -74,7 +78,10 @@ fn a_firing_alert_notifies_once_however_many_samples_confirm_it() {
     let pts: Vec<(f64, f64)> = (0..100).map(|i| (f64::from(i), 1.0)).collect();
     assert_eq!(run(&mut ev, "x", &pts), [(0.0, "firing", true)]);
     let st = &ev.states()[0];
-    assert_eq!((st.state, st.since, st.announced), (AlertState::Firing, Some(0.0), true));
+    assert_eq!(
+        (st.state, st.since, st.announced),
+        (AlertState::Firing, Some(0.0), true)
+    );
 }
 
 #[test]
@@ -88,9 +95,19 @@ fn window_mean_uses_the_samples_of_the_last_w_seconds() {
     };
     let mut ev = Evaluator::new(vec![Rule::new("tps-drop", "tps", cond)], 0.0).unwrap();
     let mut values = Vec::new();
-    for (ts, v) in [(0.0, 60.0), (5.0, 40.0), (10.0, 30.0), (15.0, 70.0), (20.0, 80.0)] {
+    for (ts, v) in [
+        (0.0, 60.0),
+        (5.0, 40.0),
+        (10.0, 30.0),
+        (15.0, 70.0),
+        (20.0, 80.0),
+    ] {
         let t = ev.observe(&Sample::at(ts).with("tps", v)).unwrap();
-        values.push((ts, ev.states()[0].value.unwrap(), t.first().map(|t| t.kind.name())));
+        values.push((
+            ts,
+            ev.states()[0].value.unwrap(),
+            t.first().map(|t| t.kind.name()),
+        ));
     }
     // ts 5: mean(60, 40) = 50, not < 50; ts 10: mean(60, 40, 30) = 43.33: firing;
     // ts 15: window [5, 15]: mean(40, 30, 70) = 46.67; ts 20: [10, 20]: mean(30, 70, 80) = 60.
@@ -147,7 +164,12 @@ fn slope_is_the_least_squares_fit_per_hour() {
     };
     let mut ev = Evaluator::new(vec![Rule::new("vram-leak", "vram", cond)], 0.0).unwrap();
     let mut got = Vec::new();
-    for (ts, v) in [(0.0, 1000.0), (600.0, 1010.0), (1200.0, 1020.0), (1800.0, 1020.0)] {
+    for (ts, v) in [
+        (0.0, 1000.0),
+        (600.0, 1010.0),
+        (1200.0, 1020.0),
+        (1800.0, 1020.0),
+    ] {
         for t in ev.observe(&Sample::at(ts).with("vram", v)).unwrap() {
             got.push((t.ts, t.kind.name(), t.value.unwrap()));
         }
@@ -201,7 +223,10 @@ fn ratio_of_counter_increases_is_an_error_rate() {
     assert_eq!(ev.states()[0].value, Some(0.1));
     // 30 / 200 = 0.15.
     let t = ev.observe(&s(60.0, 170.0, 30.0)).unwrap();
-    assert_eq!((t[0].kind, t[0].value), (TransitionKind::Firing, Some(0.15)));
+    assert_eq!(
+        (t[0].kind, t[0].value),
+        (TransitionKind::Firing, Some(0.15))
+    );
 }
 
 #[test]
@@ -247,11 +272,21 @@ fn global_rate_limit_spaces_notifications_across_rules() {
     let t = ev.observe(&Sample::at(0.0).with("x", 1.0)).unwrap();
     assert_eq!((t[0].rule.as_str(), t[0].notify), ("a", true));
     assert_eq!((t[1].rule.as_str(), t[1].notify), ("b", false));
-    assert!(t[1].suppressed.as_deref().unwrap().starts_with("global rate limit"));
-    assert!(ev.observe(&Sample::at(59.0).with("x", 1.0)).unwrap().is_empty());
+    assert!(t[1]
+        .suppressed
+        .as_deref()
+        .unwrap()
+        .starts_with("global rate limit"));
+    assert!(ev
+        .observe(&Sample::at(59.0).with("x", 1.0))
+        .unwrap()
+        .is_empty());
     let t = ev.observe(&Sample::at(60.0).with("x", 1.0)).unwrap();
     assert_eq!(t.len(), 1);
-    assert_eq!((t[0].rule.as_str(), t[0].kind), ("b", TransitionKind::Announced));
+    assert_eq!(
+        (t[0].rule.as_str(), t[0].kind),
+        ("b", TransitionKind::Announced)
+    );
 }
 
 #[test]
@@ -261,7 +296,10 @@ fn warmup_missing_metrics_and_time_going_back() {
     let mut ev = Evaluator::new(vec![r], 0.0).unwrap();
     assert!(run(&mut ev, "x", &[(0.0, 1.0), (20.0, 1.0)]).is_empty());
     // A sample without the metric changes nothing.
-    assert!(ev.observe(&Sample::at(40.0).with("y", 1.0)).unwrap().is_empty());
+    assert!(ev
+        .observe(&Sample::at(40.0).with("y", 1.0))
+        .unwrap()
+        .is_empty());
     assert_eq!(run(&mut ev, "x", &[(50.0, 1.0)]), [(50.0, "firing", true)]);
     let e = ev.observe(&Sample::at(49.0)).unwrap_err().to_string();
     assert!(e.contains("before the previous sample"), "{e}");
@@ -277,9 +315,15 @@ fn replacing_rules_keeps_state_by_name_and_resolves_removed_ones() {
     a2.condition = Condition::Threshold { cmp: above(5.0) };
     let t = ev.set_rules(vec![a2]).unwrap();
     assert_eq!(t.len(), 1);
-    assert_eq!((t[0].rule.as_str(), t[0].kind, t[0].notify), ("b", TransitionKind::Resolved, true));
+    assert_eq!(
+        (t[0].rule.as_str(), t[0].kind, t[0].notify),
+        ("b", TransitionKind::Resolved, true)
+    );
     // `a` is still firing (no second announcement); its new limit resolves it.
-    assert_eq!(run(&mut ev, "x", &[(10.0, 1.0)]), [(10.0, "resolved", true)]);
+    assert_eq!(
+        run(&mut ev, "x", &[(10.0, 1.0)]),
+        [(10.0, "resolved", true)]
+    );
     let dup = ev.set_rules(vec![a.clone(), a]).unwrap_err().to_string();
     assert!(dup.contains("defined twice"), "{dup}");
 }
@@ -308,27 +352,49 @@ fn rules_files_read_list_and_map_forms() {
         }
     );
     assert_eq!(rules[0].severity, "critical");
-    assert_eq!((rules[1].for_s, rules[1].condition.kind()), (60.0, "threshold"));
+    assert_eq!(
+        (rules[1].for_s, rules[1].condition.kind()),
+        (60.0, "threshold")
+    );
     assert_eq!(rules[2].condition, Condition::NoProgress);
 }
 
 #[test]
 fn rule_errors_name_file_and_line() {
-    let err = |src: &str| rules_from_source(Path::new("r.lua"), src).unwrap_err().to_string();
+    let err = |src: &str| {
+        rules_from_source(Path::new("r.lua"), src)
+            .unwrap_err()
+            .to_string()
+    };
     let e = err("return {\n  { name = 'a', metric = 'x', above = 1 },\n  { name = 'b', metric = 'x', abvoe = 1 },\n}\n");
-    assert!(e.starts_with("r.lua:3: rule 'b': unknown field 'abvoe'"), "{e}");
+    assert!(
+        e.starts_with("r.lua:3: rule 'b': unknown field 'abvoe'"),
+        "{e}"
+    );
     let e = err("return {\n\n  { name = 'a', metric = 'x', kind = 'slop', above = 1 },\n}\n");
-    assert!(e.starts_with("r.lua:3: rule 'a': unknown kind 'slop'"), "{e}");
+    assert!(
+        e.starts_with("r.lua:3: rule 'a': unknown kind 'slop'"),
+        "{e}"
+    );
     let e = err("return {\n  stalled = { metric = 'x', kind = 'no_progress' },\n}\n");
-    assert!(e.starts_with("r.lua:2: rule 'stalled': a no_progress rule needs for_s"), "{e}");
+    assert!(
+        e.starts_with("r.lua:2: rule 'stalled': a no_progress rule needs for_s"),
+        "{e}"
+    );
     let e = err("return {\n  { name = 'a', metric = 'x', above = 'high' },\n}\n");
-    assert_eq!(e, "r.lua:2: rule 'a': field 'above': expected a number, got string");
+    assert_eq!(
+        e,
+        "r.lua:2: rule 'a': field 'above': expected a number, got string"
+    );
     let e = err("return {\n  { name = 'a' metric = 'x' },\n}\n");
     assert!(e.starts_with("r.lua:2:"), "{e}");
     let e = err("local t = {}\nreturn t.x.y\n");
     assert!(e.starts_with("r.lua:2:"), "{e}");
     let e = err("return 5\n");
-    assert_eq!(e, "r.lua: a rules file must return a table of rules, got integer");
+    assert_eq!(
+        e,
+        "r.lua: a rules file must return a table of rules, got integer"
+    );
 }
 
 #[test]
@@ -430,7 +496,11 @@ fn default_rules_stay_quiet_on_a_healthy_soak_and_catch_a_vram_leak() {
     // 1.5 h and 2 h.
     let leaking = default_rules_soak(3600.0);
     let fired: Vec<_> = leaking.iter().map(|t| (t.rule.as_str(), t.kind)).collect();
-    assert_eq!(fired, [("vram-leak", TransitionKind::Firing)], "{leaking:?}");
+    assert_eq!(
+        fired,
+        [("vram-leak", TransitionKind::Firing)],
+        "{leaking:?}"
+    );
     let at = leaking[0].ts - 1_800_000_000.0;
     assert!((5400.0..=7200.0).contains(&at), "fired at {at} s");
 }

@@ -23,8 +23,8 @@ use mlua::{Lua, Table, UserData, UserDataMethods, Value};
 use super::error::lua_err;
 use super::opts::{to_lua, Opts};
 use super::reload::{self, DataOutcome};
-use super::webhook::{seconds, webhook_from};
 use super::results;
+use super::webhook::{seconds, webhook_from};
 use crate::alert::{load_rules, rules_from_table, Alerts, Rule, Sample, Transition};
 use crate::store::{self, RunId};
 use crate::webhook::DeliveryPolicy;
@@ -111,7 +111,9 @@ fn with_sink<T>(
         None => {
             let mut f = Some(f);
             let done = results::with_current_run(lua, |s, run| {
-                let f = f.take().ok_or_else(|| Error::Invalid("sink used twice".into()))?;
+                let f = f
+                    .take()
+                    .ok_or_else(|| Error::Invalid("sink used twice".into()))?;
                 f(Some((s, run)))
             })?;
             match (done, f) {
@@ -180,7 +182,9 @@ impl UserData for LuaAlerts {
             let d = seconds(timeout.unwrap_or(10.0), "alerts:flush")?;
             Ok(this.lock().alerts.flush(d))
         });
-        methods.add_method("stats", |lua, this, ()| to_lua(lua, &this.lock().alerts.stats()));
+        methods.add_method("stats", |lua, this, ()| {
+            to_lua(lua, &this.lock().alerts.stats())
+        });
         methods.add_method("deliveries", |lua, this, ()| {
             let inner = this.lock();
             let r = inner
@@ -237,7 +241,11 @@ fn new_alerts(lua: &Lua, spec: Table) -> mlua::Result<LuaAlerts> {
         Value::Table(list) => {
             for (i, w) in list.sequence_values::<Table>().enumerate() {
                 let w = w.map_err(|_| o.error(format!("webhooks[{}] must be a table", i + 1)))?;
-                webhooks.push(webhook_from(&w, &format!("{WHAT}: webhooks[{}]", i + 1), &[])?);
+                webhooks.push(webhook_from(
+                    &w,
+                    &format!("{WHAT}: webhooks[{}]", i + 1),
+                    &[],
+                )?);
             }
         }
         other => {
@@ -286,7 +294,10 @@ fn new_alerts(lua: &Lua, spec: Table) -> mlua::Result<LuaAlerts> {
 /// Adds the `alerts` table (`new`) to the host module.
 pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     let t = lua.create_table()?;
-    t.set("new", lua.create_function(|lua, spec: Table| new_alerts(lua, spec))?)?;
+    t.set(
+        "new",
+        lua.create_function(|lua, spec: Table| new_alerts(lua, spec))?,
+    )?;
     module.set("alerts", t)?;
     Ok(())
 }

@@ -104,19 +104,22 @@ fn rules_file_edits_apply_at_the_next_observe_and_broken_edits_keep_the_old_rule
         out,
         "rss:resolved@40.0,stalled:pending@50.0,stalled:firing@60.0"
     );
-    assert_eq!(eval::<String>(&h, "return table.concat(a:rules(), ',')"), "rss,stalled");
+    assert_eq!(
+        eval::<String>(&h, "return table.concat(a:rules(), ',')"),
+        "rss,stalled"
+    );
 
     // A broken edit: error with file:line, the last good rules stay.
     save(&rules, RULES_BROKEN);
     assert_eq!(h.reload_now(&[&rules]).unwrap(), None);
     let err: String = eval(&h, "return a:reload_error()");
-    assert!(
-        err.starts_with(&format!("{}:3:", rules.display())),
-        "{err}"
-    );
+    assert!(err.starts_with(&format!("{}:3:", rules.display())), "{err}");
     assert!(err.ends_with("(keeping the previous alert rules)"), "{err}");
     assert_eq!(h.last_reload_error().as_deref(), Some(err.as_str()));
-    assert_eq!(eval::<String>(&h, "return table.concat(a:rules(), ',')"), "rss,stalled");
+    assert_eq!(
+        eval::<String>(&h, "return table.concat(a:rules(), ',')"),
+        "rss,stalled"
+    );
     let t: String = eval(
         &h,
         "local t = a:observe { ts = 80, rss_mb = 600, requests_ok = 8 } \
@@ -131,15 +134,24 @@ fn rules_file_edits_apply_at_the_next_observe_and_broken_edits_keep_the_old_rule
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut ts = 90;
     loop {
-        let reloads: u64 = eval(&h, &format!("a:observe {{ ts = {ts}, rss_mb = 50 }} return a:reloads()"));
+        let reloads: u64 = eval(
+            &h,
+            &format!("a:observe {{ ts = {ts}, rss_mb = 50 }} return a:reloads()"),
+        );
         if reloads == 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "the edit was not picked up by observe");
+        assert!(
+            Instant::now() < deadline,
+            "the edit was not picked up by observe"
+        );
         ts += 1;
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(eval::<String>(&h, "return table.concat(a:rules(), ',')"), "rss");
+    assert_eq!(
+        eval::<String>(&h, "return table.concat(a:rules(), ',')"),
+        "rss"
+    );
     assert!(eval::<Option<String>>(&h, "return a:reload_error()").is_none());
 
     // Every transition is in the run, the URL nowhere.
@@ -174,7 +186,12 @@ fn rules_file_edits_apply_at_the_next_observe_and_broken_edits_keep_the_old_rule
         .filter(|e| e.kind == "webhook" && e.payload["outcome"] == "delivered")
         .count();
     assert!(delivered >= 5, "{events:?}");
-    let json = crate::store::export(&store, &[crate::store::RunId(run)], crate::store::ExportFormat::Json).unwrap();
+    let json = crate::store::export(
+        &store,
+        &[crate::store::RunId(run)],
+        crate::store::ExportFormat::Json,
+    )
+    .unwrap();
     assert!(!json.contains("SECRET"), "{json}");
 }
 

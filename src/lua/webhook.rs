@@ -37,7 +37,12 @@ pub(crate) fn webhook_from(t: &Table, what: &str, extra: &[&str]) -> mlua::Resul
         let (k, _) = pair?;
         let key = match &k {
             Value::String(s) => s.to_string_lossy(),
-            other => return Err(bad(format!("a {} key, expected named fields", other.type_name()))),
+            other => {
+                return Err(bad(format!(
+                    "a {} key, expected named fields",
+                    other.type_name()
+                )))
+            }
         };
         if !["kind", "url", "url_env", "name"].contains(&key.as_str())
             && !extra.contains(&key.as_str())
@@ -53,7 +58,10 @@ pub(crate) fn webhook_from(t: &Table, what: &str, extra: &[&str]) -> mlua::Resul
             Value::Nil => Ok(None),
             Value::String(s) => Ok(Some(s.to_string_lossy())),
             // Never print the value: it may be the URL.
-            other => Err(bad(format!("field '{key}': expected a string, got {}", other.type_name()))),
+            other => Err(bad(format!(
+                "field '{key}': expected a string, got {}",
+                other.type_name()
+            ))),
         }
     };
     let kind: Format = text("kind")?
@@ -103,7 +111,9 @@ pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
             let w = Arc::new(webhook_from(&spec, WHAT, &["text"])?);
             let text = Opts::new(spec, WHAT, &["kind", "url", "url_env", "name", "text"])?
                 .string("text")?
-                .ok_or_else(|| lua_err(Error::Invalid(format!("{WHAT}: field 'text' is missing"))))?;
+                .ok_or_else(|| {
+                    lua_err(Error::Invalid(format!("{WHAT}: field 'text' is missing")))
+                })?;
             let target = current_target(lua)?;
             let note = Notification::text(text, target.as_ref().map(|t| t.run.0), store::now());
             dispatcher(lua)?.send(&w, note, target);

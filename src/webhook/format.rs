@@ -226,6 +226,9 @@ mod tests {
         assert_eq!("Slack".parse::<Format>().unwrap(), Format::Slack);
         assert_eq!("json".parse::<Format>().unwrap(), Format::Generic);
         let e = "teams".parse::<Format>().unwrap_err().to_string();
-        assert!(e.contains("'teams'") && e.contains("slack, discord or generic"), "{e}");
+        assert!(
+            e.contains("'teams'") && e.contains("slack, discord or generic"),
+            "{e}"
+        );
     }
 }

@@ -27,6 +27,6 @@ pub use secret::SecretUrl;
 pub use target::Webhook;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 pub(crate) mod test_server;
+#[cfg(test)]
+mod tests;

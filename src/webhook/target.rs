@@ -79,8 +79,12 @@ mod tests {
 
     #[test]
     fn labels_name_kind_and_source_only() {
-        let w = Webhook::new(Format::Discord, "https://discord.test/api/webhooks/1/SECRET", None)
-            .unwrap();
+        let w = Webhook::new(
+            Format::Discord,
+            "https://discord.test/api/webhooks/1/SECRET",
+            None,
+        )
+        .unwrap();
         assert_eq!(w.label(), "discord webhook (configured URL)");
         assert!(!format!("{w:?}").contains("SECRET"));
         let e = Webhook::from_env(Format::Slack, "RAWRXD_TEST_UNSET_WEBHOOK_VAR", Some("ops"))

@@ -97,8 +97,16 @@ fn wait_gate(gate: &Gate) {
     }
 }
 
-fn serve(stream: TcpStream, reply: Reply, tx: Sender<Received>, hits: Arc<AtomicUsize>, gate: Gate) {
-    let Ok(write_half) = stream.try_clone() else { return };
+fn serve(
+    stream: TcpStream,
+    reply: Reply,
+    tx: Sender<Received>,
+    hits: Arc<AtomicUsize>,
+    gate: Gate,
+) {
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(stream);
     loop {
         let mut line = String::new();

@@ -91,7 +91,10 @@ fn slack_discord_and_generic_payloads_arrive_well_formed() {
         }
     }
     let s = d.stats();
-    assert_eq!((s.queued, s.sent, s.failed, s.dropped, s.retries), (3, 3, 0, 0, 0));
+    assert_eq!(
+        (s.queued, s.sent, s.failed, s.dropped, s.retries),
+        (3, 3, 0, 0, 0)
+    );
 }
 
 #[test]
@@ -104,7 +107,11 @@ fn server_errors_are_retried_without_holding_up_the_sender_and_stored_as_failed(
         path: st.path().to_path_buf(),
         run,
     };
-    d.send(&w, alert("errors", NotifyState::Firing, Some(run.0)), Some(target));
+    d.send(
+        &w,
+        alert("errors", NotifyState::Firing, Some(run.0)),
+        Some(target),
+    );
     // The first attempt is at the server and held there: the sender has long returned.
     server.recv();
     let s = d.stats();
@@ -133,7 +140,10 @@ fn client_errors_are_not_retried() {
     assert_eq!(server.hits(), 1);
     let r = d.recent();
     assert_eq!(r.len(), 1);
-    assert_eq!((r[0].outcome, r[0].status, r[0].attempts), (Outcome::Failed, Some(404), 1));
+    assert_eq!(
+        (r[0].outcome, r[0].status, r[0].attempts),
+        (Outcome::Failed, Some(404), 1)
+    );
 }
 
 #[test]
@@ -232,9 +242,17 @@ fn the_url_never_reaches_logs_errors_or_the_store() {
     for (i, url) in urls.iter().enumerate() {
         let w = Arc::new(Webhook::new(Format::Slack, url, Some("ops")).unwrap());
         assert!(!format!("{w:?}").contains(SECRET));
-        d.send(&w, alert("leak", NotifyState::Firing, Some(run.0)), target.clone());
+        d.send(
+            &w,
+            alert("leak", NotifyState::Firing, Some(run.0)),
+            target.clone(),
+        );
         // A second one overflows the queue of one (or follows): a drop is logged too.
-        d.send(&w, alert("leak", NotifyState::Resolved, Some(run.0)), target.clone());
+        d.send(
+            &w,
+            alert("leak", NotifyState::Resolved, Some(run.0)),
+            target.clone(),
+        );
         assert!(d.flush(Duration::from_secs(10)), "url {i}");
     }
     let s = d.stats();
@@ -245,7 +263,10 @@ fn the_url_never_reaches_logs_errors_or_the_store() {
     }
     let json = store::export(&st, &[run], ExportFormat::Json).unwrap();
     assert!(json.contains("slack webhook 'ops' (configured URL)"));
-    assert!(!json.contains(SECRET) && !json.contains("/services/"), "{json}");
+    assert!(
+        !json.contains(SECRET) && !json.contains("/services/"),
+        "{json}"
+    );
     let logs = captured_logs();
     assert!(
         logs.iter().any(|l| l.contains("slack webhook 'ops'")),
