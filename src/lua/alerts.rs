@@ -60,7 +60,9 @@ fn rules_hook(target: Weak<Mutex<Inner>>) -> reload::DataHook {
             return DataOutcome::Gone;
         };
         let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
-        match load_rules(path) {
+        // Errors name the file as the script did, not the watcher's canonical path.
+        let shown = inner.rules_path.clone().unwrap_or_else(|| path.to_path_buf());
+        match load_rules(&shown) {
             Ok(rules) => {
                 let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
                 let msg = format!("{} alert rule(s): {}", rules.len(), names.join(", "));
