@@ -61,7 +61,10 @@ fn rules_hook(target: Weak<Mutex<Inner>>) -> reload::DataHook {
         };
         let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
         // Errors name the file as the script did, not the watcher's canonical path.
-        let shown = inner.rules_path.clone().unwrap_or_else(|| path.to_path_buf());
+        let shown = inner
+            .rules_path
+            .clone()
+            .unwrap_or_else(|| path.to_path_buf());
         match load_rules(&shown) {
             Ok(rules) => {
                 let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
