@@ -9,6 +9,7 @@
 //! charts and tables for the generated documents).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod alert;
 pub mod engine;
 pub mod error;
 pub mod fault;
@@ -21,5 +22,6 @@ pub mod report;
 pub mod serve;
 pub mod soak;
 pub mod store;
+pub mod webhook;
 
 pub use error::{Error, Result};

@@ -47,6 +47,7 @@ const CASES: &[(&str, &[&str], &str)] = &[
     ("quant.lua", &[], "schemes/hybrid_example.lua on "),
     ("probe.lua", &["--backend", "cpu"], "engine: weights "),
     ("results.lua", &[], "tg_tps"),
+    ("alerts.lua", &[], "vram-leak    firing    VRAM grows "),
     ("report.lua", &[], "| Q4_K_M | 41.12 | 0.476 | 41.76 |"),
     (
         "hot_scheme.lua",

@@ -20,6 +20,8 @@
 ---@field report rawrxd.report
 ---@field pool rawrxd.pool            load generation (Phase 2)
 ---@field soak rawrxd.soak            soak runs with leak verdicts (Phase 2)
+---@field alerts rawrxd.alerts        alert rules over samples, notified to webhooks
+---@field webhook rawrxd.webhook      ad-hoc chat / JSON webhook notifications
 local rawrxd = {}
 
 ---The one-line `file:line: message` of an error caught with `pcall` (a Rust error's `tostring`
@@ -910,5 +912,131 @@ rawrxd.soak = {}
 ---@param spec rawrxd.SoakSpec
 ---@return rawrxd.SoakSummary
 function rawrxd.soak.run(spec) end
+---An alert rule (a rules file returns a list of these, or a map from name to rule).
+---@class rawrxd.AlertRule
+---@field name string             unique name (optional in map form: the key)
+---@field metric string           the sample field watched
+---@field kind? "threshold"|"window"|"slope"|"no_progress"|"ratio"  default "threshold"
+---@field above? number           bad when the value is greater (one of above/below)
+---@field below? number           bad when the value is less
+---@field for_s? number           the condition must hold this long before firing (no_progress: seconds without an increase)
+---@field window_s? number        window of `window`, `slope` and `ratio` rules
+---@field agg? "mean"|"max"|"min"|"p95"  window summary (default mean)
+---@field min_samples? integer    fewer samples in the window: no verdict (slope default 2)
+---@field min_span_s? number      a window spanning less: no verdict
+---@field warmup_s? number        not judged during the first seconds of samples
+---@field severity? string        default "warning"
+---@field message? string         template: {name} {metric} {value} {limit}
+---@field min_interval_s? number  minimum seconds between firing notifications of this rule
+---@field notify? boolean         false: store transitions, send nothing
+---@field over? string|string[]   ratio: denominator counters (summed increases)
+
+---A webhook: `url_env` names the environment variable holding the URL (preferred: URLs are
+---secrets), or `url` gives it. Never printed or stored; logs use "slack webhook ($VAR)".
+---@class rawrxd.WebhookSpec
+---@field kind "slack"|"discord"|"generic"
+---@field url_env? string
+---@field url? string
+---@field name? string
+
+---@class rawrxd.AlertsSpec
+---@field rules string|rawrxd.AlertRule[]  a rules file (hot-reloaded) or an inline table
+---@field webhooks? rawrxd.WebhookSpec[]
+---@field run? integer            results run for `alert`/`webhook` events (default: the current run)
+---@field min_interval_s? number  minimum seconds between any two firing notifications
+---@field tries? integer          delivery attempts per notification (default 3)
+---@field backoff_s? number       first retry wait, doubling (default 0.5)
+---@field backoff_max_s? number   longest retry wait (default 30)
+---@field timeout_s? number       per-request timeout (default 10)
+---@field queue? integer          notifications queued at most; beyond, the oldest is dropped (256)
+
+---@class rawrxd.AlertTransition
+---@field rule string
+---@field metric string
+---@field kind "pending"|"firing"|"resolved"|"cancelled"|"announced"
+---@field from "inactive"|"pending"|"firing"
+---@field to "inactive"|"pending"|"firing"
+---@field ts number               the sample's ts
+---@field value number|nil
+---@field severity string
+---@field message string
+---@field notify boolean          a notification goes out
+---@field suppressed string|nil   why not (rate limit, never announced, notify = false)
+
+---@class rawrxd.AlertStatus
+---@field rule string
+---@field state "inactive"|"pending"|"firing"
+---@field since number|nil
+---@field value number|nil
+---@field announced boolean
+---@field last_notified number|nil
+
+---@class rawrxd.DeliveryStats
+---@field queued integer
+---@field sent integer
+---@field failed integer
+---@field dropped integer
+---@field retries integer
+---@field pending integer
+---@field in_flight integer
+
+---@class rawrxd.Delivery
+---@field webhook string          the webhook's label (never its URL)
+---@field format string
+---@field alert string|nil
+---@field state string
+---@field outcome "delivered"|"failed"|"dropped"
+---@field status integer|nil
+---@field attempts integer
+---@field latency_s number
+---@field error string|nil
+
+---@class rawrxd.Alerts
+local Alerts = {}
+---Feeds a sample (`ts` in seconds, default now; every numeric field is a metric). A reload safe
+---point: an edited rules file applies here. Stores each transition, queues notifications, never
+---waits on the network.
+---@param sample table<string, number>
+---@return rawrxd.AlertTransition[]
+function Alerts:observe(sample) end
+---@return table<string, rawrxd.AlertStatus>
+function Alerts:state() end
+---@return string[] names of the rules in force
+function Alerts:rules() end
+---@return string|nil err the last rules-file reload error (`file:line: …`), nil after a good one
+function Alerts:reload_error() end
+---@return integer n successful rules-file reloads
+function Alerts:reloads() end
+---Waits for queued notifications, at most `timeout_s` (default 10).
+---@param timeout_s? number
+---@return boolean done
+function Alerts:flush(timeout_s) end
+---@return rawrxd.DeliveryStats
+function Alerts:stats() end
+---@return rawrxd.Delivery[] the latest delivery records (64 at most)
+function Alerts:deliveries() end
+
+---@class rawrxd.alerts
+rawrxd.alerts = {}
+---@param spec rawrxd.AlertsSpec
+---@return rawrxd.Alerts
+function rawrxd.alerts.new(spec) end
+
+---@class rawrxd.WebhookSend: rawrxd.WebhookSpec
+---@field text string
+
+---@class rawrxd.webhook
+rawrxd.webhook = {}
+---Queues an ad-hoc message (delivered in the background; recorded in the current run).
+---@param spec rawrxd.WebhookSend
+---@return boolean
+function rawrxd.webhook.send(spec) end
+---@param timeout_s? number
+---@return boolean done
+function rawrxd.webhook.flush(timeout_s) end
+---@return rawrxd.DeliveryStats
+function rawrxd.webhook.stats() end
+---@return rawrxd.Delivery[]
+function rawrxd.webhook.deliveries() end
 
 return rawrxd

@@ -92,6 +92,8 @@ fn build_module(lua: &Lua) -> mlua::Result<Table> {
     quant::register(lua, &m)?;
     report::register(lua, &m)?;
     super::soak::register(lua, &m)?;
+    super::alerts::register(lua, &m)?;
+    super::webhook::register(lua, &m)?;
     Ok(m)
 }
 

@@ -3,12 +3,13 @@
 //!
 //! Layout (one module per Lua API, WezTerm style): [`host`] builds the state and the module table
 //! from each API's `register`; [`args`], [`log`], [`time`], [`results`], [`reload`], [`model`],
-//! [`engine`], [`bench`], [`probe`], [`quant`] and [`report`] are the APIs; [`error`] turns Lua
+//! [`engine`], [`bench`], [`probe`], [`quant`], [`report`], [`alerts`] and [`webhook`] are the APIs; [`error`] turns Lua
 //! errors into `file:line: message` (and is `rawrxd.error_message`); `opts` reads option tables.
 //!
 //! Threading: a `Host` and its state are used from one thread at a time. Long work runs in Rust;
 //! Lua is called at the edges. Long-running Rust APIs call [`poll_reload`] at their safe points.
 
+pub mod alerts;
 pub mod args;
 pub mod bench;
 pub mod engine;
@@ -26,11 +27,14 @@ pub mod report;
 pub mod results;
 pub mod soak;
 pub mod time;
+pub mod webhook;
 
 pub use error::describe;
 pub use host::{lib_lua_paths, Host, HostInfo, LUA_PATH_ENV};
 pub use reload::{generation, poll_reload};
 
+#[cfg(test)]
+mod alerts_tests;
 #[cfg(test)]
 mod api_tests;
 #[cfg(test)]

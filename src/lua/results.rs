@@ -242,6 +242,18 @@ pub(crate) fn set_current_run(lua: &Lua, path: &Path, run: Option<RunId>) -> mlu
     Ok(())
 }
 
+/// Calls `f` with the host's store (opening the default one on first use), for API modules that
+/// record into a run the script names (e.g. `rawrxd.alerts` with `run = id`).
+pub(crate) fn with_store<T>(
+    lua: &Lua,
+    f: impl FnOnce(&Store) -> crate::Result<T>,
+) -> mlua::Result<T> {
+    let generation = reload::generation(lua);
+    let h = state(lua);
+    let mut st = h.lock();
+    f(st.store(generation)?).map_err(lua_err)
+}
+
 /// Ends the current run, if any, when the script is done: `ok` or `failed` with `error`.
 pub(crate) fn finish(lua: &Lua, error: Option<&str>) -> crate::Result<()> {
     let h = state(lua);
