@@ -79,7 +79,8 @@ function M.generate(opts)
   local ctx = {
     d = d, targets = targets,
     opts = { db = db, version = rx.version, baseline = M.ids(opts.baseline, "--baseline") or {},
-             targets_file = type(opts.targets) == "string" and opts.targets or nil },
+             targets_file = type(opts.targets) == "string" and opts.targets or
+               (opts.targets and "the calling script's targets over lib-lua/docs/targets.lua") },
   }
   ctx.sla = analysis.sla(d, targets)
   ctx.picks = analysis.picks(d, targets)

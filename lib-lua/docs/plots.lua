@@ -47,7 +47,8 @@ function M.latency_vs_concurrency(d, dir)
   if #series == 0 then return nil end
   return rel(rx.report.plot {
     out = dir .. "/latency_vs_concurrency", title = "Latency vs concurrency",
-    x = "concurrent streams", y = "latency (ms, log scale)", kind = "line", log_y = true,
+    x = "concurrent streams (log scale)", y = "latency (ms, log scale)", kind = "line",
+    log_x = true, log_y = true,
     series = series,
   }, dir)
 end
@@ -73,7 +74,8 @@ function M.throughput_vs_concurrency(d, dir)
   if #series == 0 then return nil end
   return rel(rx.report.plot {
     out = dir .. "/throughput_vs_concurrency", title = "Aggregate throughput vs concurrency",
-    x = "concurrent streams", y = "output tokens/s", kind = "line", series = series,
+    x = "concurrent streams (log scale)", y = "output tokens/s", kind = "line", log_x = true,
+    series = series,
   }, dir)
 end
 

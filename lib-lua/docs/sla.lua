@@ -40,8 +40,7 @@ return function(ctx)
   w("## Fault recovery\n\n")
   w(md.table(HEAD, rows(s.faults)) .. "\n")
   w("## Targets\n\n")
-  w("Set by the report's targets file (`" .. (ctx.opts.targets_file or "lib-lua/docs/targets.lua") ..
-    "`):\n\n")
+  w("Set by " .. (ctx.opts.targets_file or "lib-lua/docs/targets.lua") .. ":\n\n")
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
   table.sort(keys)

@@ -20,10 +20,10 @@ return function(ctx)
   w(rule)
   w("RAWRXD BENCHMARK VISUAL SUMMARY\n")
   local pv = d.provenance
-  w(("runs %d | device %s | driver %s | commit %s\n"):format(#d.runs,
+  w(("runs %d | device %s | driver %s\ncommit %s\n"):format(#d.runs,
     #pv.devices > 0 and table.concat(pv.devices, "; ") or "not recorded",
     #pv.drivers > 0 and table.concat(pv.drivers, "; ") or "not recorded",
-    #pv.commits > 0 and table.concat(pv.commits, "; "):sub(1, 40) or "not recorded"))
+    #pv.commits > 0 and table.concat(pv.commits, "; ") or "not recorded"))
   w(rule)
   section("Decode throughput by variant (tokens/s, higher is better)")
   w(bars("tg_tps", "tok/s", 2))
