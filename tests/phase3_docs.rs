@@ -306,7 +306,8 @@ fn phase3_documents_match_the_store() {
         "performance_curve",
         "latency_vs_concurrency",
         "throughput_vs_concurrency",
-        &format!("soak_run{soak}"),
+        &format!("soak_run{soak}_vram_own_mb"),
+        &format!("soak_run{soak}_rss_mb"),
     ] {
         check_png(&out.join(format!("{stem}.png")));
         check_svg(&out.join(format!("{stem}.svg")));
@@ -425,7 +426,7 @@ fn phase3_documents_match_the_store() {
     same(&rows[1]["95 % CI high"], 5.5, None, "ci");
     assert!(summary.contains(&format!("soak run {soak} over 1.90 h, 0 crashes")));
     assert!(summary.contains(&format!("3.00 % of requests lost (run {faults})")));
-    assert!(summary.contains(&format!("soak_run{soak}.png")));
+    assert!(summary.contains(&format!("](soak_run{soak}_vram_own_mb.png)")));
     // vram_own drifts 5.5 MB/h (upper bound) × 1.9 h = 10.45 MB ≤ 50 MB: pass.
     let soak_rows = table_after(&sla, "## Stability");
     let vram = soak_rows

@@ -91,8 +91,8 @@ return function(ctx)
       else
         w("Leak slope " .. nm .. ".\n\n")
       end
-      if ctx.plots.soak[sk.run.id] then
-        w(md.image("Soak memory with the fitted leak line", ctx.plots.soak[sk.run.id]) .. "\n")
+      for _, f in ipairs(ctx.plots.soak[sk.run.id] or {}) do
+        w(md.image(f.name .. " during the soak with the fitted leak line", f) .. "\n")
       end
     end
   end

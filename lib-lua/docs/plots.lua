@@ -79,42 +79,44 @@ function M.throughput_vs_concurrency(d, dir)
   }, dir)
 end
 
---- Memory series of a soak run (MB against hours) with each one's fitted leak line, dashed.
+--- One plot per memory series of a soak run (MB against hours, each on its own scale) with its
+--- fitted leak line, dashed: the soak runner's stored slope (fitted after warm-up) drawn through
+--- the points' mean, else a least-squares fit over all points. Returns a list of
+--- `{name=, svg=, png=}`.
 function M.soak(s, dir)
-  local series = {}
   local names = {}
   for name in pairs(s.series) do
-    if s.memory_series[name] then names[#names + 1] = name end
+    if s.memory_series[name] and #s.series[name] > 0 then names[#names + 1] = name end
   end
   table.sort(names)
+  local out = {}
   for _, name in ipairs(names) do
     local pts = s.series[name]
-    if #pts > 0 then
-      series[#series + 1] = { name = name, points = pts }
-      local slope, intercept = data.fit(pts)
-      local kind = name:gsub("_mb$", "")
-      local stored = s.leak_by[kind] or s.leak_by[name]
-      if stored and stored.slope then
-        -- The stored slope (fitted after warm-up by the soak runner), through the points' mean.
-        local mx, my = 0, 0
-        for _, p in ipairs(pts) do mx, my = mx + p[1], my + p[2] end
-        mx, my = mx / #pts, my / #pts
-        slope, intercept = stored.slope, my - stored.slope * mx
-      end
-      if slope then
-        local t0, t1 = pts[1][1], pts[#pts][1]
-        series[#series + 1] = {
-          name = ("%s fit: %+.2f MB/h"):format(name, slope), dashed = true,
-          points = { { t0, slope * t0 + intercept }, { t1, slope * t1 + intercept } },
-        }
-      end
+    local series = { { name = name, points = pts } }
+    local slope, intercept = data.fit(pts)
+    local stored = s.leak_by[(name:gsub("_mb$", ""))] or s.leak_by[name]
+    if stored and stored.slope then
+      local mx, my = 0, 0
+      for _, p in ipairs(pts) do mx, my = mx + p[1], my + p[2] end
+      mx, my = mx / #pts, my / #pts
+      slope, intercept = stored.slope, my - stored.slope * mx
     end
+    if slope then
+      local t0, t1 = pts[1][1], pts[#pts][1]
+      series[2] = {
+        name = ("leak fit: %+.2f MB/h%s"):format(slope, stored and stored.slope and "" or " (all points)"),
+        dashed = true, points = { { t0, slope * t0 + intercept }, { t1, slope * t1 + intercept } },
+      }
+    end
+    local files = rel(rx.report.plot {
+      out = ("%s/soak_run%d_%s"):format(dir, s.run.id, name),
+      title = ("Soak run %d: %s over time"):format(s.run.id, name),
+      x = "time (h)", y = name:gsub("_mb$", "") .. " (MB)", kind = "line", series = series,
+    }, dir)
+    files.name = name
+    out[#out + 1] = files
   end
-  if #series == 0 then return nil end
-  return rel(rx.report.plot {
-    out = dir .. "/soak_run" .. s.run.id, title = ("Soak run %d: memory over time"):format(s.run.id),
-    x = "time (h)", y = "memory (MB)", kind = "line", series = series,
-  }, dir)
+  return out
 end
 
 return M
