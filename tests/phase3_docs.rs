@@ -117,8 +117,12 @@ fn soak_and_faults(db: &Path) -> (RunId, RunId) {
     store.end_run(soak, RunStatus::Ok, None).unwrap();
     let faults = store.begin_run(RunInfo::new("faults", "faults")).unwrap();
     let none = Tags::new();
-    store.record(faults, "requests_ok", 97.0, "count", &none).unwrap();
-    store.record(faults, "requests_lost", 3.0, "count", &none).unwrap();
+    store
+        .record(faults, "requests_ok", 97.0, "count", &none)
+        .unwrap();
+    store
+        .record(faults, "requests_lost", 3.0, "count", &none)
+        .unwrap();
     store.record(faults, "loss_pct", 3.0, "%", &none).unwrap();
     store.end_run(faults, RunStatus::Ok, None).unwrap();
     (soak, faults)
@@ -204,7 +208,10 @@ fn check_svg(path: &Path) {
     let svg = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     let mut stack: Vec<&str> = Vec::new();
     let mut rest = svg.trim();
-    assert!(rest.starts_with("<svg"), "{path:?} does not start with <svg");
+    assert!(
+        rest.starts_with("<svg"),
+        "{path:?} does not start with <svg"
+    );
     let mut roots = 0;
     while let Some(open) = rest.find('<') {
         let close = rest[open..].find('>').expect("unterminated tag") + open;
@@ -223,7 +230,10 @@ fn check_svg(path: &Path) {
         }
         rest = &rest[close + 1..];
     }
-    assert!(stack.is_empty() && roots == 1, "{path:?}: {stack:?}, {roots} roots");
+    assert!(
+        stack.is_empty() && roots == 1,
+        "{path:?}: {stack:?}, {roots} roots"
+    );
 }
 
 const DOCS: [&str; 6] = [
@@ -258,7 +268,13 @@ fn phase3_documents_match_the_store() {
     let Some(model) = test_model() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("r.sqlite");
-    phase1(&model, &db, tmp.path(), "q8_0", "schemes/hybrid_example.lua");
+    phase1(
+        &model,
+        &db,
+        tmp.path(),
+        "q8_0",
+        "schemes/hybrid_example.lua",
+    );
     ok(rawrxd(&[
         "scripts/phase2_concurrency.lua",
         "--model",
@@ -284,7 +300,11 @@ fn phase3_documents_match_the_store() {
     let store = Store::open(&db).unwrap();
     let mut runs = store.list_runs(&RunFilter::default()).unwrap();
     runs.reverse();
-    let q8: Vec<RunId> = runs.iter().filter(|r| r.name == "Q8_0").map(|r| r.id).collect();
+    let q8: Vec<RunId> = runs
+        .iter()
+        .filter(|r| r.name == "Q8_0")
+        .map(|r| r.id)
+        .collect();
     assert_eq!(q8.len(), 2);
     let baseline = q8[0].to_string();
 
@@ -323,7 +343,9 @@ fn phase3_documents_match_the_store() {
     let summary = read(&out, "EXECUTIVE_SUMMARY.md");
     let plots = linked_plots(&out, &summary);
     assert!(plots.iter().any(|p| p.ends_with("performance_curve.png")));
-    assert!(plots.iter().any(|p| p.ends_with("latency_vs_concurrency.png")));
+    assert!(plots
+        .iter()
+        .any(|p| p.ends_with("latency_vs_concurrency.png")));
 
     // The variant matrix: the newest run of each variant, every figure equal to the store's.
     let variants = read(&out, "QUANT_VARIANTS_REPORT.md");
@@ -400,7 +422,11 @@ fn phase3_documents_match_the_store() {
         same(&row["SLA (committed)"], v * (1.0 + margin), None, name);
         let target: f64 = row["target"].trim_start_matches("≤ ").parse().unwrap();
         let pass = v * (1.0 + margin) <= target;
-        assert_eq!(row["verdict"], if pass { "PASS" } else { "FAIL" }, "{row:?}");
+        assert_eq!(
+            row["verdict"],
+            if pass { "PASS" } else { "FAIL" },
+            "{row:?}"
+        );
     }
     for row in table_after(&sla, "## Single stream") {
         let id = runs
@@ -438,15 +464,28 @@ fn phase3_documents_match_the_store() {
 
     // The decision tree is derived from the data.
     let tradeoff = read(&out, "PERFORMANCE_TRADE_OFF_ANALYSIS.md");
-    let store_q8 = stat(&store.measurements(q8[1]).unwrap(), "kld", &[]).unwrap().0;
+    let store_q8 = stat(&store.measurements(q8[1]).unwrap(), "kld", &[])
+        .unwrap()
+        .0;
     let hyb = runs.iter().find(|r| r.name == "hybrid_example").unwrap().id;
-    let store_h = stat(&store.measurements(hyb).unwrap(), "kld", &[]).unwrap().0;
-    let best = if store_q8 <= store_h { "Q8_0" } else { "hybrid_example" };
+    let store_h = stat(&store.measurements(hyb).unwrap(), "kld", &[])
+        .unwrap()
+        .0;
+    let best = if store_q8 <= store_h {
+        "Q8_0"
+    } else {
+        "hybrid_example"
+    };
     assert!(
         tradeoff.contains(&format!("└─ variant: {best}  (best KLD")),
         "{tradeoff}"
     );
-    for use_case in ["Latency-critical", "Throughput", "Memory-constrained", "Quality-critical"] {
+    for use_case in [
+        "Latency-critical",
+        "Throughput",
+        "Memory-constrained",
+        "Quality-critical",
+    ] {
         assert!(tradeoff.contains(use_case));
     }
 
@@ -480,13 +519,25 @@ fn phase3_documents_match_the_store() {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    for name in ["QUANT_VARIANTS_REPORT.md", "EXECUTIVE_SUMMARY.md", "REGRESSION.md"] {
+    for name in [
+        "QUANT_VARIANTS_REPORT.md",
+        "EXECUTIVE_SUMMARY.md",
+        "REGRESSION.md",
+    ] {
         assert_eq!(strip(read(&out, name)), strip(read(&out2, name)), "{name}");
     }
 
     // Only the first Q8_0 run: everything else is "not measured", and no concurrency plot.
     let out3 = tmp.path().join("docs3");
-    ok(rawrxd(&["report", "--db", &s(&db), "--runs", &baseline, "--out", &s(&out3)]));
+    ok(rawrxd(&[
+        "report",
+        "--db",
+        &s(&db),
+        "--runs",
+        &baseline,
+        "--out",
+        &s(&out3),
+    ]));
     let lone = read(&out3, "EXECUTIVE_SUMMARY.md");
     for line in [
         "- Concurrency: not measured.",

@@ -261,9 +261,11 @@ fn latest_runs(s: &Store, phases: Option<&[String]>) -> crate::Result<Vec<RunId>
     let runs = s.list_runs(&RunFilter::default())?;
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
-    for r in runs.iter().filter(|r| r.status != RunStatus::Running).chain(
-        runs.iter().filter(|r| r.status == RunStatus::Running),
-    ) {
+    for r in runs
+        .iter()
+        .filter(|r| r.status != RunStatus::Running)
+        .chain(runs.iter().filter(|r| r.status == RunStatus::Running))
+    {
         if phases.is_some_and(|p| !p.iter().any(|x| x == &r.phase)) {
             continue;
         }
