@@ -549,3 +549,97 @@ fn phase3_documents_match_the_store() {
     assert!(!out3.join("latency_vs_concurrency.png").exists());
     assert!(read(&out3, "REGRESSION.md").contains("No baseline given"));
 }
+
+/// A Phase 1 run as scripts/phase1_sweep.lua records it (the figures that matter here).
+fn variant_run(store: &Store, name: &str, tg: f64, p95: f64, vram: f64, kld: f64) -> RunId {
+    let mut info = RunInfo::new("phase1", name);
+    info.variant = Some(name.to_string());
+    info.device = Some("test device".to_string());
+    info.driver = Some("test driver 1.0".to_string());
+    let run = store.begin_run(info).unwrap();
+    let none = Tags::new();
+    for (i, x) in [tg - 1.0, tg + 1.0].into_iter().enumerate() {
+        let tags: Tags = [("rep".to_string(), json!(i + 1))].into_iter().collect();
+        store.record(run, "tg_tps", x, "tok/s", &tags).unwrap();
+        store
+            .record(run, "pp_tps", 10.0 * x, "tok/s", &tags)
+            .unwrap();
+    }
+    store.record(run, "ms_p50", p95 * 0.9, "ms", &none).unwrap();
+    store.record(run, "ms_p95", p95, "ms", &none).unwrap();
+    store.record(run, "ms_p99", p95 * 1.1, "ms", &none).unwrap();
+    store.record(run, "vram_mib", vram, "MiB", &none).unwrap();
+    store.record(run, "kld", kld, "nats", &none).unwrap();
+    store.end_run(run, RunStatus::Ok, None).unwrap();
+    run
+}
+
+/// The decision tree and the SLA verdicts follow the data and the targets file: each use case
+/// picks a different variant here, and changing the numbers changes the picks.
+#[test]
+fn decisions_and_verdicts_are_derived_from_the_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("r.sqlite");
+    // Nothing stored yet: every document still comes out, saying "not measured".
+    let empty = tmp.path().join("empty");
+    ok(rawrxd(&["report", "--db", &s(&db), "--out", &s(&empty)]));
+    for name in DOCS {
+        assert!(read(&empty, name).contains("not measured"), "{name}");
+    }
+
+    let store = Store::open(&db).unwrap();
+    variant_run(&store, "FAST", 100.0, 12.0, 5000.0, 0.05);
+    variant_run(&store, "PRECISE", 80.0, 10.0, 4000.0, 0.01);
+    variant_run(&store, "SMALL", 60.0, 20.0, 2500.0, 0.2);
+    let broken = store.begin_run(RunInfo::new("phase1", "BROKEN")).unwrap();
+    store
+        .end_run(
+            broken,
+            RunStatus::Failed,
+            Some("out of device memory in vkAllocateMemory"),
+        )
+        .unwrap();
+    let targets = tmp.path().join("targets.lua");
+    std::fs::write(&targets, "return { margin = 0.1, decode_tps = 70 }\n").unwrap();
+    let out = tmp.path().join("docs");
+    ok(rawrxd(&[
+        "report",
+        "--db",
+        &s(&db),
+        "--targets",
+        &s(&targets),
+        "--out",
+        &s(&out),
+    ]));
+
+    let tree = read(&out, "PERFORMANCE_TRADE_OFF_ANALYSIS.md");
+    for line in [
+        "│   ├─ variant: PRECISE  (lowest P95 ms/token: 10.00 ms)",
+        "│   ├─ variant: FAST  (highest decode: 100.00 tok/s)",
+        // PRECISE is the best quality that fits any budget from its own 4000 MiB up.
+        "│   ├─ VRAM budget ≥ 4000.0 MiB → PRECISE  (KLD (nats) 0.01000)",
+        "│   ├─ VRAM budget ≥ 2500.0 MiB → SMALL  (KLD (nats) 0.20000)",
+        "│   └─ VRAM budget < 2500.0 MiB → no measured variant fits",
+        "    └─ variant: PRECISE  (best KLD (nats) 0.01000)",
+        "**Sweet spot: FAST**",
+    ] {
+        assert!(tree.contains(line), "no '{line}' in:\n{tree}");
+    }
+    assert!(tree.contains("test driver 1.0"));
+
+    let sla = read(&out, "PERFORMANCE_SLA_SPECIFICATION.md");
+    let rows = table_after(&sla, "## Single stream");
+    let verdict = |scope: &str| {
+        &rows
+            .iter()
+            .find(|r| r["scope"] == scope && r["metric"] == "decode tokens/s")
+            .unwrap_or_else(|| panic!("no {scope} row"))["verdict"]
+    };
+    // 100 × 0.9 = 90 and 80 × 0.9 = 72 meet 70 tok/s; 60 × 0.9 = 54 does not.
+    assert_eq!(verdict("FAST"), "PASS");
+    assert_eq!(verdict("PRECISE"), "PASS");
+    assert_eq!(verdict("SMALL"), "FAIL");
+    assert_eq!(verdict("BROKEN"), "NOT MEASURED");
+    let variants = read(&out, "QUANT_VARIANTS_REPORT.md");
+    assert!(variants.contains("- **BROKEN** (run 4): failed — out of device memory"));
+}

@@ -103,6 +103,14 @@ end
 
 --- Entry point of `rawrxd report` and scripts/phase3_docs.lua: options from command-line `args`.
 function M.main(args, defaults)
+  local known = { db = true, runs = true, latest = true, baseline = true, targets = true, out = true }
+  for k in pairs(args) do
+    if type(k) == "string" and not known[k] then
+      error(("unknown flag --%s (expected --db, --runs, --latest, --baseline, --targets, --out)")
+        :format(k), 0)
+    end
+  end
+  if type(args[1]) == "string" then error("unexpected argument '" .. args[1] .. "'", 0) end
   local o = {}
   for k, v in pairs(defaults or {}) do o[k] = v end
   for _, k in ipairs { "db", "runs", "baseline", "targets", "out" } do

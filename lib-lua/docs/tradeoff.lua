@@ -34,9 +34,9 @@ return function(ctx)
   if #p.tiers == 0 then
     w("│   └─ " .. nm .. "\n")
   else
-    for i, tier in ipairs(p.tiers) do
-      w(("│   %s VRAM budget ≥ %s MiB → %s  (%s)\n"):format(i == #p.tiers and "├─" or "├─",
-        md.num(tier.budget, 1), tier.pick.name, q(p, tier.pick)))
+    for _, tier in ipairs(p.tiers) do
+      w(("│   ├─ VRAM budget ≥ %s MiB → %s  (%s)\n"):format(md.num(tier.budget, 1), tier.pick.name,
+        q(p, tier.pick)))
     end
     w(("│   └─ VRAM budget < %s MiB → no measured variant fits\n"):format(
       md.num(p.tiers[#p.tiers].budget, 1)))
