@@ -20,7 +20,10 @@ return function(ctx)
   w(rule)
   w("RAWRXD BENCHMARK VISUAL SUMMARY\n")
   local pv = d.provenance
-  w(("runs %d | device %s | driver %s\ncommit %s\n"):format(#d.runs,
+  local ids = {}
+  for _, r in ipairs(d.runs) do ids[#ids + 1] = tostring(r.id) end
+  w(("runs %s | device %s | driver %s\ncommit %s\n"):format(
+    #ids > 0 and table.concat(ids, ",") or "none",
     #pv.devices > 0 and table.concat(pv.devices, "; ") or "not recorded",
     #pv.drivers > 0 and table.concat(pv.drivers, "; ") or "not recorded",
     #pv.commits > 0 and table.concat(pv.commits, "; ") or "not recorded"))
