@@ -13,6 +13,7 @@ use common::test_model;
 /// pointing at this tree's lib-lua, whatever tree the binary was built from.
 const CASES: &[(&str, &[&str], &str)] = &[
     ("model.lua", &[], "layers 30, width 576, heads 9/3"),
+    ("documents.lua", &[], "variants.csv"),
     ("engine.lua", &["--backend", "cpu", "--n", "4"], "Paris"),
     (
         "bench.lua",
@@ -101,6 +102,9 @@ fn every_lua_example_runs() {
             .env("RUST_LOG", "warn");
         if *name == "results.lua" {
             c.args(["--db", &tmp.path().join("example.sqlite").to_string_lossy()]);
+        }
+        if *name == "documents.lua" {
+            c.args(["--out", &tmp.path().join("docs").to_string_lossy()]);
         }
         if *name == "report.lua" {
             c.args(["--out", &tmp.path().join("curve").to_string_lossy()]);

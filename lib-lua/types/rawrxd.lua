@@ -237,6 +237,12 @@ function rawrxd.results.list(filter) end
 ---@return rawrxd.RunDetails
 function rawrxd.results.query(id) end
 
+---Everything stored about several runs, oldest first: the given ids, else the newest run of each
+---(phase, name), optionally only of `phases` (what the Phase 3 documents read).
+---@param opts? {runs?: integer|integer[], phases?: string[]}
+---@return rawrxd.RunDetails[]
+function rawrxd.results.gather(opts) end
+
 ---Compares run b against baseline run a, metric by metric, with a noise-aware verdict.
 ---@param a integer
 ---@param b integer
@@ -629,6 +635,17 @@ function rawrxd.report.curve(opts) end
 ---@param opts {out: string, title?: string, x?: string, y?: string, kind?: "line"|"scatter"|"bubble", series: rawrxd.PlotSeries[], size_label?: string, log_x?: boolean, log_y?: boolean, width?: integer, height?: integer}
 ---@return rawrxd.PlotFiles
 function rawrxd.report.plot(opts) end
+
+---A text bar chart, one `label  bar  value unit` line per row, `width` characters (default 72).
+---@param opts {rows: {[1]: string, [2]: number}[], unit?: string, decimals?: integer, width?: integer}
+---@return string
+function rawrxd.report.bars(opts) end
+
+---A one-line sparkline (`▁` … `█`) of at most `width` characters (default 60).
+---@param values number[]
+---@param width? integer
+---@return string
+function rawrxd.report.sparkline(values, width) end
 
 -- ---------------------------------------------------------------------------------------------
 -- Load generation

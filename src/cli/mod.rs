@@ -7,6 +7,7 @@ mod generate;
 mod info;
 mod perplexity;
 mod quantize;
+mod report;
 pub mod results;
 pub mod script;
 mod serve;
@@ -36,6 +37,8 @@ enum Command {
     Results(results::ResultsArgs),
     /// Print the token ids of a text, like llama.cpp's llama-tokenize.
     Tokenize(tokenize::TokenizeArgs),
+    /// Write the Phase 3 documents (summary, variants, SLA, trade-offs, regression) from the store.
+    Report(report::ReportArgs),
     /// Serve a model over an OpenAI-compatible HTTP API with Prometheus metrics.
     Serve(serve::ServeArgs),
     /// Run a Lua script: `rawrxd SCRIPT.lua [ARGS...]`.
@@ -62,6 +65,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Results(a) => results::run(&a)?,
         Command::Tokenize(a) => tokenize::run(&a)?,
         Command::Serve(a) => serve::run(&a)?,
+        Command::Report(a) => {
+            let code = report::run(&a)?;
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
         Command::Script(argv) => {
             let Some((script, args)) = argv.split_first() else {
                 anyhow::bail!("no command given");

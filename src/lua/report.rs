@@ -7,6 +7,8 @@
 //! - `curve{points=, out=}`: Phase 1's performance curve (decode tokens/s against VRAM, bubble
 //!   area = p95 ms/token, one labelled bubble per variant) as `<out>.svg` and `<out>.png`.
 //! - `plot{...}`: any line, scatter or bubble plot, drawn by [`crate::report::write_plot`].
+//! - `bars{rows=, unit=, decimals=, width=}` and `sparkline(values, width)`: text charts
+//!   ([`crate::report::term`]) for BENCHMARK_VISUAL_SUMMARY.txt.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -194,6 +196,31 @@ fn plot(lua: &Lua, opts: Table) -> mlua::Result<Table> {
     written(lua, write_plot(&spec, Path::new(&out)).map_err(lua_err)?)
 }
 
+/// `report.bars{rows = {{label, value}, ...}, unit=, decimals=, width=}`: a text bar chart
+/// ([`crate::report::term::bar_chart`]).
+fn bars(opts: Table) -> mlua::Result<String> {
+    const WHAT: &str = "rawrxd.report.bars";
+    let o = Opts::new(opts, WHAT, &["rows", "unit", "decimals", "width"])?;
+    let rows: Table = match o.value("rows")? {
+        Value::Table(t) => t,
+        _ => return Err(o.error("option 'rows' (a list of {label, value}) is required")),
+    };
+    let mut data = Vec::new();
+    for (i, r) in rows.sequence_values::<Table>().enumerate() {
+        let r = r?;
+        let label = r.get::<Option<String>>(1)?.unwrap_or_default();
+        data.push((label, number(r.get::<Value>(2)?, "2", WHAT, i + 1)?));
+    }
+    let decimals = o.int("decimals", 0)?.unwrap_or(1);
+    let width = o.int("width", 1)?.unwrap_or(72);
+    Ok(crate::report::term::bar_chart(
+        &data,
+        &o.string("unit")?.unwrap_or_default(),
+        usize::try_from(decimals).unwrap_or(1),
+        usize::try_from(width).unwrap_or(72),
+    ))
+}
+
 /// Adds the `report` table to the host module.
 pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     let t = lua.create_table()?;
@@ -218,6 +245,13 @@ pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     t.set(
         "plot",
         lua.create_function(|lua, opts: Table| plot(lua, opts))?,
+    )?;
+    t.set("bars", lua.create_function(|_, opts: Table| bars(opts))?)?;
+    t.set(
+        "sparkline",
+        lua.create_function(|_, (values, width): (Vec<f64>, Option<usize>)| {
+            Ok(crate::report::term::sparkline(&values, width.unwrap_or(60)))
+        })?,
     )?;
     module.set("report", t)?;
     Ok(())

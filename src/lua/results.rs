@@ -269,6 +269,54 @@ pub(crate) fn finish(lua: &Lua, error: Option<&str>) -> crate::Result<()> {
     Ok(())
 }
 
+/// Everything stored about one run, as `query` and `gather` return it: `{run, measurements,
+/// histograms (summaries), series = {name = points}, events}`.
+fn run_doc(s: &Store, id: RunId) -> crate::Result<Json> {
+    let run = s.run(id)?;
+    let measurements = s.measurements(id)?;
+    let mut histograms = Vec::new();
+    for (name, unit) in s.histogram_names(id)? {
+        if let Some(hist) = s.histogram(id, &name)? {
+            histograms.push(HistogramSummary::of(&name, &unit, &hist));
+        }
+    }
+    let mut series = serde_json::Map::new();
+    for name in s.series_names(id)? {
+        let pts = s.series(id, &name)?;
+        series.insert(name, serde_json::to_value(pts).unwrap_or(Json::Null));
+    }
+    let events = s.events(id)?;
+    Ok(serde_json::json!({
+        "run": run,
+        "measurements": measurements,
+        "histograms": histograms,
+        "series": series,
+        "events": events,
+    }))
+}
+
+/// The newest run of each (phase, name) — optionally only of `phases` — oldest first. A run still
+/// `running` is skipped when an ended run of the same (phase, name) exists.
+fn latest_runs(s: &Store, phases: Option<&[String]>) -> crate::Result<Vec<RunId>> {
+    let runs = s.list_runs(&RunFilter::default())?;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for r in runs
+        .iter()
+        .filter(|r| r.status != RunStatus::Running)
+        .chain(runs.iter().filter(|r| r.status == RunStatus::Running))
+    {
+        if phases.is_some_and(|p| !p.iter().any(|x| x == &r.phase)) {
+            continue;
+        }
+        if seen.insert((r.phase.clone(), r.name.clone())) {
+            out.push(r.id);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Adds the `results` table to the host module.
 pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     let t = lua.create_table()?;
@@ -430,33 +478,41 @@ pub fn register(lua: &Lua, module: &Table) -> mlua::Result<()> {
     t.set(
         "query",
         lua.create_function(|lua, id: i64| {
-            let id = RunId(id);
+            let generation = reload::generation(lua);
+            let h = state(lua);
+            let mut st = h.lock();
+            let doc = run_doc(st.store(generation)?, RunId(id)).map_err(lua_err)?;
+            to_lua(lua, &doc)
+        })?,
+    )?;
+
+    t.set(
+        "gather",
+        lua.create_function(|lua, opts: Option<Table>| {
+            let (ids, phases) = match &opts {
+                Some(t) => (
+                    match t.get::<Value>("runs")? {
+                        Value::Nil => None,
+                        v => Some(run_ids(v)?),
+                    },
+                    t.get::<Option<Vec<String>>>("phases")?,
+                ),
+                None => (None, None),
+            };
             let generation = reload::generation(lua);
             let h = state(lua);
             let mut st = h.lock();
             let s = st.store(generation)?;
-            let run = s.run(id).map_err(lua_err)?;
-            let measurements = s.measurements(id).map_err(lua_err)?;
-            let mut histograms = Vec::new();
-            for (name, unit) in s.histogram_names(id).map_err(lua_err)? {
-                if let Some(hist) = s.histogram(id, &name).map_err(lua_err)? {
-                    histograms.push(HistogramSummary::of(&name, &unit, &hist));
-                }
-            }
-            let mut series = serde_json::Map::new();
-            for name in s.series_names(id).map_err(lua_err)? {
-                let pts = s.series(id, &name).map_err(lua_err)?;
-                series.insert(name, serde_json::to_value(pts).unwrap_or(Json::Null));
-            }
-            let events = s.events(id).map_err(lua_err)?;
-            let doc = serde_json::json!({
-                "run": run,
-                "measurements": measurements,
-                "histograms": histograms,
-                "series": series,
-                "events": events,
-            });
-            to_lua(lua, &doc)
+            let ids = match ids {
+                Some(ids) => ids,
+                None => latest_runs(s, phases.as_deref()).map_err(lua_err)?,
+            };
+            let docs = ids
+                .into_iter()
+                .map(|id| run_doc(s, id))
+                .collect::<crate::Result<Vec<_>>>()
+                .map_err(lua_err)?;
+            to_lua(lua, &docs)
         })?,
     )?;
 
