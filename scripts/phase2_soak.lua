@@ -28,6 +28,10 @@
 --   --ctx N, --threads N  engine context per user and CPU threads
 --   --model-name NAME     the `model` field sent to an HTTP target (default "default")
 --   --db PATH             results database (default: $RAWRXD_RESULTS or results/rawrxd.sqlite)
+--   --rules FILE          alert rules (rawrxd.alerts; default scripts/alerts/default.lua,
+--                         hot-reloaded when edited); --no-rules turns alerting off
+--   --webhook-env VAR     environment variable holding a chat webhook URL (the URL is never
+--                         stored or logged); --webhook-kind slack|discord|generic (default slack)
 --   --alerts FILE         a Lua file returning function(sample) called at each sample
 --                         (hot-reloaded when edited)
 --   --quiet               no live status line
@@ -77,6 +81,17 @@ if a.alerts then
   alerts = function(s) local f = dofile(a.alerts); if f then return f(s) end end
 end
 
+-- Alert rules over the samples (transitions stored as `alert` events in the soak's run and sent
+-- to the webhook, if one is named).
+local rules = nil
+if not a.no_rules then
+  local hooks = {}
+  if a.webhook_env then
+    hooks[1] = { kind = a.webhook_kind or "slack", url_env = a.webhook_env, name = "soak" }
+  end
+  rules = rx.alerts.new { rules = a.rules or "scripts/alerts/default.lua", webhooks = hooks }
+end
+
 local duration
 if a.minutes then duration = { minutes = tonumber(a.minutes) }
 else duration = { hours = tonumber(a.hours) or 48 } end
@@ -97,9 +112,15 @@ local s = rx.soak.run {
         sample.elapsed_s))
       io.stdout:flush()
     end
+    if rules then
+      for _, t in ipairs(rules:observe(sample)) do
+        rx.log.warn(string.format("alert %s %s: %s", tostring(t.rule), tostring(t.transition), tostring(t.message)))
+      end
+    end
     if alerts then return alerts(sample) end
   end,
 }
+if rules then rules:flush(10) end
 
 print(s.table)
 io.stdout:flush()
