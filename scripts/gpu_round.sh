@@ -9,6 +9,7 @@
 #   5. writes everything under --out (default results/gpu_round) and a summary table, summary.md.
 # Usage: scripts/gpu_round.sh [--out DIR] [--shape llama-7b] [--variants "Q4_K_M Q8_0"]
 #                             [--skip-correctness] [--skip-bench] [--reps 5] [--models DIR]
+#                             [--correct-types "F16 Q8_0 Q4_K_M"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,7 @@ variants="Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K Q8_0"
 reps=5
 models=${TMPDIR:-/tmp}/rawrxd-models
 do_correct=1
+correct_types="F16 Q8_0 Q4_K_M"
 do_bench=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
     --variants) variants=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --models) models=$2; shift 2 ;;
+    --correct-types) correct_types=$2; shift 2 ;;
     --skip-correctness) do_correct=0; shift ;;
     --skip-bench) do_bench=0; shift ;;
     *) echo "gpu_round: unknown argument $1" >&2; exit 2 ;;
@@ -56,7 +59,7 @@ if [ "$do_correct" = 1 ]; then
   say ""
   say "| type | PPL cpu | PPL vulkan | rel. diff | greedy 32 identical |"
   say "|---|---|---|---|---|"
-  for t in F16 Q8_0 Q4_K_M; do
+  for t in $correct_types; do
     m="$models/smollm-$t.gguf"
     [ -s "$m" ] || "$bin" synth --shape smollm-135m --type "$t" -o "$m" -t "$threads" > /dev/null
     pc=$("$bin" perplexity -m "$m" -f data/eval.txt -c 128 --chunks 4 --backend cpu --json | tee "$out/ppl-cpu-$t.json")

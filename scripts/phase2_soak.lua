@@ -114,7 +114,10 @@ local s = rx.soak.run {
     end
     if rules then
       for _, t in ipairs(rules:observe(sample)) do
-        rx.log.warn(string.format("alert %s %s: %s", tostring(t.rule), tostring(t.transition), tostring(t.message)))
+        local kind = tostring(t.kind)
+        if kind ~= "pending" and kind ~= "cancelled" then
+          rx.log.warn(string.format("alert %s %s: %s", t.rule, kind, t.message))
+        end
       end
     end
     if alerts then return alerts(sample) end

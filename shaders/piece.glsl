@@ -19,14 +19,14 @@
 
 #include "dequant.glsl"
 
-// Q3_K, Q5_K and Q6_K keep dequant.glsl's 32-element units as pieces ("unit order": measured
-// faster on an H100 than word pieces, whose per-word scale work dominates); Q4_K reads a 16-byte
-// chunk of qs (32 elements, both nibbles) and its block header with 16-byte loads when the
-// including shader provides the `uvec4 w4[]` view (W4_VIEW) and the row is 16-byte aligned.
-#if defined(FMT_Q3_K) || defined(FMT_Q5_K) || defined(FMT_Q6_K)
+// Q3_K keeps dequant.glsl's 32-element units as pieces ("unit order": measured faster on an H100
+// than word pieces, whose per-word scale work dominates); Q4_K, Q5_K and Q6_K read 16-byte chunks
+// of their quants (32 elements, both nibbles of each byte), Q4_K and Q5_K with 16-byte loads when
+// the including shader provides the `uvec4 w4[]` view (W4_VIEW) and the block is 16-byte aligned.
+#if defined(FMT_Q3_K)
 #define UNIT_ORDER 1
 #define PV 8u
-#elif defined(FMT_Q4_K)
+#elif defined(FMT_Q4_K) || defined(FMT_Q5_K) || defined(FMT_Q6_K)
 #define PV 8u
 #elif defined(FMT_Q2_K)
 #define PV 4u
@@ -43,7 +43,7 @@
 #elif defined(FMT_Q2_K)
 #define QK 256u
 #define LPB 16u
-#elif defined(FMT_Q4_K)
+#elif defined(FMT_Q4_K) || defined(FMT_Q5_K) || defined(FMT_Q6_K)
 #define QK 256u
 #define LPB 8u
 #else
@@ -65,6 +65,34 @@ float q3k_scale(uint sb, uint s) {
     uint lo = (w_u8(sb + (s & 7u)) >> (4u * (s >> 3))) & 0xFu;
     uint hi = (w_u8(sb + 8u + (s & 3u)) >> (2u * (s >> 2))) & 3u;
     return float(int(lo | (hi << 4)) - 32);
+}
+#endif
+
+#if defined(FMT_Q4_K) || defined(FMT_Q5_K)
+// The 16 bytes at byte b (a multiple of 4): through the uvec4 view when 16-byte aligned.
+uvec4 w_chunk(uint b) {
+#ifdef W4_VIEW
+    if ((b & 15u) == 0u) {
+        return w4[b >> 4];
+    }
+#endif
+    return w_a128(b);
+}
+
+// get_scale_min_k4 for j = 2h and 2h + 1 from a Q4_K/Q5_K block header {f16 d, f16 dmin,
+// scales[12]}, times d and dmin.
+void k4_scales(uvec4 hdr, uint h, out float sc[2], out float mn[2]) {
+    const vec2 dm = unpackHalf2x16(hdr.x);
+    [[unroll]] for (uint i = 0u; i < 2u; ++i) {
+        const uint j = 2u * h + i;
+        const uint sh = (j & 3u) * 8u;
+        const uint a = (hdr.y >> sh) & 0xFFu;
+        const uint m4 = (hdr.z >> sh) & 0xFFu;
+        const uint c = (hdr.w >> sh) & 0xFFu;
+        const bool lo = j < 4u;
+        sc[i] = dm.x * float(lo ? (a & 63u) : ((c & 0xFu) | ((a >> 6) << 4)));
+        mn[i] = dm.y * float(lo ? (m4 & 63u) : ((c >> 4) | ((m4 >> 6) << 4)));
+    }
 }
 #endif
 
@@ -205,30 +233,9 @@ void dq_piece(uint rb, uint p, uint ncols, out vec4 v[PV], out uint e[PV]) {
     const uint b = rb + blk * 144u;
     const uint h = s >> 1;
     const uint l = 16u * (s & 1u);
-    uvec4 hdr, q;
-#ifdef W4_VIEW
-    if ((b & 15u) == 0u) {
-        hdr = w4[b >> 4];
-        q = w4[(b >> 4) + 1u + s];
-    } else
-#endif
-    {
-        hdr = w_a128(b);
-        q = w_a128(b + 16u + 16u * s);
-    }
-    const vec2 dm = unpackHalf2x16(hdr.x);
-    // get_scale_min_k4 for j = 2h and 2h + 1 (bytes of scales[12] = hdr.y, hdr.z, hdr.w).
+    const uvec4 q = w_chunk(b + 16u + 16u * s);
     float sc[2], mn[2];
-    [[unroll]] for (uint i = 0u; i < 2u; ++i) {
-        const uint j = 2u * h + i;
-        const uint sh = (j & 3u) * 8u;
-        const uint a = (hdr.y >> sh) & 0xFFu;
-        const uint m4 = (hdr.z >> sh) & 0xFFu;
-        const uint c = (hdr.w >> sh) & 0xFFu;
-        const bool lo = j < 4u;
-        sc[i] = dm.x * float(lo ? (a & 63u) : ((c & 0xFu) | ((a >> 6) << 4)));
-        mn[i] = dm.y * float(lo ? (m4 & 63u) : ((c >> 4) | ((m4 >> 6) << 4)));
-    }
+    k4_scales(w_chunk(b), h, sc, mn);
     const uint e0 = 256u * blk + 64u * h + l;
     [[unroll]] for (uint k = 0u; k < 4u; ++k) {
         e[k] = e0 + 4u * k;
@@ -237,36 +244,44 @@ void dq_piece(uint rb, uint p, uint ncols, out vec4 v[PV], out uint e[PV]) {
         v[k + 4u] = sc[1] * nib_hi(q[k]) - mn[1];
     }
 #elif defined(FMT_Q5_K)
-    // dequantize_row_q5_K: as Q4_K; bit 2h (low nibble) or 2h + 1 (high) of qh[l] adds 16.
+    // dequantize_row_q5_K: as Q4_K (qs at byte 48); bit 2h (low nibble) or 2h + 1 (high) of
+    // qh[l + i] (qh at byte 16) adds 16.
     const uint b = rb + blk * 176u;
-    const uint h = s >> 3;
-    const uint l = 4u * (s & 7u);
-    const vec2 dm = unpackHalf2x16(w[b >> 2]);
-    float sc0, mn0, sc1, mn1;
-    scale_min_k4(b + 4u, 2u * h, sc0, mn0);
-    scale_min_k4(b + 4u, 2u * h + 1u, sc1, mn1);
-    const uint q = w[(b + 48u) / 4u + s];
-    const uint qh = w[(b + 16u + l) / 4u];
-    e[0] = 256u * blk + 64u * h + l;
-    e[1] = e[0] + 32u;
-    v[0] = (dm.x * sc0) * (nib_lo(q) + 16.0 * bit_at(qh, 2u * h)) - dm.y * mn0;
-    v[1] = (dm.x * sc1) * (nib_hi(q) + 16.0 * bit_at(qh, 2u * h + 1u)) - dm.y * mn1;
+    const uint h = s >> 1;
+    const uint l = 16u * (s & 1u);
+    const uvec4 q = w_chunk(b + 48u + 16u * s);
+    const uvec4 qh = w_chunk(b + 16u + l);
+    float sc[2], mn[2];
+    k4_scales(w_chunk(b), h, sc, mn);
+    const uint e0 = 256u * blk + 64u * h + l;
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        e[k] = e0 + 4u * k;
+        e[k + 4u] = e0 + 32u + 4u * k;
+        v[k] = sc[0] * (nib_lo(q[k]) + 16.0 * bit_at(qh[k], 2u * h)) - mn[0];
+        v[k + 4u] = sc[1] * (nib_hi(q[k]) + 16.0 * bit_at(qh[k], 2u * h + 1u)) - mn[1];
+    }
 #elif defined(FMT_Q6_K)
-    // dequantize_row_q6_K: ql word s: half n = s/16; r = s%16 picks ql[64n + 32(r/8) + l],
-    // l = 4(r%8). Low nibbles are elements 128n + 32(r/8) + l (qh bits 2(r/8), scale
-    // 8n + l/16 + 2(r/8)), high nibbles 64 further (qh bits 4 + 2(r/8), scale + 4).
+    // dequantize_row_q6_K: chunk s: half n = s/4, hi = (s/2)%2, bytes l = 16(s%2) .. of
+    // ql[64n + 32hi ..] and qh[32n ..]. Low nibbles are elements 128n + 32hi + l .. (qh bits 2hi,
+    // scale 8n + l/16 + 2hi), high nibbles 64 further (qh bits 4 + 2hi, scale + 4). Blocks are
+    // only 2-byte aligned (210 bytes), so the chunks are unaligned loads.
     const uint b = rb + blk * 210u;
-    const uint n = s >> 4;
-    const uint hi = (s >> 3) & 1u;
-    const uint l = 4u * (s & 7u);
+    const uint n = s >> 2;
+    const uint hi = (s >> 1) & 1u;
+    const uint l = 16u * (s & 1u);
     const float d = h2f(w_u16(b + 208u));
-    const uint ql = w_u32(b + 64u * n + 32u * hi + l);
-    const uint qh = w_u32(b + 128u + 32u * n + l);
-    const uint si = b + 192u + 8u * n + (l >> 4) + 2u * hi;
-    e[0] = 256u * blk + 128u * n + 32u * hi + l;
-    e[1] = e[0] + 64u;
-    v[0] = (d * float(w_i8(si))) * (nib_lo(ql) + 16.0 * crumb_at(qh, 2u * hi) - 32.0);
-    v[1] = (d * float(w_i8(si + 4u))) * (nib_hi(ql) + 16.0 * crumb_at(qh, 4u + 2u * hi) - 32.0);
+    const uvec4 ql = w_u128(b + 64u * n + 32u * hi + l);
+    const uvec4 qh = w_u128(b + 128u + 32u * n + l);
+    const uint si = b + 192u + 8u * n + (s & 1u) + 2u * hi;
+    const float s0 = d * float(w_i8(si));
+    const float s1 = d * float(w_i8(si + 4u));
+    const uint e0 = 256u * blk + 128u * n + 32u * hi + l;
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        e[k] = e0 + 4u * k;
+        e[k + 4u] = e0 + 64u + 4u * k;
+        v[k] = s0 * (nib_lo(ql[k]) + 16.0 * crumb_at(qh[k], 2u * hi) - 32.0);
+        v[k + 4u] = s1 * (nib_hi(ql[k]) + 16.0 * crumb_at(qh[k], 4u + 2u * hi) - 32.0);
+    }
 #endif
 }
 
