@@ -68,8 +68,15 @@ fn vulkan_perplexity_matches_cpu_for_f16_q8_0_and_q4_k_m() {
         let cpu = ppl(&dst, "cpu");
         let vk = ppl(&dst, "vulkan");
         let rel = (vk - cpu).abs() / cpu;
-        eprintln!("{ty}: PPL cpu {cpu:.4} vulkan {vk:.4} rel. diff {:.4} %", rel * 100.0);
+        eprintln!(
+            "{ty}: PPL cpu {cpu:.4} vulkan {vk:.4} rel. diff {:.4} %",
+            rel * 100.0
+        );
         assert!(cpu.is_finite() && cpu > 1.0, "{ty}: cpu PPL {cpu}");
-        assert!(rel < 1e-3, "{ty}: vulkan PPL {vk} vs cpu {cpu} ({:.3} %)", rel * 100.0);
+        assert!(
+            rel < 1e-3,
+            "{ty}: vulkan PPL {vk} vs cpu {cpu} ({:.3} %)",
+            rel * 100.0
+        );
     }
 }
