@@ -252,3 +252,106 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
     );
     h.finish();
 }
+
+/// Re-quantizes tensor `name` of `file` to `ty` (through f32), as a scheme edit would.
+fn requantized(file: &GgufFile, name: &str, ty: rawrxd::quant::GgmlType) -> Vec<u8> {
+    let t = file.tensor(name).expect("tensor");
+    let n = t.n_elements() as usize;
+    let mut f = vec![0f32; n];
+    rawrxd::quant::dequantize(t.ty, file.tensor_data(t), &mut f).unwrap();
+    let rows = n / t.row_len();
+    let mut out = vec![0u8; ty.row_bytes(t.row_len()).unwrap() * rows];
+    rawrxd::quant::quantize(ty, &f, &mut out).unwrap();
+    out
+}
+
+/// Hot-swapping tensors into a loaded Vulkan engine (a scheme edit): the swapped engine agrees
+/// with the CPU engine swapped the same way, and differs from before the swap. The tensors cover
+/// each case: part of the fused q|k|v (which then splits), part of the fused gate|up, a plain
+/// matrix, and both parts of gate|up so that they fuse again.
+#[test]
+fn replace_tensor_matches_the_cpu_engine_swapped_the_same_way() {
+    use rawrxd::quant::GgmlType;
+    let Some(h) = harness_with(true) else { return };
+    let Some(path) = model_path() else { return };
+    let file = std::sync::Arc::new(GgufFile::open(&path).expect("open model"));
+    let hp = LlamaHParams::from_gguf(&file).unwrap();
+    let weights = LlamaWeights::from_gguf(&file, &hp).unwrap();
+    let opts = VulkanEngineOptions {
+        n_ctx: 32,
+        ..Default::default()
+    };
+    let mut vk = VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load");
+    let mut cpu = rawrxd::engine::CpuEngine::load(file.clone(), 32, Some(2)).unwrap();
+    let tokens = [1u32, 504, 3575, 282, 4649, 314];
+    let before = vk.forward(&tokens, 0, false).unwrap();
+    let bytes_before = vk.memory().weights;
+
+    let swaps = [
+        ("blk.0.attn_k.weight", GgmlType::Q8_0),
+        ("blk.1.ffn_up.weight", GgmlType::Q8_0),
+        ("blk.2.attn_output.weight", GgmlType::Q8_0),
+        ("blk.3.ffn_gate.weight", GgmlType::Q8_0),
+        ("blk.3.ffn_up.weight", GgmlType::Q8_0),
+    ];
+    for (name, ty) in swaps {
+        let b = requantized(&file, name, ty);
+        vk.replace_tensor(name, ty, &b)
+            .unwrap_or_else(|e| panic!("vulkan {name}: {e}"));
+        cpu.replace_tensor(name, ty, &b)
+            .unwrap_or_else(|e| panic!("cpu {name}: {e}"));
+    }
+    let after = vk.forward(&tokens, 0, false).unwrap();
+    let want = cpu.forward(&tokens, 0, false).unwrap();
+    let diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    let changed = diff(&after, &before);
+    let err = diff(&after, &want);
+    eprintln!("replace: logits moved by up to {changed:.4}, vulkan vs cpu max |diff| {err:.5}");
+    assert!(changed > 1e-3, "the swap changed nothing ({changed})");
+    assert!(
+        err < 0.05 && err < changed / 5.0,
+        "vulkan vs cpu after the swap: {err}"
+    );
+    assert!(
+        vk.memory().weights > bytes_before,
+        "Q8_0 is larger than Q4_1"
+    );
+    // Decode after the swap (the recorded step was rebuilt) continues the prefill.
+    let next = vk.forward(&[4649], tokens.len(), false).unwrap();
+    let want_next = cpu.forward(&[4649], tokens.len(), false).unwrap();
+    let before_next = {
+        let mut c = rawrxd::engine::CpuEngine::load(file.clone(), 32, Some(2)).unwrap();
+        c.forward(&tokens, 0, false).unwrap();
+        c.forward(&[4649], tokens.len(), false).unwrap()
+    };
+    eprintln!(
+        "decode after the swap: vulkan vs cpu {:.5}, vs the unswapped cpu {:.5}",
+        diff(&next, &want_next),
+        diff(&next, &before_next)
+    );
+    // (The Vulkan KV cache is f16, the CPU one f32: a few hundredths apart is normal.)
+    assert!(diff(&next, &want_next) < 0.05);
+    assert!(diff(&next, &want_next) < diff(&next, &before_next) / 3.0);
+
+    // Wrong sizes and names are errors naming the tensor, and leave the engine usable.
+    let e = vk
+        .replace_tensor("blk.0.attn_q.weight", GgmlType::Q8_0, &[0u8; 34])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("blk.0.attn_q.weight") && e.contains("bytes"),
+        "{e}"
+    );
+    let e = vk
+        .replace_tensor("blk.0.attn_norm.weight", GgmlType::F32, &[0u8; 4])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("blk.0.attn_norm.weight"), "{e}");
+    let again = vk.forward(&tokens, 0, false).unwrap();
+    assert!(diff(&again, &after) < 1e-4);
+}

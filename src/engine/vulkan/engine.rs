@@ -664,4 +664,25 @@ impl Engine for VulkanEngine {
     fn take_profile_report(&mut self) -> Option<String> {
         self.take_profile().map(|p| p.to_string())
     }
+
+    fn can_replace_tensors(&self) -> bool {
+        true
+    }
+
+    fn replace_tensor(
+        &mut self,
+        name: &str,
+        ty: crate::quant::GgmlType,
+        bytes: &[u8],
+    ) -> Result<()> {
+        // Nothing is in flight (every submit is waited on); the recorded decode step and the
+        // cached descriptor sets name the old buffers, so both are rebuilt, and the cached
+        // positions were computed with the old weights.
+        let st = &mut self.st;
+        st.model.replace(&st.gpu, &st.hp, name, ty, bytes)?;
+        self.descs = DescriptorCache::new(&st.gpu);
+        self.decode_recorded = false;
+        self.n_past = 0;
+        Ok(())
+    }
 }

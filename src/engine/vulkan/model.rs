@@ -9,6 +9,7 @@ use super::context::Gpu;
 use super::kernels::WeightMatrix;
 use super::memory::MemoryClass;
 use crate::model::{LlamaHParams, LlamaWeights, TensorRef};
+use crate::quant::GgmlType;
 use crate::{Error, Result};
 
 /// The attention input projections.
@@ -80,6 +81,102 @@ fn vector(gpu: &Gpu, values: &[f32]) -> Result<GpuBuffer> {
     let b = gpu.buffer((values.len() * 4) as u64, MemoryClass::Device)?;
     gpu.upload(&b, 0, bytemuck::cast_slice(values))?;
     Ok(b)
+}
+
+/// One part of a fused matrix, on the host.
+struct Part {
+    ty: GgmlType,
+    ncols: usize,
+    nrows: usize,
+    bytes: Vec<u8>,
+}
+
+impl Part {
+    fn new(ty: GgmlType, ncols: usize, bytes: Vec<u8>) -> Part {
+        let nrows = ty.row_bytes(ncols).map_or(0, |rb| bytes.len() / rb.max(1));
+        Part {
+            ty,
+            ncols,
+            nrows,
+            bytes,
+        }
+    }
+
+    /// Rows `start .. start + n` of `m`, read back from the device.
+    fn of(gpu: &Gpu, m: &WeightMatrix, start: usize, n: usize) -> super::error::VkResult<Part> {
+        Ok(Part {
+            ty: m.ty,
+            ncols: m.ncols,
+            nrows: n,
+            bytes: m.download_rows(gpu, start, n)?,
+        })
+    }
+}
+
+/// `bytes` must be `nrows` rows of `ncols` elements of `ty`.
+fn check_shape(
+    ncols: usize,
+    nrows: usize,
+    ty: GgmlType,
+    bytes: &[u8],
+) -> std::result::Result<(), String> {
+    let rb = ty
+        .row_bytes(ncols)
+        .ok_or_else(|| format!("{ncols} columns is not whole {ty} blocks"))?;
+    if bytes.len() != rb * nrows {
+        return Err(format!(
+            "{} bytes of {ty}, but {nrows} rows of {ncols} columns need {}",
+            bytes.len(),
+            rb * nrows
+        ));
+    }
+    Ok(())
+}
+
+/// (layer, role) of `blk.N.ROLE.weight`.
+fn parse_layer_name(name: &str) -> Option<(usize, &str)> {
+    let rest = name.strip_prefix("blk.")?.strip_suffix(".weight")?;
+    let (n, role) = rest.split_once('.')?;
+    Some((n.parse().ok()?, role))
+}
+
+fn qkv_parts(gpu: &Gpu, qkv: &Qkv, nq: usize) -> super::error::VkResult<Vec<Part>> {
+    match qkv {
+        Qkv::Split { q, k, v } => Ok(vec![
+            Part::of(gpu, q, 0, q.nrows)?,
+            Part::of(gpu, k, 0, k.nrows)?,
+            Part::of(gpu, v, 0, v.nrows)?,
+        ]),
+        // q's n_embd_q rows, then k and v sharing the rest.
+        Qkv::Fused(m) => {
+            let nkv = (m.nrows - nq) / 2;
+            Ok(vec![
+                Part::of(gpu, m, 0, nq)?,
+                Part::of(gpu, m, nq, nkv)?,
+                Part::of(gpu, m, nq + nkv, nkv)?,
+            ])
+        }
+    }
+}
+
+fn gate_up_parts(gpu: &Gpu, gu: &GateUp) -> super::error::VkResult<Vec<Part>> {
+    match gu {
+        GateUp::Split { gate, up } => Ok(vec![
+            Part::of(gpu, gate, 0, gate.nrows)?,
+            Part::of(gpu, up, 0, up.nrows)?,
+        ]),
+        GateUp::Fused(m) => {
+            let n = m.nrows / 2;
+            Ok(vec![Part::of(gpu, m, 0, n)?, Part::of(gpu, m, n, n)?])
+        }
+    }
+}
+
+/// One matrix of `parts` (all of one type) stacked by rows.
+fn upload_parts(gpu: &Gpu, parts: &[Part]) -> std::result::Result<WeightMatrix, String> {
+    let slices: Vec<&[u8]> = parts.iter().map(|p| p.bytes.as_slice()).collect();
+    WeightMatrix::upload(gpu, parts[0].ty, parts[0].ncols, &slices)
+        .map_err(|e| format!("uploading to the device: {e}"))
 }
 
 impl DeviceModel {
@@ -167,6 +264,101 @@ impl DeviceModel {
         };
         m.bytes = m.weight_bytes();
         Ok(m)
+    }
+
+    /// Replaces the matrix `name` (`token_embd.weight`, `output.weight` or
+    /// `blk.N.{attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down}.weight`) with `bytes` of
+    /// type `ty`, same shape. Fused q|k|v and gate|up matrices are rebuilt from the other parts
+    /// (read back from the device) and fused again only when the types still agree, as at upload.
+    /// The caller must re-record anything that bound the old buffers.
+    pub fn replace(
+        &mut self,
+        gpu: &Gpu,
+        hp: &LlamaHParams,
+        name: &str,
+        ty: GgmlType,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let bad = |msg: String| Error::Shape {
+            name: name.to_string(),
+            msg,
+        };
+        let upload_like = |old: &WeightMatrix| -> Result<WeightMatrix> {
+            check_shape(old.ncols, old.nrows, ty, bytes).map_err(bad)?;
+            WeightMatrix::upload(gpu, ty, old.ncols, &[bytes])
+                .map_err(|e| bad(format!("uploading to the device: {e}")))
+        };
+        match name {
+            "token_embd.weight" => self.token_embd = upload_like(&self.token_embd)?,
+            "output.weight" => match &self.output {
+                Some(o) => self.output = Some(upload_like(o)?),
+                None => self.token_embd = upload_like(&self.token_embd)?,
+            },
+            _ => {
+                let (layer, role) = parse_layer_name(name).ok_or_else(|| {
+                    bad(
+                        "not a matrix of the loaded model (norms and biases keep their type)"
+                            .into(),
+                    )
+                })?;
+                let n_layers = self.layers.len();
+                let l = self
+                    .layers
+                    .get_mut(layer)
+                    .ok_or_else(|| bad(format!("layer {layer} of a {n_layers}-layer model")))?;
+                match role {
+                    "attn_output" => l.wo = upload_like(&l.wo)?,
+                    "ffn_down" => l.down = upload_like(&l.down)?,
+                    "attn_q" | "attn_k" | "attn_v" => {
+                        let mut parts = qkv_parts(gpu, &l.qkv, hp.n_embd_q())
+                            .map_err(|e| bad(e.to_string()))?;
+                        let i = ["attn_q", "attn_k", "attn_v"]
+                            .iter()
+                            .position(|r| *r == role)
+                            .unwrap_or(0);
+                        check_shape(parts[i].ncols, parts[i].nrows, ty, bytes).map_err(bad)?;
+                        parts[i] = Part::new(ty, parts[i].ncols, bytes.to_vec());
+                        l.qkv = if parts.iter().all(|p| p.ty == ty) {
+                            Qkv::Fused(upload_parts(gpu, &parts).map_err(bad)?)
+                        } else {
+                            Qkv::Split {
+                                q: upload_parts(gpu, &parts[0..1]).map_err(bad)?,
+                                k: upload_parts(gpu, &parts[1..2]).map_err(bad)?,
+                                v: upload_parts(gpu, &parts[2..3]).map_err(bad)?,
+                            }
+                        };
+                    }
+                    "ffn_gate" | "ffn_up" => {
+                        let mut parts =
+                            gate_up_parts(gpu, &l.gate_up).map_err(|e| bad(e.to_string()))?;
+                        let i = usize::from(role == "ffn_up");
+                        check_shape(parts[i].ncols, parts[i].nrows, ty, bytes).map_err(bad)?;
+                        parts[i] = Part::new(ty, parts[i].ncols, bytes.to_vec());
+                        let fused = if parts[0].ty == parts[1].ty {
+                            Some(upload_parts(gpu, &parts).map_err(bad)?)
+                                .filter(|m| m.pieces.len() == 1)
+                        } else {
+                            None
+                        };
+                        l.gate_up = match fused {
+                            Some(m) => GateUp::Fused(m),
+                            None => GateUp::Split {
+                                gate: upload_parts(gpu, &parts[0..1]).map_err(bad)?,
+                                up: upload_parts(gpu, &parts[1..2]).map_err(bad)?,
+                            },
+                        };
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "'{role}' is not a matrix of the loaded model (norms and biases keep \
+                             their type)"
+                        )))
+                    }
+                }
+            }
+        }
+        self.bytes = self.weight_bytes();
+        Ok(())
     }
 
     /// The output projection.

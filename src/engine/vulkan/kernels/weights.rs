@@ -110,6 +110,32 @@ impl WeightMatrix {
         })
     }
 
+    /// Reads rows `start .. start + n` back from the device (raw blocks, as uploaded).
+    pub fn download_rows(&self, gpu: &Gpu, start: usize, n: usize) -> VkResult<Vec<u8>> {
+        if start + n > self.nrows {
+            return Err(VulkanError::invalid(
+                "weights",
+                format!("rows {start}..{} of a {}-row matrix", start + n, self.nrows),
+            ));
+        }
+        let mut out = vec![0u8; n * self.row_bytes];
+        for p in &self.pieces {
+            let lo = start.max(p.row_start);
+            let hi = (start + n).min(p.row_start + p.nrows);
+            if lo >= hi {
+                continue;
+            }
+            let range = BufRange {
+                buffer: p.range.buffer,
+                offset: p.range.offset + ((lo - p.row_start) * self.row_bytes) as u64,
+                size: ((hi - lo) * self.row_bytes) as u64,
+            };
+            let dst = &mut out[(lo - start) * self.row_bytes..(hi - start) * self.row_bytes];
+            gpu.download_range(range, dst)?;
+        }
+        Ok(out)
+    }
+
     /// Bytes of weight data (without padding).
     pub fn bytes(&self) -> u64 {
         (self.nrows * self.row_bytes) as u64
