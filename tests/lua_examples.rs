@@ -49,6 +49,12 @@ const CASES: &[(&str, &[&str], &str)] = &[
     ("probe.lua", &["--backend", "cpu"], "engine: weights "),
     ("results.lua", &[], "tg_tps"),
     ("alerts.lua", &[], "vram-leak    firing    VRAM grows "),
+    (
+        "soak.lua",
+        &["--backend", "cpu"],
+        " requests ok, 0 failed, ",
+    ),
+    ("faults.lua", &["--backend", "cpu"], "12 sent: "),
     ("report.lua", &[], "| Q4_K_M | 41.12 | 0.476 | 41.76 |"),
     (
         "hot_scheme.lua",
