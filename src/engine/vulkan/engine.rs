@@ -91,6 +91,8 @@ pub struct VulkanEngine {
     prefill: Recorder,
     n_past: usize,
     profile: Option<Profile>,
+    /// Peak bandwidth: the datasheet's for known cards, else measured by a copy on first use.
+    peak: std::sync::OnceLock<Option<f64>>,
 }
 
 fn align(v: u64) -> u64 {
@@ -493,6 +495,7 @@ impl VulkanEngine {
             decode_recorded: false,
             n_past: 0,
             profile: opts.profile.then(Profile::default),
+            peak: std::sync::OnceLock::new(),
         })
     }
 
@@ -644,7 +647,34 @@ impl Engine for VulkanEngine {
     }
 
     fn peak_bandwidth(&self) -> Option<f64> {
-        Self::known_bandwidth(&self.st.gpu.caps().name)
+        *self.peak.get_or_init(|| {
+            let caps = self.st.gpu.caps();
+            if let Some(bw) = Self::known_bandwidth(&caps.name) {
+                return Some(bw);
+            }
+            // 256 MiB on a GPU (well past its caches); 32 MiB on a CPU implementation.
+            let size = if caps.kind == super::caps::DeviceKind::Cpu {
+                32 << 20
+            } else {
+                256 << 20
+            };
+            match super::bandwidth::measure_copy_bandwidth(&self.st.gpu, size, 3) {
+                Ok(bw) => {
+                    if let Some(bw) = bw {
+                        log::info!(
+                            "{}: peak bandwidth measured by a device copy: {:.1} GB/s",
+                            caps.name,
+                            bw / 1e9
+                        );
+                    }
+                    bw
+                }
+                Err(e) => {
+                    log::warn!("{}: measuring copy bandwidth failed: {e}", caps.name);
+                    None
+                }
+            }
+        })
     }
 
     fn memory_heaps(&self) -> Vec<crate::engine::HeapUsage> {

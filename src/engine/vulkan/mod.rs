@@ -14,6 +14,7 @@
 //! (pipeline cache), `RAWRXD_MATVEC_TUNING=subgroups,rows,unroll` (tuning runs only), and at build
 //! time `RAWRXD_GLSLC` (the shader compiler).
 
+pub mod bandwidth;
 pub mod buffer;
 pub mod caps;
 pub mod command;
