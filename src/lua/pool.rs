@@ -295,6 +295,29 @@ const RUN_FIELDS: &[&str] = &[
     "on_device_loss",
 ];
 
+/// Request `i` (0-based) from the script's request function `f(i + 1)`: a table read as a
+/// [`LuaRequest`], `max_tokens` defaulting to `default_max`.
+pub(crate) fn call_request_fn(
+    lua: &Lua,
+    f: &Function,
+    i: u64,
+    default_max: u32,
+) -> Result<Request> {
+    f.call::<Value>(i + 1)
+        .map_err(|e| Error::Script(super::error::describe(&e)))
+        .and_then(|v| match v {
+            Value::Table(_) => lua
+                .from_value::<LuaRequest>(v)
+                .map_err(|e| Error::Invalid(format!("request {}: {e}", i + 1))),
+            other => Err(Error::Invalid(format!(
+                "request {}: the request function returned {}, expected a table",
+                i + 1,
+                other.type_name()
+            ))),
+        })
+        .and_then(|r| r.into_request(default_max))
+}
+
 /// Where a run's requests come from.
 pub(crate) enum Source {
     /// A Lua function, called on the Lua thread.
@@ -511,20 +534,7 @@ pub(super) fn drive_job<T: Send + 'static>(
     if let Some((f, default_max)) = function {
         // Ends when the run drops its source (the sender).
         while let Ok((i, reply)) = asked.recv() {
-            let made = f
-                .call::<Value>(i + 1)
-                .map_err(|e| Error::Script(super::error::describe(&e)))
-                .and_then(|v| match v {
-                    Value::Table(_) => lua
-                        .from_value::<LuaRequest>(v)
-                        .map_err(|e| Error::Invalid(format!("request {}: {e}", i + 1))),
-                    other => Err(Error::Invalid(format!(
-                        "request {}: the request function returned {}, expected a table",
-                        i + 1,
-                        other.type_name()
-                    ))),
-                })
-                .and_then(|r| r.into_request(default_max));
+            let made = call_request_fn(lua, &f, i, default_max);
             let _ = reply.send(made);
         }
     }

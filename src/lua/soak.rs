@@ -20,13 +20,13 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
+use mlua::{Function, Lua, Table, Value};
 use serde_json::{json, Value as Json};
 
 use super::engine::EngineHandle;
 use super::error::{describe, lua_err};
 use super::pool::{
-    check_keys, endpoint_of, load_engine, load_like, load_of, seconds, source_of, LuaRequest,
+    call_request_fn, check_keys, endpoint_of, load_engine, load_like, load_of, seconds, source_of,
     PoolEngine, Source,
 };
 use super::results::{current_run, set_current_run, store_path};
@@ -327,20 +327,7 @@ fn lua_source(
     let server = async move {
         // Ends when the load drops its source (the sender).
         while let Some((i, reply)) = asked.recv().await {
-            let made = f
-                .call::<Value>(i + 1)
-                .map_err(|e| Error::Script(describe(&e)))
-                .and_then(|v| match v {
-                    Value::Table(_) => lua
-                        .from_value::<LuaRequest>(v)
-                        .map_err(|e| Error::Invalid(format!("request {}: {e}", i + 1))),
-                    other => Err(Error::Invalid(format!(
-                        "request {}: the request function returned {}, expected a table",
-                        i + 1,
-                        other.type_name()
-                    ))),
-                })
-                .and_then(|r| r.into_request(default_max));
+            let made = call_request_fn(lua, &f, i, default_max);
             let _ = reply.send(made);
         }
     };
