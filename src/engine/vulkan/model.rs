@@ -58,15 +58,66 @@ pub struct DeviceModel {
     pub bytes: u64,
 }
 
-fn matrix(gpu: &Gpu, t: &TensorRef<'_>) -> Result<WeightMatrix> {
-    WeightMatrix::upload(gpu, t.info.ty, t.info.row_len(), &[t.data]).map_err(|e| tensor_err(t, e))
+/// Whole rows of one weight tensor on the host: what the device matrices are built from, at load
+/// (from the file) and when a tensor is swapped (parts read back from the device).
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    name: &'a str,
+    ty: GgmlType,
+    ncols: usize,
+    bytes: &'a [u8],
 }
 
-fn tensor_err(t: &TensorRef<'_>, e: super::VulkanError) -> Error {
-    Error::Shape {
-        name: t.info.name.clone(),
-        msg: format!("uploading to the device: {e}"),
+impl<'a> Rows<'a> {
+    fn of(t: &TensorRef<'a>) -> Rows<'a> {
+        Rows {
+            name: &t.info.name,
+            ty: t.info.ty,
+            ncols: t.info.row_len(),
+            bytes: t.data,
+        }
     }
+}
+
+/// One matrix of `parts` (all of the first part's type) stacked by rows; errors name the first.
+fn stack(gpu: &Gpu, parts: &[Rows<'_>]) -> Result<WeightMatrix> {
+    let slices: Vec<&[u8]> = parts.iter().map(|p| p.bytes).collect();
+    WeightMatrix::upload(gpu, parts[0].ty, parts[0].ncols, &slices).map_err(|e| Error::Shape {
+        name: parts[0].name.to_string(),
+        msg: format!("uploading to the device: {e}"),
+    })
+}
+
+fn matrix(gpu: &Gpu, t: &TensorRef<'_>) -> Result<WeightMatrix> {
+    stack(gpu, &[Rows::of(t)])
+}
+
+/// q|k|v fused into one matrix when the three share a type, else three matrices.
+fn build_qkv(gpu: &Gpu, [q, k, v]: [Rows<'_>; 3]) -> Result<Qkv> {
+    Ok(if q.ty == k.ty && k.ty == v.ty {
+        Qkv::Fused(stack(gpu, &[q, k, v])?)
+    } else {
+        Qkv::Split {
+            q: stack(gpu, &[q])?,
+            k: stack(gpu, &[k])?,
+            v: stack(gpu, &[v])?,
+        }
+    })
+}
+
+/// gate|up fused when they share a type and fit one binding (the GLU matvec needs a single
+/// piece), else two matrices.
+fn build_gate_up(gpu: &Gpu, [gate, up]: [Rows<'_>; 2]) -> Result<GateUp> {
+    if gate.ty == up.ty {
+        let m = stack(gpu, &[gate, up])?;
+        if m.pieces.len() == 1 {
+            return Ok(GateUp::Fused(m));
+        }
+    }
+    Ok(GateUp::Split {
+        gate: stack(gpu, &[gate])?,
+        up: stack(gpu, &[up])?,
+    })
 }
 
 /// The tensor's values as f32 (norm weights, biases).
@@ -83,7 +134,7 @@ fn vector(gpu: &Gpu, values: &[f32]) -> Result<GpuBuffer> {
     Ok(b)
 }
 
-/// One part of a fused matrix, on the host.
+/// One part of a fused matrix, read back from the device.
 struct Part {
     ty: GgmlType,
     ncols: usize,
@@ -92,17 +143,7 @@ struct Part {
 }
 
 impl Part {
-    fn new(ty: GgmlType, ncols: usize, bytes: Vec<u8>) -> Part {
-        let nrows = ty.row_bytes(ncols).map_or(0, |rb| bytes.len() / rb.max(1));
-        Part {
-            ty,
-            ncols,
-            nrows,
-            bytes,
-        }
-    }
-
-    /// Rows `start .. start + n` of `m`, read back from the device.
+    /// Rows `start .. start + n` of `m`.
     fn of(gpu: &Gpu, m: &WeightMatrix, start: usize, n: usize) -> super::error::VkResult<Part> {
         Ok(Part {
             ty: m.ty,
@@ -111,6 +152,27 @@ impl Part {
             bytes: m.download_rows(gpu, start, n)?,
         })
     }
+}
+
+/// `parts` with part `i` replaced by `new`; every part carries `new`'s name, so errors of the
+/// rebuilt matrix name the swapped tensor.
+fn swapped<'a>(parts: &'a [Part], i: usize, new: Rows<'a>) -> Vec<Rows<'a>> {
+    parts
+        .iter()
+        .enumerate()
+        .map(|(j, p)| {
+            if j == i {
+                new
+            } else {
+                Rows {
+                    name: new.name,
+                    ty: p.ty,
+                    ncols: p.ncols,
+                    bytes: &p.bytes,
+                }
+            }
+        })
+        .collect()
 }
 
 /// `bytes` must be `nrows` rows of `ncols` elements of `ty`.
@@ -172,13 +234,6 @@ fn gate_up_parts(gpu: &Gpu, gu: &GateUp) -> super::error::VkResult<Vec<Part>> {
     }
 }
 
-/// One matrix of `parts` (all of one type) stacked by rows.
-fn upload_parts(gpu: &Gpu, parts: &[Part]) -> std::result::Result<WeightMatrix, String> {
-    let slices: Vec<&[u8]> = parts.iter().map(|p| p.bytes.as_slice()).collect();
-    WeightMatrix::upload(gpu, parts[0].ty, parts[0].ncols, &slices)
-        .map_err(|e| format!("uploading to the device: {e}"))
-}
-
 impl DeviceModel {
     /// Uploads every weight of `w`.
     pub fn upload(gpu: &Gpu, hp: &LlamaHParams, w: &LlamaWeights<'_>) -> Result<Self> {
@@ -191,23 +246,7 @@ impl DeviceModel {
         };
         let mut layers = Vec::with_capacity(w.layers.len());
         for l in &w.layers {
-            let qkv = if l.wq.info.ty == l.wk.info.ty && l.wk.info.ty == l.wv.info.ty {
-                Qkv::Fused(
-                    WeightMatrix::upload(
-                        gpu,
-                        l.wq.info.ty,
-                        l.wq.info.row_len(),
-                        &[l.wq.data, l.wk.data, l.wv.data],
-                    )
-                    .map_err(|e| tensor_err(&l.wq, e))?,
-                )
-            } else {
-                Qkv::Split {
-                    q: matrix(gpu, &l.wq)?,
-                    k: matrix(gpu, &l.wk)?,
-                    v: matrix(gpu, &l.wv)?,
-                }
-            };
+            let qkv = build_qkv(gpu, [Rows::of(&l.wq), Rows::of(&l.wk), Rows::of(&l.wv)])?;
             let qkv_bias = match (&l.bq, &l.bk, &l.bv) {
                 (None, None, None) => None,
                 (Some(bq), Some(bk), Some(bv)) => {
@@ -222,29 +261,7 @@ impl DeviceModel {
                     ))
                 }
             };
-            let gate_up = if l.ffn_gate.info.ty == l.ffn_up.info.ty {
-                let m = WeightMatrix::upload(
-                    gpu,
-                    l.ffn_gate.info.ty,
-                    l.ffn_gate.info.row_len(),
-                    &[l.ffn_gate.data, l.ffn_up.data],
-                )
-                .map_err(|e| tensor_err(&l.ffn_gate, e))?;
-                if m.pieces.len() == 1 {
-                    GateUp::Fused(m)
-                } else {
-                    drop(m);
-                    GateUp::Split {
-                        gate: matrix(gpu, &l.ffn_gate)?,
-                        up: matrix(gpu, &l.ffn_up)?,
-                    }
-                }
-            } else {
-                GateUp::Split {
-                    gate: matrix(gpu, &l.ffn_gate)?,
-                    up: matrix(gpu, &l.ffn_up)?,
-                }
-            };
+            let gate_up = build_gate_up(gpu, [Rows::of(&l.ffn_gate), Rows::of(&l.ffn_up)])?;
             layers.push(DeviceLayer {
                 attn_norm: vector(gpu, &f32_values(&l.attn_norm)?)?,
                 qkv,
@@ -283,10 +300,15 @@ impl DeviceModel {
             name: name.to_string(),
             msg,
         };
+        let new = |ncols| Rows {
+            name,
+            ty,
+            ncols,
+            bytes,
+        };
         let upload_like = |old: &WeightMatrix| -> Result<WeightMatrix> {
             check_shape(old.ncols, old.nrows, ty, bytes).map_err(bad)?;
-            WeightMatrix::upload(gpu, ty, old.ncols, &[bytes])
-                .map_err(|e| bad(format!("uploading to the device: {e}")))
+            stack(gpu, &[new(old.ncols)])
         };
         match name {
             "token_embd.weight" => self.token_embd = upload_like(&self.token_embd)?,
@@ -310,43 +332,23 @@ impl DeviceModel {
                     "attn_output" => l.wo = upload_like(&l.wo)?,
                     "ffn_down" => l.down = upload_like(&l.down)?,
                     "attn_q" | "attn_k" | "attn_v" => {
-                        let mut parts = qkv_parts(gpu, &l.qkv, hp.n_embd_q())
+                        let parts = qkv_parts(gpu, &l.qkv, hp.n_embd_q())
                             .map_err(|e| bad(e.to_string()))?;
                         let i = ["attn_q", "attn_k", "attn_v"]
                             .iter()
                             .position(|r| *r == role)
                             .unwrap_or(0);
                         check_shape(parts[i].ncols, parts[i].nrows, ty, bytes).map_err(bad)?;
-                        parts[i] = Part::new(ty, parts[i].ncols, bytes.to_vec());
-                        l.qkv = if parts.iter().all(|p| p.ty == ty) {
-                            Qkv::Fused(upload_parts(gpu, &parts).map_err(bad)?)
-                        } else {
-                            Qkv::Split {
-                                q: upload_parts(gpu, &parts[0..1]).map_err(bad)?,
-                                k: upload_parts(gpu, &parts[1..2]).map_err(bad)?,
-                                v: upload_parts(gpu, &parts[2..3]).map_err(bad)?,
-                            }
-                        };
+                        let r = swapped(&parts, i, new(parts[i].ncols));
+                        l.qkv = build_qkv(gpu, [r[0], r[1], r[2]])?;
                     }
                     "ffn_gate" | "ffn_up" => {
-                        let mut parts =
+                        let parts =
                             gate_up_parts(gpu, &l.gate_up).map_err(|e| bad(e.to_string()))?;
                         let i = usize::from(role == "ffn_up");
                         check_shape(parts[i].ncols, parts[i].nrows, ty, bytes).map_err(bad)?;
-                        parts[i] = Part::new(ty, parts[i].ncols, bytes.to_vec());
-                        let fused = if parts[0].ty == parts[1].ty {
-                            Some(upload_parts(gpu, &parts).map_err(bad)?)
-                                .filter(|m| m.pieces.len() == 1)
-                        } else {
-                            None
-                        };
-                        l.gate_up = match fused {
-                            Some(m) => GateUp::Fused(m),
-                            None => GateUp::Split {
-                                gate: upload_parts(gpu, &parts[0..1]).map_err(bad)?,
-                                up: upload_parts(gpu, &parts[1..2]).map_err(bad)?,
-                            },
-                        };
+                        let r = swapped(&parts, i, new(parts[i].ncols));
+                        l.gate_up = build_gate_up(gpu, [r[0], r[1]])?;
                     }
                     _ => {
                         return Err(bad(format!(
