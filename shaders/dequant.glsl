@@ -99,17 +99,22 @@ vec4 i8x4(uint q) {
 // ---- K-quant helpers ----------------------------------------------------------------------------
 
 #if defined(FMT_Q4_K) || defined(FMT_Q5_K)
-// get_scale_min_k4: 6-bit scale and min number j (0..7) from the 12 packed bytes at byte b (a
-// multiple of 4). Branch-free: lanes of a subgroup take different j.
-void scale_min_k4(uint b, uint j, out float sc, out float mn) {
-    const uint i = b >> 2;
+// get_scale_min_k4: 6-bit scale and min number j (0..7) from the 12 packed scale bytes held in the
+// words s0, s1, s2. Branch-free: lanes of a subgroup take different j.
+void unpack_scale_min_k4(uint s0, uint s1, uint s2, uint j, out float sc, out float mn) {
     const uint sh = (j & 3u) * 8u;
-    const uint a = (w[i] >> sh) & 0xFFu;        // byte j & 3
-    const uint m4 = (w[i + 1u] >> sh) & 0xFFu;  // byte (j & 3) + 4
-    const uint c = (w[i + 2u] >> sh) & 0xFFu;   // byte (j & 3) + 8
+    const uint a = (s0 >> sh) & 0xFFu;   // byte j & 3
+    const uint m4 = (s1 >> sh) & 0xFFu;  // byte (j & 3) + 4
+    const uint c = (s2 >> sh) & 0xFFu;   // byte (j & 3) + 8
     const bool lo = j < 4u;
     sc = float(lo ? (a & 63u) : ((c & 0xFu) | ((a >> 6) << 4)));
     mn = float(lo ? (m4 & 63u) : ((c >> 4) | ((m4 >> 6) << 4)));
+}
+
+// The same, from the 12 bytes at byte b (a multiple of 4).
+void scale_min_k4(uint b, uint j, out float sc, out float mn) {
+    const uint i = b >> 2;
+    unpack_scale_min_k4(w[i], w[i + 1u], w[i + 2u], j, sc, mn);
 }
 #endif
 

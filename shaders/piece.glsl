@@ -84,14 +84,9 @@ uvec4 w_chunk(uint b) {
 void k4_scales(uvec4 hdr, uint h, out float sc[2], out float mn[2]) {
     const vec2 dm = unpackHalf2x16(hdr.x);
     [[unroll]] for (uint i = 0u; i < 2u; ++i) {
-        const uint j = 2u * h + i;
-        const uint sh = (j & 3u) * 8u;
-        const uint a = (hdr.y >> sh) & 0xFFu;
-        const uint m4 = (hdr.z >> sh) & 0xFFu;
-        const uint c = (hdr.w >> sh) & 0xFFu;
-        const bool lo = j < 4u;
-        sc[i] = dm.x * float(lo ? (a & 63u) : ((c & 0xFu) | ((a >> 6) << 4)));
-        mn[i] = dm.y * float(lo ? (m4 & 63u) : ((c >> 4) | ((m4 >> 6) << 4)));
+        unpack_scale_min_k4(hdr.y, hdr.z, hdr.w, 2u * h + i, sc[i], mn[i]);
+        sc[i] *= dm.x;
+        mn[i] *= dm.y;
     }
 }
 #endif
