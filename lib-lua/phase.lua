@@ -160,4 +160,28 @@ function M.options(args, defaults)
   return o
 end
 
+--- Prompts of different lengths for Phase 2 load, cycled over requests.
+M.prompts = {
+  "The capital of France is",
+  "Write a short poem about the sea.",
+  "Explain in one paragraph why the sky is blue, as you would to a curious child who keeps asking why.",
+  "List three uses of a paper clip:",
+  "Once upon a time, in a village at the edge of a forest,",
+}
+
+--- A pool request function: request i gets prompt i of `M.prompts` (cycled), greedy, exactly
+--- `max_tokens` tokens (EOS ignored), so runs are repeatable.
+---@param max_tokens integer
+---@return fun(i: integer): table
+function M.request_fn(max_tokens)
+  return function(i)
+    return {
+      prompt = M.prompts[(i - 1) % #M.prompts + 1],
+      max_tokens = max_tokens,
+      temperature = 0,
+      extra = { ignore_eos = true },
+    }
+  end
+end
+
 return M

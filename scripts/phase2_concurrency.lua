@@ -49,23 +49,7 @@ local model = a.model or "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 local top = 1
 for _, n in ipairs(streams) do top = math.max(top, n) end
 
--- Prompts of different lengths, cycled over requests; greedy, so runs are repeatable.
-local prompts = {
-  "The capital of France is",
-  "Write a short poem about the sea.",
-  "Explain in one paragraph why the sky is blue, as you would to a curious child who keeps asking why.",
-  "List three uses of a paper clip:",
-  "Once upon a time, in a village at the edge of a forest,",
-}
-
-local function request(i)
-  return {
-    prompt = prompts[(i - 1) % #prompts + 1],
-    max_tokens = max_tokens,
-    temperature = 0,
-    extra = { ignore_eos = true },
-  }
-end
+local request = require("phase").request_fn(max_tokens)
 
 local engine, where
 if target == "engine" then

@@ -60,13 +60,6 @@ local faults = {
   step_timeout_ms = step_timeout_ms,
 }
 
-local prompts = {
-  "The capital of France is",
-  "Write a short poem about the sea.",
-  "Explain in one paragraph why the sky is blue.",
-  "List three uses of a paper clip:",
-  "Once upon a time, in a village at the edge of a forest,",
-}
 
 local store = not a.no_store
 if store then
@@ -86,10 +79,7 @@ local r = rx.pool.run {
   target = "engine", model = model, backend = a.backend or "auto",
   slots = users, ctx = math.tointeger(tonumber(a.ctx)) or 512, threads = math.tointeger(tonumber(a.threads)),
   concurrency = users, requests = requests, timeout = 600,
-  request = function(i)
-    return { prompt = prompts[(i - 1) % #prompts + 1], max_tokens = max_tokens, temperature = 0,
-             extra = { ignore_eos = true } }
-  end,
+  request = require("phase").request_fn(max_tokens),
   faults = faults,
   retry = { max_attempts = attempts, backoff_ms = backoff_ms },
   on_device_loss = policy,
