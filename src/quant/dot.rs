@@ -13,8 +13,9 @@ use crate::Result;
 const CHUNK: usize = QK_K;
 
 /// `sum(a[i] * b[i])` over equal-length slices, vectorizable (eight lanes, pairwise final sum).
+/// Also the CPU engine's f32 dot (`engine::cpu::ops::dot`), so both sum in the same order.
 #[inline]
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());

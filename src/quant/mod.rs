@@ -13,7 +13,7 @@
 
 mod block;
 pub mod convert;
-mod dot;
+pub(crate) mod dot;
 mod float;
 mod helpers;
 mod kquants;
