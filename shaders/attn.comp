@@ -1,8 +1,9 @@
 #version 450
 // Attention over the f16 KV cache, split over the cache length (flash-decoding). Workgroup
-// (h, s, t): query head h of token t, positions of split s out of n_split. Token t sits at
-// position pos + t and sees positions 0 ..= pos + t (causal); split s covers the s-th of n_split
-// equal chunks of that range. Output per (t, h, s): unnormalised sum_p e_p * v_p (head_dim f32),
+// (h, s, t): query head h of token row t, positions of split s out of n_split. Row t sits at
+// position rows[t].x of cache slot rows[t].y and sees positions 0 ..= rows[t].x of that slot
+// (causal); split s covers the s-th of n_split equal chunks of that range. Rows are independent:
+// a row's result does not depend on which other rows share the dispatch. Output per (t, h, s): unnormalised sum_p e_p * v_p (head_dim f32),
 // then m = max score (scaled) and l = sum_p e_p with e_p = exp(score_p - m); attn_combine merges.
 //
 // Scores: one subgroup per position, lanes over the head's f16 pairs. Softmax is online over
@@ -10,8 +11,8 @@
 // congruent to i / hd2, reduced through shared memory at the end. Needs WG >= head_dim / 2 and
 // head_dim <= 256 (the host checks).
 //
-// Bindings: 0 q (f32), 1 k cache, 2 v cache ([head_kv][n_ctx][head_dim] f16 pairs), 3 partials
-// (f32, [t][h][s][head_dim + 2]), 4 step (u32: pos, ntok).
+// Bindings: 0 q (f32), 1 k cache, 2 v cache ([slot][head_kv][n_ctx][head_dim] f16 pairs),
+// 3 partials (f32, [t][h][s][head_dim + 2]), 4 rows (uvec2 per token row: position, slot).
 // Mirrored by `AttnPush` in src/engine/vulkan/kernels/attention.rs.
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -22,7 +23,7 @@ layout(binding = 0) readonly restrict buffer Q { float q[]; };
 layout(binding = 1) readonly restrict buffer KCache { uint kc[]; };
 layout(binding = 2) readonly restrict buffer VCache { uint vc[]; };
 layout(binding = 3) writeonly restrict buffer Part { float part[]; };
-layout(binding = 4) readonly restrict buffer Step { uint step_pos; uint step_ntok; };
+layout(binding = 4) readonly restrict buffer Rows { uvec2 rows[]; };
 
 layout(push_constant) uniform Push {
     uint n_head;
@@ -67,7 +68,8 @@ void main() {
     const uint hd2 = pc.head_dim / 2u;
     const uint hk = h / (pc.n_head / pc.n_head_kv);
 
-    const uint n_kv = step_pos + t + 1u;
+    const uvec2 row_info = rows[t];
+    const uint n_kv = row_info.x + 1u;
     const uint chunk = (n_kv + pc.n_split - 1u) / pc.n_split;
     const uint p0 = min(s * chunk, n_kv);
     const uint p1 = min(p0 + chunk, n_kv);
@@ -78,7 +80,7 @@ void main() {
     }
     barrier();
 
-    const uint kvbase = hk * pc.n_ctx * hd2;
+    const uint kvbase = (row_info.y * pc.n_head_kv + hk) * pc.n_ctx * hd2;
     const uint my_pair = tid % hd2;
     const uint my_group = tid / hd2;
     const uint n_groups = wg / hd2;

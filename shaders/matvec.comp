@@ -8,7 +8,7 @@
 // loads), 1 x (f32; also viewed as vec4 when
 // X_VEC4, which the host sets only if x_off and x_stride are multiples of 4), 2 y (f32).
 // Specialization: 0 workgroup size, 1 rows per workgroup, 2 NR rows per subgroup pass (<= 4),
-// 3 BATCH vectors (<= 8), 4 GLU, 5 X_VEC4, 6 UNROLL pieces per lane per loop iteration (their
+// 3 BATCH vectors (<= 16), 4 GLU, 5 X_VEC4, 6 UNROLL pieces per lane per loop iteration (their
 // loads are independent, so more bytes are in flight per subgroup).
 // Flags: bit 0 accumulate (y += ...). GLU: y = silu(dot(W[row], x)) * dot(W'[row], x), W' starting
 // glu_off bytes after W (gate and up rows of one fused tensor).
@@ -47,7 +47,7 @@ layout(push_constant) uniform Push {
 #include "piece.glsl"
 
 #define MAX_NR 4u
-#define MAX_BATCH 8u
+#define MAX_BATCH 16u
 
 // x[xb + e .. xb + e + 3]; elements at or past ncols read as 0 (only float formats have them).
 vec4 load_x4(uint xb, uint e) {

@@ -119,12 +119,12 @@ fn float_matvec_and_matmul_match_cpu() {
     for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
         for &(ncols, nrows) in &[(5, 3), (32, 1), (33, 17), (100, 66), (576, 7)] {
             let (wb, wv) = float_weights(&mut rng, ty, ncols * nrows);
-            // Batches through matvec (<= 8) and both matmul tile shapes (9, 70).
-            // (Each batch size <= 8 is its own pipeline: few of them keep lavapipe's compile time down.)
+            // Batches through matvec (<= 16) and both matmul tile shapes (17, 70).
+            // (Each batch size <= 16 is its own pipeline: few of them keep lavapipe's compile time down.)
             for (n, out) in [
                 (1, Output::Store),
                 (3, Output::Accumulate),
-                (9, Output::Accumulate),
+                (17, Output::Accumulate),
                 (70, Output::Store),
             ] {
                 check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, n, out, 1e-10);
@@ -262,10 +262,13 @@ fn rope_kv_matches_cpu_and_writes_only_its_positions() {
         let src = rng.vec(n * stride);
         let srcb = h.upload_f32(&src);
         let qdst = h.zeros(n * nq);
-        let kc = h.zeros(n_head_kv * n_ctx * head_dim / 2);
-        let vc = h.zeros(n_head_kv * n_ctx * head_dim / 2);
+        // Two cache slots; every row goes to slot 1, so slot 0 must stay zero.
+        let slot_len = n_head_kv * n_ctx * head_dim;
+        let kc = h.zeros(2 * slot_len / 2);
+        let vc = h.zeros(2 * slot_len / 2);
         let angles = h.upload_f32(&rope::angle_table(n_ctx, n_rot, base));
-        let step = h.upload_u32(&[pos as u32, n as u32]);
+        let rows: Vec<u32> = (0..n).flat_map(|t| [(pos + t) as u32, 1]).collect();
+        let rows = h.upload_u32(&rows);
         let s = RopeShape {
             n_head,
             n_head_kv,
@@ -293,7 +296,7 @@ fn rope_kv_matches_cpu_and_writes_only_its_positions() {
             kc.range(),
             vc.range(),
             angles.range(),
-            step.range(),
+            rows.range(),
             n,
         )
         .unwrap();
@@ -313,8 +316,8 @@ fn rope_kv_matches_cpu_and_writes_only_its_positions() {
         let got_k = to_f16(h.download_u32(&kc));
         let got_v = to_f16(h.download_u32(&vc));
         let mut want_q = vec![0f32; n * nq];
-        let mut want_k = vec![0f32; n_head_kv * n_ctx * head_dim];
-        let mut want_v = vec![0f32; n_head_kv * n_ctx * head_dim];
+        let mut want_k = vec![0f32; 2 * slot_len];
+        let mut want_v = vec![0f32; 2 * slot_len];
         for t in 0..n {
             let row = &src[t * stride..];
             for hh in 0..n_head {
@@ -338,9 +341,9 @@ fn rope_kv_matches_cpu_and_writes_only_its_positions() {
                     mode,
                 );
                 for d in 0..head_dim {
-                    let slot = (hk * n_ctx + pos + t) * head_dim + d;
-                    want_k[slot] = f16::from_f64(k[d]).to_f32();
-                    want_v[slot] = f16::from_f32(row[nq + nk + hk * head_dim + d]).to_f32();
+                    let at = slot_len + (hk * n_ctx + pos + t) * head_dim + d;
+                    want_k[at] = f16::from_f64(k[d]).to_f32();
+                    want_v[at] = f16::from_f32(row[nq + nk + hk * head_dim + d]).to_f32();
                 }
             }
         }
@@ -352,17 +355,18 @@ fn rope_kv_matches_cpu_and_writes_only_its_positions() {
     h.finish();
 }
 
-/// f64 causal attention over f16-rounded caches for queries at positions pos .. pos + n.
-#[allow(clippy::too_many_arguments)]
-fn ref_attention(q: &[f32], k: &[f32], v: &[f32], s: &AttnShape, pos: usize, n: usize) -> Vec<f32> {
+/// f64 causal attention over f16-rounded caches ([slot][head_kv][n_ctx][head_dim]) for query row
+/// t at position rows[t].0 of slot rows[t].1.
+fn ref_attention(q: &[f32], k: &[f32], v: &[f32], s: &AttnShape, rows: &[(usize, usize)]) -> Vec<f32> {
     let (hd, nq) = (s.head_dim, s.n_head * s.head_dim);
+    let n = rows.len();
     let mut out = vec![0f32; n * nq];
     let group = s.n_head / s.n_head_kv;
-    for t in 0..n {
+    for (t, &(pos, slot)) in rows.iter().enumerate() {
         for h in 0..s.n_head {
-            let hk = h / group;
+            let hk = (slot * s.n_head_kv) + h / group;
             let qv = &q[t * nq + h * hd..t * nq + (h + 1) * hd];
-            let n_kv = pos + t + 1;
+            let n_kv = pos + 1;
             let scores: Vec<f64> = (0..n_kv)
                 .map(|p| {
                     let kr = &k[(hk * s.n_ctx + p) * hd..];
@@ -396,13 +400,14 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
         (5, 5, 16),
     ] {
         let n_ctx = 300usize;
+        // Two cache slots of different contents; rows alternate between them.
         let kvals: Vec<f32> = rng
-            .vec(n_head_kv * n_ctx * head_dim)
+            .vec(2 * n_head_kv * n_ctx * head_dim)
             .iter()
             .map(|x| f16::from_f32(x * 2.0).to_f32())
             .collect();
         let vvals: Vec<f32> = rng
-            .vec(n_head_kv * n_ctx * head_dim)
+            .vec(2 * n_head_kv * n_ctx * head_dim)
             .iter()
             .map(|x| f16::from_f32(*x).to_f32())
             .collect();
@@ -438,7 +443,14 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
             let nq = n_head * head_dim;
             let q = rng.vec(n * nq);
             let qb = h.upload_f32(&q);
-            let step = h.upload_u32(&[pos as u32, n as u32]);
+            // Row t at position pos + t of slot t % 2; the last row is a decode row of the other
+            // slot at its own position, as in a batched decode step.
+            let mut rows: Vec<(usize, usize)> = (0..n).map(|t| (pos + t, t % 2)).collect();
+            if n > 1 {
+                rows[n - 1] = (n_ctx - 1 - pos, n % 2);
+            }
+            let rowb: Vec<u32> = rows.iter().flat_map(|&(p, sl)| [p as u32, sl as u32]).collect();
+            let rowb = h.upload_u32(&rowb);
             let parts = h.zeros(attention::partials_len(&s, n));
             let ob = h.zeros(n * nq);
             let (mut rec, mut descs) = h.recorder();
@@ -452,14 +464,14 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
                 kc.range(),
                 vc.range(),
                 parts.range(),
-                step.range(),
+                rowb.range(),
                 Act::packed(ob.range(), nq),
                 n,
             )
             .unwrap();
             rec.submit_wait().unwrap();
             let got = h.download_f32(&ob);
-            let want = ref_attention(&q, &kvals, &vvals, &s, pos, n);
+            let want = ref_attention(&q, &kvals, &vvals, &s, &rows);
             assert_close(
                 &format!("attention {s:?} pos {pos} n {n}"),
                 &got,
@@ -627,10 +639,11 @@ fn quant_matvec_and_matmul_match_cpu_dequantize() {
         for &ncols in widths {
             for nrows in [7usize, 66] {
                 let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
+                // Matvec batches of 1 and 12 (a batched decode step), matmul's two tile shapes.
                 for (n, out) in [
                     (1, Output::Store),
-                    (3, Output::Accumulate),
-                    (9, Output::Store),
+                    (12, Output::Accumulate),
+                    (17, Output::Store),
                     (70, Output::Accumulate),
                 ] {
                     check_product(&h, &mut rng, ty, &wb, &wv, ncols, nrows, n, out, 1e-10);

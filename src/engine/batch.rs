@@ -9,13 +9,13 @@
 //! Each slot holds [`Engine::n_ctx`] positions. The single-sequence [`Engine`] methods act on slot
 //! 0 (`forward`) or on every slot (`reset`).
 //!
-//! [`Serial`] turns any single-sequence engine into a one-slot `BatchEngine`, so a backend
-//! without batching (the Vulkan engine, for now) can still sit behind the scheduler, serving one
-//! request at a time.
+//! Both backends batch: [`CpuEngine`] and the Vulkan engine. [`Serial`] turns any
+//! single-sequence engine into a one-slot `BatchEngine`, so an engine without batching can still
+//! sit behind the scheduler, serving one request at a time.
 
 use std::sync::Arc;
 
-use super::{load_engine, Backend, CpuEngine, Engine, HeapUsage, MemoryUsage};
+use super::{Backend, CpuEngine, Engine, HeapUsage, MemoryUsage};
 use crate::gguf::GgufFile;
 use crate::model::LlamaHParams;
 use crate::{Error, Result};
@@ -69,9 +69,8 @@ pub fn check_items(items: &[BatchItem<'_>], n_slots: usize, n_ctx: usize) -> Res
 }
 
 /// Loads `model` on `backend` with `n_slots` KV cache slots of `n_ctx` positions each; `threads`
-/// sizes the CPU engine's pool (`None`: one per core). The Vulkan engine does not batch yet: it
-/// comes as a one-slot [`Serial`] engine (a warning says so when more slots were asked for).
-/// `auto` is Vulkan when a device can be used, else the CPU engine.
+/// sizes the CPU engine's pool (`None`: one per core). `auto` is Vulkan when a device can be
+/// used, else the CPU engine.
 pub fn load_batch_engine(
     backend: Backend,
     model: Arc<GgufFile>,
@@ -80,13 +79,13 @@ pub fn load_batch_engine(
     threads: Option<usize>,
 ) -> Result<Box<dyn BatchEngine>> {
     let vulkan = |model: Arc<GgufFile>| -> Result<Box<dyn BatchEngine>> {
-        let engine = load_engine(Backend::Vulkan, model, n_ctx, threads)?;
-        if n_slots > 1 {
-            log::warn!(
-                "the Vulkan engine decodes one sequence at a time: serving 1 slot, not {n_slots}"
-            );
-        }
-        Ok(Box::new(Serial(engine)))
+        use super::vulkan::{VulkanEngine, VulkanEngineOptions};
+        let opts = VulkanEngineOptions {
+            n_ctx,
+            n_slots,
+            ..VulkanEngineOptions::default()
+        };
+        Ok(Box::new(VulkanEngine::load(&model, &opts)?))
     };
     match backend {
         Backend::Cpu => Ok(Box::new(CpuEngine::load_batch(

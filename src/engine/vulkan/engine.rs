@@ -1,11 +1,18 @@
 //! `VulkanEngine`: the llama-family forward pass on the device.
 //!
 //! Invariants: weights are uploaded once (`DeviceModel`); the KV cache is on the device in f16,
-//! one K and one V buffer per layer, [n_head_kv][n_ctx][head_dim]. Activations live in scratch
-//! buffers sized for `max_batch` tokens; longer inputs run in chunks. The single-token decode
-//! step's command buffer is recorded once and replayed: its position and token come from small
-//! host-visible buffers (`step` = [pos, ntok], `tokens`), written before each submission.
-//! Prefill chunks are recorded per call. Barriers come from the recorder's hazard tracking.
+//! one K and one V buffer per layer, [slot][n_head_kv][n_ctx][head_dim] with `n_slots` slots of
+//! `n_ctx` positions (one sequence each). Activations live in scratch buffers sized for
+//! `max_batch` token rows; longer inputs run in chunks. Every token row carries its own
+//! (position, slot) pair in the host-visible `rows` buffer, so one pass can hold a prompt chunk of
+//! one sequence or one decode token of each of up to [`DECODE_MAX_BATCH`] sequences.
+//!
+//! A decode step of B sequences (one token each) is recorded once per B and replayed: tokens,
+//! positions and slots come from the `tokens` and `rows` buffers, written before each
+//! submission. Each row's result does not depend on the other rows of the step (the matvec,
+//! attention and norm kernels compute rows independently, in the same order for every B), so a
+//! sequence decoded in a batch gives the tokens it gives alone. Prefill chunks are recorded per
+//! call. Barriers come from the recorder's hazard tracking.
 
 use super::buffer::GpuBuffer;
 use super::command::Recorder;
@@ -20,6 +27,7 @@ use super::memory::MemoryClass;
 use super::model::{DeviceModel, GateUp, Qkv};
 use super::pipeline::DescriptorCache;
 use super::profile::Profile;
+use crate::engine::batch::{check_items, BatchEngine, BatchItem};
 use crate::engine::{Engine, MemoryUsage};
 use crate::gguf::GgufFile;
 use crate::model::{LlamaHParams, LlamaWeights};
@@ -36,6 +44,8 @@ pub struct VulkanEngineOptions {
     pub max_batch: usize,
     /// Time every dispatch with GPU timestamps (serialises dispatches).
     pub profile: bool,
+    /// KV cache slots: sequences held at once (at least 1).
+    pub n_slots: usize,
 }
 
 impl Default for VulkanEngineOptions {
@@ -45,9 +55,14 @@ impl Default for VulkanEngineOptions {
             n_ctx: 0,
             max_batch: 256,
             profile: false,
+            n_slots: 1,
         }
     }
 }
+
+/// Most sequences one decode step advances together (the matvec kernel's batch limit); larger
+/// batches run as several steps.
+pub const DECODE_MAX_BATCH: usize = MATVEC_MAX_BATCH;
 
 /// Scratch activations (f32), each sized for `max_batch` tokens.
 struct Scratch {
@@ -66,7 +81,8 @@ struct Scratch {
     logits: GpuBuffer,
     readback: GpuBuffer,
     tokens: GpuBuffer,
-    step: GpuBuffer,
+    /// (position, slot) u32 pairs, one per token row.
+    rows: GpuBuffer,
     angles: GpuBuffer,
 }
 
@@ -75,6 +91,7 @@ struct State {
     gpu: Gpu,
     hp: LlamaHParams,
     n_ctx: usize,
+    n_slots: usize,
     max_batch: usize,
     decode_splits: usize,
     model: DeviceModel,
@@ -82,14 +99,17 @@ struct State {
     s: Scratch,
 }
 
-/// The Vulkan backend of `Engine` for llama-family models.
+/// The Vulkan backend of `Engine` (and, with several slots, `BatchEngine`) for llama-family
+/// models.
 pub struct VulkanEngine {
     st: State,
     descs: DescriptorCache,
-    decode: Recorder,
-    decode_recorded: bool,
+    /// `decode[b - 1]`: the recorded step of b sequences, once it has run.
+    decode: Vec<Option<Recorder>>,
     prefill: Recorder,
-    n_past: usize,
+    /// Cached positions per slot.
+    n_past: Vec<usize>,
+    profiling: bool,
     profile: Option<Profile>,
     /// Peak bandwidth: the datasheet's for known cards, else measured by a copy on first use.
     peak: std::sync::OnceLock<Option<f64>>,
@@ -114,14 +134,17 @@ impl State {
         }
     }
 
-    /// Records the forward pass of `n` tokens (ids in `tokens`, positions step.pos ..); returns
-    /// the number of logit rows written to the readback buffer (n or 1).
+    /// Records the forward pass of `n` token rows (ids in `tokens`, (position, slot) pairs in
+    /// `rows`); returns the number of logit rows written to the readback buffer (n or 1, the
+    /// last). `decode`: every row is one sequence's single new token (attention is split over
+    /// the cache to fill the device).
     fn record(
         &self,
         rec: &mut Recorder,
         descs: &mut DescriptorCache,
         n: usize,
         all_logits: bool,
+        decode: bool,
     ) -> VkResult<usize> {
         let gpu = &self.gpu;
         let hp = &self.hp;
@@ -132,7 +155,7 @@ impl State {
         let xb = Act::packed(s.xb.range(), e);
 
         matvec::get_rows(gpu, rec, descs, &m.token_embd, s.tokens.range(), 0, x, n)?;
-        let n_split = if n == 1 { self.decode_splits } else { 1 };
+        let n_split = if decode { self.decode_splits } else { 1 };
         let rope_shape = RopeShape {
             n_head: hp.n_head,
             n_head_kv: hp.n_head_kv,
@@ -274,7 +297,7 @@ impl State {
                 kc.range(),
                 vc.range(),
                 s.angles.range(),
-                s.step.range(),
+                s.rows.range(),
                 n,
             )?;
             let att = Act::packed(s.att.range(), nq);
@@ -287,7 +310,7 @@ impl State {
                 kc.range(),
                 vc.range(),
                 s.partials.range(),
-                s.step.range(),
+                s.rows.range(),
                 att,
                 n,
             )?;
@@ -433,10 +456,21 @@ impl VulkanEngine {
                 hp.head_dim
             )));
         }
-        let model = DeviceModel::upload(&gpu, hp, w)?;
+        let n_slots = opts.n_slots.max(1);
         let (nq, nkv, nff) = (hp.n_embd_q(), hp.n_embd_kv(), hp.n_ff);
+        let kv_floats = n_slots * nkv * n_ctx / 2; // f16 pairs per u32 word
+        let range = gpu.caps().limits.max_storage_buffer_range;
+        if (kv_floats * 4) as u64 > range {
+            return Err(Error::Invalid(format!(
+                "KV cache of {n_slots} slots x {n_ctx} positions needs {} MiB per layer and \
+                 cache, more than the device binds at once ({} MiB): use fewer slots or a \
+                 smaller context",
+                kv_floats * 4 >> 20,
+                range >> 20
+            )));
+        }
+        let model = DeviceModel::upload(&gpu, hp, w)?;
         let decode_splits = attention::decode_splits(n_ctx, hp.n_head);
-        let kv_floats = nkv * n_ctx / 2; // f16 pairs per u32 word
         let mut kv = Vec::with_capacity(hp.n_layer);
         for _ in 0..hp.n_layer {
             kv.push((State::buf(&gpu, kv_floats)?, State::buf(&gpu, kv_floats)?));
@@ -445,9 +479,9 @@ impl VulkanEngine {
         let k_region = align((b * nq * 4) as u64);
         let v_region = k_region + align((b * nkv * 4) as u64);
         let up_region = align((b * nff * 4) as u64);
-        let partial_floats =
-            (b * hp.n_head * (hp.head_dim + 2)).max(hp.n_head * decode_splits * (hp.head_dim + 2));
-        let logits_bytes = (b * hp.n_vocab * 4) as u64;
+        let partial_floats = (b * hp.n_head * (hp.head_dim + 2))
+            .max(DECODE_MAX_BATCH * hp.n_head * decode_splits * (hp.head_dim + 2));
+        let logits_bytes = (b.max(DECODE_MAX_BATCH) * hp.n_vocab * 4) as u64;
         let angles = rope::angle_table(n_ctx, hp.n_rot, hp.rope_freq_base as f64);
         let s = Scratch {
             x: State::buf(&gpu, b * hp.n_embd)?,
@@ -463,8 +497,8 @@ impl VulkanEngine {
             h: State::buf(&gpu, b * nff)?,
             logits: gpu.buffer(logits_bytes, MemoryClass::Device)?,
             readback: gpu.buffer(logits_bytes, MemoryClass::Readback)?,
-            tokens: gpu.buffer((b * 4) as u64, MemoryClass::Upload)?,
-            step: gpu.buffer(16, MemoryClass::Upload)?,
+            tokens: gpu.buffer((b.max(DECODE_MAX_BATCH) * 4) as u64, MemoryClass::Upload)?,
+            rows: gpu.buffer((b.max(DECODE_MAX_BATCH) * 8) as u64, MemoryClass::Upload)?,
             angles: State::buf(&gpu, angles.len())?,
         };
         gpu.upload(&s.angles, 0, bytemuck::cast_slice(&angles))?;
@@ -481,6 +515,7 @@ impl VulkanEngine {
             gpu: gpu.clone(),
             hp: hp.clone(),
             n_ctx,
+            n_slots,
             max_batch,
             decode_splits,
             model,
@@ -488,12 +523,12 @@ impl VulkanEngine {
             s,
         };
         Ok(VulkanEngine {
-            decode: Recorder::new(&gpu, opts.profile)?,
+            decode: (0..DECODE_MAX_BATCH).map(|_| None).collect(),
             prefill: Recorder::new(&gpu, opts.profile)?,
             st,
             descs,
-            decode_recorded: false,
-            n_past: 0,
+            n_past: vec![0; n_slots],
+            profiling: opts.profile,
             profile: opts.profile.then(Profile::default),
             peak: std::sync::OnceLock::new(),
         })
@@ -514,42 +549,118 @@ impl VulkanEngine {
         self.profile.as_mut().map(std::mem::take)
     }
 
-    /// Dispatches and barriers in the recorded decode step (0 before the first decode).
+    /// Dispatches and barriers in the recorded single-sequence decode step (0 before the first
+    /// decode).
     pub fn decode_step_stats(&self) -> (u32, u32) {
-        if self.decode_recorded {
-            (self.decode.dispatch_count(), self.decode.barrier_count())
-        } else {
-            (0, 0)
+        match &self.decode[0] {
+            Some(rec) => (rec.dispatch_count(), rec.barrier_count()),
+            None => (0, 0),
         }
     }
 
-    fn run_chunk(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Vec<f32>> {
+    /// KV cache slots (sequences held at once).
+    pub fn n_slots(&self) -> usize {
+        self.st.n_slots
+    }
+
+    /// Runs `tokens` of the sequence in `slot` at positions `pos..` as one pass (at most
+    /// `max_batch` tokens); returns the last token's logits, or every token's if `all_logits`.
+    fn run_chunk(
+        &mut self,
+        tokens: &[u32],
+        pos: usize,
+        slot: usize,
+        all_logits: bool,
+    ) -> Result<Vec<f32>> {
         let st = &self.st;
         let n = tokens.len();
+        let rows: Vec<u32> = (0..n).flat_map(|t| [(pos + t) as u32, slot as u32]).collect();
         st.s.tokens.write(0, bytemuck::cast_slice(tokens))?;
-        st.s.step
-            .write(0, bytemuck::cast_slice(&[pos as u32, n as u32]))?;
-        let rec = if n == 1 {
-            if !self.decode_recorded {
-                self.decode.begin()?;
-                st.record(&mut self.decode, &mut self.descs, 1, false)?;
-                self.decode.finish()?;
-                self.decode_recorded = true;
-            }
-            &mut self.decode
-        } else {
-            self.prefill.begin()?;
-            st.record(&mut self.prefill, &mut self.descs, n, all_logits)?;
-            self.prefill.finish()?;
-            &mut self.prefill
-        };
-        rec.submit_wait()?;
-        if let (Some(p), Some(run)) = (self.profile.as_mut(), rec.profile()?) {
+        st.s.rows.write(0, bytemuck::cast_slice(&rows))?;
+        self.prefill.begin()?;
+        st.record(&mut self.prefill, &mut self.descs, n, all_logits, false)?;
+        self.prefill.finish()?;
+        self.prefill.submit_wait()?;
+        if let (Some(p), Some(run)) = (self.profile.as_mut(), self.prefill.profile()?) {
             p.merge(&run);
         }
         let rows = if all_logits { n } else { 1 };
         let mut out = vec![0f32; rows * st.hp.n_vocab];
         st.s.readback.read(0, bytemuck::cast_slice_mut(&mut out))?;
+        Ok(out)
+    }
+
+    /// One decode step of `steps.len()` (<= DECODE_MAX_BATCH) sequences, each (slot, token,
+    /// position): replays the step recorded for that batch size (recording it on first use) and
+    /// returns each sequence's logits.
+    fn run_decode(&mut self, steps: &[(usize, u32, usize)]) -> Result<Vec<Vec<f32>>> {
+        let b = steps.len();
+        debug_assert!((1..=DECODE_MAX_BATCH).contains(&b));
+        let st = &self.st;
+        let tokens: Vec<u32> = steps.iter().map(|s| s.1).collect();
+        let rows: Vec<u32> = steps
+            .iter()
+            .flat_map(|&(slot, _, pos)| [pos as u32, slot as u32])
+            .collect();
+        st.s.tokens.write(0, bytemuck::cast_slice(&tokens))?;
+        st.s.rows.write(0, bytemuck::cast_slice(&rows))?;
+        let rec = match &mut self.decode[b - 1] {
+            Some(rec) => rec,
+            empty => {
+                let mut rec = Recorder::new(&st.gpu, self.profiling)?;
+                rec.begin()?;
+                st.record(&mut rec, &mut self.descs, b, true, true)?;
+                rec.finish()?;
+                empty.insert(rec)
+            }
+        };
+        rec.submit_wait()?;
+        if let (Some(p), Some(run)) = (self.profile.as_mut(), rec.profile()?) {
+            p.merge(&run);
+        }
+        let nv = st.hp.n_vocab;
+        let mut out = vec![0f32; b * nv];
+        st.s.readback.read(0, bytemuck::cast_slice_mut(&mut out))?;
+        Ok(out.chunks(nv).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Checks that every token id is in the vocabulary.
+    fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        let n_vocab = self.st.hp.n_vocab;
+        match tokens.iter().find(|&&t| t as usize >= n_vocab) {
+            Some(t) => Err(Error::Invalid(format!(
+                "token id {t} is outside the vocabulary of {n_vocab}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Feeds `tokens` to the sequence in `slot` at `pos..` in chunks of `max_batch` (a single
+    /// token runs as a one-sequence decode step); returns the last token's logits, or every
+    /// token's if `all_logits`. The caller has checked positions and tokens.
+    fn feed(
+        &mut self,
+        slot: usize,
+        tokens: &[u32],
+        pos: usize,
+        all_logits: bool,
+    ) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        let chunks: Vec<&[u32]> = tokens.chunks(self.st.max_batch).collect();
+        let last = chunks.len() - 1;
+        let mut p = pos;
+        for (i, c) in chunks.into_iter().enumerate() {
+            let logits = if c.len() == 1 {
+                self.run_decode(&[(slot, c[0], p)])?.remove(0)
+            } else {
+                self.run_chunk(c, p, slot, all_logits)?
+            };
+            if all_logits || i == last {
+                out.extend(logits);
+            }
+            p += c.len();
+            self.n_past[slot] = p;
+        }
         Ok(out)
     }
 
@@ -582,14 +693,13 @@ impl Engine for VulkanEngine {
     }
 
     fn forward(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Vec<f32>> {
-        let hp = &self.st.hp;
         if tokens.is_empty() {
             return Err(Error::Invalid("forward: no tokens".into()));
         }
-        if pos > self.n_past {
+        if pos > self.n_past[0] {
             return Err(Error::Invalid(format!(
                 "forward at position {pos}, but only {} positions are cached",
-                self.n_past
+                self.n_past[0]
             )));
         }
         if pos + tokens.len() > self.st.n_ctx {
@@ -599,30 +709,12 @@ impl Engine for VulkanEngine {
                 self.st.n_ctx
             )));
         }
-        if let Some(t) = tokens.iter().find(|&&t| t as usize >= hp.n_vocab) {
-            return Err(Error::Invalid(format!(
-                "token id {t} is outside the vocabulary of {}",
-                hp.n_vocab
-            )));
-        }
-        let mut out = Vec::new();
-        let chunks: Vec<&[u32]> = tokens.chunks(self.st.max_batch).collect();
-        let last = chunks.len() - 1;
-        let mut p = pos;
-        for (i, c) in chunks.into_iter().enumerate() {
-            let want_all = all_logits;
-            let logits = self.run_chunk(c, p, want_all)?;
-            if all_logits || i == last {
-                out.extend(logits);
-            }
-            p += c.len();
-            self.n_past = p;
-        }
-        Ok(out)
+        self.check_tokens(tokens)?;
+        self.feed(0, tokens, pos, all_logits)
     }
 
     fn reset(&mut self) {
-        self.n_past = 0;
+        self.n_past.iter_mut().for_each(|p| *p = 0);
     }
 
     fn device_name(&self) -> String {
@@ -711,8 +803,54 @@ impl Engine for VulkanEngine {
         let st = &mut self.st;
         st.model.replace(&st.gpu, &st.hp, name, ty, bytes)?;
         self.descs = DescriptorCache::new(&st.gpu);
-        self.decode_recorded = false;
-        self.n_past = 0;
+        self.decode.iter_mut().for_each(|d| *d = None);
+        self.reset();
         Ok(())
+    }
+}
+
+impl BatchEngine for VulkanEngine {
+    fn n_slots(&self) -> usize {
+        self.st.n_slots
+    }
+
+    /// Items with several tokens (prompt chunks) run one by one as prefill passes; single-token
+    /// items run together as decode steps of up to [`DECODE_MAX_BATCH`] sequences. Either way a
+    /// row's logits do not depend on the other rows (see the module header).
+    fn forward_batch(&mut self, items: &[BatchItem<'_>]) -> Result<Vec<Vec<f32>>> {
+        check_items(items, self.st.n_slots, self.st.n_ctx)?;
+        for (i, it) in items.iter().enumerate() {
+            if it.pos > self.n_past[it.slot] {
+                return Err(Error::Invalid(format!(
+                    "forward_batch item {i}: position {} but slot {} caches only 0..{}",
+                    it.pos, it.slot, self.n_past[it.slot]
+                )));
+            }
+            self.check_tokens(it.tokens)?;
+        }
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); items.len()];
+        let mut decodes = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            if let [token] = it.tokens {
+                decodes.push((i, (it.slot, *token, it.pos)));
+            } else {
+                out[i] = self.feed(it.slot, it.tokens, it.pos, false)?;
+            }
+        }
+        for group in decodes.chunks(DECODE_MAX_BATCH) {
+            let steps: Vec<_> = group.iter().map(|(_, s)| *s).collect();
+            let logits = self.run_decode(&steps)?;
+            for ((i, (slot, _, pos)), l) in group.iter().zip(logits) {
+                out[*i] = l;
+                self.n_past[*slot] = pos + 1;
+            }
+        }
+        Ok(out)
+    }
+
+    fn clear_slot(&mut self, slot: usize) {
+        if let Some(p) = self.n_past.get_mut(slot) {
+            *p = 0;
+        }
     }
 }

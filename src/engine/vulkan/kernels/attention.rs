@@ -58,8 +58,9 @@ pub fn decode_splits(n_ctx: usize, n_head: usize) -> usize {
     want.min(by_ctx).min(64)
 }
 
-/// Records attention of `n` query tokens (positions step.pos ..) over the caches into `out`
-/// ([n][n_head * head_dim]), using `partials` as scratch.
+/// Records attention of `n` query token rows over the caches into `out` ([n][n_head * head_dim]),
+/// using `partials` as scratch. `rows` holds a (position, slot) pair of u32 per row: row t attends
+/// to positions 0 ..= position of its slot ([slot][n_head_kv][n_ctx][head_dim] f16 caches).
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     gpu: &Gpu,
@@ -70,7 +71,7 @@ pub fn attention(
     k_cache: BufRange,
     v_cache: BufRange,
     partials: BufRange,
-    step: BufRange,
+    rows: BufRange,
     out: Act,
     n: usize,
 ) -> VkResult<()> {
@@ -122,7 +123,7 @@ pub fn attention(
             Binding::read(k_cache),
             Binding::read(v_cache),
             Binding::write(partials),
-            Binding::read(step),
+            Binding::read(rows),
         ],
         push_bytes(&push),
         [

@@ -16,7 +16,7 @@ use super::super::shaders;
 use super::{linear_groups, push_bytes, subgroup_wg, u32_of, WeightMatrix, SUBGROUPS_PER_WG};
 
 /// Most vectors one matvec dispatch multiplies (the shader's MAX_BATCH).
-pub const MATVEC_MAX_BATCH: usize = 8;
+pub const MATVEC_MAX_BATCH: usize = 16;
 
 /// Push constants of matvec.comp.
 #[repr(C)]

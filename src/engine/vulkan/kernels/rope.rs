@@ -2,7 +2,7 @@
 //!
 //! Invariants: the angle table holds (cos, sin) of pos * theta_i for pos < n_ctx and
 //! i < n_rot / 2, theta_i = base^(-2i / n_rot) (llama.cpp's rope with no scaling), computed in f64.
-//! Caches are [n_head_kv][n_ctx][head_dim] f16 for one layer.
+//! Caches are [slot][n_head_kv][n_ctx][head_dim] f16 for one layer.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -68,8 +68,8 @@ pub struct RopeShape {
     pub n_ctx: usize,
 }
 
-/// Records: rotate q (into `qdst`) and k, store k and v into the caches at positions
-/// step.pos .. step.pos + n (`step` holds u32 pos, ntok).
+/// Records: rotate q (into `qdst`) and k of `n` token rows, store k and v into the caches. `rows`
+/// holds a (position, slot) pair of u32 per row: where in which slot row t is stored.
 #[allow(clippy::too_many_arguments)]
 pub fn rope_kv(
     gpu: &Gpu,
@@ -83,7 +83,7 @@ pub fn rope_kv(
     k_cache: BufRange,
     v_cache: BufRange,
     angles: BufRange,
-    step: BufRange,
+    rows: BufRange,
     n: usize,
 ) -> VkResult<()> {
     if s.head_dim % 2 != 0 || s.n_rot % 2 != 0 || s.n_rot > s.head_dim || s.n_head_kv == 0 {
@@ -134,7 +134,7 @@ pub fn rope_kv(
             Binding::write(k_cache),
             Binding::write(v_cache),
             Binding::read(angles),
-            Binding::read(step),
+            Binding::read(rows),
         ],
         push_bytes(&push),
         groups,
