@@ -229,3 +229,36 @@ fn scheduler_streams_what_generate_produces_alone() {
     let prompt_total: usize = prompts.iter().map(Vec::len).sum();
     assert_eq!(m.prompt_tokens, prompt_total as u64);
 }
+
+/// `batched_bench::run` on the CPU engine: one row per batch size with the configured counts,
+/// rates that agree with their times, and a batch larger than the engine's slots refused by name.
+#[test]
+fn batched_bench_rows_follow_the_config() {
+    use rawrxd::engine::batched_bench::{self, BatchedBenchConfig};
+    let Some((f, _)) = model() else { return };
+    let mut e = CpuEngine::load_batch(f, 32, 3, Some(2)).unwrap();
+    let cfg = BatchedBenchConfig {
+        n_prompt: 4,
+        n_gen: 3,
+        batches: vec![1, 3],
+        warmup_steps: 1,
+        seed: 7,
+    };
+    let mut seen = 0;
+    let rows = batched_bench::run(&mut e, &cfg, |_| seen += 1).unwrap();
+    assert_eq!(seen, 2);
+    assert_eq!(rows.iter().map(|r| r.b).collect::<Vec<_>>(), [1, 3]);
+    let r = &rows[1];
+    assert_eq!((r.pp, r.tg, r.n_kv), (4, 3, 21));
+    assert!((r.s_tg - 9.0 / r.t_tg).abs() < 1e-9 * r.s_tg);
+    assert!((r.s_pp - 12.0 / r.t_pp).abs() < 1e-9 * r.s_pp);
+    assert!(r.step_ms_p50 <= r.step_ms_p99);
+    let bad = BatchedBenchConfig {
+        batches: vec![4],
+        ..cfg
+    };
+    let err = batched_bench::run(&mut e, &bad, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("batch 4") && err.contains("1..=3"), "{err}");
+}

@@ -20,7 +20,6 @@ use rawrxd::model::tokenizer::Tokenizer;
 use rawrxd::model::{LlamaHParams, LlamaWeights, Sampler, SamplerParams};
 use vulkan_support::harness_with;
 
-
 const GEN: usize = 5;
 const N_CTX: usize = 64;
 

@@ -357,7 +357,13 @@ fn rope_kv_matches_cpu_and_writes_only_its_positions() {
 
 /// f64 causal attention over f16-rounded caches ([slot][head_kv][n_ctx][head_dim]) for query row
 /// t at position rows[t].0 of slot rows[t].1.
-fn ref_attention(q: &[f32], k: &[f32], v: &[f32], s: &AttnShape, rows: &[(usize, usize)]) -> Vec<f32> {
+fn ref_attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    s: &AttnShape,
+    rows: &[(usize, usize)],
+) -> Vec<f32> {
     let (hd, nq) = (s.head_dim, s.n_head * s.head_dim);
     let n = rows.len();
     let mut out = vec![0f32; n * nq];
@@ -449,7 +455,10 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
             if n > 1 {
                 rows[n - 1] = (n_ctx - 1 - pos, n % 2);
             }
-            let rowb: Vec<u32> = rows.iter().flat_map(|&(p, sl)| [p as u32, sl as u32]).collect();
+            let rowb: Vec<u32> = rows
+                .iter()
+                .flat_map(|&(p, sl)| [p as u32, sl as u32])
+                .collect();
             let rowb = h.upload_u32(&rowb);
             let parts = h.zeros(attention::partials_len(&s, n));
             let ob = h.zeros(n * nq);

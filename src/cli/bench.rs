@@ -1,11 +1,17 @@
 //! `rawrxd bench`: prefill and decode throughput in the manner of llama-bench — pp and tg tokens/s
 //! (mean ± sd over repetitions), ms/token percentiles, memory, effective bandwidth and its share
 //! of the device's peak. A table for people, `--json` for machines.
+//!
+//! With `--batch B1,B2,..` it measures like llama-batched-bench instead: B sequences of `-p`
+//! prompt tokens each, then `-n` decode steps advancing all B together (aggregate tokens/s and
+//! the step's milliseconds, the inter-token latency each sequence sees).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use rawrxd::engine::batch::load_batch_engine_with;
+use rawrxd::engine::batched_bench::{self, BatchedBenchConfig, BatchedRow};
 use rawrxd::engine::bench::{self, BenchConfig, BenchResult};
 use rawrxd::engine::{load_engine_with, Backend, LoadOptions};
 use rawrxd::gguf::GgufFile;
@@ -46,10 +52,16 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Batched decoding (like llama-batched-bench): comma-separated batch sizes, e.g. 1,4,16.
+    #[arg(long)]
+    pub batch: Option<String>,
 }
 
 /// Runs the benchmark and prints its table (or JSON).
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(list) = &args.batch {
+        return run_batched(args, list);
+    }
     let backend: Backend = args.backend.parse()?;
     let file = Arc::new(GgufFile::open(&args.model)?);
     let n_ctx = args.n_prompt.max(args.n_gen).max(16);
@@ -171,5 +183,95 @@ fn print_table(
         r.peak_bandwidth
             .map_or(String::new(), |p| format!("; peak bandwidth {:.0} GB/s", p / 1e9))
     )?;
+    Ok(())
+}
+
+/// The batch sizes of `--batch`.
+fn batch_sizes(list: &str) -> anyhow::Result<Vec<usize>> {
+    list.split(',')
+        .map(|x| match x.trim().parse::<usize>() {
+            Ok(b) if b > 0 => Ok(b),
+            _ => {
+                anyhow::bail!("--batch: expected positive integers separated by commas, got '{x}'")
+            }
+        })
+        .collect()
+}
+
+/// `--batch`: the llama-batched-bench table for each batch size.
+fn run_batched(args: &BenchArgs, list: &str) -> anyhow::Result<()> {
+    let batches = batch_sizes(list)?;
+    let backend: Backend = args.backend.parse()?;
+    let file = Arc::new(GgufFile::open(&args.model)?);
+    let warmup_steps = args.warmup.max(1) * 4;
+    let cfg = BatchedBenchConfig {
+        n_prompt: args.n_prompt,
+        n_gen: args.n_gen.max(1),
+        batches: batches.clone(),
+        warmup_steps,
+        seed: args.seed,
+    };
+    let opts = LoadOptions {
+        n_ctx: args.n_prompt.max(1) + warmup_steps + cfg.n_gen,
+        threads: args.threads,
+        device: args.device.clone(),
+        profile: args.profile,
+    };
+    let n_slots = batches.iter().copied().max().unwrap_or(1);
+    let mut engine = load_batch_engine_with(backend, file.clone(), &opts, n_slots)?;
+    let mut out = std::io::stdout().lock();
+    if !args.json {
+        writeln!(
+            out,
+            "model: {}  backend: {}  device: {}",
+            args.model.display(),
+            engine.backend(),
+            engine.device_name()
+        )?;
+        writeln!(
+            out,
+            "| {:>5} | {:>5} | {:>3} | {:>6} | {:>8} | {:>9} | {:>8} | {:>9} | {:>9} | {:>9} |",
+            "PP",
+            "TG",
+            "B",
+            "N_KV",
+            "T_PP s",
+            "S_PP t/s",
+            "T_TG s",
+            "S_TG t/s",
+            "step p50",
+            "step p99"
+        )?;
+        writeln!(
+            out,
+            "|{:-<7}|{:-<7}|{:-<5}|{:-<8}|{:-<10}|{:-<11}|{:-<10}|{:-<11}|{:-<11}|{:-<11}|",
+            "", "", "", "", "", "", "", "", "", ""
+        )?;
+    }
+    let json = args.json;
+    let rows = batched_bench::run(engine.as_mut(), &cfg, |r: &BatchedRow| {
+        if !json {
+            let _ = writeln!(
+                out,
+                "| {:>5} | {:>5} | {:>3} | {:>6} | {:>8.3} | {:>9.2} | {:>8.3} | {:>9.2} | {:>9.3} | {:>9.3} |",
+                r.pp, r.tg, r.b, r.n_kv, r.t_pp, r.s_pp, r.t_tg, r.s_tg, r.step_ms_p50, r.step_ms_p99
+            );
+        }
+    })?;
+    if json {
+        let j = serde_json::json!({
+            "model": args.model,
+            "backend": engine.backend(),
+            "device": engine.device_name(),
+            "config": cfg,
+            "rows": rows,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
+    } else if let Some(profile) = engine.take_profile_report() {
+        writeln!(
+            out,
+            "\nper-kernel profile (GPU timestamps, all batch sizes above):\n{profile}"
+        )?;
+    }
     Ok(())
 }

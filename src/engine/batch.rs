@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use super::{Backend, CpuEngine, Engine, HeapUsage, MemoryUsage};
+use super::{Backend, CpuEngine, Engine, HeapUsage, LoadOptions, MemoryUsage};
 use crate::gguf::GgufFile;
 use crate::model::LlamaHParams;
 use crate::{Error, Result};
@@ -78,27 +78,50 @@ pub fn load_batch_engine(
     n_slots: usize,
     threads: Option<usize>,
 ) -> Result<Box<dyn BatchEngine>> {
-    let vulkan = |model: Arc<GgufFile>| -> Result<Box<dyn BatchEngine>> {
-        use super::vulkan::{VulkanEngine, VulkanEngineOptions};
-        let opts = VulkanEngineOptions {
-            n_ctx,
+    let opts = LoadOptions {
+        n_ctx,
+        threads,
+        ..LoadOptions::default()
+    };
+    load_batch_engine_with(backend, model, &opts, n_slots)
+}
+
+/// [`load_batch_engine`] with every option of [`LoadOptions`] (device, profiling).
+pub fn load_batch_engine_with(
+    backend: Backend,
+    model: Arc<GgufFile>,
+    opts: &LoadOptions,
+    n_slots: usize,
+) -> Result<Box<dyn BatchEngine>> {
+    let vulkan = |model: &Arc<GgufFile>| -> Result<Box<dyn BatchEngine>> {
+        use super::vulkan::{DeviceSelector, VulkanEngine, VulkanEngineOptions};
+        let mut vopts = VulkanEngineOptions {
+            n_ctx: opts.n_ctx,
             n_slots,
+            profile: opts.profile,
             ..VulkanEngineOptions::default()
         };
-        Ok(Box::new(VulkanEngine::load(&model, &opts)?))
+        if let Some(d) = &opts.device {
+            vopts.gpu.device = DeviceSelector::parse(d);
+        }
+        Ok(Box::new(VulkanEngine::load(model, &vopts)?))
+    };
+    let cpu = |model| -> Result<Box<dyn BatchEngine>> {
+        Ok(Box::new(CpuEngine::load_batch(
+            model,
+            opts.n_ctx,
+            n_slots,
+            opts.threads,
+        )?))
     };
     match backend {
-        Backend::Cpu => Ok(Box::new(CpuEngine::load_batch(
-            model, n_ctx, n_slots, threads,
-        )?)),
-        Backend::Vulkan => vulkan(model),
-        Backend::Auto => match vulkan(model.clone()) {
+        Backend::Cpu => cpu(model),
+        Backend::Vulkan => vulkan(&model),
+        Backend::Auto => match vulkan(&model) {
             Ok(e) => Ok(e),
             Err(why) => {
                 log::info!("backend auto: using cpu ({why})");
-                Ok(Box::new(CpuEngine::load_batch(
-                    model, n_ctx, n_slots, threads,
-                )?))
+                cpu(model)
             }
         },
     }

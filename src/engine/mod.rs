@@ -6,6 +6,7 @@
 //! returns logits. Backends must agree with the CPU reference to within documented tolerances.
 
 pub mod batch;
+pub mod batched_bench;
 pub mod bench;
 pub mod cpu;
 pub mod generate;

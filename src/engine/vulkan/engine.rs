@@ -328,7 +328,7 @@ impl State {
             )?;
             let h = Act::packed(s.h.range(), nff);
             match &l.gate_up {
-                GateUp::Fused(w) if n <= MATVEC_MAX_BATCH => {
+                GateUp::Fused(w) if n <= matvec::matvec_batch_limit() => {
                     matvec::matvec(gpu, rec, descs, w, xb, h, n, Output::Glu)?;
                 }
                 GateUp::Fused(w) => {
@@ -574,7 +574,9 @@ impl VulkanEngine {
     ) -> Result<Vec<f32>> {
         let st = &self.st;
         let n = tokens.len();
-        let rows: Vec<u32> = (0..n).flat_map(|t| [(pos + t) as u32, slot as u32]).collect();
+        let rows: Vec<u32> = (0..n)
+            .flat_map(|t| [(pos + t) as u32, slot as u32])
+            .collect();
         st.s.tokens.write(0, bytemuck::cast_slice(tokens))?;
         st.s.rows.write(0, bytemuck::cast_slice(&rows))?;
         self.prefill.begin()?;

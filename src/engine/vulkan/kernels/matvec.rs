@@ -108,13 +108,16 @@ pub struct MatvecTuning {
 }
 
 impl MatvecTuning {
-    /// The shape for `caps`, overridable with `RAWRXD_MATVEC_TUNING=subgroups,rows,unroll` (for
-    /// tuning runs).
-    pub fn for_device(caps: &DeviceCaps) -> Self {
+    /// The shape for `caps` and a batch of `batch` vectors, overridable with
+    /// `RAWRXD_MATVEC_TUNING=subgroups,rows,unroll` (one vector) and
+    /// `RAWRXD_MATVEC_TUNING_BATCH=…` (several), for tuning runs. A shape changes which rows a
+    /// subgroup takes, never how a row is summed, so results do not depend on it.
+    pub fn for_device(caps: &DeviceCaps, batch: usize) -> Self {
         // Measured on an H100 (synthetic Llama-2-7B decode, scripts/tune_matvec.sh, see
         // docs/BENCHMARKS.md): 8 subgroups x 1 row x 2 pieces beat 8x2x2, 4x2x2, 8x2x4, 8x4x1 and
-        // 4x1x4 for every format. CPU implementations compile every unrolled row, so they get one
-        // row per pass.
+        // 4x1x4 for every format with one vector. With several vectors each load of x feeds
+        // every row of the pass, and two rows per pass win (batched decode, 2..16 sequences).
+        // CPU implementations compile every unrolled row, so they get one row per pass.
         let default = if caps.kind == DeviceKind::Cpu {
             MatvecTuning {
                 subgroups: SUBGROUPS_PER_WG,
@@ -124,11 +127,16 @@ impl MatvecTuning {
         } else {
             MatvecTuning {
                 subgroups: 8,
-                rows_per_subgroup: 1,
+                rows_per_subgroup: if batch > 1 { 2 } else { 1 },
                 unroll: 2,
             }
         };
-        let Ok(s) = std::env::var("RAWRXD_MATVEC_TUNING") else {
+        let var = if batch > 1 {
+            "RAWRXD_MATVEC_TUNING_BATCH"
+        } else {
+            "RAWRXD_MATVEC_TUNING"
+        };
+        let Ok(s) = std::env::var(var) else {
             return default;
         };
         let v: Vec<u32> = s.split(',').filter_map(|x| x.trim().parse().ok()).collect();
@@ -168,7 +176,7 @@ pub fn matvec(
     let caps = gpu.caps();
     let variant = shaders::for_format("matvec", w.ty, "")
         .ok_or_else(|| VulkanError::MissingShader(format!("matvec_{}", w.ty)))?;
-    let tuning = MatvecTuning::for_device(caps);
+    let tuning = MatvecTuning::for_device(caps, n);
     let wg = subgroup_wg(caps, tuning.subgroups);
     let rows_per_wg = (wg / caps.subgroup.size.max(1)) * tuning.rows_per_subgroup;
     let x_vec4 = x.off % 4 == 0 && (x.stride % 4 == 0 || n == 1);
@@ -305,7 +313,20 @@ pub fn matmul(
     Ok(())
 }
 
-/// Records Y = W X choosing matvec (n <= MATVEC_MAX_BATCH or GLU) or matmul.
+/// The most vectors [`mul`] hands to matvec before it switches to the tiled matmul:
+/// [`MATVEC_MAX_BATCH`], or `$RAWRXD_MATVEC_MAX_BATCH` (1..=16, for tuning runs).
+pub fn matvec_batch_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("RAWRXD_MATVEC_MAX_BATCH")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|n| (1..=MATVEC_MAX_BATCH).contains(n))
+            .unwrap_or(MATVEC_MAX_BATCH)
+    })
+}
+
+/// Records Y = W X choosing matvec (n <= [`matvec_batch_limit`]) or matmul.
 #[allow(clippy::too_many_arguments)]
 pub fn mul(
     gpu: &Gpu,
@@ -317,7 +338,7 @@ pub fn mul(
     n: usize,
     out: Output,
 ) -> VkResult<()> {
-    if n <= MATVEC_MAX_BATCH {
+    if n <= matvec_batch_limit() {
         matvec(gpu, rec, descs, w, x, y, n, out)
     } else {
         matmul(gpu, rec, descs, w, x, y, n, out)
