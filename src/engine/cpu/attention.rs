@@ -5,6 +5,8 @@
 //! `h / (n_head / n_head_kv)` (llama.cpp's GQA broadcast). Scores are `(q·k) / sqrt(head_dim)`,
 //! then a softmax ([`ops::softmax`]) and the weighted sum of values. Each (token, head) is one
 //! independent task, so results do not depend on the batch split or thread count.
+//! [`attention_f16_online`] is the same computation with llama.cpp's f16 roundings (numerics
+//! `ggml`, small batches).
 
 use rayon::prelude::*;
 
@@ -53,5 +55,54 @@ pub fn attention(
                     &values[j * kv_w + kvh * hd..j * kv_w + (kvh + 1) * hd],
                 );
             }
+        });
+}
+
+/// llama.cpp's CPU flash attention for fewer than 64 query rows over an f16 cache
+/// (`ggml_compute_forward_flash_attn_ext_f16_one_chunk`): each query row is rounded to f16, each
+/// score is an f32 dot of f16 values times the scale, and the softmax-weighted sum of values runs
+/// online (a running maximum `M` and sum `S`) in an f16 accumulator that is rescaled whenever the
+/// maximum grows; the result is the accumulator over `S`. `keys`/`values` hold f16-rounded values.
+/// Same shapes and task split as [`attention`].
+pub fn attention_f16_online(
+    s: AttnShape,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    pos: usize,
+    out: &mut [f32],
+) {
+    let f16 = |v: f32| half::f16::from_f32(v).to_f32();
+    let (hd, nh) = (s.head_dim, s.n_head);
+    let group = s.n_head / s.n_head_kv;
+    let kv_w = s.n_head_kv * hd;
+    let scale = 1.0 / (hd as f32).sqrt();
+    out.par_chunks_mut(hd)
+        .enumerate()
+        .for_each_init(Vec::new, |qh: &mut Vec<f32>, (i, o)| {
+            let (t, h) = (i / nh, i % nh);
+            let kvh = h / group;
+            qh.clear();
+            qh.extend(q[i * hd..(i + 1) * hd].iter().map(|&v| f16(v)));
+            let (mut m, mut sum) = (f32::NEG_INFINITY, 0f32);
+            o.fill(0.0);
+            for j in 0..pos + t + 1 {
+                let row = j * kv_w + kvh * hd..j * kv_w + (kvh + 1) * hd;
+                let sc = ops::dot(qh, &keys[row.clone()]) * scale;
+                let (mut ms, mut vs) = (1f32, 1f32);
+                if sc > m {
+                    ms = (m - sc).exp();
+                    m = sc;
+                    o.iter_mut().for_each(|a| *a = f16(*a * ms));
+                } else {
+                    vs = (sc - m).exp();
+                }
+                for (a, &v) in o.iter_mut().zip(&values[row]) {
+                    *a = f16(v.mul_add(vs, *a));
+                }
+                sum = sum * ms + vs;
+            }
+            let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+            o.iter_mut().for_each(|a| *a *= inv);
         });
 }
