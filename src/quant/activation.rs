@@ -11,6 +11,8 @@
 //! amax / 127` stored as f16. That differs from the `_ref` quantizers (`1 / d`, `roundf`: half
 //! away from zero) used to write model files ([`super::quantize`]). Q8_K uses
 //! `quantize_row_q8_K_ref`, which x86 ggml-cpu calls directly (f32 scale, half to even).
+//! Not reproduced: Q8_1's `s = fp16(d · Σq)`, which ggml's Q4_1/Q5_1 dot products multiply by the
+//! weight block's minimum; an f32 dot on the rounded values uses `fp16(d) · Σq` there instead.
 
 use super::block::{Block, LeBF16, LeF16};
 use super::kquants::BlockQ8K;
@@ -133,7 +135,7 @@ mod tests {
         x[0] = 12.7;
         x[1] = -1.0;
         round_to(GgmlType::Q8_0, &mut x).unwrap();
-        let d = 0.0999755859375f32;
+        let d = half::f16::from_bits(0x2e66).to_f32(); // 0.0999755859375
         assert_eq!(x[0], 127.0 * d);
         // -1.0 * 127 / 12.7 = -10 (to f32 precision) -> q = -10.
         assert_eq!(x[1], -10.0 * d);
@@ -179,7 +181,7 @@ mod tests {
         ];
         round_to(GgmlType::F16, &mut x).unwrap();
         assert_eq!(x[..2], [1.0, f32::from_bits(0x3f80_4000)]);
-        assert_eq!(x[2], 0.0999755859375);
+        assert_eq!(x[2], half::f16::from_bits(0x2e66).to_f32());
         let mut b = [f32::from_bits(0x3f80_8000), f32::from_bits(0x3f81_8000)];
         round_to(GgmlType::BF16, &mut b).unwrap();
         assert_eq!(b, [1.0, f32::from_bits(0x3f82_0000)]);

@@ -106,3 +106,48 @@ pub fn attention_f16_online(
             o.iter_mut().for_each(|a| *a *= inv);
         });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f16(v: f32) -> f32 {
+        half::f16::from_f32(v).to_f32()
+    }
+
+    #[test]
+    fn online_f16_attention_rounds_queries_and_the_accumulator() {
+        let s = AttnShape {
+            n_head: 2,
+            n_head_kv: 1,
+            head_dim: 4,
+        };
+        // One cached position: softmax weight 1, so the output is that value row, exactly (an
+        // f16 value times 1 added to 0, over S = 1).
+        let v: Vec<f32> = [0.1f32, -0.2, 0.3, 1.0e-3]
+            .iter()
+            .map(|&x| f16(x))
+            .collect();
+        let k: Vec<f32> = [0.5f32, 0.25, -1.0, 2.0].to_vec();
+        let q = [0.3f32, 0.1, -0.7, 0.2, 1.0, 0.0, 0.0, -1.0];
+        let mut out = [0f32; 8];
+        attention_f16_online(s, &q, &k, &v, 0, &mut out);
+        assert_eq!(&out[..4], &v[..]);
+        assert_eq!(&out[4..], &v[..]);
+
+        // Two tokens at positions 0 and 1 with zero keys: token 1 weighs both values by 1/2.
+        // The online path accumulates f16(v0 + v1) before dividing by S = 2; the f32 reference
+        // keeps every bit of the sum.
+        let k2 = [0.0f32; 8];
+        let v1 = f16(1.0e-3);
+        let v2 = [1.0f32, 0.0, 0.0, 0.0, v1, 0.0, 0.0, 0.0];
+        let q2 = [q, q].concat();
+        let (mut ggml, mut reference) = ([0f32; 16], [0f32; 16]);
+        attention_f16_online(s, &q2, &k2, &v2, 0, &mut ggml);
+        attention(s, &q2, &k2, &v2, 0, &mut reference);
+        assert_eq!(ggml[8], f16(1.0 + v1) * 0.5);
+        assert_eq!(ggml[8], 0.500_488_3); // (1 + 2^-10) / 2
+        assert!((reference[8] - 0.5 * (1.0 + v1)).abs() < 1e-7);
+        assert!(ggml[8] != reference[8]);
+    }
+}

@@ -5,7 +5,9 @@
 //! matrix row is dequantized on the fly ([`ops::matmul`]); activations and the KV cache are f32.
 //! Under [`Numerics::Ggml`] the same graph additionally rounds where llama.cpp's CPU backend does
 //! (activations before each matrix product, the KV cache to f16, attention as its flash
-//! attention); the default [`Numerics::F32`] never rounds.
+//! attention); the default [`Numerics::F32`] never rounds. Under `Ggml` attention depends on the
+//! batch size as llama.cpp's does (64 or more query rows in one call take its f32 path), so the
+//! bit-identity between batch splits stated below holds for `F32` only.
 //! The engine holds `n_slots` KV caches (one per sequence, see [`BatchEngine`]); the
 //! single-sequence [`Engine`] calls use slot 0. A batched step stacks every sequence's tokens into
 //! one activation matrix, so each weight row is dequantized once and dotted with every
