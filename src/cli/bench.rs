@@ -70,6 +70,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         threads: args.threads,
         device: args.device.clone(),
         profile: args.profile,
+        ..LoadOptions::default()
     };
     let mut engine = load_engine_with(backend, file.clone(), &opts)?;
     let cfg = BenchConfig {

@@ -1,10 +1,11 @@
-//! Flags shared by the commands that run a model: model path, backend, context, threads.
+//! Flags shared by the commands that run a model: model path, backend, context, threads,
+//! numerics.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use rawrxd::engine::{load_engine_with, Backend, Engine, LoadOptions};
+use rawrxd::engine::{load_engine_with, Backend, Engine, LoadOptions, Numerics};
 use rawrxd::gguf::GgufFile;
 
 /// Which model to load and where to run it.
@@ -22,6 +23,10 @@ pub struct EngineArgs {
     /// Vulkan device: index or name substring (see `rawrxd devices`).
     #[arg(long)]
     pub device: Option<String>,
+    /// CPU arithmetic: f32 (the reference) or ggml (llama.cpp's CPU roundings: 8-bit
+    /// activations, f16 KV cache); ggml runs on the cpu backend only.
+    #[arg(long, default_value = "f32")]
+    pub numerics: String,
 }
 
 impl EngineArgs {
@@ -33,6 +38,7 @@ impl EngineArgs {
     /// Loads `model` on the chosen backend with a KV cache of `n_ctx` positions.
     pub fn load(&self, model: Arc<GgufFile>, n_ctx: usize) -> anyhow::Result<Box<dyn Engine>> {
         let backend: Backend = self.backend.parse()?;
+        let numerics: Numerics = self.numerics.parse()?;
         if self.threads == Some(0) {
             anyhow::bail!("--threads must be at least 1");
         }
@@ -41,8 +47,15 @@ impl EngineArgs {
             threads: self.threads,
             device: self.device.clone(),
             profile: false,
+            numerics,
         };
         load_engine_with(backend, model, &opts)
             .with_context(|| format!("loading {}", self.model.display()))
+    }
+
+    /// The numerics `engine` (loaded by [`EngineArgs::load`]) runs, for JSON output: the requested
+    /// one on the cpu backend, `None` on vulkan (which has its own arithmetic).
+    pub fn numerics_ran(&self, engine: &dyn Engine) -> Option<String> {
+        (engine.backend() == "cpu").then(|| self.numerics.clone())
     }
 }

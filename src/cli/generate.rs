@@ -178,6 +178,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         let j = serde_json::json!({
             "model": args.engine.model,
             "backend": engine.backend(),
+            "numerics": args.engine.numerics_ran(engine.as_ref()),
             "device": engine.device_name(),
             "n_ctx": n_ctx,
             "sampler": params,

@@ -45,6 +45,19 @@ fn read_text(path: &PathBuf) -> anyhow::Result<String> {
     Ok(s)
 }
 
+/// Adds which backend and numerics produced a JSON result object.
+fn with_engine(
+    mut j: serde_json::Value,
+    args: &PerplexityArgs,
+    engine: &dyn rawrxd::engine::Engine,
+) -> serde_json::Value {
+    if let Some(o) = j.as_object_mut() {
+        o.insert("backend".into(), engine.backend().into());
+        o.insert("numerics".into(), args.engine.numerics_ran(engine).into());
+    }
+    j
+}
+
 /// Runs `rawrxd perplexity`.
 pub fn run(args: &PerplexityArgs) -> anyhow::Result<()> {
     let model = args.engine.open()?;
@@ -70,7 +83,8 @@ pub fn run(args: &PerplexityArgs) -> anyhow::Result<()> {
         let mut engine = args.engine.load(model, n_ctx)?;
         let r = kl_divergence(engine.as_mut(), base, bos, args.chunks, &mut progress)?;
         if args.json {
-            writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+            let j = with_engine(serde_json::to_value(&r)?, args, engine.as_ref());
+            writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
         } else {
             eprintln!();
             writeln!(
@@ -125,7 +139,8 @@ pub fn run(args: &PerplexityArgs) -> anyhow::Result<()> {
         &mut progress,
     )?;
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+        let j = with_engine(serde_json::to_value(&r)?, args, engine.as_ref());
+        writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
     } else {
         eprintln!();
         writeln!(out, "PPL = {:.4} +/- {:.5}", r.ppl.value, r.ppl.err)?;

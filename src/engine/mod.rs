@@ -22,7 +22,7 @@ use crate::model::LlamaHParams;
 use crate::Result;
 
 pub use batch::{BatchEngine, BatchItem};
-pub use cpu::CpuEngine;
+pub use cpu::{CpuEngine, Numerics};
 pub use generate::{generate, GenerateStats, StopReason};
 pub use perplexity::{kl_divergence, perplexity, KldResult, PerplexityParams, PerplexityResult};
 pub use select::{load_engine, load_engine_with, Backend, LoadOptions};

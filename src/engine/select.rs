@@ -4,6 +4,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use super::cpu::Numerics;
 use super::{CpuEngine, Engine};
 use crate::gguf::GgufFile;
 use crate::{Error, Result};
@@ -45,6 +46,8 @@ pub struct LoadOptions {
     pub device: Option<String>,
     /// Time every Vulkan dispatch with GPU timestamps.
     pub profile: bool,
+    /// The CPU engine's arithmetic; anything but `F32` is CPU-only (`auto` then picks the CPU).
+    pub numerics: Numerics,
 }
 
 /// Loads the Vulkan engine on the selected device.
@@ -84,14 +87,29 @@ pub fn load_engine_with(
     model: Arc<GgufFile>,
     opts: &LoadOptions,
 ) -> Result<Box<dyn Engine>> {
+    let cpu = |model| -> Result<Box<dyn Engine>> {
+        let mut e = CpuEngine::load(model, opts.n_ctx, opts.threads)?;
+        e.set_numerics(opts.numerics);
+        Ok(Box::new(e))
+    };
+    let cpu_only = opts.numerics != Numerics::F32;
     match backend {
-        Backend::Cpu => Ok(Box::new(CpuEngine::load(model, opts.n_ctx, opts.threads)?)),
+        Backend::Cpu => cpu(model),
+        Backend::Vulkan if cpu_only => Err(Error::Invalid(format!(
+            "numerics '{}' is a mode of the cpu backend; the vulkan backend has its own \
+             arithmetic (use --backend cpu)",
+            opts.numerics
+        ))),
         Backend::Vulkan => load_vulkan(&model, opts),
+        Backend::Auto if cpu_only => {
+            log::info!("backend auto: using cpu (numerics '{}')", opts.numerics);
+            cpu(model)
+        }
         Backend::Auto => match load_vulkan(&model, opts) {
             Ok(e) => Ok(e),
             Err(why) => {
                 log::info!("backend auto: using cpu ({why})");
-                Ok(Box::new(CpuEngine::load(model, opts.n_ctx, opts.threads)?))
+                cpu(model)
             }
         },
     }

@@ -9,8 +9,10 @@
 //!
 //! Layout: `block.rs` (the `Block` trait, little-endian scalar fields, fp16/bf16 conversion),
 //! `float.rs` (F32/F16/BF16), `legacy.rs` (Q4_0..Q8_1), `kquants/` (Q2_K..Q8_K), `helpers.rs`
-//! (the K-quant scale searches), `rows.rs` (parallel whole-tensor helpers), `dot.rs` (vec_dot).
+//! (the K-quant scale searches), `rows.rs` (parallel whole-tensor helpers), `dot.rs` (vec_dot),
+//! `activation.rs` (ggml-cpu's rounding of activations to a weight's `vec_dot_type`).
 
+pub mod activation;
 mod block;
 pub mod convert;
 pub(crate) mod dot;

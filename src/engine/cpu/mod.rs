@@ -3,6 +3,11 @@
 //!
 //! Invariants: weights stay quantized in the memory-mapped file (held by an `Arc`) and each
 //! matrix row is dequantized on the fly ([`ops::matmul`]); activations and the KV cache are f32.
+//! Under [`Numerics::Ggml`] the same graph additionally rounds where llama.cpp's CPU backend does
+//! (activations before each matrix product, the KV cache to f16, attention as its flash
+//! attention); the default [`Numerics::F32`] never rounds. Under `Ggml` attention depends on the
+//! batch size as llama.cpp's does (64 or more query rows in one call take its f32 path), so the
+//! bit-identity between batch splits stated below holds for `F32` only.
 //! The engine holds `n_slots` KV caches (one per sequence, see [`BatchEngine`]); the
 //! single-sequence [`Engine`] calls use slot 0. A batched step stacks every sequence's tokens into
 //! one activation matrix, so each weight row is dequantized once and dotted with every
@@ -13,14 +18,17 @@
 //! logits to the same sequence decoded alone.
 //!
 //! Layout: `weights.rs` (matrices by byte range), `ops.rs` (norm, matmul, softmax, SwiGLU),
-//! `rope.rs`, `attention.rs`, `kv_cache.rs`; the graph itself is [`CpuEngine::forward`].
+//! `rope.rs`, `attention.rs`, `kv_cache.rs`, `numerics.rs`; the graph itself is
+//! [`CpuEngine::forward`].
 
 mod attention;
 mod kv_cache;
+mod numerics;
 pub mod ops;
 pub mod rope;
 mod weights;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -32,8 +40,9 @@ use crate::model::{LlamaHParams, LlamaWeights};
 use crate::quant;
 use crate::{Error, Result};
 
-pub use attention::{attention, AttnShape};
+pub use attention::{attention, attention_f16_online, AttnShape};
 pub use kv_cache::KvCache;
+pub use numerics::Numerics;
 pub use rope::Rope;
 use weights::Weights;
 
@@ -49,6 +58,7 @@ pub struct CpuEngine {
     weight_bytes: u64,
     decode_bytes: u64,
     pool: Arc<rayon::ThreadPool>,
+    numerics: Numerics,
 }
 
 impl std::fmt::Debug for CpuEngine {
@@ -58,6 +68,7 @@ impl std::fmt::Debug for CpuEngine {
             .field("n_ctx", &self.n_ctx())
             .field("n_slots", &self.caches.len())
             .field("threads", &self.pool.current_num_threads())
+            .field("numerics", &self.numerics)
             .finish()
     }
 }
@@ -159,7 +170,20 @@ impl CpuEngine {
             weight_bytes,
             decode_bytes,
             pool,
+            numerics: Numerics::F32,
         })
+    }
+
+    /// Switches the arithmetic (see [`Numerics`]); forgets every cached sequence, whose keys and
+    /// values were rounded under the old setting.
+    pub fn set_numerics(&mut self, numerics: Numerics) {
+        self.numerics = numerics;
+        self.caches.iter_mut().for_each(KvCache::clear);
+    }
+
+    /// The arithmetic the engine runs.
+    pub fn numerics(&self) -> Numerics {
+        self.numerics
     }
 
     /// Threads the engine computes on.
@@ -266,11 +290,21 @@ impl CpuEngine {
             self.rope.angles(p, a);
         }
 
+        let ggml = self.numerics == Numerics::Ggml;
         let mm = |m: &weights::Mat, x: &[f32], n_tok: usize, y: &mut [f32]| {
-            ops::matmul(m.ty, m.data(image), m.n_in, x, n_tok, y).map_err(|e| Error::Shape {
+            let shape_err = |e: Error| Error::Shape {
                 name: m.name.clone(),
                 msg: e.to_string(),
-            })
+            };
+            let x = match quant::activation::vec_dot_type(m.ty) {
+                t if ggml && t != quant::GgmlType::F32 => {
+                    let mut r = x.to_vec();
+                    quant::activation::round_to(t, &mut r).map_err(shape_err)?;
+                    Cow::Owned(r)
+                }
+                _ => Cow::Borrowed(x),
+            };
+            ops::matmul(m.ty, m.data(image), m.n_in, &x, n_tok, y).map_err(shape_err)
         };
         let mut xn = vec![0f32; n * e];
         let (mut q, mut k, mut v) = (vec![0f32; n * nq], vec![0f32; n * nkv], vec![0f32; n * nkv]);
@@ -293,6 +327,11 @@ impl CpuEngine {
                 self.rope.apply(&mut q[t * nq..(t + 1) * nq], hd, a);
                 self.rope.apply(&mut k[t * nkv..(t + 1) * nkv], hd, a);
             }
+            if ggml {
+                // llama.cpp's default f16 KV cache.
+                quant::activation::round_to(quant::GgmlType::F16, &mut k)?;
+                quant::activation::round_to(quant::GgmlType::F16, &mut v)?;
+            }
             for (it, &o) in items.iter().zip(&offsets) {
                 let rows = o * nkv..(o + it.tokens.len()) * nkv;
                 self.caches[it.slot].store(il, it.pos, &k[rows.clone()], &v[rows]);
@@ -314,7 +353,12 @@ impl CpuEngine {
                 .for_each(|((it, &o), out)| {
                     let (keys, values) = caches[it.slot].layer(il, it.pos + it.tokens.len());
                     let qs = &q[o * nq..(o + it.tokens.len()) * nq];
-                    attention(shape, qs, keys, values, it.pos, out);
+                    // ggml's flash attention takes its f32 tiled path from 64 query rows up.
+                    if ggml && n < 64 {
+                        attention_f16_online(shape, qs, keys, values, it.pos, out);
+                    } else {
+                        attention(shape, qs, keys, values, it.pos, out);
+                    }
                 });
             mm(&l.wo, &att, n, &mut proj)?;
             for (xi, pi) in x.iter_mut().zip(&proj) {
