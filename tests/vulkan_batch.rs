@@ -144,26 +144,29 @@ fn batched_vulkan_decode_equals_each_sequence_alone() {
         assert_eq!(out[s], reference[s].0, "sequence {s}");
     }
 
-    // Every slot at once (cleared first): 17 one-token sequences, two decode steps' worth, each
-    // giving the logits of that token alone.
-    for s in 0..17 {
-        batch.clear_slot(s);
-    }
+    // One-token sequences in cleared slots, each giving the logits of that token alone: 5 (run
+    // as the 6-row step, padded), then all 17 (two decode steps' worth: 16 + 1).
     let bos = &prompts[1][..1];
-    let items: Vec<BatchItem<'_>> = (0..17)
-        .map(|slot| BatchItem {
-            slot,
-            tokens: bos,
-            pos: 0,
-        })
-        .collect();
-    let logits = batch.forward_batch(&items).unwrap();
-    for (s, l) in logits.iter().enumerate() {
-        assert!(
-            l == &bos_alone,
-            "slot {s} of 17: differs by {}",
-            max_diff(l, &bos_alone)
-        );
+    for n in [5usize, 17] {
+        for s in 0..17 {
+            batch.clear_slot(s);
+        }
+        let items: Vec<BatchItem<'_>> = (0..n)
+            .map(|slot| BatchItem {
+                slot,
+                tokens: bos,
+                pos: 0,
+            })
+            .collect();
+        let logits = batch.forward_batch(&items).unwrap();
+        assert_eq!(logits.len(), n);
+        for (s, l) in logits.iter().enumerate() {
+            assert!(
+                l == &bos_alone,
+                "slot {s} of {n}: differs by {}",
+                max_diff(l, &bos_alone)
+            );
+        }
     }
     // Positions past what a slot caches are refused, naming the slot.
     batch.clear_slot(1);

@@ -217,6 +217,7 @@ fn run_batched(args: &BenchArgs, list: &str) -> anyhow::Result<()> {
         threads: args.threads,
         device: args.device.clone(),
         profile: args.profile,
+        ..LoadOptions::default()
     };
     let n_slots = batches.iter().copied().max().unwrap_or(1);
     let mut engine = load_batch_engine_with(backend, file.clone(), &opts, n_slots)?;

@@ -40,6 +40,12 @@ pub trait BatchEngine: Engine {
     fn forward_batch(&mut self, items: &[BatchItem<'_>]) -> Result<Vec<Vec<f32>>>;
     /// Forgets the sequence cached in `slot` (a no-op for a slot out of range).
     fn clear_slot(&mut self, slot: usize);
+    /// Gets ready to serve: does now the one-time work (pipeline compiles, recordings) that the
+    /// first steps of each batch size would otherwise pay for. The scheduler calls it before
+    /// serving. Default: nothing to do.
+    fn prepare(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Checks the item list against `n_slots` and `n_ctx`: slots in range and distinct, tokens

@@ -5,8 +5,9 @@
 //! Columns follow llama-batched-bench: PP, TG, B, N_KV (= B × (PP + TG)), T_PP and S_PP (prefill
 //! time and tokens/s), T_TG and S_TG (decode time and aggregate tokens/s), T and S (both). Added:
 //! the decode step's milliseconds (p50, p99): the inter-token latency every sequence sees.
-//! Token ids are seeded random (speed does not depend on which tokens). Every batch size starts
-//! from cleared slots; timing includes the wait for the logits, so device work is complete.
+//! Token ids are seeded random (speed does not depend on which tokens). The engine is prepared
+//! first ([`BatchEngine::prepare`]) and every batch size starts from cleared slots; timing
+//! includes the wait for the logits, so device work is complete.
 
 use std::time::Instant;
 
@@ -75,6 +76,7 @@ pub fn run(
             engine.n_ctx()
         )));
     }
+    engine.prepare()?;
     let n_vocab = engine.hparams().n_vocab as u32;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let mut rows = Vec::new();

@@ -138,8 +138,10 @@ impl std::fmt::Debug for Scheduler {
 
 impl Scheduler {
     /// Starts the scheduler thread owning `engine`. `is_eog` says which tokens end generation.
+    /// The engine is prepared ([`BatchEngine::prepare`]) first, so that the first requests do
+    /// not pay for one-time work.
     pub fn start(
-        engine: Box<dyn BatchEngine>,
+        mut engine: Box<dyn BatchEngine>,
         is_eog: EogFn,
         config: SchedulerConfig,
     ) -> Result<Scheduler> {
@@ -157,6 +159,7 @@ impl Scheduler {
         if n_slots == 0 {
             return Err(Error::Invalid("scheduler: the engine has no slots".into()));
         }
+        engine.prepare()?;
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),

@@ -7,9 +7,12 @@
 //! (position, slot) pair in the host-visible `rows` buffer, so one pass can hold a prompt chunk of
 //! one sequence or one decode token of each of up to [`DECODE_MAX_BATCH`] sequences.
 //!
-//! A decode step of B sequences (one token each) is recorded once per B and replayed: tokens,
-//! positions and slots come from the `tokens` and `rows` buffers, written before each
-//! submission. Each row's result does not depend on the other rows of the step (the matvec,
+//! A decode step of B sequences (one token each) runs as the step recorded for the smallest
+//! bucket of [`DECODE_BUCKETS`] holding B, padded with copies of the last row (which write the
+//! same cache entries with the same values; their logits are dropped). Each bucket's step is
+//! recorded once and replayed: tokens, positions and slots come from the `tokens` and `rows`
+//! buffers, written before each submission. Buckets keep the pipelines and recordings few
+//! enough to prepare all of them before serving ([`BatchEngine::prepare`]). Each row's result does not depend on the other rows of the step (the matvec,
 //! attention and norm kernels compute rows independently, in the same order for every B), so a
 //! sequence decoded in a batch gives the tokens it gives alone. Prefill chunks are recorded per
 //! call. Barriers come from the recorder's hazard tracking.
@@ -64,6 +67,18 @@ impl Default for VulkanEngineOptions {
 /// batches run as several steps.
 pub const DECODE_MAX_BATCH: usize = MATVEC_MAX_BATCH;
 
+/// The batch sizes decode steps are recorded for; a step of B sequences runs as the smallest
+/// bucket >= B (at most a third of its rows are padding past 2).
+pub const DECODE_BUCKETS: [usize; 8] = [1, 2, 3, 4, 6, 8, 12, 16];
+
+/// Index in [`DECODE_BUCKETS`] of the smallest bucket holding `b` (1..=DECODE_MAX_BATCH).
+fn bucket_of(b: usize) -> usize {
+    DECODE_BUCKETS
+        .iter()
+        .position(|&k| k >= b)
+        .unwrap_or(DECODE_BUCKETS.len() - 1)
+}
+
 /// Scratch activations (f32), each sized for `max_batch` tokens.
 struct Scratch {
     x: GpuBuffer,
@@ -104,7 +119,7 @@ struct State {
 pub struct VulkanEngine {
     st: State,
     descs: DescriptorCache,
-    /// `decode[b - 1]`: the recorded step of b sequences, once it has run.
+    /// `decode[i]`: the recorded step of `DECODE_BUCKETS[i]` sequences, once prepared.
     decode: Vec<Option<Recorder>>,
     prefill: Recorder,
     /// Cached positions per slot.
@@ -523,7 +538,7 @@ impl VulkanEngine {
             s,
         };
         Ok(VulkanEngine {
-            decode: (0..DECODE_MAX_BATCH).map(|_| None).collect(),
+            decode: DECODE_BUCKETS.iter().map(|_| None).collect(),
             prefill: Recorder::new(&gpu, opts.profile)?,
             st,
             descs,
@@ -552,6 +567,7 @@ impl VulkanEngine {
     /// Dispatches and barriers in the recorded single-sequence decode step (0 before the first
     /// decode).
     pub fn decode_step_stats(&self) -> (u32, u32) {
+        // decode[0] is the one-sequence bucket.
         match &self.decode[0] {
             Some(rec) => (rec.dispatch_count(), rec.barrier_count()),
             None => (0, 0),
@@ -592,29 +608,40 @@ impl VulkanEngine {
         Ok(out)
     }
 
+    /// Records the decode step of bucket `i` unless it is recorded already.
+    fn prepare_bucket(&mut self, i: usize) -> Result<()> {
+        if self.decode[i].is_none() {
+            let mut rec = Recorder::new(&self.st.gpu, self.profiling)?;
+            rec.begin()?;
+            self.st
+                .record(&mut rec, &mut self.descs, DECODE_BUCKETS[i], true, true)?;
+            rec.finish()?;
+            self.decode[i] = Some(rec);
+        }
+        Ok(())
+    }
+
     /// One decode step of `steps.len()` (<= DECODE_MAX_BATCH) sequences, each (slot, token,
-    /// position): replays the step recorded for that batch size (recording it on first use) and
+    /// position): replays the step recorded for its bucket (recording it on first use) and
     /// returns each sequence's logits.
     fn run_decode(&mut self, steps: &[(usize, u32, usize)]) -> Result<Vec<Vec<f32>>> {
         let b = steps.len();
         debug_assert!((1..=DECODE_MAX_BATCH).contains(&b));
+        let bucket = bucket_of(b);
+        self.prepare_bucket(bucket)?;
         let st = &self.st;
-        let tokens: Vec<u32> = steps.iter().map(|s| s.1).collect();
-        let rows: Vec<u32> = steps
+        let last = steps[b - 1];
+        let padded = steps
             .iter()
-            .flat_map(|&(slot, _, pos)| [pos as u32, slot as u32])
-            .collect();
+            .chain(std::iter::repeat(&last))
+            .take(DECODE_BUCKETS[bucket]);
+        let (tokens, rows): (Vec<u32>, Vec<[u32; 2]>) = padded
+            .map(|&(slot, token, pos)| (token, [pos as u32, slot as u32]))
+            .unzip();
         st.s.tokens.write(0, bytemuck::cast_slice(&tokens))?;
         st.s.rows.write(0, bytemuck::cast_slice(&rows))?;
-        let rec = match &mut self.decode[b - 1] {
-            Some(rec) => rec,
-            empty => {
-                let mut rec = Recorder::new(&st.gpu, self.profiling)?;
-                rec.begin()?;
-                st.record(&mut rec, &mut self.descs, b, true, true)?;
-                rec.finish()?;
-                empty.insert(rec)
-            }
+        let Some(rec) = self.decode[bucket].as_mut() else {
+            return Err(Error::Invalid("decode step not recorded".into()));
         };
         rec.submit_wait()?;
         if let (Some(p), Some(run)) = (self.profile.as_mut(), rec.profile()?) {
@@ -854,5 +881,15 @@ impl BatchEngine for VulkanEngine {
         if let Some(p) = self.n_past.get_mut(slot) {
             *p = 0;
         }
+    }
+
+    /// Records the decode step of every bucket up to the slot count, so that no request waits
+    /// for a pipeline compile or a recording.
+    fn prepare(&mut self) -> Result<()> {
+        let top = bucket_of(self.st.n_slots.min(DECODE_MAX_BATCH));
+        for i in 0..=top {
+            self.prepare_bucket(i)?;
+        }
+        Ok(())
     }
 }
