@@ -100,10 +100,11 @@ pub fn run(
             }])?;
         }
         let t_pp = t.elapsed().as_secs_f64();
-        let mut pos = cfg.n_prompt.max(1);
+        let first = cfg.n_prompt.max(1);
         let mut step_ms = Vec::with_capacity(cfg.n_gen);
         let mut t_tg = 0.0;
         for i in 0..cfg.warmup_steps + cfg.n_gen {
+            let pos = first + i;
             let toks: Vec<[u32; 1]> = (0..b).map(|_| [rng.gen_range(0..n_vocab)]).collect();
             let items: Vec<BatchItem<'_>> = toks
                 .iter()
@@ -121,7 +122,6 @@ pub fn run(
                 t_tg += dt;
                 step_ms.push(dt * 1e3);
             }
-            pos += 1;
         }
         step_ms.sort_by(f64::total_cmp);
         let row = BatchedRow {

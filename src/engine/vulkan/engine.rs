@@ -480,7 +480,7 @@ impl VulkanEngine {
                 "KV cache of {n_slots} slots x {n_ctx} positions needs {} MiB per layer and \
                  cache, more than the device binds at once ({} MiB): use fewer slots or a \
                  smaller context",
-                kv_floats * 4 >> 20,
+                (kv_floats * 4) >> 20,
                 range >> 20
             )));
         }
