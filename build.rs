@@ -125,6 +125,13 @@ fn variant_table() -> Vec<Row> {
             defines: &[],
         },
         Row {
+            kernel: "attn_prefill",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+        },
+        Row {
             kernel: "attn_combine",
             per_format: false,
             shapes: &[],

@@ -492,6 +492,85 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
     h.finish();
 }
 
+/// The tiled prefill kernel (attn_prefill.comp): a chunk of one sequence (slot 1 of two, so the
+/// slot offset matters) at positions pos .. pos + n, against the f64 oracle; chunks smaller than,
+/// equal to and larger than its 16-row tile, starting at 0 and deep into the cache (several
+/// 32-key blocks, the last partial), GQA ratios 1, 3, 4 and odd head counts.
+#[test]
+fn prefill_attention_matches_cpu_for_tiles_and_offsets() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(15);
+    for &(n_head, n_head_kv, head_dim) in &[
+        (4usize, 4usize, 64usize),
+        (6, 2, 32),
+        (8, 2, 128),
+        (5, 5, 16),
+        (3, 1, 8),
+    ] {
+        let n_ctx = 300usize;
+        let f16_round = |v: Vec<f32>, k: f32| -> Vec<f32> {
+            v.iter().map(|x| f16::from_f32(x * k).to_f32()).collect()
+        };
+        let kvals = f16_round(rng.vec(2 * n_head_kv * n_ctx * head_dim), 2.0);
+        let vvals = f16_round(rng.vec(2 * n_head_kv * n_ctx * head_dim), 1.0);
+        let pack = |v: &[f32]| -> Vec<u32> {
+            v.chunks(2)
+                .map(|c| {
+                    f16::from_f32(c[0]).to_bits() as u32
+                        | (f16::from_f32(c[1]).to_bits() as u32) << 16
+                })
+                .collect()
+        };
+        let kc = h.upload_u32(&pack(&kvals));
+        let vc = h.upload_u32(&pack(&vvals));
+        for &(pos, n) in &[(0usize, 2usize), (0, 16), (10, 17), (200, 40), (250, 50)] {
+            let s = AttnShape {
+                n_head,
+                n_head_kv,
+                head_dim,
+                n_ctx,
+                n_split: 1,
+            };
+            let nq = n_head * head_dim;
+            let q = rng.vec(n * nq);
+            let qb = h.upload_f32(&q);
+            let rows: Vec<(usize, usize)> = (0..n).map(|t| (pos + t, 1)).collect();
+            let rowb: Vec<u32> = rows
+                .iter()
+                .flat_map(|&(p, sl)| [p as u32, sl as u32])
+                .collect();
+            let rowb = h.upload_u32(&rowb);
+            // Poisoned output: every element must be written.
+            let ob = h.upload_f32(&vec![f32::NAN; n * nq]);
+            let (mut rec, mut descs) = h.recorder();
+            rec.begin().unwrap();
+            attention::attention_prefill(
+                &h.gpu,
+                &mut rec,
+                &mut descs,
+                s,
+                Act::packed(qb.range(), nq),
+                kc.range(),
+                vc.range(),
+                rowb.range(),
+                Act::packed(ob.range(), nq),
+                n,
+            )
+            .unwrap();
+            rec.submit_wait().unwrap();
+            let got = h.download_f32(&ob);
+            let want = ref_attention(&q, &kvals, &vvals, &s, &rows);
+            assert_close(
+                &format!("prefill attention {s:?} pos {pos} n {n}"),
+                &got,
+                &want,
+                1e-10,
+            );
+        }
+    }
+    h.finish();
+}
+
 #[test]
 fn eltwise_ops_match_cpu() {
     let Some(h) = harness() else { return };

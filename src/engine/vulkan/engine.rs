@@ -316,19 +316,34 @@ impl State {
                 n,
             )?;
             let att = Act::packed(s.att.range(), nq);
-            attention::attention(
-                gpu,
-                rec,
-                descs,
-                self.attn_shape(n_split),
-                qr,
-                kc.range(),
-                vc.range(),
-                s.partials.range(),
-                s.rows.range(),
-                att,
-                n,
-            )?;
+            if !decode && n > 1 && hp.head_dim <= attention::PREFILL_MAX_HEAD_DIM {
+                attention::attention_prefill(
+                    gpu,
+                    rec,
+                    descs,
+                    self.attn_shape(1),
+                    qr,
+                    kc.range(),
+                    vc.range(),
+                    s.rows.range(),
+                    att,
+                    n,
+                )?;
+            } else {
+                attention::attention(
+                    gpu,
+                    rec,
+                    descs,
+                    self.attn_shape(n_split),
+                    qr,
+                    kc.range(),
+                    vc.range(),
+                    s.partials.range(),
+                    s.rows.range(),
+                    att,
+                    n,
+                )?;
+            }
             matvec::mul(gpu, rec, descs, &l.wo, att, x, n, Output::Accumulate)?;
             norm::rms_norm(
                 gpu,

@@ -81,6 +81,7 @@ mod tests {
             "rmsnorm",
             "rope_kv",
             "attn",
+            "attn_prefill",
             "attn_combine",
             "eltwise",
             "argmax",

@@ -1,5 +1,8 @@
-//! Attention over the f16 KV cache: split over the cache length (attn.comp), then the splits
-//! merged (attn_combine.comp). Decode uses several splits to fill the device; prefill one.
+//! Attention over the f16 KV cache. Decode: split over the cache length (attn.comp), then the
+//! splits merged (attn_combine.comp), several splits to fill the device. Prefill of one
+//! sequence's chunk: tiled like flash attention (attn_prefill.comp), each block of keys and values
+//! read once for 16 query rows, for head_dim <= [`PREFILL_MAX_HEAD_DIM`]; larger heads take the
+//! split kernel with one split.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -35,6 +38,28 @@ pub struct AttnCombinePush {
     pub out_off: u32,
     pub out_stride: u32,
 }
+
+/// Push constants of attn_prefill.comp.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct AttnPrefillPush {
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    pub head_dim: u32,
+    pub n_ctx: u32,
+    pub ntok: u32,
+    pub q_off: u32,
+    pub q_stride: u32,
+    pub scale: f32,
+    pub out_off: u32,
+    pub out_stride: u32,
+}
+
+/// Largest head the tiled prefill kernel takes (its shared-memory tiles are sized for it).
+pub const PREFILL_MAX_HEAD_DIM: usize = 128;
+
+/// Query rows per workgroup of the tiled prefill kernel (its TQ).
+const PREFILL_ROWS: usize = 16;
 
 /// Shapes of an attention call.
 #[derive(Clone, Copy, Debug)]
@@ -158,5 +183,72 @@ pub fn attention(
         [push.n_head, u32_of("tokens", n)?, 1],
         "attn_combine",
         (partials_len(&s, n) * 4 + n * s.n_head * s.head_dim * 4) as u64,
+    )
+}
+
+/// Records causal attention of the `n` token rows of one prefill chunk (one sequence: every row
+/// in the same slot, at increasing positions, as `rows` says) with the tiled kernel, writing
+/// `out` ([n][n_head * head_dim]) directly. `s.n_split` is ignored. Needs head_dim even and
+/// <= [`PREFILL_MAX_HEAD_DIM`].
+#[allow(clippy::too_many_arguments)]
+pub fn attention_prefill(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    s: AttnShape,
+    q: Act,
+    k_cache: BufRange,
+    v_cache: BufRange,
+    rows: BufRange,
+    out: Act,
+    n: usize,
+) -> VkResult<()> {
+    if s.head_dim % 2 != 0
+        || s.head_dim > PREFILL_MAX_HEAD_DIM
+        || s.n_head_kv == 0
+        || s.n_head % s.n_head_kv != 0
+        || n == 0
+    {
+        return Err(VulkanError::invalid(
+            "attention_prefill",
+            format!("{s:?} n {n}"),
+        ));
+    }
+    let kernel = gpu.kernel(&KernelSpec {
+        variant: "attn_prefill".into(),
+        bindings: 5,
+        push_size: std::mem::size_of::<AttnPrefillPush>() as u32,
+        spec: vec![],
+        local_size: 128,
+        subgroup_sized: false,
+    })?;
+    let push = AttnPrefillPush {
+        n_head: u32_of("n_head", s.n_head)?,
+        n_head_kv: u32_of("n_head_kv", s.n_head_kv)?,
+        head_dim: u32_of("head_dim", s.head_dim)?,
+        n_ctx: u32_of("n_ctx", s.n_ctx)?,
+        ntok: u32_of("tokens", n)?,
+        q_off: u32_of("q_off", q.off)?,
+        q_stride: u32_of("q_stride", q.stride)?,
+        scale: 1.0 / (s.head_dim as f32).sqrt(),
+        out_off: u32_of("out_off", out.off)?,
+        out_stride: u32_of("out_stride", out.stride)?,
+    };
+    // Each tile reads the keys and values up to its last row once.
+    let kv_bytes = (n.div_ceil(PREFILL_ROWS) * n * s.n_head_kv * s.head_dim * 2) as u64;
+    rec.dispatch(
+        descs,
+        &kernel,
+        &[
+            Binding::read(q.range),
+            Binding::read(k_cache),
+            Binding::read(v_cache),
+            Binding::read(rows),
+            Binding::write(out.range),
+        ],
+        push_bytes(&push),
+        [push.n_head, u32_of("tiles", n.div_ceil(PREFILL_ROWS))?, 1],
+        "attn_prefill",
+        kv_bytes.min(k_cache.size + v_cache.size) + (n * s.n_head * s.head_dim * 8) as u64,
     )
 }
