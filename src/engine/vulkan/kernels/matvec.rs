@@ -116,7 +116,9 @@ impl MatvecTuning {
         // Measured on an H100 (synthetic Llama-2-7B decode, scripts/tune_matvec.sh, see
         // docs/BENCHMARKS.md): 8 subgroups x 1 row x 2 pieces beat 8x2x2, 4x2x2, 8x2x4, 8x4x1 and
         // 4x1x4 for every format with one vector. With several vectors each load of x feeds
-        // every row of the pass, and two rows per pass win (batched decode, 2..16 sequences).
+        // every row of the pass, and two rows per pass with one piece per iteration win
+        // (batched decode, 4..16 sequences: 8x2x1 ≈ 4x2x1 ≈ 2x2x1 > 8x2x2 > 8x3x1 > 8x4x2 >
+        // 8x1x1; a lane's smaller stride keeps the x the workgroup touches at once in L1).
         // CPU implementations compile every unrolled row, so they get one row per pass.
         let default = if caps.kind == DeviceKind::Cpu {
             MatvecTuning {
@@ -128,7 +130,7 @@ impl MatvecTuning {
             MatvecTuning {
                 subgroups: 8,
                 rows_per_subgroup: if batch > 1 { 2 } else { 1 },
-                unroll: 2,
+                unroll: if batch > 1 { 1 } else { 2 },
             }
         };
         let var = if batch > 1 {
