@@ -3,9 +3,10 @@
 //!
 //! Every variant comes from the one table in `variant_table()`: kernel source x weight format x
 //! workgroup shape x optional GLSL extension. Optional extensions are probed by compiling a tiny
-//! shader; when the compiler rejects one (Debian's glslc rejects cooperative-matrix and
-//! integer-dot-product), variants that need it are skipped with a cargo warning and the runtime
-//! falls back to the variants that exist. `RAWRXD_GLSLC` names another glslc.
+//! shader; when the compiler rejects one (Debian bookworm's glslc, shaderc 2023.2, rejects
+//! GL_KHR_cooperative_matrix and GL_EXT_integer_dot_product — it does compile the older
+//! GL_NV_cooperative_matrix, not used yet), variants that need it are skipped with a cargo warning
+//! and the runtime falls back to the variants that exist. `RAWRXD_GLSLC` names another glslc.
 
 use std::env;
 use std::fmt::Write as _;
