@@ -11,9 +11,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::test_model;
+use common::{argmax, check_batched_schedule, greedy_alone, test_model};
 use rawrxd::engine::scheduler::{FinishReason, GenEvent, GenRequest, Scheduler, SchedulerConfig};
-use rawrxd::engine::{generate, BatchEngine, BatchItem, CpuEngine, Engine};
+use rawrxd::engine::{generate, BatchEngine, BatchItem, CpuEngine};
 use rawrxd::gguf::GgufFile;
 use rawrxd::model::tokenizer::Tokenizer;
 use rawrxd::model::{Sampler, SamplerParams};
@@ -31,16 +31,6 @@ fn prompts(tok: &Tokenizer) -> Vec<Vec<u32>> {
     .collect()
 }
 
-fn argmax(v: &[f32]) -> u32 {
-    let mut b = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[b] {
-            b = i;
-        }
-    }
-    b as u32
-}
-
 fn model() -> Option<(Arc<GgufFile>, Tokenizer)> {
     let path = test_model()?;
     let f = Arc::new(GgufFile::open(path).unwrap());
@@ -49,24 +39,6 @@ fn model() -> Option<(Arc<GgufFile>, Tokenizer)> {
 }
 
 const GEN: usize = 4;
-
-/// Greedy tokens and the logits of every step of `prompt`, run alone.
-fn alone(eng: &mut CpuEngine, prompt: &[u32]) -> (Vec<u32>, Vec<Vec<f32>>) {
-    eng.reset();
-    let mut logits = eng.forward(prompt, 0, false).unwrap();
-    let (mut out, mut all) = (Vec::new(), Vec::new());
-    for step in 0..GEN {
-        let t = argmax(&logits);
-        out.push(t);
-        let next = if step + 1 < GEN {
-            eng.forward(&[t], prompt.len() + step, false).unwrap()
-        } else {
-            Vec::new()
-        };
-        all.push(std::mem::replace(&mut logits, next));
-    }
-    (out, all)
-}
 
 #[test]
 fn batched_greedy_equals_each_sequence_alone() {
@@ -81,47 +53,15 @@ fn batched_greedy_equals_each_sequence_alone() {
             >= 3
     );
     let mut single = CpuEngine::load(f.clone(), 64, Some(2)).unwrap();
-    let reference: Vec<_> = prompts.iter().map(|p| alone(&mut single, p)).collect();
+    let reference: Vec<_> = prompts
+        .iter()
+        .map(|p| greedy_alone(&mut single, p, GEN))
+        .collect();
 
     let mut batch = CpuEngine::load_batch(f, 64, 4, Some(2)).unwrap();
     assert_eq!(batch.n_slots(), 4);
-    // Sequences 0 and 1 start first; 2 and 3 join after one step, so steps mix prefill and
-    // decode; sequence 1 sits in slot 3 and sequence 3 in slot 0 (slots are not positions).
-    let slot = [1, 3, 2, 0];
-    let mut out: Vec<Vec<u32>> = vec![Vec::new(); 4];
-    let mut pos: Vec<usize> = vec![0; 4];
-    let mut pending: Vec<Vec<u32>> = prompts.clone();
-    let mut step = 0;
-    while out.iter().any(|o| o.len() < GEN) {
-        let active: Vec<usize> = (0..4)
-            .filter(|&s| (s < 2 || step >= 1) && out[s].len() < GEN)
-            .collect();
-        let items: Vec<BatchItem<'_>> = active
-            .iter()
-            .map(|&s| BatchItem {
-                slot: slot[s],
-                tokens: &pending[s],
-                pos: pos[s],
-            })
-            .collect();
-        let logits = batch.forward_batch(&items).unwrap();
-        assert_eq!(logits.len(), active.len());
-        for (&s, l) in active.iter().zip(&logits) {
-            let k = out[s].len();
-            assert!(
-                l == &reference[s].1[k],
-                "sequence {s}, token {k}: batched logits differ from the sequence alone"
-            );
-            let t = argmax(l);
-            out[s].push(t);
-            pos[s] += pending[s].len();
-            pending[s] = vec![t];
-        }
-        step += 1;
-    }
-    for s in 0..4 {
-        assert_eq!(out[s], reference[s].0, "sequence {s}");
-    }
+    // Sequence 1 sits in slot 3 and sequence 3 in slot 0 (slots are not positions).
+    check_batched_schedule(&mut batch, &prompts, &[1, 3, 2, 0], &reference);
 
     // A cleared slot starts over: reusing slot 2 for sequence 0 gives its first token again.
     batch.clear_slot(2);

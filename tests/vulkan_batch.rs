@@ -10,6 +10,8 @@
 mod common;
 mod vulkan_support;
 
+use common::{check_batched_schedule, greedy_alone};
+
 use std::sync::Arc;
 
 use rawrxd::engine::scheduler::{GenEvent, GenRequest, Scheduler, SchedulerConfig};
@@ -22,16 +24,6 @@ use vulkan_support::harness_with;
 
 const GEN: usize = 5;
 const N_CTX: usize = 64;
-
-fn argmax(v: &[f32]) -> u32 {
-    let mut b = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[b] {
-            b = i;
-        }
-    }
-    b as u32
-}
 
 /// Prompts of different lengths (1 to 9 tokens), as token ids.
 fn prompts(tok: &Tokenizer) -> Vec<Vec<u32>> {
@@ -46,29 +38,23 @@ fn prompts(tok: &Tokenizer) -> Vec<Vec<u32>> {
     .collect()
 }
 
-/// Greedy tokens and the logits of every step of `prompt`, run alone.
-fn alone(eng: &mut VulkanEngine, prompt: &[u32]) -> (Vec<u32>, Vec<Vec<f32>>) {
-    eng.reset();
-    let mut logits = eng.forward(prompt, 0, false).unwrap();
-    let (mut out, mut all) = (Vec::new(), Vec::new());
-    for step in 0..GEN {
-        let t = argmax(&logits);
-        out.push(t);
-        let next = if step + 1 < GEN {
-            eng.forward(&[t], prompt.len() + step, false).unwrap()
-        } else {
-            Vec::new()
-        };
-        all.push(std::mem::replace(&mut logits, next));
-    }
-    (out, all)
-}
-
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0f32, f32::max)
+}
+
+/// The model on the harness's device with `n_slots` KV cache slots of N_CTX positions.
+fn load(h: &vulkan_support::Harness, file: &GgufFile, n_slots: usize) -> VulkanEngine {
+    let hp = LlamaHParams::from_gguf(file).unwrap();
+    let weights = LlamaWeights::from_gguf(file, &hp).unwrap();
+    let opts = VulkanEngineOptions {
+        n_ctx: N_CTX,
+        n_slots,
+        ..Default::default()
+    };
+    VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load")
 }
 
 #[test]
@@ -79,70 +65,24 @@ fn batched_vulkan_decode_equals_each_sequence_alone() {
     };
     let file = Arc::new(GgufFile::open(&path).expect("open model"));
     let tok = Tokenizer::from_gguf(&file).unwrap();
-    let hp = LlamaHParams::from_gguf(&file).unwrap();
-    let weights = LlamaWeights::from_gguf(&file, &hp).unwrap();
-    let load = |n_slots| {
-        let opts = VulkanEngineOptions {
-            n_ctx: N_CTX,
-            n_slots,
-            ..Default::default()
-        };
-        VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load")
-    };
+    let load = |n_slots| load(&h, &file, n_slots);
     let prompts = prompts(&tok);
     let mut single = load(1);
-    let reference: Vec<_> = prompts.iter().map(|p| alone(&mut single, p)).collect();
+    let reference: Vec<_> = prompts
+        .iter()
+        .map(|p| greedy_alone(&mut single, p, GEN))
+        .collect();
     let bos_alone = {
         single.reset();
         single.forward(&prompts[1][..1], 0, false).unwrap()
     };
     drop(single);
 
-    // 17 slots: the schedule below uses four of them; the last step fills all 17, more than one
-    // decode step holds (16), so it runs as two.
+    // 17 slots: the schedule uses four of them (sequence 1 in slot 9, sequence 3 in slot 0);
+    // the last step below fills all 17, more than one decode step holds (16), so it runs as two.
     let mut batch = load(17);
     assert_eq!(batch.n_slots(), 17);
-    // Sequences 0 and 1 start first; 2 and 3 join after one step, so steps mix prefill and
-    // decode; sequence 1 sits in slot 9 and sequence 3 in slot 0 (slots are not positions).
-    let slot = [4, 9, 2, 0];
-    let mut out: Vec<Vec<u32>> = vec![Vec::new(); 4];
-    let mut pos: Vec<usize> = vec![0; 4];
-    let mut pending: Vec<Vec<u32>> = prompts.clone();
-    let mut step = 0;
-    while out.iter().any(|o| o.len() < GEN) {
-        let active: Vec<usize> = (0..4)
-            .filter(|&s| (s < 2 || step >= 1) && out[s].len() < GEN)
-            .collect();
-        let items: Vec<BatchItem<'_>> = active
-            .iter()
-            .map(|&s| BatchItem {
-                slot: slot[s],
-                tokens: &pending[s],
-                pos: pos[s],
-            })
-            .collect();
-        let logits = batch.forward_batch(&items).unwrap();
-        assert_eq!(logits.len(), active.len());
-        for (&s, l) in active.iter().zip(&logits) {
-            let k = out[s].len();
-            let want = &reference[s].1[k];
-            assert!(
-                l == want,
-                "sequence {s}, token {k} (step {step}, {} in the step): batched logits differ \
-                 from the sequence alone by up to {}",
-                active.len(),
-                max_diff(l, want)
-            );
-            let t = argmax(l);
-            out[s].push(t);
-            pos[s] += pending[s].len();
-            pending[s] = vec![t];
-        }
-        step += 1;
-    }
-    for s in 0..4 {
-        assert_eq!(out[s], reference[s].0, "sequence {s}");
-    }
+    check_batched_schedule(&mut batch, &prompts, &[4, 9, 2, 0], &reference);
 
     // One-token sequences in cleared slots, each giving the logits of that token alone: 5 (run
     // as the 6-row step, padded), then all 17 (two decode steps' worth: 16 + 1).
@@ -192,16 +132,7 @@ fn scheduler_on_vulkan_streams_what_generate_produces_alone() {
     };
     let file = Arc::new(GgufFile::open(&path).expect("open model"));
     let tok = Arc::new(Tokenizer::from_gguf(&file).unwrap());
-    let hp = LlamaHParams::from_gguf(&file).unwrap();
-    let weights = LlamaWeights::from_gguf(&file, &hp).unwrap();
-    let load = |n_slots| {
-        let opts = VulkanEngineOptions {
-            n_ctx: N_CTX,
-            n_slots,
-            ..Default::default()
-        };
-        VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load")
-    };
+    let load = |n_slots| load(&h, &file, n_slots);
     let prompts = prompts(&tok);
     let eog = tok.clone();
     let is_eog = move |t: u32| eog.is_eog(t);

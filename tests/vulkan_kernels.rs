@@ -355,6 +355,15 @@ fn rope_kv_matches_cpu_and_writes_only_its_positions() {
     h.finish();
 }
 
+/// f32 values as f16 pairs, two per u32 word (the KV cache layout).
+fn pack_f16(v: &[f32]) -> Vec<u32> {
+    v.chunks(2)
+        .map(|c| {
+            f16::from_f32(c[0]).to_bits() as u32 | (f16::from_f32(c[1]).to_bits() as u32) << 16
+        })
+        .collect()
+}
+
 /// f64 causal attention over f16-rounded caches ([slot][head_kv][n_ctx][head_dim]) for query row
 /// t at position rows[t].0 of slot rows[t].1.
 fn ref_attention(
@@ -417,16 +426,8 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
             .iter()
             .map(|x| f16::from_f32(*x).to_f32())
             .collect();
-        let pack = |v: &[f32]| -> Vec<u32> {
-            v.chunks(2)
-                .map(|c| {
-                    f16::from_f32(c[0]).to_bits() as u32
-                        | (f16::from_f32(c[1]).to_bits() as u32) << 16
-                })
-                .collect()
-        };
-        let kc = h.upload_u32(&pack(&kvals));
-        let vc = h.upload_u32(&pack(&vvals));
+        let kc = h.upload_u32(&pack_f16(&kvals));
+        let vc = h.upload_u32(&pack_f16(&vvals));
         for &(pos, n, n_split) in &[
             (0usize, 1usize, 1usize),
             (0, 1, 4),
@@ -513,16 +514,8 @@ fn prefill_attention_matches_cpu_for_tiles_and_offsets() {
         };
         let kvals = f16_round(rng.vec(2 * n_head_kv * n_ctx * head_dim), 2.0);
         let vvals = f16_round(rng.vec(2 * n_head_kv * n_ctx * head_dim), 1.0);
-        let pack = |v: &[f32]| -> Vec<u32> {
-            v.chunks(2)
-                .map(|c| {
-                    f16::from_f32(c[0]).to_bits() as u32
-                        | (f16::from_f32(c[1]).to_bits() as u32) << 16
-                })
-                .collect()
-        };
-        let kc = h.upload_u32(&pack(&kvals));
-        let vc = h.upload_u32(&pack(&vvals));
+        let kc = h.upload_u32(&pack_f16(&kvals));
+        let vc = h.upload_u32(&pack_f16(&vvals));
         for &(pos, n) in &[(0usize, 2usize), (0, 16), (10, 17), (200, 40), (250, 50)] {
             let s = AttnShape {
                 n_head,

@@ -186,3 +186,94 @@ impl Synth {
         tensors
     }
 }
+
+/// The first index of the largest value.
+pub fn argmax(v: &[f32]) -> u32 {
+    let mut b = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[b] {
+            b = i;
+        }
+    }
+    b as u32
+}
+
+/// Greedy tokens and the logits of each of `gen` steps of `prompt`, run alone on `eng` (reset
+/// first): the oracle of the batched-decoding tests.
+pub fn greedy_alone(
+    eng: &mut dyn rawrxd::engine::Engine,
+    prompt: &[u32],
+    gen: usize,
+) -> (Vec<u32>, Vec<Vec<f32>>) {
+    eng.reset();
+    let mut logits = eng.forward(prompt, 0, false).unwrap();
+    let (mut out, mut all) = (Vec::new(), Vec::new());
+    for step in 0..gen {
+        let t = argmax(&logits);
+        out.push(t);
+        let next = if step + 1 < gen {
+            eng.forward(&[t], prompt.len() + step, false).unwrap()
+        } else {
+            Vec::new()
+        };
+        all.push(std::mem::replace(&mut logits, next));
+    }
+    (out, all)
+}
+
+/// Advances `prompts` together on `batch`, sequence s in slot `slots[s]`; sequences 0 and 1
+/// start first and the others join one step later, so steps mix prefill and decode. Every step's
+/// logits must equal `reference[s]`'s (from [`greedy_alone`]) exactly, and each sequence's greedy
+/// tokens its tokens alone.
+pub fn check_batched_schedule(
+    batch: &mut dyn rawrxd::engine::BatchEngine,
+    prompts: &[Vec<u32>],
+    slots: &[usize],
+    reference: &[(Vec<u32>, Vec<Vec<f32>>)],
+) {
+    use rawrxd::engine::BatchItem;
+    let n = prompts.len();
+    let gen = reference[0].0.len();
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut pos: Vec<usize> = vec![0; n];
+    let mut pending: Vec<Vec<u32>> = prompts.to_vec();
+    let mut step = 0;
+    while out.iter().any(|o| o.len() < gen) {
+        let active: Vec<usize> = (0..n)
+            .filter(|&s| (s < 2 || step >= 1) && out[s].len() < gen)
+            .collect();
+        let items: Vec<BatchItem<'_>> = active
+            .iter()
+            .map(|&s| BatchItem {
+                slot: slots[s],
+                tokens: &pending[s],
+                pos: pos[s],
+            })
+            .collect();
+        let logits = batch.forward_batch(&items).unwrap();
+        assert_eq!(logits.len(), active.len());
+        for (&s, l) in active.iter().zip(&logits) {
+            let k = out[s].len();
+            let want = &reference[s].1[k];
+            let diff = l
+                .iter()
+                .zip(want)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                l == want,
+                "sequence {s}, token {k} (step {step}, {} in the step): batched logits differ \
+                 from the sequence alone by up to {diff}",
+                active.len()
+            );
+            let t = argmax(l);
+            out[s].push(t);
+            pos[s] += pending[s].len();
+            pending[s] = vec![t];
+        }
+        step += 1;
+    }
+    for s in 0..n {
+        assert_eq!(out[s], reference[s].0, "sequence {s}");
+    }
+}

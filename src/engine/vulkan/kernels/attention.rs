@@ -83,6 +83,25 @@ pub fn decode_splits(n_ctx: usize, n_head: usize) -> usize {
     want.min(by_ctx).min(64)
 }
 
+/// Refuses shapes a kernel cannot take: an odd or too large head, a head count that is not a
+/// multiple of the KV heads, or `count` (splits, rows) of zero.
+fn check_shape(
+    kernel: &'static str,
+    s: &AttnShape,
+    max_head_dim: usize,
+    count: usize,
+) -> VkResult<()> {
+    if s.head_dim % 2 != 0
+        || s.head_dim > max_head_dim
+        || s.n_head_kv == 0
+        || s.n_head % s.n_head_kv != 0
+        || count == 0
+    {
+        return Err(VulkanError::invalid(kernel, format!("{s:?} ({count})")));
+    }
+    Ok(())
+}
+
 /// Records attention of `n` query token rows over the caches into `out` ([n][n_head * head_dim]),
 /// using `partials` as scratch. `rows` holds a (position, slot) pair of u32 per row: row t attends
 /// to positions 0 ..= position of its slot ([slot][n_head_kv][n_ctx][head_dim] f16 caches).
@@ -100,14 +119,7 @@ pub fn attention(
     out: Act,
     n: usize,
 ) -> VkResult<()> {
-    if s.head_dim % 2 != 0
-        || s.head_dim > 256
-        || s.n_head_kv == 0
-        || s.n_head % s.n_head_kv != 0
-        || s.n_split == 0
-    {
-        return Err(VulkanError::invalid("attention", format!("{s:?}")));
-    }
+    check_shape("attention", &s, 256, s.n_split)?;
     if (partials.size as usize) < partials_len(&s, n) * 4 {
         return Err(VulkanError::invalid(
             "attention",
@@ -203,17 +215,7 @@ pub fn attention_prefill(
     out: Act,
     n: usize,
 ) -> VkResult<()> {
-    if s.head_dim % 2 != 0
-        || s.head_dim > PREFILL_MAX_HEAD_DIM
-        || s.n_head_kv == 0
-        || s.n_head % s.n_head_kv != 0
-        || n == 0
-    {
-        return Err(VulkanError::invalid(
-            "attention_prefill",
-            format!("{s:?} n {n}"),
-        ));
-    }
+    check_shape("attention_prefill", &s, PREFILL_MAX_HEAD_DIM, n)?;
     let kernel = gpu.kernel(&KernelSpec {
         variant: "attn_prefill".into(),
         bindings: 5,
