@@ -11,25 +11,12 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{argmax, check_batched_schedule, greedy_alone, test_model};
+use common::{argmax, batch_prompts, check_batched_schedule, greedy_alone, test_model};
 use rawrxd::engine::scheduler::{FinishReason, GenEvent, GenRequest, Scheduler, SchedulerConfig};
 use rawrxd::engine::{generate, BatchEngine, BatchItem, CpuEngine};
 use rawrxd::gguf::GgufFile;
 use rawrxd::model::tokenizer::Tokenizer;
 use rawrxd::model::{Sampler, SamplerParams};
-
-/// Prompts of different lengths (1 to 9 tokens), as token ids.
-fn prompts(tok: &Tokenizer) -> Vec<Vec<u32>> {
-    [
-        "The capital of France is",
-        "Once",
-        "def fibonacci(n):\n    ",
-        "Water boils at a temperature of",
-    ]
-    .iter()
-    .map(|t| tok.encode(t, true, false).unwrap())
-    .collect()
-}
 
 fn model() -> Option<(Arc<GgufFile>, Tokenizer)> {
     let path = test_model()?;
@@ -43,7 +30,7 @@ const GEN: usize = 4;
 #[test]
 fn batched_greedy_equals_each_sequence_alone() {
     let Some((f, tok)) = model() else { return };
-    let prompts = prompts(&tok);
+    let prompts = batch_prompts(&tok);
     assert!(
         prompts
             .iter()
@@ -90,7 +77,7 @@ fn batched_greedy_equals_each_sequence_alone() {
 fn scheduler_streams_what_generate_produces_alone() {
     let Some((f, tok)) = model() else { return };
     let tok = Arc::new(tok);
-    let prompts = prompts(&tok);
+    let prompts = batch_prompts(&tok);
     let eog = tok.clone();
     let is_eog = move |t: u32| eog.is_eog(t);
     // Reference: engine::generate on a one-slot engine, greedy and seeded sampling.

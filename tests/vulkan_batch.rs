@@ -10,7 +10,7 @@
 mod common;
 mod vulkan_support;
 
-use common::{check_batched_schedule, greedy_alone};
+use common::{batch_prompts, check_batched_schedule, greedy_alone};
 
 use std::sync::Arc;
 
@@ -24,19 +24,6 @@ use vulkan_support::harness_with;
 
 const GEN: usize = 5;
 const N_CTX: usize = 64;
-
-/// Prompts of different lengths (1 to 9 tokens), as token ids.
-fn prompts(tok: &Tokenizer) -> Vec<Vec<u32>> {
-    [
-        "The capital of France is",
-        "Once",
-        "def fibonacci(n):\n    ",
-        "Water boils at a temperature of",
-    ]
-    .iter()
-    .map(|t| tok.encode(t, true, false).unwrap())
-    .collect()
-}
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
@@ -66,7 +53,7 @@ fn batched_vulkan_decode_equals_each_sequence_alone() {
     let file = Arc::new(GgufFile::open(&path).expect("open model"));
     let tok = Tokenizer::from_gguf(&file).unwrap();
     let load = |n_slots| load(&h, &file, n_slots);
-    let prompts = prompts(&tok);
+    let prompts = batch_prompts(&tok);
     let mut single = load(1);
     let reference: Vec<_> = prompts
         .iter()
@@ -133,7 +120,7 @@ fn scheduler_on_vulkan_streams_what_generate_produces_alone() {
     let file = Arc::new(GgufFile::open(&path).expect("open model"));
     let tok = Arc::new(Tokenizer::from_gguf(&file).unwrap());
     let load = |n_slots| load(&h, &file, n_slots);
-    let prompts = prompts(&tok);
+    let prompts = batch_prompts(&tok);
     let eog = tok.clone();
     let is_eog = move |t: u32| eog.is_eog(t);
     let mut single = load(1);

@@ -277,3 +277,17 @@ pub fn check_batched_schedule(
         assert_eq!(out[s], reference[s].0, "sequence {s}");
     }
 }
+
+/// Prompts of different lengths (1 to 9 tokens on SmolLM2), as token ids: the batched-decoding
+/// tests' sequences.
+pub fn batch_prompts(tok: &rawrxd::model::tokenizer::Tokenizer) -> Vec<Vec<u32>> {
+    [
+        "The capital of France is",
+        "Once",
+        "def fibonacci(n):\n    ",
+        "Water boils at a temperature of",
+    ]
+    .iter()
+    .map(|t| tok.encode(t, true, false).unwrap())
+    .collect()
+}
