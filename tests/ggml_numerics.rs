@@ -11,8 +11,9 @@
 //! recorded in the fixture). See docs/BENCHMARKS.md, "Quality against llama.cpp".
 //!
 //! Over a long text (100 chunks of Debian's license texts, 6,300 scored tokens; the ignored
-//! `perplexity_on_long_text_within_half_a_percent_of_llama_cpp`) the noise is small enough for
-//! issue #2's 0.5 % bar (tests/fixtures/llama_cpp/perplexity_long_smollm2.json).
+//! `perplexity_on_long_text_within_half_a_percent_of_llama_cpp`) the ggml numerics meet issue #2's
+//! 0.5 % bar (tests/fixtures/llama_cpp/perplexity_long_smollm2.json), with little margin: Q5_K_M is
+//! +0.48 % off, where llama.cpp's own `-ub 32` run moves it by 0.71 %.
 
 mod common;
 
@@ -257,7 +258,8 @@ fn long_text(expect_sha256: &str) -> Result<String, String> {
 /// the file llama.cpp scored, within 0.5 % of llama-perplexity
 /// (tests/fixtures/llama_cpp/perplexity_long_smollm2.json: `-c 128`, the fixture's chunk count,
 /// over Debian's license texts) under `NUMERICS`. Skips, saying why, where
-/// /usr/share/common-licenses is absent or differs. About 20 minutes in release on two cores:
+/// /usr/share/common-licenses is absent or differs. In release it takes about 20 minutes of CPU
+/// time (26 minutes on two shared cores here):
 /// `cargo test --release --test ggml_numerics -- --ignored long_text`.
 #[test]
 #[ignore = "slow: scores eight variants over a 52,000-token text"]
