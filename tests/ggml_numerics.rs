@@ -9,6 +9,11 @@
 //! identically but sum in a different order land a fraction of a percent apart on 252 scored
 //! tokens. llama.cpp moves as far against itself when only its kernels change (`-ub 32`, also
 //! recorded in the fixture). See docs/BENCHMARKS.md, "Quality against llama.cpp".
+//!
+//! Over a long text (100 chunks of Debian's license texts, 6,300 scored tokens; the ignored
+//! `perplexity_on_long_text_within_half_a_percent_of_llama_cpp`) the ggml numerics meet issue #2's
+//! 0.5 % bar (tests/fixtures/llama_cpp/perplexity_long_smollm2.json), with little margin: Q5_K_M is
+//! +0.48 % off, where llama.cpp's own `-ub 32` run moves it by 0.71 %.
 
 mod common;
 
@@ -58,15 +63,25 @@ fn make_variant(src: &GgufFile, variant: &str, out: &Path) -> GgufFile {
     GgufFile::open(out).unwrap()
 }
 
-/// Perplexity of `f` over data/eval.txt (`-c 128`, `n_chunks` chunks) under `numerics`.
-fn ppl(f: GgufFile, n_chunks: usize, numerics: Numerics) -> f64 {
-    let tok = Tokenizer::from_gguf(&f).unwrap();
+/// data/eval.txt as llama-perplexity's `-f` reads it (minus one trailing newline).
+fn eval_text() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/eval.txt");
     let mut text = std::fs::read_to_string(path).unwrap();
     if text.ends_with('\n') {
         text.pop();
     }
-    let tokens = tok.encode(&text, true, false).unwrap();
+    text
+}
+
+/// Perplexity of `f` over data/eval.txt (`-c 128`, `n_chunks` chunks) under `numerics`.
+fn ppl(f: GgufFile, n_chunks: usize, numerics: Numerics) -> f64 {
+    ppl_of(f, &eval_text(), n_chunks, numerics)
+}
+
+/// Perplexity of `f` over `text` (`-c 128`, `n_chunks` chunks) under `numerics`.
+fn ppl_of(f: GgufFile, text: &str, n_chunks: usize, numerics: Numerics) -> f64 {
+    let tok = Tokenizer::from_gguf(&f).unwrap();
+    let tokens = tok.encode(text, true, false).unwrap();
     let bos = if tok.adds_bos() { tok.bos() } else { None };
     let mut eng = CpuEngine::load(f, N_CTX, None).unwrap();
     eng.set_numerics(numerics);
@@ -191,4 +206,101 @@ fn perplexity_cli_reports_numerics_and_refuses_ggml_on_vulkan() {
     let f: Value = serde_json::from_slice(&f32.stdout).unwrap();
     assert_eq!(f["numerics"], "f32");
     assert_ne!(j["ppl"]["value"], f["ppl"]["value"]);
+}
+
+/// Debian's license texts, concatenated as tests/fixtures/llama_cpp/perplexity_long.py does (the
+/// regular files of /usr/share/common-licenses in this order; GPL, LGPL and GFDL are symlinks).
+const LICENSES: [&str; 14] = [
+    "Apache-2.0",
+    "Artistic",
+    "BSD",
+    "CC0-1.0",
+    "GFDL-1.2",
+    "GFDL-1.3",
+    "GPL-1",
+    "GPL-2",
+    "GPL-3",
+    "LGPL-2",
+    "LGPL-2.1",
+    "LGPL-3",
+    "MPL-1.1",
+    "MPL-2.0",
+];
+
+/// The long text as llama-perplexity's `-f` reads it, or why it cannot be rebuilt here: the
+/// directory is missing or its files are not the ones the fixture was measured on.
+fn long_text(expect_sha256: &str) -> Result<String, String> {
+    let dir = Path::new("/usr/share/common-licenses");
+    let mut bytes = Vec::new();
+    for name in LICENSES {
+        let p = dir.join(name);
+        let b = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        bytes.extend_from_slice(&b);
+    }
+    let got: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if got != expect_sha256 {
+        return Err(format!(
+            "{}: the concatenated license texts have sha256 {got}, the fixture's text {expect_sha256}",
+            dir.display()
+        ));
+    }
+    let mut text = String::from_utf8(bytes).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if text.ends_with('\n') {
+        text.pop();
+    }
+    Ok(text)
+}
+
+/// Issue #2's bar on a long text: every variant, rebuilt with rawrxd's quantizer and checked to be
+/// the file llama.cpp scored, within 0.5 % of llama-perplexity
+/// (tests/fixtures/llama_cpp/perplexity_long_smollm2.json: `-c 128`, the fixture's chunk count,
+/// over Debian's license texts) under `NUMERICS`. Skips, saying why, where
+/// /usr/share/common-licenses is absent or differs. In release it takes about 20 minutes of CPU
+/// time (26 minutes on two shared cores here):
+/// `cargo test --release --test ggml_numerics -- --ignored long_text`.
+#[test]
+#[ignore = "slow: scores eight variants over a 52,000-token text"]
+fn perplexity_on_long_text_within_half_a_percent_of_llama_cpp() {
+    const NUMERICS: Numerics = Numerics::Ggml;
+    let Some(model) = common::test_model() else {
+        return;
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/llama_cpp/perplexity_long_smollm2.json");
+    let fx: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let text = match long_text(fx["text_sha256"].as_str().unwrap()) {
+        Ok(t) => t,
+        Err(why) => {
+            eprintln!("skipping: {why}");
+            return;
+        }
+    };
+    assert_eq!(fx["n_ctx"].as_u64(), Some(N_CTX as u64));
+    let n_chunks = fx["n_chunks"].as_u64().unwrap() as usize;
+    let src = GgufFile::open(&model).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut failed = Vec::new();
+    for (v, entry) in fx["variants"].as_object().unwrap() {
+        let path = dir.path().join(format!("smol-{v}.gguf"));
+        let f = make_variant(&src, v, &path);
+        assert_eq!(
+            tensor_hash(&f),
+            entry["tensor_sha256"].as_str().unwrap(),
+            "{v}: not the file llama-perplexity scored"
+        );
+        let llama = entry["chunk_ppl"][n_chunks - 1].as_f64().unwrap();
+        let ours = ppl_of(f, &text, n_chunks, NUMERICS);
+        let diff = (ours - llama) / llama;
+        eprintln!(
+            "{v}: rawrxd {ours:.4}  llama-perplexity {llama:.4}  ({:+.2} %)",
+            100.0 * diff
+        );
+        if diff.abs() > 0.005 {
+            failed.push(format!("{v}: {ours:.4} vs {llama:.4}"));
+        }
+    }
+    assert!(failed.is_empty(), "over 0.5 %: {failed:?}");
 }
