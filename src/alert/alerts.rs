@@ -3,7 +3,9 @@
 //!
 //! Invariant: [`Alerts::observe`] does the evaluation, one SQLite insert per transition and a
 //! queue push per notification — never network I/O — so a slow or dead webhook cannot stall the
-//! sampling loop that calls it.
+//! sampling loop that calls it. Every stored transition carries the configuration generation it
+//! was evaluated under ([`Alerts::set_generation`]), so a verdict can be traced to the rules and
+//! thresholds in force at the time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,8 @@ pub struct Alerts {
     evaluator: Evaluator,
     webhooks: Vec<Arc<Webhook>>,
     dispatcher: Option<Dispatcher>,
+    /// The configuration generation stored with each transition.
+    generation: u64,
 }
 
 impl Alerts {
@@ -44,7 +48,14 @@ impl Alerts {
             evaluator,
             webhooks: webhooks.into_iter().map(Arc::new).collect(),
             dispatcher,
+            generation: 0,
         })
+    }
+
+    /// Sets the configuration generation (the script host's reload count) that later
+    /// transitions are stored with.
+    pub fn set_generation(&mut self, generation: u64) {
+        self.generation = generation;
     }
 
     /// The evaluator (rules and states).
@@ -78,7 +89,9 @@ impl Alerts {
         let mut first_err = None;
         for t in transitions {
             if let Some((store, run)) = sink {
-                if let Err(e) = store.record_event(run, "alert", &t.to_json()) {
+                let mut event = t.to_json();
+                event["generation"] = serde_json::json!(self.generation);
+                if let Err(e) = store.record_event(run, "alert", &event) {
                     first_err.get_or_insert(e);
                 }
             }

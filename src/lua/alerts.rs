@@ -141,6 +141,7 @@ impl UserData for LuaAlerts {
             // A safe point: edited rules files are re-read now (no lock of ours is held).
             reload::poll_reload(lua)?;
             let mut inner = this.lock();
+            inner.alerts.set_generation(reload::generation(lua));
             let run = inner.run;
             let next = inner.next_rules.take();
             let mut out = Vec::new();

@@ -159,26 +159,29 @@ fn rules_file_edits_apply_at_the_next_observe_and_broken_edits_keep_the_old_rule
     let run: i64 = eval(&h, "return run");
     let store = Store::open(dir.path().join("r.sqlite")).unwrap();
     let events = store.events(crate::store::RunId(run)).unwrap();
+    // Each with the configuration generation it was evaluated under: 0 before the first edit,
+    // 1 after it (the broken edit changes nothing).
     let alerts: Vec<String> = events
         .iter()
         .filter(|e| e.kind == "alert")
         .map(|e| {
             format!(
-                "{}:{}",
+                "{}:{}@{}",
                 e.payload["rule"].as_str().unwrap(),
-                e.payload["transition"].as_str().unwrap()
+                e.payload["transition"].as_str().unwrap(),
+                e.payload["generation"]
             )
         })
         .collect();
     assert_eq!(
         alerts[..6],
         [
-            "rss:firing",
-            "rss:resolved",
-            "stalled:pending",
-            "stalled:firing",
-            "rss:firing",
-            "stalled:resolved"
+            "rss:firing@0",
+            "rss:resolved@1",
+            "stalled:pending@1",
+            "stalled:firing@1",
+            "rss:firing@1",
+            "stalled:resolved@1"
         ]
     );
     let delivered = events
