@@ -100,17 +100,8 @@ pub fn load_batch_engine_with(
     n_slots: usize,
 ) -> Result<Box<dyn BatchEngine>> {
     let vulkan = |model: &Arc<GgufFile>| -> Result<Box<dyn BatchEngine>> {
-        use super::vulkan::{DeviceSelector, VulkanEngine, VulkanEngineOptions};
-        let mut vopts = VulkanEngineOptions {
-            n_ctx: opts.n_ctx,
-            n_slots,
-            profile: opts.profile,
-            ..VulkanEngineOptions::default()
-        };
-        if let Some(d) = &opts.device {
-            vopts.gpu.device = DeviceSelector::parse(d);
-        }
-        Ok(Box::new(VulkanEngine::load(model, &vopts)?))
+        let vopts = super::select::vulkan_options(opts, n_slots);
+        Ok(Box::new(super::vulkan::VulkanEngine::load(model, &vopts)?))
     };
     let cpu = |model| -> Result<Box<dyn BatchEngine>> {
         Ok(Box::new(CpuEngine::load_batch(

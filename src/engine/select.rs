@@ -50,18 +50,28 @@ pub struct LoadOptions {
     pub numerics: Numerics,
 }
 
-/// Loads the Vulkan engine on the selected device.
-fn load_vulkan(model: &Arc<GgufFile>, opts: &LoadOptions) -> Result<Box<dyn Engine>> {
-    use super::vulkan::{DeviceSelector, VulkanEngine, VulkanEngineOptions};
+/// The Vulkan engine's options for `opts` with `n_slots` KV cache slots.
+pub(super) fn vulkan_options(
+    opts: &LoadOptions,
+    n_slots: usize,
+) -> super::vulkan::VulkanEngineOptions {
+    use super::vulkan::{DeviceSelector, VulkanEngineOptions};
     let mut vopts = VulkanEngineOptions {
         n_ctx: opts.n_ctx,
         profile: opts.profile,
+        n_slots,
         ..VulkanEngineOptions::default()
     };
     if let Some(d) = &opts.device {
         vopts.gpu.device = DeviceSelector::parse(d);
     }
-    Ok(Box::new(VulkanEngine::load(model, &vopts)?))
+    vopts
+}
+
+/// Loads the Vulkan engine on the selected device.
+fn load_vulkan(model: &Arc<GgufFile>, opts: &LoadOptions) -> Result<Box<dyn Engine>> {
+    let vopts = vulkan_options(opts, 1);
+    Ok(Box::new(super::vulkan::VulkanEngine::load(model, &vopts)?))
 }
 
 /// Loads `model` on `backend` with a KV cache of `n_ctx` positions; `threads` sizes the CPU

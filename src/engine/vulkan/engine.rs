@@ -124,7 +124,6 @@ pub struct VulkanEngine {
     prefill: Recorder,
     /// Cached positions per slot.
     n_past: Vec<usize>,
-    profiling: bool,
     profile: Option<Profile>,
     /// Peak bandwidth: the datasheet's for known cards, else measured by a copy on first use.
     peak: std::sync::OnceLock<Option<f64>>,
@@ -147,6 +146,35 @@ impl State {
             n_ctx: self.n_ctx,
             n_split,
         }
+    }
+
+    /// Writes the next pass's rows: each row's token id and its (position, slot).
+    fn write_rows(&self, rows: impl Iterator<Item = (u32, usize, usize)>) -> Result<()> {
+        let (tokens, at): (Vec<u32>, Vec<[u32; 2]>) = rows
+            .map(|(token, pos, slot)| (token, [pos as u32, slot as u32]))
+            .unzip();
+        self.s.tokens.write(0, bytemuck::cast_slice(&tokens))?;
+        self.s.rows.write(0, bytemuck::cast_slice(&at))?;
+        Ok(())
+    }
+
+    /// Submits the recorded `rec` and waits, adds its kernel times to `profile`, and reads back
+    /// the first `rows` logit rows.
+    fn submit_and_read(
+        &self,
+        rec: &mut Recorder,
+        profile: &mut Option<Profile>,
+        rows: usize,
+    ) -> Result<Vec<f32>> {
+        rec.submit_wait()?;
+        if let (Some(p), Some(run)) = (profile.as_mut(), rec.profile()?) {
+            p.merge(&run);
+        }
+        let mut out = vec![0f32; rows * self.hp.n_vocab];
+        self.s
+            .readback
+            .read(0, bytemuck::cast_slice_mut(&mut out))?;
+        Ok(out)
     }
 
     /// Records the forward pass of `n` token rows (ids in `tokens`, (position, slot) pairs in
@@ -558,7 +586,6 @@ impl VulkanEngine {
             st,
             descs,
             n_past: vec![0; n_slots],
-            profiling: opts.profile,
             profile: opts.profile.then(Profile::default),
             peak: std::sync::OnceLock::new(),
         })
@@ -605,35 +632,38 @@ impl VulkanEngine {
     ) -> Result<Vec<f32>> {
         let st = &self.st;
         let n = tokens.len();
-        let rows: Vec<u32> = (0..n)
-            .flat_map(|t| [(pos + t) as u32, slot as u32])
-            .collect();
-        st.s.tokens.write(0, bytemuck::cast_slice(tokens))?;
-        st.s.rows.write(0, bytemuck::cast_slice(&rows))?;
+        st.write_rows(
+            tokens
+                .iter()
+                .enumerate()
+                .map(|(t, &token)| (token, pos + t, slot)),
+        )?;
         self.prefill.begin()?;
         st.record(&mut self.prefill, &mut self.descs, n, all_logits, false)?;
         self.prefill.finish()?;
-        self.prefill.submit_wait()?;
-        if let (Some(p), Some(run)) = (self.profile.as_mut(), self.prefill.profile()?) {
-            p.merge(&run);
-        }
         let rows = if all_logits { n } else { 1 };
-        let mut out = vec![0f32; rows * st.hp.n_vocab];
-        st.s.readback.read(0, bytemuck::cast_slice_mut(&mut out))?;
-        Ok(out)
+        st.submit_and_read(&mut self.prefill, &mut self.profile, rows)
     }
 
-    /// Records the decode step of bucket `i` unless it is recorded already.
-    fn prepare_bucket(&mut self, i: usize) -> Result<()> {
-        if self.decode[i].is_none() {
-            let mut rec = Recorder::new(&self.st.gpu, self.profiling)?;
-            rec.begin()?;
-            self.st
-                .record(&mut rec, &mut self.descs, DECODE_BUCKETS[i], true, true)?;
-            rec.finish()?;
-            self.decode[i] = Some(rec);
+    /// The decode step of `b` sequences held in `step`, recorded there on first use (fields
+    /// rather than `self`, so the caller can go on using the state and the profile).
+    fn bucket_step<'a>(
+        step: &'a mut Option<Recorder>,
+        st: &State,
+        descs: &mut DescriptorCache,
+        profiling: bool,
+        b: usize,
+    ) -> Result<&'a mut Recorder> {
+        match step {
+            Some(rec) => Ok(rec),
+            empty => {
+                let mut rec = Recorder::new(&st.gpu, profiling)?;
+                rec.begin()?;
+                st.record(&mut rec, descs, b, true, true)?;
+                rec.finish()?;
+                Ok(empty.insert(rec))
+            }
         }
-        Ok(())
     }
 
     /// One decode step of `steps.len()` (<= DECODE_MAX_BATCH) sequences, each (slot, token,
@@ -643,28 +673,23 @@ impl VulkanEngine {
         let b = steps.len();
         debug_assert!((1..=DECODE_MAX_BATCH).contains(&b));
         let bucket = bucket_of(b);
-        self.prepare_bucket(bucket)?;
-        let st = &self.st;
         let last = steps[b - 1];
-        let padded = steps
-            .iter()
-            .chain(std::iter::repeat(&last))
-            .take(DECODE_BUCKETS[bucket]);
-        let (tokens, rows): (Vec<u32>, Vec<[u32; 2]>) = padded
-            .map(|&(slot, token, pos)| (token, [pos as u32, slot as u32]))
-            .unzip();
-        st.s.tokens.write(0, bytemuck::cast_slice(&tokens))?;
-        st.s.rows.write(0, bytemuck::cast_slice(&rows))?;
-        let Some(rec) = self.decode[bucket].as_mut() else {
-            return Err(Error::Invalid("decode step not recorded".into()));
-        };
-        rec.submit_wait()?;
-        if let (Some(p), Some(run)) = (self.profile.as_mut(), rec.profile()?) {
-            p.merge(&run);
-        }
-        let nv = st.hp.n_vocab;
-        let mut out = vec![0f32; b * nv];
-        st.s.readback.read(0, bytemuck::cast_slice_mut(&mut out))?;
+        self.st.write_rows(
+            steps
+                .iter()
+                .chain(std::iter::repeat(&last))
+                .take(DECODE_BUCKETS[bucket])
+                .map(|&(slot, token, pos)| (token, pos, slot)),
+        )?;
+        let rec = Self::bucket_step(
+            &mut self.decode[bucket],
+            &self.st,
+            &mut self.descs,
+            self.profile.is_some(),
+            DECODE_BUCKETS[bucket],
+        )?;
+        let out = self.st.submit_and_read(rec, &mut self.profile, b)?;
+        let nv = self.st.hp.n_vocab;
         Ok(out.chunks(nv).map(<[f32]>::to_vec).collect())
     }
 
@@ -902,8 +927,9 @@ impl BatchEngine for VulkanEngine {
     /// for a pipeline compile or a recording.
     fn prepare(&mut self) -> Result<()> {
         let top = bucket_of(self.st.n_slots.min(DECODE_MAX_BATCH));
-        for i in 0..=top {
-            self.prepare_bucket(i)?;
+        let profiling = self.profile.is_some();
+        for (step, &b) in self.decode.iter_mut().zip(&DECODE_BUCKETS).take(top + 1) {
+            Self::bucket_step(step, &self.st, &mut self.descs, profiling, b)?;
         }
         Ok(())
     }
