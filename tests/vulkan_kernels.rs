@@ -364,6 +364,40 @@ fn pack_f16(v: &[f32]) -> Vec<u32> {
         .collect()
 }
 
+/// A K and a V cache of two slots (`slot_len` values each), random and f16-rounded (keys
+/// doubled): the values for the oracle and the packed device buffers.
+struct TwoSlotCaches {
+    k: Vec<f32>,
+    v: Vec<f32>,
+    kc: rawrxd::engine::vulkan::GpuBuffer,
+    vc: rawrxd::engine::vulkan::GpuBuffer,
+}
+
+fn two_slot_caches(h: &vulkan_support::Harness, rng: &mut Rng, slot_len: usize) -> TwoSlotCaches {
+    let mut draw = |scale: f32| -> Vec<f32> {
+        rng.vec(2 * slot_len)
+            .iter()
+            .map(|x| f16::from_f32(x * scale).to_f32())
+            .collect()
+    };
+    let k = draw(2.0);
+    let v = draw(1.0);
+    let (kc, vc) = (h.upload_u32(&pack_f16(&k)), h.upload_u32(&pack_f16(&v)));
+    TwoSlotCaches { k, v, kc, vc }
+}
+
+/// The (position, slot) pairs of token rows as the kernels' u32 rows buffer.
+fn upload_rows(
+    h: &vulkan_support::Harness,
+    rows: &[(usize, usize)],
+) -> rawrxd::engine::vulkan::GpuBuffer {
+    let words: Vec<u32> = rows
+        .iter()
+        .flat_map(|&(p, slot)| [p as u32, slot as u32])
+        .collect();
+    h.upload_u32(&words)
+}
+
 /// f64 causal attention over f16-rounded caches ([slot][head_kv][n_ctx][head_dim]) for query row
 /// t at position rows[t].0 of slot rows[t].1.
 fn ref_attention(
@@ -416,18 +450,7 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
     ] {
         let n_ctx = 300usize;
         // Two cache slots of different contents; rows alternate between them.
-        let kvals: Vec<f32> = rng
-            .vec(2 * n_head_kv * n_ctx * head_dim)
-            .iter()
-            .map(|x| f16::from_f32(x * 2.0).to_f32())
-            .collect();
-        let vvals: Vec<f32> = rng
-            .vec(2 * n_head_kv * n_ctx * head_dim)
-            .iter()
-            .map(|x| f16::from_f32(*x).to_f32())
-            .collect();
-        let kc = h.upload_u32(&pack_f16(&kvals));
-        let vc = h.upload_u32(&pack_f16(&vvals));
+        let c = two_slot_caches(&h, &mut rng, n_head_kv * n_ctx * head_dim);
         for &(pos, n, n_split) in &[
             (0usize, 1usize, 1usize),
             (0, 1, 4),
@@ -456,11 +479,7 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
             if n > 1 {
                 rows[n - 1] = (n_ctx - 1 - pos, n % 2);
             }
-            let rowb: Vec<u32> = rows
-                .iter()
-                .flat_map(|&(p, sl)| [p as u32, sl as u32])
-                .collect();
-            let rowb = h.upload_u32(&rowb);
+            let rowb = upload_rows(&h, &rows);
             let parts = h.zeros(attention::partials_len(&s, n));
             let ob = h.zeros(n * nq);
             let (mut rec, mut descs) = h.recorder();
@@ -471,8 +490,8 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
                 &mut descs,
                 s,
                 Act::packed(qb.range(), nq),
-                kc.range(),
-                vc.range(),
+                c.kc.range(),
+                c.vc.range(),
                 parts.range(),
                 rowb.range(),
                 Act::packed(ob.range(), nq),
@@ -481,7 +500,7 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
             .unwrap();
             rec.submit_wait().unwrap();
             let got = h.download_f32(&ob);
-            let want = ref_attention(&q, &kvals, &vvals, &s, &rows);
+            let want = ref_attention(&q, &c.k, &c.v, &s, &rows);
             assert_close(
                 &format!("attention {s:?} pos {pos} n {n}"),
                 &got,
@@ -509,13 +528,7 @@ fn prefill_attention_matches_cpu_for_tiles_and_offsets() {
         (3, 1, 8),
     ] {
         let n_ctx = 300usize;
-        let f16_round = |v: Vec<f32>, k: f32| -> Vec<f32> {
-            v.iter().map(|x| f16::from_f32(x * k).to_f32()).collect()
-        };
-        let kvals = f16_round(rng.vec(2 * n_head_kv * n_ctx * head_dim), 2.0);
-        let vvals = f16_round(rng.vec(2 * n_head_kv * n_ctx * head_dim), 1.0);
-        let kc = h.upload_u32(&pack_f16(&kvals));
-        let vc = h.upload_u32(&pack_f16(&vvals));
+        let c = two_slot_caches(&h, &mut rng, n_head_kv * n_ctx * head_dim);
         for &(pos, n) in &[(0usize, 2usize), (0, 16), (10, 17), (200, 40), (250, 50)] {
             let s = AttnShape {
                 n_head,
@@ -528,11 +541,7 @@ fn prefill_attention_matches_cpu_for_tiles_and_offsets() {
             let q = rng.vec(n * nq);
             let qb = h.upload_f32(&q);
             let rows: Vec<(usize, usize)> = (0..n).map(|t| (pos + t, 1)).collect();
-            let rowb: Vec<u32> = rows
-                .iter()
-                .flat_map(|&(p, sl)| [p as u32, sl as u32])
-                .collect();
-            let rowb = h.upload_u32(&rowb);
+            let rowb = upload_rows(&h, &rows);
             // Poisoned output: every element must be written.
             let ob = h.upload_f32(&vec![f32::NAN; n * nq]);
             let (mut rec, mut descs) = h.recorder();
@@ -543,8 +552,8 @@ fn prefill_attention_matches_cpu_for_tiles_and_offsets() {
                 &mut descs,
                 s,
                 Act::packed(qb.range(), nq),
-                kc.range(),
-                vc.range(),
+                c.kc.range(),
+                c.vc.range(),
                 rowb.range(),
                 Act::packed(ob.range(), nq),
                 n,
@@ -552,7 +561,7 @@ fn prefill_attention_matches_cpu_for_tiles_and_offsets() {
             .unwrap();
             rec.submit_wait().unwrap();
             let got = h.download_f32(&ob);
-            let want = ref_attention(&q, &kvals, &vvals, &s, &rows);
+            let want = ref_attention(&q, &c.k, &c.v, &s, &rows);
             assert_close(
                 &format!("prefill attention {s:?} pos {pos} n {n}"),
                 &got,
