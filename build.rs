@@ -4,8 +4,9 @@
 //! Every variant comes from the one table in `variant_table()`: kernel source x weight format x
 //! workgroup shape x optional GLSL extension. Optional extensions are probed by compiling a tiny
 //! shader; when the compiler rejects one (Debian bookworm's glslc, shaderc 2023.2, rejects
-//! GL_KHR_cooperative_matrix and GL_EXT_integer_dot_product — it does compile the older
-//! GL_NV_cooperative_matrix, not used yet), variants that need it are skipped with a cargo warning
+//! GL_KHR_cooperative_matrix and GL_EXT_integer_dot_product; it does compile the older
+//! GL_NV_cooperative_matrix, which the tensor-core matmul uses), variants that need it are skipped
+//! with a cargo warning
 //! and the runtime falls back to the variants that exist. `RAWRXD_GLSLC` names another glslc.
 
 use std::env;
@@ -50,6 +51,13 @@ const EXT_COOPMAT: Ext = Ext {
             void main() { coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> a = coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>(0.0); }\n",
 };
 
+const EXT_COOPMAT_NV: Ext = Ext {
+    name: "coopmat_nv",
+    probe: "#version 450\n#extension GL_NV_cooperative_matrix : require\n#extension GL_KHR_memory_scope_semantics : require\n\
+            #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require\nlayout(local_size_x = 32) in;\n\
+            shared float16_t s[256];\nvoid main() { fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a; coopMatLoadNV(a, s, 0, 16, false); }\n",
+};
+
 /// A compile-time workgroup shape: its name in variant names and the macros that set it.
 struct Shape {
     name: &'static str,
@@ -78,6 +86,41 @@ const MATMUL_SHAPES: &[Shape] = &[
     Shape {
         name: "s",
         defines: &[("BM", "32u"), ("BN", "32u")],
+    },
+];
+
+/// Tensor-core matmul tiles: WM x WN subgroups, each TM x TN 16x16 output tiles, BK columns per
+/// step. "l" (64 rows x 128 tokens) and "m" (64 x 64) for prompts, "d" (32 x 16) for decode batches.
+const COOPMAT_SHAPES: &[Shape] = &[
+    Shape {
+        name: "l",
+        defines: &[
+            ("WM", "2u"),
+            ("WN", "4u"),
+            ("TM", "2u"),
+            ("TN", "2u"),
+            ("BK", "64u"),
+        ],
+    },
+    Shape {
+        name: "m",
+        defines: &[
+            ("WM", "2u"),
+            ("WN", "2u"),
+            ("TM", "2u"),
+            ("TN", "2u"),
+            ("BK", "64u"),
+        ],
+    },
+    Shape {
+        name: "d",
+        defines: &[
+            ("WM", "2u"),
+            ("WN", "1u"),
+            ("TM", "1u"),
+            ("TN", "1u"),
+            ("BK", "128u"),
+        ],
     },
 ];
 
@@ -153,10 +196,13 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
         },
-        // Rows needing an optional extension go here, e.g. a cooperative-matrix matmul:
-        //   Row { kernel: "matmul", per_format: true, shapes: &MATMUL_SHAPES[..1],
-        //         ext: Some(&EXT_COOPMAT), defines: &[("USE_COOPMAT", "1")] },
-        // None yet: no shader has an extension path (Debian's glslc could not compile one).
+        Row {
+            kernel: "matmul_coopmat",
+            per_format: true,
+            shapes: COOPMAT_SHAPES,
+            ext: Some(&EXT_COOPMAT_NV),
+            defines: &[],
+        },
     ]
 }
 
@@ -291,7 +337,7 @@ fn main() {
     // Every optional extension is probed (the result is embedded, so `rawrxd devices` can say
     // what the shader compiler offered); variants needing a missing one are skipped.
     let mut ext_ok: Vec<(&str, bool)> = Vec::new();
-    for ext in [&EXT_COOPMAT, &EXT_INTDOT] {
+    for ext in [&EXT_COOPMAT, &EXT_COOPMAT_NV, &EXT_INTDOT] {
         let ok = probe(&glslc, ext, &out_dir);
         let needed = rows
             .iter()

@@ -69,29 +69,60 @@ fn check_product(
     out: Output,
     bound: f64,
 ) {
-    let xs = ncols + 3; // a stride wider than the row exercises x_stride
-    let x = rng.vec(n * xs);
+    check_product_via(
+        h, rng, ty, w_bytes, w_vals, ncols, nrows, n, out, bound, None,
+    );
+}
+
+/// As [`check_product`], through `matmul_coopmat` with tile shape `coopmat` when it is given.
+#[allow(clippy::too_many_arguments)]
+fn check_product_via(
+    h: &vulkan_support::Harness,
+    rng: &mut Rng,
+    ty: GgmlType,
+    w_bytes: &[u8],
+    w_vals: &[f32],
+    ncols: usize,
+    nrows: usize,
+    n: usize,
+    out: Output,
+    bound: f64,
+    coopmat: Option<&str>,
+) {
     let out_rows = if out == Output::Glu { nrows / 2 } else { nrows };
-    let ys = out_rows + 1;
+    // Strides wider than the rows exercise x_stride and y_stride; the tensor-core matmul moves
+    // whole tiles straight to and from y when its stride is a multiple of 4 (even n here) and
+    // element by element otherwise (odd n).
+    let (xs, ys) = if coopmat.is_some() && n % 2 == 0 {
+        (
+            ncols.next_multiple_of(4) + 4,
+            out_rows.next_multiple_of(4) + 4,
+        )
+    } else {
+        (ncols + 3, out_rows + 1)
+    };
+    let x = rng.vec(n * xs);
     let y0 = rng.vec(n * ys);
     let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[w_bytes]).expect("upload weights");
     let xb = h.upload_f32(&x);
     let yb = h.upload_f32(&y0);
     let (mut rec, mut descs) = h.recorder();
     rec.begin().unwrap();
-    matvec::mul(
-        &h.gpu,
-        &mut rec,
-        &mut descs,
-        &w,
-        Act::packed(xb.range(), xs),
-        Act::packed(yb.range(), ys),
-        n,
-        out,
-    )
+    let (xa, ya) = (Act::packed(xb.range(), xs), Act::packed(yb.range(), ys));
+    match coopmat {
+        None => matvec::mul(&h.gpu, &mut rec, &mut descs, &w, xa, ya, n, out),
+        Some(shape) => {
+            matvec::matmul_coopmat(&h.gpu, &mut rec, &mut descs, &w, xa, ya, n, out, shape)
+        }
+    }
     .unwrap();
     rec.submit_wait().unwrap();
     let got = h.download_f32(&yb);
+    // Where `mul` takes the tensor-core path its operands are f16.
+    let bound = match (coopmat, matvec::route(&h.gpu, ty, n)) {
+        (None, matvec::Route::Coopmat(_)) => bound.max(COOPMAT_NMSE),
+        _ => bound,
+    };
     let prod = ref_matmul(w_vals, ncols, nrows, &x, xs, n);
     let mut want = y0.clone();
     for t in 0..n {
@@ -753,6 +784,106 @@ fn quant_matvec_and_matmul_match_cpu_dequantize() {
                     );
                 }
             }
+        }
+    }
+    h.finish();
+}
+
+/// NMSE bound of the tensor-core matmul: f16 rounding of both operands is a relative error of
+/// about 4e-4 per product, an NMSE of about 2e-7.
+const COOPMAT_NMSE: f64 = 2e-6;
+
+/// The tensor-core matmul (NV cooperative matrix, f16 operands, f32 sums) against the f64 oracle
+/// for every weight format, both tile shapes, partial row and token tiles and both output modes.
+/// Runs where the device has the path (NVIDIA); elsewhere it says so and checks nothing.
+#[test]
+fn coopmat_matmul_matches_cpu_for_every_format() {
+    let Some(h) = harness() else { return };
+    if !matvec::has_coopmat(&h.gpu, GgmlType::F16) {
+        eprintln!(
+            "coopmat_matmul_matches_cpu_for_every_format: {} has no NV cooperative-matrix path (or RAWRXD_COOPMAT=0); nothing to check",
+            h.gpu.caps().name
+        );
+        h.finish();
+        return;
+    }
+    let mut rng = Rng::new(12);
+    let bound = COOPMAT_NMSE;
+    let cases = [
+        (2, Output::Store, "d"),
+        (12, Output::Accumulate, "d"),
+        (17, Output::Store, "d"),
+        (70, Output::Accumulate, "m"),
+        (33, Output::Accumulate, "m"),
+        (150, Output::Accumulate, "l"),
+        (5, Output::Store, "l"),
+    ];
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+        for &(ncols, nrows) in &[(33, 17), (100, 66), (576, 7)] {
+            let (wb, wv) = float_weights(&mut rng, ty, ncols * nrows);
+            for (n, out, shape) in cases {
+                check_product_via(
+                    &h,
+                    &mut rng,
+                    ty,
+                    &wb,
+                    &wv,
+                    ncols,
+                    nrows,
+                    n,
+                    out,
+                    bound,
+                    Some(shape),
+                );
+            }
+        }
+    }
+    for ty in QUANT_TYPES {
+        let widths: &[usize] = if ty.is_k_quant() {
+            &[256, 768]
+        } else {
+            &[96, 576]
+        };
+        for &ncols in widths {
+            for nrows in [7usize, 66] {
+                let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
+                for (n, out, shape) in cases {
+                    check_product_via(
+                        &h,
+                        &mut rng,
+                        ty,
+                        &wb,
+                        &wv,
+                        ncols,
+                        nrows,
+                        n,
+                        out,
+                        bound,
+                        Some(shape),
+                    );
+                }
+            }
+        }
+        // What `mul` picks for a prompt and for a decode batch goes the same way.
+        let ncols = widths[0];
+        let (wb, wv) = random_quant(&mut rng, ty, ncols, 66);
+        for n in [17, 40, 130] {
+            assert!(matches!(
+                matvec::route(&h.gpu, ty, n),
+                matvec::Route::Coopmat(_)
+            ));
+            check_product(
+                &h,
+                &mut rng,
+                ty,
+                &wb,
+                &wv,
+                ncols,
+                66,
+                n,
+                Output::Store,
+                bound,
+            );
         }
     }
     h.finish();

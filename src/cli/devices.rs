@@ -71,7 +71,7 @@ fn describe(c: &DeviceCaps, default: bool, out: &mut impl Write) -> std::io::Res
         ),
         None => "no".into(),
     };
-    let coop = match &c.cooperative_matrix {
+    let shapes = |m: &Option<Vec<rawrxd::engine::vulkan::CoopMatShape>>| match m {
         Some(shapes) => {
             let s: Vec<String> = shapes
                 .iter()
@@ -84,8 +84,19 @@ fn describe(c: &DeviceCaps, default: bool, out: &mut impl Write) -> std::io::Res
     writeln!(out, "    integer dot product {idot}")?;
     writeln!(
         out,
-        "    cooperative matrix (KHR) {coop}; NV cooperative matrix 2 {}",
+        "    cooperative matrix (KHR) {}; NV cooperative matrix 2 {}",
+        shapes(&c.cooperative_matrix),
         yes(c.cooperative_matrix2_nv)
+    )?;
+    writeln!(
+        out,
+        "    cooperative matrix (NV) {}; tensor-core matmul (16x16x16 f16, 32 lanes) {}",
+        shapes(&c.cooperative_matrix_nv),
+        if c.nv_coopmat_f16_16x16() {
+            "usable"
+        } else {
+            "not usable"
+        }
     )?;
     let l = &c.limits;
     writeln!(

@@ -193,6 +193,9 @@ pub struct DeviceCaps {
     pub integer_dot_product: Option<IntegerDotCaps>,
     /// Cooperative matrix shapes (VK_KHR_cooperative_matrix), when the extension and feature exist.
     pub cooperative_matrix: Option<Vec<CoopMatShape>>,
+    /// Cooperative matrix shapes (VK_NV_cooperative_matrix), when the extension and its feature
+    /// exist, together with the `vulkanMemoryModel` and `shaderFloat16` features its shaders need.
+    pub cooperative_matrix_nv: Option<Vec<CoopMatShape>>,
     /// VK_NV_cooperative_matrix2 is offered (NVIDIA; not in ash 0.38's headers, so presence only).
     pub cooperative_matrix2_nv: bool,
     /// VK_EXT_memory_budget is offered (heap budget/usage probes).
@@ -326,6 +329,7 @@ impl DeviceCaps {
             storage_buffer_8bit: false,
             integer_dot_product: None,
             cooperative_matrix: None,
+            cooperative_matrix_nv: None,
             cooperative_matrix2_nv: has_ext(c"VK_NV_cooperative_matrix2"),
             memory_budget: has_ext(ash::ext::memory_budget::NAME),
             limits: Limits {
@@ -404,6 +408,7 @@ impl DeviceCaps {
         let size_control = api13 || has_ext(ash::ext::subgroup_size_control::NAME);
         let int_dot = api13 || has_ext(ash::khr::shader_integer_dot_product::NAME);
         let coopmat = has_ext(ash::khr::cooperative_matrix::NAME);
+        let coopmat_nv = has_ext(ash::nv::cooperative_matrix::NAME);
 
         let mut p11 = vk::PhysicalDeviceVulkan11Properties::default();
         let mut p12 = vk::PhysicalDeviceVulkan12Properties::default();
@@ -430,6 +435,7 @@ impl DeviceCaps {
         let mut fsc = vk::PhysicalDeviceSubgroupSizeControlFeatures::default();
         let mut fid = vk::PhysicalDeviceShaderIntegerDotProductFeatures::default();
         let mut fcm = vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default();
+        let mut fcn = vk::PhysicalDeviceCooperativeMatrixFeaturesNV::default();
         let mut f2 = vk::PhysicalDeviceFeatures2::default()
             .push_next(&mut f11)
             .push_next(&mut f12);
@@ -441,6 +447,9 @@ impl DeviceCaps {
         }
         if coopmat {
             f2 = f2.push_next(&mut fcm);
+        }
+        if coopmat_nv {
+            f2 = f2.push_next(&mut fcn);
         }
         // SAFETY: as above.
         unsafe { raw.get_physical_device_features2(pd, &mut f2) };
@@ -494,6 +503,13 @@ impl DeviceCaps {
                     == vk::TRUE,
             });
         }
+        if coopmat_nv
+            && fcn.cooperative_matrix == vk::TRUE
+            && f12.vulkan_memory_model == vk::TRUE
+            && f12.shader_float16 == vk::TRUE
+        {
+            self.cooperative_matrix_nv = Some(Self::nv_coopmat_shapes(instance, pd));
+        }
         if coopmat && fcm.cooperative_matrix == vk::TRUE {
             let loader = ash::khr::cooperative_matrix::Instance::new(instance.entry(), raw);
             // SAFETY: the device offers VK_KHR_cooperative_matrix; `pd` belongs to this instance.
@@ -515,6 +531,56 @@ impl DeviceCaps {
                     .collect(),
             );
         }
+    }
+
+    /// NV cooperative-matrix shapes, through the raw entry point (ash 0.38 has no wrapper).
+    fn nv_coopmat_shapes(instance: &Instance, pd: vk::PhysicalDevice) -> Vec<CoopMatShape> {
+        let loader = ash::nv::cooperative_matrix::Instance::new(instance.entry(), instance.raw());
+        let get = loader
+            .fp()
+            .get_physical_device_cooperative_matrix_properties_nv;
+        let mut count = 0u32;
+        // SAFETY: the device offers VK_NV_cooperative_matrix; a null array asks for the count.
+        let r = unsafe { get(pd, &mut count, std::ptr::null_mut()) };
+        if r != vk::Result::SUCCESS || count == 0 {
+            return Vec::new();
+        }
+        let mut props = vec![vk::CooperativeMatrixPropertiesNV::default(); count as usize];
+        // SAFETY: `props` holds `count` initialised structs (sType set by Default).
+        let r = unsafe { get(pd, &mut count, props.as_mut_ptr()) };
+        if r != vk::Result::SUCCESS && r != vk::Result::INCOMPLETE {
+            return Vec::new();
+        }
+        props.truncate(count as usize);
+        props
+            .iter()
+            .map(|s| CoopMatShape {
+                m: s.m_size,
+                n: s.n_size,
+                k: s.k_size,
+                types: format!(
+                    "{:?}/{:?}/{:?}/{:?}",
+                    s.a_type, s.b_type, s.c_type, s.d_type
+                ),
+                scope: format!("{:?}", s.scope),
+            })
+            .collect()
+    }
+
+    /// True when the NV cooperative-matrix path can run: the extension and features are there and
+    /// the driver lists a 16x16x16 f16 x f16 -> f32 subgroup shape (what matmul_coopmat.comp uses)
+    /// on 32-lane subgroups.
+    pub fn nv_coopmat_f16_16x16(&self) -> bool {
+        self.subgroup.size == 32
+            && self.cooperative_matrix_nv.as_ref().is_some_and(|shapes| {
+                shapes.iter().any(|s| {
+                    s.m == 16
+                        && s.n == 16
+                        && s.k == 16
+                        && s.types == "FLOAT16/FLOAT16/FLOAT32/FLOAT32"
+                        && s.scope == "SUBGROUP"
+                })
+            })
     }
 
     /// True when the extension `name` is offered.

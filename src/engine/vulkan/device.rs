@@ -157,6 +157,17 @@ impl Device {
         if caps.subgroup.size_control && !api13 {
             ext_names.push(ash::ext::subgroup_size_control::NAME.as_ptr());
         }
+        // The tensor-core matmul (matmul_coopmat.comp) needs the NV extension, its feature, the
+        // Vulkan memory model (glslang emits it for cooperative matrices) and f16 arithmetic.
+        let coopmat_nv = caps.nv_coopmat_f16_16x16();
+        if coopmat_nv {
+            ext_names.push(ash::nv::cooperative_matrix::NAME.as_ptr());
+        }
+        let mut fcn =
+            vk::PhysicalDeviceCooperativeMatrixFeaturesNV::default().cooperative_matrix(coopmat_nv);
+        let mut f12 = vk::PhysicalDeviceVulkan12Features::default()
+            .vulkan_memory_model(coopmat_nv)
+            .shader_float16(coopmat_nv);
         let mut f13 = vk::PhysicalDeviceVulkan13Features::default()
             .subgroup_size_control(caps.subgroup.size_control)
             .compute_full_subgroups(caps.subgroup.full_subgroups);
@@ -166,6 +177,9 @@ impl Device {
         let mut info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queue_info)
             .enabled_extension_names(&ext_names);
+        if coopmat_nv {
+            info = info.push_next(&mut fcn).push_next(&mut f12);
+        }
         if api13 {
             info = info.push_next(&mut f13);
         } else if caps.subgroup.size_control {

@@ -26,6 +26,7 @@ use super::kernels::eltwise::{self, EltOp};
 use super::kernels::matvec::{self, Act, Output, MATVEC_MAX_BATCH};
 use super::kernels::norm;
 use super::kernels::rope::{self, RopeMode, RopeShape};
+use super::kernels::WeightMatrix;
 use super::memory::MemoryClass;
 use super::model::{DeviceModel, GateUp, Qkv};
 use super::pipeline::DescriptorCache;
@@ -49,6 +50,9 @@ pub struct VulkanEngineOptions {
     pub profile: bool,
     /// KV cache slots: sequences held at once (at least 1).
     pub n_slots: usize,
+    /// Use the tensor-core matmul where the device has it (see `matvec::route`). Off, every
+    /// product runs in f32 and a sequence's results do not depend on what it is batched with.
+    pub coopmat: bool,
 }
 
 impl Default for VulkanEngineOptions {
@@ -59,6 +63,7 @@ impl Default for VulkanEngineOptions {
             max_batch: 256,
             profile: false,
             n_slots: 1,
+            coopmat: true,
         }
     }
 }
@@ -112,6 +117,8 @@ struct State {
     model: DeviceModel,
     kv: Vec<(GpuBuffer, GpuBuffer)>,
     s: Scratch,
+    /// `VulkanEngineOptions::coopmat`.
+    coopmat: bool,
 }
 
 /// The Vulkan backend of `Engine` (and, with several slots, `BatchEngine`) for llama-family
@@ -136,6 +143,26 @@ fn align(v: u64) -> u64 {
 impl State {
     fn buf(gpu: &Gpu, floats: usize) -> VkResult<GpuBuffer> {
         gpu.buffer((floats.max(1) * 4) as u64, MemoryClass::Device)
+    }
+
+    /// The kernel for `n` vectors times `w` on this engine.
+    fn route(&self, w: &WeightMatrix, n: usize) -> matvec::Route {
+        matvec::route_with(&self.gpu, w.ty, n, self.coopmat)
+    }
+
+    /// Records Y = W X with [`Self::route`]'s kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn mul(
+        &self,
+        rec: &mut Recorder,
+        descs: &mut DescriptorCache,
+        w: &WeightMatrix,
+        x: Act,
+        y: Act,
+        n: usize,
+        out: Output,
+    ) -> VkResult<()> {
+        matvec::mul_via(self.route(w, n), &self.gpu, rec, descs, w, x, y, n, out)
     }
 
     fn attn_shape(&self, n_split: usize) -> AttnShape {
@@ -226,16 +253,7 @@ impl State {
             let (q, k, v) = match &l.qkv {
                 Qkv::Fused(w) => {
                     let st = nq + 2 * nkv;
-                    matvec::mul(
-                        gpu,
-                        rec,
-                        descs,
-                        w,
-                        xb,
-                        Act::packed(whole, st),
-                        n,
-                        Output::Store,
-                    )?;
+                    self.mul(rec, descs, w, xb, Act::packed(whole, st), n, Output::Store)?;
                     if let Some(b) = &l.qkv_bias {
                         let bias = Act {
                             range: b.range(),
@@ -267,36 +285,9 @@ impl State {
                     let qr = s.qkv.slice(0, (n * nq * 4) as u64);
                     let kr = s.qkv.slice(s.k_region, (n * nkv * 4) as u64);
                     let vr = s.qkv.slice(s.v_region, (n * nkv * 4) as u64);
-                    matvec::mul(
-                        gpu,
-                        rec,
-                        descs,
-                        q,
-                        xb,
-                        Act::packed(qr, nq),
-                        n,
-                        Output::Store,
-                    )?;
-                    matvec::mul(
-                        gpu,
-                        rec,
-                        descs,
-                        k,
-                        xb,
-                        Act::packed(kr, nkv),
-                        n,
-                        Output::Store,
-                    )?;
-                    matvec::mul(
-                        gpu,
-                        rec,
-                        descs,
-                        v,
-                        xb,
-                        Act::packed(vr, nkv),
-                        n,
-                        Output::Store,
-                    )?;
+                    self.mul(rec, descs, q, xb, Act::packed(qr, nq), n, Output::Store)?;
+                    self.mul(rec, descs, k, xb, Act::packed(kr, nkv), n, Output::Store)?;
+                    self.mul(rec, descs, v, xb, Act::packed(vr, nkv), n, Output::Store)?;
                     if let Some(b) = &l.qkv_bias {
                         for (r, off, w) in [(qr, 0, nq), (kr, nq, nkv), (vr, nq + nkv, nkv)] {
                             let bias = Act {
@@ -372,7 +363,7 @@ impl State {
                     n,
                 )?;
             }
-            matvec::mul(gpu, rec, descs, &l.wo, att, x, n, Output::Accumulate)?;
+            self.mul(rec, descs, &l.wo, att, x, n, Output::Accumulate)?;
             norm::rms_norm(
                 gpu,
                 rec,
@@ -386,13 +377,12 @@ impl State {
             )?;
             let h = Act::packed(s.h.range(), nff);
             match &l.gate_up {
-                GateUp::Fused(w) if n <= matvec::matvec_batch_limit() => {
+                GateUp::Fused(w) if self.route(w, n) == matvec::Route::Matvec => {
                     matvec::matvec(gpu, rec, descs, w, xb, h, n, Output::Glu)?;
                 }
                 GateUp::Fused(w) => {
                     let gu = s.gu.range();
-                    matvec::mul(
-                        gpu,
+                    self.mul(
                         rec,
                         descs,
                         w,
@@ -416,26 +406,8 @@ impl State {
                 GateUp::Split { gate, up } => {
                     let gr = s.gu.slice(0, (n * nff * 4) as u64);
                     let ur = s.gu.slice(s.up_region, (n * nff * 4) as u64);
-                    matvec::mul(
-                        gpu,
-                        rec,
-                        descs,
-                        gate,
-                        xb,
-                        Act::packed(gr, nff),
-                        n,
-                        Output::Store,
-                    )?;
-                    matvec::mul(
-                        gpu,
-                        rec,
-                        descs,
-                        up,
-                        xb,
-                        Act::packed(ur, nff),
-                        n,
-                        Output::Store,
-                    )?;
+                    self.mul(rec, descs, gate, xb, Act::packed(gr, nff), n, Output::Store)?;
+                    self.mul(rec, descs, up, xb, Act::packed(ur, nff), n, Output::Store)?;
                     eltwise::eltwise(
                         gpu,
                         rec,
@@ -449,7 +421,7 @@ impl State {
                     )?;
                 }
             }
-            matvec::mul(gpu, rec, descs, &l.down, h, x, n, Output::Accumulate)?;
+            self.mul(rec, descs, &l.down, h, x, n, Output::Accumulate)?;
         }
         let rows = if all_logits { n } else { 1 };
         let first = n - rows;
@@ -471,8 +443,7 @@ impl State {
         )?;
         let logits_bytes = (rows * hp.n_vocab * 4) as u64;
         let lr = s.logits.slice(0, logits_bytes);
-        matvec::mul(
-            gpu,
+        self.mul(
             rec,
             descs,
             m.output(),
@@ -579,6 +550,7 @@ impl VulkanEngine {
             model,
             kv,
             s,
+            coopmat: opts.coopmat,
         };
         Ok(VulkanEngine {
             decode: DECODE_BUCKETS.iter().map(|_| None).collect(),

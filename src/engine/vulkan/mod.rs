@@ -32,7 +32,7 @@ pub mod profile;
 pub mod shaders;
 
 pub use buffer::{BufRange, GpuBuffer};
-pub use caps::DeviceCaps;
+pub use caps::{CoopMatShape, DeviceCaps};
 pub use command::{Access, Binding, Recorder};
 pub use context::{Gpu, GpuOptions};
 pub use device::DeviceSelector;

@@ -36,6 +36,18 @@ pub fn for_format(kernel: &str, ty: GgmlType, shape: &str) -> Option<&'static Sh
         .find(|v| v.kernel == kernel && v.format == Some(ty) && v.shape == shape && v.ext.is_none())
 }
 
+/// The variant of `kernel` for weight format `ty` with `shape` that needs extension `ext`.
+pub fn for_format_ext(
+    kernel: &str,
+    ty: GgmlType,
+    shape: &str,
+    ext: &str,
+) -> Option<&'static ShaderVariant> {
+    VARIANTS.iter().find(|v| {
+        v.kernel == kernel && v.format == Some(ty) && v.shape == shape && v.ext == Some(ext)
+    })
+}
+
 /// Weight formats the kernels dequantize.
 pub const WEIGHT_FORMATS: [GgmlType; 13] = [
     GgmlType::F32,

@@ -14,6 +14,7 @@ use super::super::error::{VkResult, VulkanError};
 use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::super::shaders;
 use super::{linear_groups, push_bytes, subgroup_wg, u32_of, WeightMatrix, SUBGROUPS_PER_WG};
+use crate::quant::GgmlType;
 
 /// Most vectors one matvec dispatch multiplies (the shader's MAX_BATCH).
 pub const MATVEC_MAX_BATCH: usize = 16;
@@ -260,24 +261,106 @@ pub fn matmul(
     n: usize,
     out: Output,
 ) -> VkResult<()> {
-    if out == Output::Glu {
-        return Err(VulkanError::invalid("matmul", "GLU output is matvec-only"));
-    }
     // Large tiles when there are enough rows and tokens to fill them.
     let (shape, bm, bn) = if n >= 64 && w.nrows >= 64 {
         ("l", 64u32, 64u32)
     } else {
         ("s", 32, 32)
     };
-    let wg = bm * bn / 16;
     let variant = shaders::for_format("matmul", w.ty, shape)
         .ok_or_else(|| VulkanError::MissingShader(format!("matmul_{}_{shape}", w.ty)))?;
+    let tile = Tile {
+        variant: variant.name,
+        label: "matmul",
+        bm,
+        bn,
+        wg: bm * bn / 16,
+    };
+    record_tiled(gpu, rec, descs, &tile, w, x, y, n, out)
+}
+
+/// The optional extension the tensor-core variants need (build.rs's `EXT_COOPMAT_NV`).
+const COOPMAT_EXT: &str = "coopmat_nv";
+
+/// Records Y = W X for `n` token vectors with matmul_coopmat.comp, tile shape `shape` ("l": 64
+/// rows x 128 tokens, "m": 64 x 64, "d": 32 x 16). Needs [`has_coopmat`]; `Glu` is not supported.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_coopmat(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    x: Act,
+    y: Act,
+    n: usize,
+    out: Output,
+    shape: &str,
+) -> VkResult<()> {
+    let (bm, bn, wg) = match shape {
+        "l" => (64, 128, 256),
+        "m" => (64, 64, 128),
+        "d" => (32, 16, 64),
+        _ => {
+            return Err(VulkanError::invalid(
+                "matmul_coopmat",
+                format!("shape {shape:?}"),
+            ))
+        }
+    };
+    if !gpu.caps().nv_coopmat_f16_16x16() {
+        return Err(VulkanError::invalid(
+            "matmul_coopmat",
+            "the device has no 16x16x16 f16 NV cooperative matrix on 32-lane subgroups",
+        ));
+    }
+    let variant =
+        shaders::for_format_ext("matmul_coopmat", w.ty, shape, COOPMAT_EXT).ok_or_else(|| {
+            VulkanError::MissingShader(format!("matmul_coopmat_{}_{shape}_{COOPMAT_EXT}", w.ty))
+        })?;
+    let tile = Tile {
+        variant: variant.name,
+        label: "matmul_coopmat",
+        bm,
+        bn,
+        wg,
+    };
+    record_tiled(gpu, rec, descs, &tile, w, x, y, n, out)
+}
+
+/// A tiled matrix-product variant: its workgroup covers `bm` rows x `bn` tokens with `wg` lanes.
+struct Tile {
+    variant: &'static str,
+    label: &'static str,
+    bm: u32,
+    bn: u32,
+    wg: u32,
+}
+
+/// Records one dispatch of a tiled product (push constants [`MatmulPush`]) per weight piece.
+#[allow(clippy::too_many_arguments)]
+fn record_tiled(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    tile: &Tile,
+    w: &WeightMatrix,
+    x: Act,
+    y: Act,
+    n: usize,
+    out: Output,
+) -> VkResult<()> {
+    if out == Output::Glu {
+        return Err(VulkanError::invalid(
+            tile.label,
+            "GLU output is matvec-only",
+        ));
+    }
     let kernel = gpu.kernel(&KernelSpec {
-        variant: variant.name.to_string(),
+        variant: tile.variant.to_string(),
         bindings: 3,
         push_size: std::mem::size_of::<MatmulPush>() as u32,
         spec: vec![],
-        local_size: wg,
+        local_size: tile.wg,
         subgroup_sized: false,
     })?;
     for piece in &w.pieces {
@@ -293,8 +376,8 @@ pub fn matmul(
             flags: u32::from(out == Output::Accumulate),
         };
         let groups = [
-            (piece.nrows as u32).div_ceil(bm),
-            (n as u32).div_ceil(bn),
+            (piece.nrows as u32).div_ceil(tile.bm),
+            (n as u32).div_ceil(tile.bn),
             1,
         ];
         let bytes = (piece.nrows * w.row_bytes + n * (w.ncols + piece.nrows) * 4) as u64;
@@ -308,7 +391,7 @@ pub fn matmul(
             ],
             push_bytes(&push),
             groups,
-            "matmul",
+            tile.label,
             bytes,
         )?;
     }
@@ -328,7 +411,83 @@ pub fn matvec_batch_limit() -> usize {
     })
 }
 
-/// Records Y = W X choosing matvec (n <= [`matvec_batch_limit`]) or matmul.
+/// The kernel that multiplies a batch of vectors by a weight matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// matvec.comp: decode, up to [`MATVEC_MAX_BATCH`] vectors.
+    Matvec,
+    /// matmul.comp: tiled, f32 FMAs.
+    Matmul,
+    /// matmul_coopmat.comp on tensor cores, with its tile shape ("l" or "d").
+    Coopmat(&'static str),
+}
+
+/// The fewest vectors that go to the tensor-core matmul when the device has it:
+/// `$RAWRXD_COOPMAT_MIN_BATCH` (1..=4096, for tuning runs), else 17: prompts, not decode steps
+/// (on an H100 the 32x16 decode tile lost to matvec.comp at every batch of 2..16, see
+/// docs/BENCHMARKS.md). `RAWRXD_COOPMAT=0` turns the
+/// tensor-core path off (every product then runs as on a device without it).
+pub fn coopmat_min_batch() -> Option<usize> {
+    static MIN: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *MIN.get_or_init(|| {
+        if std::env::var("RAWRXD_COOPMAT").is_ok_and(|v| v.trim() == "0") {
+            return None;
+        }
+        Some(
+            std::env::var("RAWRXD_COOPMAT_MIN_BATCH")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n| (1..=4096).contains(n))
+                .unwrap_or(17),
+        )
+    })
+}
+
+/// The tensor-core tile shape for `n` vectors: "l" from 128, "m" from 17, "d" below;
+/// `$RAWRXD_COOPMAT_SHAPE` (l, m or d) forces one for n > 16 (tuning runs).
+fn coopmat_shape(n: usize) -> &'static str {
+    static FORCED: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    let forced = *FORCED.get_or_init(
+        || match std::env::var("RAWRXD_COOPMAT_SHAPE").ok()?.trim() {
+            "l" => Some("l"),
+            "m" => Some("m"),
+            "d" => Some("d"),
+            _ => None,
+        },
+    );
+    match (n, forced) {
+        (17.., Some(s)) => s,
+        (128.., None) => "l",
+        (17.., None) => "m",
+        _ => "d",
+    }
+}
+
+/// True when `gpu` runs the tensor-core matmul for weights of `ty`: the device has the NV
+/// cooperative-matrix shape it needs, this build compiled the variant, and it is not turned off.
+pub fn has_coopmat(gpu: &Gpu, ty: GgmlType) -> bool {
+    coopmat_min_batch().is_some()
+        && gpu.caps().nv_coopmat_f16_16x16()
+        && shaders::for_format_ext("matmul_coopmat", ty, "l", COOPMAT_EXT).is_some()
+}
+
+/// Which kernel [`mul`] uses for `n` vectors of weights of type `ty`.
+pub fn route(gpu: &Gpu, ty: GgmlType, n: usize) -> Route {
+    route_with(gpu, ty, n, true)
+}
+
+/// As [`route`], never taking the tensor-core path unless `coopmat` (an engine's choice).
+pub fn route_with(gpu: &Gpu, ty: GgmlType, n: usize, coopmat: bool) -> Route {
+    if coopmat && has_coopmat(gpu, ty) && coopmat_min_batch().is_some_and(|m| n >= m) {
+        Route::Coopmat(coopmat_shape(n))
+    } else if n <= matvec_batch_limit() {
+        Route::Matvec
+    } else {
+        Route::Matmul
+    }
+}
+
+/// Records Y = W X with the kernel [`route`] picks.
 #[allow(clippy::too_many_arguments)]
 pub fn mul(
     gpu: &Gpu,
@@ -340,10 +499,26 @@ pub fn mul(
     n: usize,
     out: Output,
 ) -> VkResult<()> {
-    if n <= matvec_batch_limit() {
-        matvec(gpu, rec, descs, w, x, y, n, out)
-    } else {
-        matmul(gpu, rec, descs, w, x, y, n, out)
+    mul_via(route(gpu, w.ty, n), gpu, rec, descs, w, x, y, n, out)
+}
+
+/// Records Y = W X with the kernel `route` names.
+#[allow(clippy::too_many_arguments)]
+pub fn mul_via(
+    route: Route,
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    x: Act,
+    y: Act,
+    n: usize,
+    out: Output,
+) -> VkResult<()> {
+    match route {
+        Route::Matvec => matvec(gpu, rec, descs, w, x, y, n, out),
+        Route::Matmul => matmul(gpu, rec, descs, w, x, y, n, out),
+        Route::Coopmat(shape) => matmul_coopmat(gpu, rec, descs, w, x, y, n, out, shape),
     }
 }
 
