@@ -90,22 +90,14 @@ const MATMUL_SHAPES: &[Shape] = &[
 ];
 
 /// Tensor-core matmul tiles: WM x WN subgroups, each TM x TN 16x16 output tiles, BK columns per
-/// step. "l" (64 rows x 128 tokens) and "m" (64 x 64) for prompts, "d" (32 x 16) for decode batches.
+/// step. "w" (128 rows x 64 tokens) for prompts, "d" (32 x 16) for decode batches. Measured on an
+/// H100 (synthetic Llama-2-7B Q4_K_M pp512, docs/BENCHMARKS.md): 128x64 beat 64x128, 64x64,
+/// 128x128 and 256x64.
 const COOPMAT_SHAPES: &[Shape] = &[
     Shape {
-        name: "l",
+        name: "w",
         defines: &[
-            ("WM", "2u"),
-            ("WN", "4u"),
-            ("TM", "2u"),
-            ("TN", "2u"),
-            ("BK", "64u"),
-        ],
-    },
-    Shape {
-        name: "m",
-        defines: &[
-            ("WM", "2u"),
+            ("WM", "4u"),
             ("WN", "2u"),
             ("TM", "2u"),
             ("TN", "2u"),
@@ -201,6 +193,21 @@ fn variant_table() -> Vec<Row> {
             per_format: true,
             shapes: COOPMAT_SHAPES,
             ext: Some(&EXT_COOPMAT_NV),
+            defines: &[],
+        },
+        // The staged path: weights dequantized to f16 rows once (dequant_f16), then multiplied.
+        Row {
+            kernel: "matmul_coopmat",
+            per_format: false,
+            shapes: &COOPMAT_SHAPES[..1],
+            ext: Some(&EXT_COOPMAT_NV),
+            defines: &[("STAGED_F16", "1")],
+        },
+        Row {
+            kernel: "dequant_f16",
+            per_format: true,
+            shapes: &[],
+            ext: None,
             defines: &[],
         },
     ]

@@ -14,7 +14,11 @@
 // Numerics: weights and activations are rounded to f16 before the product (as llama.cpp's
 // cooperative-matrix path does); sums are f32. Results differ from matmul.comp by that rounding.
 //
-// Bindings: 0 weights (raw GGUF bytes + 16 bytes padding), 1 X (f32), 2 Y (f32).
+// With STAGED_F16 the weights are instead f16 rows already dequantized by dequant_f16.comp
+// (row_bytes = 2 x their padded length, a multiple of 2 x BK), copied in coalesced 16-byte runs: the
+// dequantization then happens once per matrix, not once per token tile.
+//
+// Bindings: 0 weights (raw GGUF bytes + 16 bytes padding, or staged f16), 1 X (f32), 2 Y (f32).
 // Flags: bit 0 accumulate. Compile-time shape: WM, WN, TM, TN, BK.
 // Mirrored by `MatmulPush` in src/engine/vulkan/kernels/matvec.rs.
 #extension GL_GOOGLE_include_directive : require
@@ -33,7 +37,11 @@
 
 layout(local_size_x = WG) in;
 
+#ifdef STAGED_F16
+layout(binding = 0) readonly restrict buffer W16 { uvec4 w16[]; };
+#else
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
+#endif
 layout(binding = 1) readonly restrict buffer X { float x[]; };
 layout(binding = 1) readonly restrict buffer X4 { vec4 x4[]; };
 layout(binding = 2) restrict buffer Y { float y[]; };
@@ -50,13 +58,98 @@ layout(push_constant) uniform Push {
     uint flags;
 } pc;
 
+#ifndef STAGED_F16
 #include "dequant.glsl"
+#endif
 
 shared uvec2 ws[BM * LDA4];
 shared uvec2 xs[BN * LDA4];
 shared float cs[NSG * 256u];
 
 uvec2 pack4(vec4 v) { return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw)); }
+
+#define XT ((BN * (BK / 4u) + WG - 1u) / WG)
+
+#ifdef STAGED_F16
+// Staged f16 weights (dequant_f16.comp): rows of row_bytes / 2 elements, zero past ncols. A step
+// copies BM rows x BK columns as 16-byte runs, BK / 8 consecutive invocations per row.
+#define WT ((BM * (BK / 8u) + WG - 1u) / WG)
+#define WREG uvec4
+
+void fetch_w(uint u0, uint nunits, uint tid, uint row0, out uvec4 v[WT]) {
+    [[unroll]] for (uint q = 0u; q < WT; ++q) {
+        const uint i = tid + q * WG;
+        const uint row = row0 + i / (BK / 8u);
+        const bool ok = i < BM * (BK / 8u) && row < pc.nrows;
+        v[q] = ok ? w16[row * (pc.row_bytes / 16u) + u0 * 4u + i % (BK / 8u)] : uvec4(0u);
+    }
+}
+
+void stage_w(uint tid, uvec4 v[WT]) {
+    [[unroll]] for (uint q = 0u; q < WT; ++q) {
+        const uint i = tid + q * WG;
+        if (i < BM * (BK / 8u)) {
+            const uint at = (i / (BK / 8u)) * LDA4 + 2u * (i % (BK / 8u));
+            ws[at] = v[q].xy;
+            ws[at + 1u] = v[q].zw;
+        }
+    }
+}
+#else
+// Dequant units each invocation stages per step.
+#define WT ((BM * UK + WG - 1u) / WG)
+#define WREG vec4[8]
+
+// The weights of the step at unit u0: invocation tid takes units tid, tid + WG, ... of the
+// BM x UK grid (neighbouring invocations, neighbouring units of one row: nearby bytes).
+void fetch_w(uint u0, uint nunits, uint tid, uint row0, out vec4 v[WT][8]) {
+    [[unroll]] for (uint q = 0u; q < WT; ++q) {
+        const uint i = tid + q * WG;
+        const uint row = row0 + i / UK;
+        const uint u = u0 + i % UK;
+        if (i < BM * UK && row < pc.nrows && u < nunits) {
+            dq_unit(row * pc.row_bytes, u, pc.ncols, v[q]);
+        } else {
+            [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+                v[q][k] = vec4(0.0);
+            }
+        }
+    }
+}
+
+void stage_w(uint tid, vec4 v[WT][8]) {
+    [[unroll]] for (uint q = 0u; q < WT; ++q) {
+        const uint i = tid + q * WG;
+        if (i < BM * UK) {
+            const uint base = (i / UK) * LDA4 + (i % UK) * 8u;
+            [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+                ws[base + k] = pack4(v[q][k]);
+            }
+        }
+    }
+}
+#endif
+
+// The activations of the step at unit u0: vec4 i of the BN x BK/4 grid, token-major.
+void fetch_x(uint u0, uint tid, uint tok0, bool x_vec4, out vec4 xr[XT]) {
+    [[unroll]] for (uint q = 0u; q < XT; ++q) {
+        const uint i = tid + q * WG;
+        const uint tok = tok0 + i / (BK / 4u);
+        const uint col = u0 * 32u + 4u * (i % (BK / 4u));
+        vec4 r = vec4(0.0);
+        if (i < BN * (BK / 4u) && tok < pc.ntok) {
+            const uint xi = pc.x_off + tok * pc.x_stride + col;
+            if (x_vec4 && col + 4u <= pc.ncols) {
+                r = x4[xi / 4u];
+            } else {
+                [[unroll]] for (uint c = 0u; c < 4u; ++c) {
+                    r[c] = col + c < pc.ncols ? x[xi + c] : 0.0;
+                }
+            }
+        }
+        xr[q] = r;
+    }
+}
 
 void main() {
     const uint tid = gl_LocalInvocationID.x;
@@ -85,44 +178,25 @@ void main() {
         }
     }
 
+    // Software pipeline: step s+1's weights and activations are fetched into registers while
+    // step s's tiles are multiplied, so their memory latency overlaps the tensor-core work.
+    WREG v[WT];
+    vec4 xr[XT];
+    fetch_w(0u, nunits, tid, row0, v);
+    fetch_x(0u, tid, tok0, x_vec4, xr);
     for (uint u0 = 0u; u0 < nunits; u0 += UK) {
-        // Neighbouring invocations take neighbouring units of one row: nearby bytes.
-        for (uint i = tid; i < BM * UK; i += WG) {
-            const uint r = i / UK;
-            const uint uu = i % UK;
-            const uint row = row0 + r;
-            vec4 v[8];
-            if (row < pc.nrows && u0 + uu < nunits) {
-                dq_unit(row * pc.row_bytes, u0 + uu, pc.ncols, v);
-            } else {
-                [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-                    v[k] = vec4(0.0);
-                }
+        stage_w(tid, v);
+        [[unroll]] for (uint q = 0u; q < XT; ++q) {
+            const uint i = tid + q * WG;
+            if (i < BN * (BK / 4u)) {
+                xs[(i / (BK / 4u)) * LDA4 + i % (BK / 4u)] = pack4(xr[q]);
             }
-            const uint base = r * LDA4 + uu * 8u;
-            [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-                ws[base + k] = pack4(v[k]);
-            }
-        }
-        for (uint i = tid; i < BN * (BK / 4u); i += WG) {
-            const uint t = i / (BK / 4u);
-            const uint k4 = i % (BK / 4u);
-            const uint tok = tok0 + t;
-            const uint col = u0 * 32u + 4u * k4;
-            vec4 v = vec4(0.0);
-            if (tok < pc.ntok) {
-                const uint xi = pc.x_off + tok * pc.x_stride + col;
-                if (x_vec4 && col + 4u <= pc.ncols) {
-                    v = x4[xi / 4u];
-                } else {
-                    [[unroll]] for (uint c = 0u; c < 4u; ++c) {
-                        v[c] = col + c < pc.ncols ? x[xi + c] : 0.0;
-                    }
-                }
-            }
-            xs[t * LDA4 + k4] = pack4(v);
         }
         barrier();
+        const bool more = u0 + UK < nunits;
+        if (more) {
+            fetch_x(u0 + UK, tid, tok0, x_vec4, xr);
+        }
         [[unroll]] for (uint kk = 0u; kk < BK / 4u; kk += 4u) {
             fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[TM];
             fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> b[TN];
@@ -139,6 +213,9 @@ void main() {
                     acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
                 }
             }
+        }
+        if (more) {
+            fetch_w(u0 + UK, nunits, tid, row0, v);
         }
         barrier();
     }

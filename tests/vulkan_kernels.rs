@@ -109,8 +109,26 @@ fn check_product_via(
     let (mut rec, mut descs) = h.recorder();
     rec.begin().unwrap();
     let (xa, ya) = (Act::packed(xb.range(), xs), Act::packed(yb.range(), ys));
+    let staging = h
+        .gpu
+        .buffer(
+            matvec::staged_bytes(&w).max(16),
+            rawrxd::engine::vulkan::MemoryClass::Device,
+        )
+        .unwrap();
     match coopmat {
         None => matvec::mul(&h.gpu, &mut rec, &mut descs, &w, xa, ya, n, out),
+        Some("staged") => matvec::matmul_coopmat_staged(
+            &h.gpu,
+            &mut rec,
+            &mut descs,
+            &w,
+            staging.range(),
+            xa,
+            ya,
+            n,
+            out,
+        ),
         Some(shape) => {
             matvec::matmul_coopmat(&h.gpu, &mut rec, &mut descs, &w, xa, ya, n, out, shape)
         }
@@ -794,7 +812,8 @@ fn quant_matvec_and_matmul_match_cpu_dequantize() {
 const COOPMAT_NMSE: f64 = 2e-6;
 
 /// The tensor-core matmul (NV cooperative matrix, f16 operands, f32 sums) against the f64 oracle
-/// for every weight format, both tile shapes, partial row and token tiles and both output modes.
+/// for every weight format, both tile shapes and the staged path (dequant_f16 first), whole and partial row and token tiles (130 rows: one
+/// whole 128-row tile) and both output modes.
 /// Runs where the device has the path (NVIDIA); elsewhere it says so and checks nothing.
 #[test]
 fn coopmat_matmul_matches_cpu_for_every_format() {
@@ -813,13 +832,15 @@ fn coopmat_matmul_matches_cpu_for_every_format() {
         (2, Output::Store, "d"),
         (12, Output::Accumulate, "d"),
         (17, Output::Store, "d"),
-        (70, Output::Accumulate, "m"),
-        (33, Output::Accumulate, "m"),
-        (150, Output::Accumulate, "l"),
-        (5, Output::Store, "l"),
+        (70, Output::Accumulate, "w"),
+        (33, Output::Accumulate, "w"),
+        (150, Output::Accumulate, "w"),
+        (5, Output::Store, "w"),
+        (70, Output::Accumulate, "staged"),
+        (33, Output::Store, "staged"),
     ];
     for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
-        for &(ncols, nrows) in &[(33, 17), (100, 66), (576, 7)] {
+        for &(ncols, nrows) in &[(33, 17), (100, 66), (576, 7), (64, 130)] {
             let (wb, wv) = float_weights(&mut rng, ty, ncols * nrows);
             for (n, out, shape) in cases {
                 check_product_via(
@@ -884,6 +905,74 @@ fn coopmat_matmul_matches_cpu_for_every_format() {
                 Output::Store,
                 bound,
             );
+        }
+    }
+    h.finish();
+}
+
+/// dequant_f16 (the staged tensor-core path's first pass; it needs no cooperative matrix, so it
+/// runs everywhere): every format's rows as f16, equal to the CPU dequantization rounded to f16
+/// (within one f16 step: the GPU's f32 dequant may round differently), zero past `ncols` up to
+/// the padded row length, in the last piece of a matrix uploaded in two parts.
+#[test]
+fn dequant_f16_matches_cpu_rounded_to_f16() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(10);
+    let mut cases: Vec<(GgmlType, usize)> = vec![
+        (GgmlType::F32, 100),
+        (GgmlType::F16, 33),
+        (GgmlType::BF16, 130),
+    ];
+    cases.extend(
+        QUANT_TYPES
+            .iter()
+            .map(|&ty| (ty, if ty.is_k_quant() { 768 } else { 96 })),
+    );
+    for (ty, ncols) in cases {
+        let (rows_a, rows_b) = (3, 5);
+        let float = matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
+        let mut make = |rows: usize| {
+            if float {
+                float_weights(&mut rng, ty, ncols * rows)
+            } else {
+                random_quant(&mut rng, ty, ncols, rows)
+            }
+        };
+        let (wa, mut wv) = make(rows_a);
+        let (wb, vb) = make(rows_b);
+        wv.extend(vb);
+        let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[&wa, &wb]).unwrap();
+        // The last piece (the second part when parts stay pieces).
+        let piece = w.pieces.len() - 1;
+        let skip = w.pieces[piece].row_start;
+        let rows = w.pieces[piece].nrows;
+        let ld = matvec::staged_ld(&w);
+        // Poisoned: every element, padding included, must be written.
+        let out = h.upload_u32(&vec![0x7e00_7e00u32; rows * ld / 2]);
+        let (mut rec, mut descs) = h.recorder();
+        rec.begin().unwrap();
+        matvec::dequant_f16(&h.gpu, &mut rec, &mut descs, &w, piece, out.range()).unwrap();
+        rec.submit_wait().unwrap();
+        let got: Vec<f16> = h
+            .download_u32(&out)
+            .iter()
+            .flat_map(|&p| [f16::from_bits(p as u16), f16::from_bits((p >> 16) as u16)])
+            .collect();
+        for r in 0..rows {
+            let src = skip + r;
+            for c in 0..ld {
+                let g = got[r * ld + c].to_f32();
+                if c >= ncols {
+                    assert_eq!(g, 0.0, "{ty} row {r} col {c}: padding not zero");
+                    continue;
+                }
+                let want = f16::from_f32(wv[src * ncols + c]).to_f32();
+                let step = f16::from_f32(want).to_f32().abs() * (1.0 / 1024.0) + 6e-8;
+                assert!(
+                    (g - want).abs() <= step,
+                    "{ty} row {r} col {c}: got {g}, want {want}"
+                );
+            }
         }
     }
     h.finish();

@@ -44,7 +44,9 @@ pub struct VulkanEngineOptions {
     pub gpu: GpuOptions,
     /// KV-cache positions; 0 means min(n_ctx_train, 4096).
     pub n_ctx: usize,
-    /// Most tokens per forward chunk (scratch buffers are sized for it).
+    /// Most tokens per forward chunk (scratch buffers are sized for it); 512 by default, as
+    /// llama.cpp's `n_ubatch` (on an H100 a 7B's 4096-row products need that many tokens to fill
+    /// the GPU with tensor-core tiles).
     pub max_batch: usize,
     /// Time every dispatch with GPU timestamps (serialises dispatches).
     pub profile: bool,
@@ -60,7 +62,7 @@ impl Default for VulkanEngineOptions {
         VulkanEngineOptions {
             gpu: GpuOptions::from_env(),
             n_ctx: 0,
-            max_batch: 256,
+            max_batch: 512,
             profile: false,
             n_slots: 1,
             coopmat: true,
@@ -106,6 +108,38 @@ struct Scratch {
     angles: GpuBuffer,
 }
 
+/// Prompt-sized products on tensor cores take the staged path (see `matvec::matmul_coopmat_staged`).
+const STAGED_ROUTE: matvec::Route = matvec::Route::Coopmat("w");
+
+/// Largest staging scratch the engine allocates: enough for every layer matrix of a 70B-class
+/// model (8192 x 28672 f16 is 448 MiB, so those take the unstaged path) without doubling a small
+/// model's footprint.
+const STAGING_CAP: u64 = 256 << 20;
+
+/// Staging buffers the staged products rotate through. With one, every product's dequant pass
+/// waits for the previous product's matmul (they share it) and independent products (Q, K, V)
+/// no longer overlap; with two, a product's dequant runs beside the previous one's matmul.
+const STAGING_RING: usize = 2;
+
+/// The staging scratch for `model`: [`STAGING_RING`] buffers sized for its largest product matrix
+/// that fits [`STAGING_CAP`] and one binding, or none when the tensor-core path is off or absent.
+fn staging_buffers(gpu: &Gpu, model: &DeviceModel, coopmat: bool) -> VkResult<Vec<GpuBuffer>> {
+    let cap = STAGING_CAP.min(gpu.caps().limits.max_storage_buffer_range);
+    let need = model
+        .products()
+        .into_iter()
+        .filter(|w| coopmat && matvec::has_coopmat(gpu, w.ty))
+        .map(matvec::staged_bytes)
+        .filter(|&b| b <= cap)
+        .max();
+    match need {
+        Some(b) => (0..STAGING_RING)
+            .map(|_| gpu.buffer(b, MemoryClass::Device))
+            .collect(),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// Everything the graph reads while being recorded.
 struct State {
     gpu: Gpu,
@@ -119,6 +153,12 @@ struct State {
     s: Scratch,
     /// `VulkanEngineOptions::coopmat`.
     coopmat: bool,
+    /// Scratch for the staged tensor-core matmul (f16 copies of one matrix each), when the
+    /// tensor-core path is on; matrices larger than it take the unstaged path. Consecutive
+    /// products take turns (see [`STAGING_RING`]).
+    staging: Vec<GpuBuffer>,
+    /// The staging buffer the next staged product takes.
+    staging_next: std::cell::Cell<usize>,
 }
 
 /// The Vulkan backend of `Engine` (and, with several slots, `BatchEngine`) for llama-family
@@ -162,7 +202,15 @@ impl State {
         n: usize,
         out: Output,
     ) -> VkResult<()> {
-        matvec::mul_via(self.route(w, n), &self.gpu, rec, descs, w, x, y, n, out)
+        let route = self.route(w, n);
+        let i = self.staging_next.get();
+        match self.staging.get(i) {
+            Some(st) if route == STAGED_ROUTE && matvec::staged_bytes(w) <= st.size() => {
+                self.staging_next.set((i + 1) % self.staging.len());
+                matvec::matmul_coopmat_staged(&self.gpu, rec, descs, w, st.range(), x, y, n, out)
+            }
+            _ => matvec::mul_via(route, &self.gpu, rec, descs, w, x, y, n, out),
+        }
     }
 
     fn attn_shape(&self, n_split: usize) -> AttnShape {
@@ -540,6 +588,7 @@ impl VulkanEngine {
         }
         rec.submit_wait()?;
         let descs = DescriptorCache::new(&gpu);
+        let staging = staging_buffers(&gpu, &model, opts.coopmat)?;
         let st = State {
             gpu: gpu.clone(),
             hp: hp.clone(),
@@ -551,6 +600,8 @@ impl VulkanEngine {
             kv,
             s,
             coopmat: opts.coopmat,
+            staging,
+            staging_next: std::cell::Cell::new(0),
         };
         Ok(VulkanEngine {
             decode: DECODE_BUCKETS.iter().map(|_| None).collect(),

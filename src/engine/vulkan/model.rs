@@ -58,6 +58,28 @@ pub struct DeviceModel {
     pub bytes: u64,
 }
 
+impl DeviceModel {
+    /// Every matrix the forward pass multiplies activations by (the output projection, or the
+    /// tied embeddings, included).
+    pub fn products(&self) -> Vec<&WeightMatrix> {
+        let mut out = Vec::new();
+        for l in &self.layers {
+            match &l.qkv {
+                Qkv::Fused(w) => out.push(w),
+                Qkv::Split { q, k, v } => out.extend([q, k, v]),
+            }
+            out.push(&l.wo);
+            match &l.gate_up {
+                GateUp::Fused(w) => out.push(w),
+                GateUp::Split { gate, up } => out.extend([gate, up]),
+            }
+            out.push(&l.down);
+        }
+        out.push(self.output.as_ref().unwrap_or(&self.token_embd));
+        out
+    }
+}
+
 /// Whole rows of one weight tensor on the host: what the device matrices are built from, at load
 /// (from the file) and when a tensor is swapped (parts read back from the device).
 #[derive(Clone, Copy)]

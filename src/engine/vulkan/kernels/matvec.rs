@@ -50,6 +50,16 @@ pub struct MatmulPush {
     pub flags: u32,
 }
 
+/// Push constants of dequant_f16.comp.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct DequantF16Push {
+    pub ncols: u32,
+    pub nrows: u32,
+    pub row_bytes: u32,
+    pub ld: u32,
+}
+
 /// Push constants of get_rows.comp.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -282,8 +292,8 @@ pub fn matmul(
 /// The optional extension the tensor-core variants need (build.rs's `EXT_COOPMAT_NV`).
 const COOPMAT_EXT: &str = "coopmat_nv";
 
-/// Records Y = W X for `n` token vectors with matmul_coopmat.comp, tile shape `shape` ("l": 64
-/// rows x 128 tokens, "m": 64 x 64, "d": 32 x 16). Needs [`has_coopmat`]; `Glu` is not supported.
+/// Records Y = W X for `n` token vectors with matmul_coopmat.comp, tile shape `shape` ("w": 128
+/// rows x 64 tokens, "d": 32 x 16). Needs [`has_coopmat`]; `Glu` is not supported.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_coopmat(
     gpu: &Gpu,
@@ -297,8 +307,7 @@ pub fn matmul_coopmat(
     shape: &str,
 ) -> VkResult<()> {
     let (bm, bn, wg) = match shape {
-        "l" => (64, 128, 256),
-        "m" => (64, 64, 128),
+        "w" => (128, 64, 256),
         "d" => (32, 16, 64),
         _ => {
             return Err(VulkanError::invalid(
@@ -325,6 +334,155 @@ pub fn matmul_coopmat(
         wg,
     };
     record_tiled(gpu, rec, descs, &tile, w, x, y, n, out)
+}
+
+/// Row length (elements) of a staged f16 copy of `w`: `ncols` rounded up to 128, so every step of
+/// the staged matmul reads whole 16-byte runs and its padding is zero.
+pub fn staged_ld(w: &WeightMatrix) -> usize {
+    w.ncols.next_multiple_of(128)
+}
+
+/// Bytes of scratch [`matmul_coopmat_staged`] needs for `w`: its largest piece as f16 rows.
+pub fn staged_bytes(w: &WeightMatrix) -> u64 {
+    let rows = w.pieces.iter().map(|p| p.nrows).max().unwrap_or(0);
+    (rows * staged_ld(w) * 2) as u64
+}
+
+/// Records W16 = f16(piece `piece` of W) into `out` with dequant_f16.comp: the piece's rows, each
+/// [`staged_ld`]`(w)` elements long, zero past `ncols`.
+pub fn dequant_f16(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    piece: usize,
+    out: BufRange,
+) -> VkResult<()> {
+    let p = w
+        .pieces
+        .get(piece)
+        .ok_or_else(|| VulkanError::invalid("dequant_f16", format!("no piece {piece}")))?;
+    let ld = staged_ld(w);
+    if out.size < (p.nrows * ld * 2) as u64 {
+        return Err(VulkanError::invalid(
+            "dequant_f16",
+            format!("{} bytes for {} rows of {ld} f16", out.size, p.nrows),
+        ));
+    }
+    let dq = shaders::for_format("dequant_f16", w.ty, "")
+        .ok_or_else(|| VulkanError::MissingShader(format!("dequant_f16_{}", w.ty)))?;
+    let kernel = gpu.kernel(&KernelSpec {
+        variant: dq.name.to_string(),
+        bindings: 2,
+        push_size: std::mem::size_of::<DequantF16Push>() as u32,
+        spec: vec![],
+        local_size: 64,
+        subgroup_sized: false,
+    })?;
+    let push = DequantF16Push {
+        ncols: u32_of("ncols", w.ncols)?,
+        nrows: u32_of("nrows", p.nrows)?,
+        row_bytes: u32_of("row_bytes", w.row_bytes)?,
+        ld: u32_of("ld", ld)?,
+    };
+    let chunks = (ld / 32).div_ceil(64);
+    rec.dispatch(
+        descs,
+        &kernel,
+        &[Binding::read(p.range), Binding::write(out)],
+        push_bytes(&push),
+        linear_groups(gpu.caps(), u32_of("groups", p.nrows * chunks)?),
+        "dequant_f16",
+        (p.nrows * (w.row_bytes + ld * 2)) as u64,
+    )
+}
+
+/// Records Y = W X for `n` token vectors on tensor cores the staged way: each piece of W is first
+/// dequantized to f16 rows in `scratch` (dequant_f16.comp, coalesced, once), then multiplied by
+/// matmul_coopmat.comp's STAGED_F16 variant ("w" tiles). `scratch` must hold
+/// [`staged_bytes`]`(w)`; the recorder orders the reuse of `scratch` between products. The results
+/// equal [`matmul_coopmat`]'s: both round the same dequantized weights to f16.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_coopmat_staged(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    scratch: BufRange,
+    x: Act,
+    y: Act,
+    n: usize,
+    out: Output,
+) -> VkResult<()> {
+    if out == Output::Glu {
+        return Err(VulkanError::invalid(
+            "matmul_coopmat",
+            "GLU output is matvec-only",
+        ));
+    }
+    if !gpu.caps().nv_coopmat_f16_16x16() {
+        return Err(VulkanError::invalid(
+            "matmul_coopmat",
+            "the device has no 16x16x16 f16 NV cooperative matrix on 32-lane subgroups",
+        ));
+    }
+    if scratch.size < staged_bytes(w) {
+        return Err(VulkanError::invalid(
+            "matmul_coopmat",
+            format!(
+                "staging scratch of {} bytes, {} needed",
+                scratch.size,
+                staged_bytes(w)
+            ),
+        ));
+    }
+    let staged_name = format!("matmul_coopmat_w_{COOPMAT_EXT}");
+    let mm = shaders::find(&staged_name).ok_or(VulkanError::MissingShader(staged_name))?;
+    let mm_kernel = gpu.kernel(&KernelSpec {
+        variant: mm.name.to_string(),
+        bindings: 3,
+        push_size: std::mem::size_of::<MatmulPush>() as u32,
+        spec: vec![],
+        local_size: 256,
+        subgroup_sized: false,
+    })?;
+    let ld = staged_ld(w);
+    for (i, piece) in w.pieces.iter().enumerate() {
+        let staged = BufRange {
+            size: (piece.nrows * ld * 2) as u64,
+            ..scratch
+        };
+        dequant_f16(gpu, rec, descs, w, i, staged)?;
+        let push = MatmulPush {
+            ncols: u32_of("ncols", w.ncols)?,
+            nrows: u32_of("nrows", piece.nrows)?,
+            row_bytes: u32_of("row_bytes", ld * 2)?,
+            ntok: u32_of("ntok", n)?,
+            x_off: u32_of("x_off", x.off)?,
+            x_stride: u32_of("x_stride", x.stride)?,
+            y_off: u32_of("y_off", y.off + piece.row_start)?,
+            y_stride: u32_of("y_stride", y.stride)?,
+            flags: u32::from(out == Output::Accumulate),
+        };
+        rec.dispatch(
+            descs,
+            &mm_kernel,
+            &[
+                Binding::read(staged),
+                Binding::read(x.range),
+                Binding::write(y.range),
+            ],
+            push_bytes(&push),
+            [
+                (piece.nrows as u32).div_ceil(128),
+                (n as u32).div_ceil(64),
+                1,
+            ],
+            "matmul_coopmat",
+            (piece.nrows * ld * 2 + n * (w.ncols + piece.nrows) * 4) as u64,
+        )?;
+    }
+    Ok(())
 }
 
 /// A tiled matrix-product variant: its workgroup covers `bm` rows x `bn` tokens with `wg` lanes.
@@ -443,23 +601,13 @@ pub fn coopmat_min_batch() -> Option<usize> {
     })
 }
 
-/// The tensor-core tile shape for `n` vectors: "l" from 128, "m" from 17, "d" below;
-/// `$RAWRXD_COOPMAT_SHAPE` (l, m or d) forces one for n > 16 (tuning runs).
+/// The tensor-core tile shape for `n` vectors: "w" (128 rows x 64 tokens) from 17, else "d"
+/// (32 x 16).
 fn coopmat_shape(n: usize) -> &'static str {
-    static FORCED: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
-    let forced = *FORCED.get_or_init(
-        || match std::env::var("RAWRXD_COOPMAT_SHAPE").ok()?.trim() {
-            "l" => Some("l"),
-            "m" => Some("m"),
-            "d" => Some("d"),
-            _ => None,
-        },
-    );
-    match (n, forced) {
-        (17.., Some(s)) => s,
-        (128.., None) => "l",
-        (17.., None) => "m",
-        _ => "d",
+    if n > 16 {
+        "w"
+    } else {
+        "d"
     }
 }
 
@@ -468,7 +616,7 @@ fn coopmat_shape(n: usize) -> &'static str {
 pub fn has_coopmat(gpu: &Gpu, ty: GgmlType) -> bool {
     coopmat_min_batch().is_some()
         && gpu.caps().nv_coopmat_f16_16x16()
-        && shaders::for_format_ext("matmul_coopmat", ty, "l", COOPMAT_EXT).is_some()
+        && shaders::for_format_ext("matmul_coopmat", ty, "w", COOPMAT_EXT).is_some()
 }
 
 /// Which kernel [`mul`] uses for `n` vectors of weights of type `ty`.
