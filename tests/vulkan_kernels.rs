@@ -839,24 +839,12 @@ fn coopmat_matmul_matches_cpu_for_every_format() {
         (70, Output::Accumulate, "staged"),
         (33, Output::Store, "staged"),
     ];
+    // (type, columns, rows, raw bytes, values): float matrices, then two widths of each quant.
+    let mut mats = Vec::new();
     for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
-        for &(ncols, nrows) in &[(33, 17), (100, 66), (576, 7), (64, 130)] {
+        for (ncols, nrows) in [(33, 17), (100, 66), (576, 7), (64, 130)] {
             let (wb, wv) = float_weights(&mut rng, ty, ncols * nrows);
-            for (n, out, shape) in cases {
-                check_product_via(
-                    &h,
-                    &mut rng,
-                    ty,
-                    &wb,
-                    &wv,
-                    ncols,
-                    nrows,
-                    n,
-                    out,
-                    bound,
-                    Some(shape),
-                );
-            }
+            mats.push((ty, ncols, nrows, wb, wv));
         }
     }
     for ty in QUANT_TYPES {
@@ -868,25 +856,30 @@ fn coopmat_matmul_matches_cpu_for_every_format() {
         for &ncols in widths {
             for nrows in [7usize, 66] {
                 let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
-                for (n, out, shape) in cases {
-                    check_product_via(
-                        &h,
-                        &mut rng,
-                        ty,
-                        &wb,
-                        &wv,
-                        ncols,
-                        nrows,
-                        n,
-                        out,
-                        bound,
-                        Some(shape),
-                    );
-                }
+                mats.push((ty, ncols, nrows, wb, wv));
             }
         }
-        // What `mul` picks for a prompt and for a decode batch goes the same way.
-        let ncols = widths[0];
+    }
+    for (ty, ncols, nrows, wb, wv) in &mats {
+        for (n, out, shape) in cases {
+            check_product_via(
+                &h,
+                &mut rng,
+                *ty,
+                wb,
+                wv,
+                *ncols,
+                *nrows,
+                n,
+                out,
+                bound,
+                Some(shape),
+            );
+        }
+    }
+    for ty in QUANT_TYPES {
+        // `mul` sends prompt-sized batches (17 vectors and more) the tensor-core way.
+        let ncols = if ty.is_k_quant() { 256 } else { 96 };
         let (wb, wv) = random_quant(&mut rng, ty, ncols, 66);
         for n in [17, 40, 130] {
             assert!(matches!(

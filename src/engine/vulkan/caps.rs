@@ -81,6 +81,21 @@ pub struct CoopMatShape {
     pub scope: String,
 }
 
+impl CoopMatShape {
+    /// A shape from its sizes (m, n, k), its component types (a, b, c, result) and scope, as the
+    /// KHR and NV queries report them.
+    fn new(mnk: [u32; 3], types: [&dyn std::fmt::Debug; 4], scope: &dyn std::fmt::Debug) -> Self {
+        let [a, b, c, r] = types;
+        CoopMatShape {
+            m: mnk[0],
+            n: mnk[1],
+            k: mnk[2],
+            types: format!("{a:?}/{b:?}/{c:?}/{r:?}"),
+            scope: format!("{scope:?}"),
+        }
+    }
+}
+
 /// Integer dot product support (VK_KHR_shader_integer_dot_product, core 1.3).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct IntegerDotCaps {
@@ -518,15 +533,12 @@ impl DeviceCaps {
             self.cooperative_matrix = Some(
                 shapes
                     .iter()
-                    .map(|s| CoopMatShape {
-                        m: s.m_size,
-                        n: s.n_size,
-                        k: s.k_size,
-                        types: format!(
-                            "{:?}/{:?}/{:?}/{:?}",
-                            s.a_type, s.b_type, s.c_type, s.result_type
-                        ),
-                        scope: format!("{:?}", s.scope),
+                    .map(|s| {
+                        CoopMatShape::new(
+                            [s.m_size, s.n_size, s.k_size],
+                            [&s.a_type, &s.b_type, &s.c_type, &s.result_type],
+                            &s.scope,
+                        )
                     })
                     .collect(),
             );
@@ -554,15 +566,12 @@ impl DeviceCaps {
         props.truncate(count as usize);
         props
             .iter()
-            .map(|s| CoopMatShape {
-                m: s.m_size,
-                n: s.n_size,
-                k: s.k_size,
-                types: format!(
-                    "{:?}/{:?}/{:?}/{:?}",
-                    s.a_type, s.b_type, s.c_type, s.d_type
-                ),
-                scope: format!("{:?}", s.scope),
+            .map(|s| {
+                CoopMatShape::new(
+                    [s.m_size, s.n_size, s.k_size],
+                    [&s.a_type, &s.b_type, &s.c_type, &s.d_type],
+                    &s.scope,
+                )
             })
             .collect()
     }
