@@ -72,7 +72,9 @@ end
 --- Stores a bench result and quality figures in the current run.
 local function record(r, q, file_info)
   local R = rx.results
-  for i, x in ipairs(r.pp and r.pp.samples or {}) do R.record("pp_tps", x, "tok/s", { rep = i }) end
+  for i, x in ipairs(r.pp and r.pp.samples or {}) do
+    R.record("pp_tps", x, "tok/s", { rep = i, prompt_matmul = r.prompt_matmul })
+  end
   for i, x in ipairs(r.tg and r.tg.samples or {}) do R.record("tg_tps", x, "tok/s", { rep = i }) end
   if r.ms then
     R.record("ms_p50", r.ms.p50, "ms")

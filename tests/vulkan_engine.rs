@@ -238,6 +238,15 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
         // lavapipe is not in the datasheet table: its peak is measured by a device copy, which
         // must land between a slow CPU's memory (1 GB/s) and any GPU's (10 TB/s); a second call
         // returns the cached value.
+        // Prompt products run in f32 unless the device has the tensor-core path.
+        let coop = rawrxd::engine::vulkan::kernels::matvec::has_coopmat(
+            &h.gpu,
+            rawrxd::quant::GgmlType::F16,
+        );
+        assert_eq!(
+            eng.prompt_matmul(),
+            if coop { "f16 tensor cores" } else { "f32" }
+        );
         let bw = eng.peak_bandwidth().expect("copy bandwidth measured");
         assert!((1e9..1e13).contains(&bw), "{bw}");
         assert_eq!(eng.peak_bandwidth(), Some(bw));

@@ -475,6 +475,7 @@ function rawrxd.engine.list() end
 ---@class rawrxd.BenchResult
 ---@field backend string
 ---@field device string
+---@field prompt_matmul string       "f32" or "f16 tensor cores" (how prompt products ran; not like for like)
 ---@field variant string
 ---@field prompt integer
 ---@field gen integer

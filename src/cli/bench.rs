@@ -122,11 +122,12 @@ fn print_table(
         .unwrap_or_default();
     writeln!(
         out,
-        "model: {name} ({:.2} GiB, {:.2} B params)  backend: {}  device: {}",
+        "model: {name} ({:.2} GiB, {:.2} B params)  backend: {}  device: {}  prompt matmul: {}",
         file.tensor_bytes() as f64 / (1u64 << 30) as f64,
         file.n_params() as f64 / 1e9,
         r.backend,
-        r.device
+        r.device,
+        r.prompt_matmul
     )?;
     writeln!(
         out,
@@ -225,10 +226,11 @@ fn run_batched(args: &BenchArgs, list: &str) -> anyhow::Result<()> {
     if !args.json {
         writeln!(
             out,
-            "model: {}  backend: {}  device: {}",
+            "model: {}  backend: {}  device: {}  prompt matmul: {}",
             args.model.display(),
             engine.backend(),
-            engine.device_name()
+            engine.device_name(),
+            engine.prompt_matmul()
         )?;
         writeln!(
             out,
@@ -265,6 +267,7 @@ fn run_batched(args: &BenchArgs, list: &str) -> anyhow::Result<()> {
             "model": args.model,
             "backend": engine.backend(),
             "device": engine.device_name(),
+            "prompt_matmul": engine.prompt_matmul(),
             "config": cfg,
             "rows": rows,
         });

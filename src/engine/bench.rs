@@ -101,6 +101,8 @@ pub struct BenchResult {
     pub config: BenchConfig,
     pub backend: String,
     pub device: String,
+    /// How prompt products were computed (`Engine::prompt_matmul`).
+    pub prompt_matmul: String,
     /// Prompt tokens per second, per repetition.
     pub pp_tps: Option<Summary>,
     /// Generated tokens per second, per repetition.
@@ -230,6 +232,7 @@ pub fn run_with(
         config: cfg.clone(),
         backend: engine.backend().to_string(),
         device: engine.device_name(),
+        prompt_matmul: engine.prompt_matmul().to_string(),
         pp_tps: (!pp.is_empty()).then(|| Summary::of(pp)),
         tg_tps,
         tg_ms,

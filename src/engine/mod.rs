@@ -95,6 +95,12 @@ pub trait Engine: Send {
     fn peak_bandwidth(&self) -> Option<f64> {
         None
     }
+    /// How prompt-sized matrix products are computed, for reports: "f32" (FMAs on f32 operands)
+    /// or "f16 tensor cores" (operands rounded to f16, f32 sums; the Vulkan engine on devices
+    /// with VK_NV_cooperative_matrix). Numbers from the two are not like for like.
+    fn prompt_matmul(&self) -> &'static str {
+        "f32"
+    }
     /// The per-kernel profile gathered since the last call, as a printable table, when the engine
     /// was loaded with profiling on (GPU timestamps). Taking it resets the counters.
     fn take_profile_report(&mut self) -> Option<String> {

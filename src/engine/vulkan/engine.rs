@@ -830,6 +830,19 @@ impl Engine for VulkanEngine {
         self.st.model.decode_bytes()
     }
 
+    fn prompt_matmul(&self) -> &'static str {
+        let m = &self.st.model;
+        let on = self.st.coopmat
+            && m.products()
+                .iter()
+                .any(|w| matvec::has_coopmat(&self.st.gpu, w.ty));
+        if on {
+            "f16 tensor cores"
+        } else {
+            "f32"
+        }
+    }
+
     fn peak_bandwidth(&self) -> Option<f64> {
         *self.peak.get_or_init(|| {
             let caps = self.st.gpu.caps();
