@@ -903,6 +903,98 @@ fn coopmat_matmul_matches_cpu_for_every_format() {
     h.finish();
 }
 
+/// matvec with x staged in shared memory (`x_shared`) against the same kernel without it: every
+/// lane sums the same pieces in the same order, so the outputs must be bit-identical, for every
+/// format, batches that take one stage (3) and two (9, 16: at most 8 vectors are staged at
+/// once), all three output modes (two formats), rows that do not fill the last workgroup. The unstaged kernel is
+/// itself checked against the CPU in `quant_matvec_and_matmul_match_cpu_dequantize`; here the
+/// staged one also gets that oracle's NMSE bound.
+#[test]
+fn matvec_with_x_in_shared_memory_equals_unstaged() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(11);
+    // (type, columns, batches, every output mode or Store only): each combination is a pipeline,
+    // and lavapipe compiles the unrolled batch loops slowly, so most formats get one.
+    let mut cases: Vec<(GgmlType, usize, Vec<usize>, bool)> = vec![
+        (GgmlType::F32, 100, vec![3], false),
+        (GgmlType::F16, 264, vec![9], true),
+        (GgmlType::BF16, 40, vec![3], false),
+    ];
+    for (i, &ty) in QUANT_TYPES.iter().enumerate() {
+        let ncols = if ty.is_k_quant() { 768 } else { 96 };
+        cases.push(match i {
+            0 => (ty, ncols, vec![3, 9, 16], true),
+            _ => (ty, ncols, vec![9], false),
+        });
+    }
+    for (ty, ncols, batches, all_outs) in cases {
+        let nrows = 38;
+        let float = matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
+        let (wb, wv) = if float {
+            float_weights(&mut rng, ty, ncols * nrows)
+        } else {
+            random_quant(&mut rng, ty, ncols, nrows)
+        };
+        let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[&wb]).unwrap();
+        for n in batches {
+            let outs: &[Output] = if all_outs {
+                &[Output::Store, Output::Accumulate, Output::Glu]
+            } else {
+                &[Output::Store]
+            };
+            for &out in outs {
+                let xs = ncols + 4;
+                let x = rng.vec(n * xs);
+                let ys = nrows + 1;
+                let y0 = rng.vec(n * ys);
+                let xb = h.upload_f32(&x);
+                let run = |x_shared: bool| {
+                    let yb = h.upload_f32(&y0);
+                    let (mut rec, mut descs) = h.recorder();
+                    rec.begin().unwrap();
+                    let tuning = matvec::MatvecTuning {
+                        subgroups: 4,
+                        rows_per_subgroup: 2,
+                        unroll: 1,
+                        x_shared,
+                    };
+                    matvec::matvec_tuned(
+                        &h.gpu,
+                        &mut rec,
+                        &mut descs,
+                        &w,
+                        Act::packed(xb.range(), xs),
+                        Act::packed(yb.range(), ys),
+                        n,
+                        out,
+                        tuning,
+                    )
+                    .unwrap();
+                    rec.submit_wait().unwrap();
+                    h.download_f32(&yb)
+                };
+                let (plain, staged) = (run(false), run(true));
+                let what = format!("{ty} {out:?} {nrows}x{ncols} n={n}");
+                assert!(
+                    plain.iter().zip(&staged).all(|(a, b)| a == b),
+                    "{what}: staged x differs from unstaged"
+                );
+                if out == Output::Store {
+                    let prod = ref_matmul(&wv, ncols, nrows, &x, xs, n);
+                    let mut want = y0.clone();
+                    for t in 0..n {
+                        for r in 0..nrows {
+                            want[t * ys + r] = prod[t * nrows + r] as f32;
+                        }
+                    }
+                    assert_close(&what, &staged, &want, 1e-10);
+                }
+            }
+        }
+    }
+    h.finish();
+}
+
 /// dequant_f16 (the staged tensor-core path's first pass; it needs no cooperative matrix, so it
 /// runs everywhere): every format's rows as f16, equal to the CPU dequantization rounded to f16
 /// (within one f16 step: the GPU's f32 dequant may round differently), zero past `ncols` up to

@@ -116,6 +116,9 @@ pub struct MatvecTuning {
     pub rows_per_subgroup: u32,
     /// Pieces (see shaders/piece.glsl) each lane handles per loop iteration (1..=8).
     pub unroll: u32,
+    /// Stage x in shared memory once per workgroup (batches only; forces `unroll` 1; see
+    /// shaders/matvec.comp). Off unless `RAWRXD_MATVEC_XSHARED=1`: not yet measured on a GPU.
+    pub x_shared: bool,
 }
 
 impl MatvecTuning {
@@ -136,13 +139,20 @@ impl MatvecTuning {
                 subgroups: SUBGROUPS_PER_WG,
                 rows_per_subgroup: 1,
                 unroll: 1,
+                x_shared: false,
             }
         } else {
             MatvecTuning {
                 subgroups: 8,
                 rows_per_subgroup: if batch > 1 { 2 } else { 1 },
                 unroll: if batch > 1 { 1 } else { 2 },
+                x_shared: false,
             }
+        };
+        let default = MatvecTuning {
+            x_shared: batch > 1
+                && std::env::var("RAWRXD_MATVEC_XSHARED").is_ok_and(|v| v.trim() == "1"),
+            ..default
         };
         let var = if batch > 1 {
             "RAWRXD_MATVEC_TUNING_BATCH"
@@ -161,6 +171,7 @@ impl MatvecTuning {
                     subgroups: *sg,
                     rows_per_subgroup: *nr,
                     unroll: *un,
+                    x_shared: default.x_shared,
                 }
             }
             _ => default,
@@ -180,6 +191,33 @@ pub fn matvec(
     n: usize,
     out: Output,
 ) -> VkResult<()> {
+    let tuning = MatvecTuning::for_device(gpu.caps(), n);
+    matvec_tuned(gpu, rec, descs, w, x, y, n, out, tuning)
+}
+
+/// Columns per piece-block and pieces per block of `ty` in shaders/piece.glsl (QK, LPB).
+fn piece_geometry(ty: GgmlType) -> (u32, u32) {
+    match ty {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => (8, 1),
+        GgmlType::Q2K => (256, 16),
+        GgmlType::Q3K | GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K => (256, 8),
+        _ => (32, 4),
+    }
+}
+
+/// As [`matvec`] with an explicit workgroup shape (tuning runs and tests).
+#[allow(clippy::too_many_arguments)]
+pub fn matvec_tuned(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    x: Act,
+    y: Act,
+    n: usize,
+    out: Output,
+    tuning: MatvecTuning,
+) -> VkResult<()> {
     if n == 0 || n > MATVEC_MAX_BATCH {
         return Err(VulkanError::invalid(
             "matvec",
@@ -189,7 +227,20 @@ pub fn matvec(
     let caps = gpu.caps();
     let variant = shaders::for_format("matvec", w.ty, "")
         .ok_or_else(|| VulkanError::MissingShader(format!("matvec_{}", w.ty)))?;
-    let tuning = MatvecTuning::for_device(caps, n);
+    let mut tuning = tuning;
+    // x staged in shared memory: the columns of one step of the subgroup's lanes (whole blocks),
+    // for as many vectors at once as fit (at most 8).
+    let (mut xs_cols, mut xs_tok) = (4u32, 1u32);
+    if tuning.x_shared && n > 1 {
+        let (qk, lpb) = piece_geometry(w.ty);
+        xs_cols = caps.subgroup.size.max(1).div_ceil(lpb) * qk;
+        let fit = caps.limits.max_compute_shared_memory_size / (xs_cols * 4);
+        xs_tok = fit.min(8).min(n as u32);
+        tuning.unroll = 1;
+        tuning.x_shared = xs_tok > 0;
+    } else {
+        tuning.x_shared = false;
+    }
     let wg = subgroup_wg(caps, tuning.subgroups);
     let rows_per_wg = (wg / caps.subgroup.size.max(1)) * tuning.rows_per_subgroup;
     let x_vec4 = x.off % 4 == 0 && (x.stride % 4 == 0 || n == 1);
@@ -205,6 +256,9 @@ pub fn matvec(
             u32::from(out == Output::Glu),
             u32::from(x_vec4),
             tuning.unroll,
+            u32::from(tuning.x_shared),
+            xs_cols,
+            xs_tok.max(1),
         ],
         local_size: wg,
         subgroup_sized: true,
