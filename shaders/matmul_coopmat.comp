@@ -5,8 +5,9 @@
 // A workgroup owns BM rows x BN tokens and is WM x WN subgroups of 32 lanes (the host only picks
 // these variants when the subgroup size is 32); each subgroup owns TM x TN 16x16 output tiles. A
 // step dequantizes BK columns of the BM rows (BK / 32 units of dequant.glsl per row) and loads the
-// same BK columns of the BN tokens, both as f16 into shared memory; every subgroup then multiplies
-// its tiles 16 columns at a time, accumulating in f32. Whole output tiles go straight to Y (with
+// same BK columns of the BN tokens, both as f16 into shared memory (the next step's are fetched
+// into registers while this step's tiles are multiplied); every subgroup then multiplies its
+// tiles 16 columns at a time, accumulating in f32. Whole output tiles go straight to Y (with
 // accumulation, the sum starts from Y's tile); tiles that cross the last row or token go through a
 // per-subgroup 16x16 buffer in shared memory and are written element by element, so nothing past
 // the end is touched. Staged tiles are f16 packed four to a uvec2 (64-bit shared stores).

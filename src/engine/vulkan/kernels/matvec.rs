@@ -1,8 +1,11 @@
 //! Weight-matrix kernels: matrix-vector (decode), matrix-matrix (prefill) and row lookup
-//! (embeddings), for every weight format. Shaders: matvec.comp, matmul.comp, get_rows.comp.
+//! (embeddings), for every weight format. Shaders: matvec.comp, matmul.comp, get_rows.comp, and
+//! on devices with VK_NV_cooperative_matrix matmul_coopmat.comp and dequant_f16.comp (tensor
+//! cores; [`route`] says which kernel a product takes).
 //!
 //! Invariants: x and y ranges hold f32; a dispatch per weight piece, each writing its own rows;
-//! `y` rows are `nrows` wide (or, with GLU, `nrows / 2`: gate rows then up rows).
+//! `y` rows are `nrows` wide (or, with GLU, `nrows / 2`: gate rows then up rows). matvec.comp and
+//! matmul.comp compute in f32; the tensor-core kernels round both operands to f16 and sum in f32.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -630,7 +633,7 @@ pub enum Route {
     Matvec,
     /// matmul.comp: tiled, f32 FMAs.
     Matmul,
-    /// matmul_coopmat.comp on tensor cores, with its tile shape ("l" or "d").
+    /// matmul_coopmat.comp on tensor cores, with its tile shape ("w" or "d").
     Coopmat(&'static str),
 }
 
