@@ -81,6 +81,9 @@ pub struct PoolConfig {
     pub slo: Option<Slo>,
     /// Keep every [`super::RequestRecord`] in the result (memory grows with the run).
     pub keep_records: bool,
+    /// Kept records are compacted ([`super::RequestRecord::compact`]): first and last token
+    /// chunk only. Fault runs keep records this way to account every request.
+    pub compact_records: bool,
     /// Draw a live progress line on stderr.
     pub progress: bool,
 }
@@ -95,6 +98,7 @@ impl PoolConfig {
             request_timeout: Duration::from_secs(60),
             slo: None,
             keep_records: false,
+            compact_records: false,
             progress: false,
         }
     }

@@ -152,6 +152,7 @@ pub const MAX_ERROR_EXAMPLES: usize = 3;
 pub struct Aggregator {
     slo: Option<Slo>,
     keep_records: bool,
+    compact_records: bool,
     /// Histograms so far.
     pub histograms: Histograms,
     /// Counts so far.
@@ -171,6 +172,7 @@ impl Aggregator {
         Aggregator {
             slo: config.slo.clone(),
             keep_records: config.keep_records,
+            compact_records: config.compact_records,
             histograms: Histograms::default(),
             counts: Counts::default(),
             output_tokens: 0,
@@ -230,6 +232,10 @@ impl Aggregator {
             }
         }
         if self.keep_records {
+            let mut record = record;
+            if self.compact_records {
+                record.compact();
+            }
             self.records.push(record);
         }
     }

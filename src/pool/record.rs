@@ -78,6 +78,19 @@ impl RequestRecord {
         self.error.is_none()
     }
 
+    /// Drops the token chunks between the first and the last: what is left still gives
+    /// `ttft_us`, `prefill_us`, `e2e_us` and the outcome, but not the inter-token gaps (an
+    /// aggregator has folded those into its histograms already). For runs that must account every
+    /// request (fault runs) without holding every gap of every request.
+    pub fn compact(&mut self) {
+        if self.chunks.len() > 2 {
+            let last = self.chunks[self.chunks.len() - 1];
+            self.chunks.truncate(1);
+            self.chunks.push(last);
+            self.chunks.shrink_to_fit();
+        }
+    }
+
     /// Tokens that arrived in chunks.
     pub fn streamed_tokens(&self) -> u64 {
         self.chunks.iter().map(|c| c.tokens as u64).sum()
@@ -258,6 +271,23 @@ mod tests {
         assert_eq!(r.itl_gaps_us(), vec![100, 100, 100, 100]);
         let first_multi = record(&[(300, 2), (500, 1)]);
         assert_eq!(first_multi.itl_gaps_us(), vec![0, 200]);
+    }
+
+    #[test]
+    fn compact_keeps_the_derived_times_but_not_the_gaps() {
+        let full = record(&[(300, 1), (400, 1), (650, 2), (700, 3)]);
+        let mut c = full.clone();
+        c.compact();
+        assert_eq!(c.chunks.len(), 2);
+        assert_eq!(c.ttft_us(), full.ttft_us());
+        assert_eq!(c.prefill_us(), full.prefill_us());
+        assert_eq!(c.e2e_us(), full.e2e_us());
+        assert_eq!(c.queue_wait_us(), full.queue_wait_us());
+        assert_eq!(c.tokens, full.tokens);
+        let short = record(&[(300, 1), (400, 1)]);
+        let mut s = short.clone();
+        s.compact();
+        assert_eq!(s, short);
     }
 
     #[test]
