@@ -38,6 +38,15 @@ fn float_weights(rng: &mut Rng, ty: GgmlType, n: usize) -> (Vec<u8>, Vec<f32>) {
     }
 }
 
+/// Random weights of any type: [`float_weights`] or [`random_quant`].
+fn random_weights(rng: &mut Rng, ty: GgmlType, ncols: usize, nrows: usize) -> (Vec<u8>, Vec<f32>) {
+    if ty.is_float() {
+        float_weights(rng, ty, ncols * nrows)
+    } else {
+        random_quant(rng, ty, ncols, nrows)
+    }
+}
+
 /// y[t][r] = sum_k w[r][k] * x[t][k] in f64.
 fn ref_matmul(w: &[f32], ncols: usize, nrows: usize, x: &[f32], xs: usize, n: usize) -> Vec<f64> {
     let mut y = vec![0f64; n * nrows];
@@ -109,26 +118,31 @@ fn check_product_via(
     let (mut rec, mut descs) = h.recorder();
     rec.begin().unwrap();
     let (xa, ya) = (Act::packed(xb.range(), xs), Act::packed(yb.range(), ys));
-    let staging = h
-        .gpu
-        .buffer(
-            matvec::staged_bytes(&w).max(16),
-            rawrxd::engine::vulkan::MemoryClass::Device,
-        )
-        .unwrap();
+    // Scratch of the staged path, alive until the submission below has run.
+    let mut staging = None;
     match coopmat {
         None => matvec::mul(&h.gpu, &mut rec, &mut descs, &w, xa, ya, n, out),
-        Some("staged") => matvec::matmul_coopmat_staged(
-            &h.gpu,
-            &mut rec,
-            &mut descs,
-            &w,
-            staging.range(),
-            xa,
-            ya,
-            n,
-            out,
-        ),
+        Some("staged") => {
+            let scratch = staging.insert(
+                h.gpu
+                    .buffer(
+                        matvec::staged_bytes(&w),
+                        rawrxd::engine::vulkan::MemoryClass::Device,
+                    )
+                    .unwrap(),
+            );
+            matvec::matmul_coopmat_staged(
+                &h.gpu,
+                &mut rec,
+                &mut descs,
+                &w,
+                scratch.range(),
+                xa,
+                ya,
+                n,
+                out,
+            )
+        }
         Some(shape) => {
             matvec::matmul_coopmat(&h.gpu, &mut rec, &mut descs, &w, xa, ya, n, out, shape)
         }
@@ -929,12 +943,7 @@ fn matvec_with_x_in_shared_memory_equals_unstaged() {
     }
     for (ty, ncols, batches, all_outs) in cases {
         let nrows = 38;
-        let float = matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
-        let (wb, wv) = if float {
-            float_weights(&mut rng, ty, ncols * nrows)
-        } else {
-            random_quant(&mut rng, ty, ncols, nrows)
-        };
+        let (wb, wv) = random_weights(&mut rng, ty, ncols, nrows);
         let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[&wb]).unwrap();
         for n in batches {
             let outs: &[Output] = if all_outs {
@@ -1015,16 +1024,8 @@ fn dequant_f16_matches_cpu_rounded_to_f16() {
     );
     for (ty, ncols) in cases {
         let (rows_a, rows_b) = (3, 5);
-        let float = matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
-        let mut make = |rows: usize| {
-            if float {
-                float_weights(&mut rng, ty, ncols * rows)
-            } else {
-                random_quant(&mut rng, ty, ncols, rows)
-            }
-        };
-        let (wa, mut wv) = make(rows_a);
-        let (wb, vb) = make(rows_b);
+        let (wa, mut wv) = random_weights(&mut rng, ty, ncols, rows_a);
+        let (wb, vb) = random_weights(&mut rng, ty, ncols, rows_b);
         wv.extend(vb);
         let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[&wa, &wb]).unwrap();
         // The last piece (the second part when parts stay pieces).

@@ -201,7 +201,7 @@ pub fn matvec(
 /// Columns per piece-block and pieces per block of `ty` in shaders/piece.glsl (QK, LPB).
 fn piece_geometry(ty: GgmlType) -> (u32, u32) {
     match ty {
-        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => (8, 1),
+        t if t.is_float() => (8, 1),
         GgmlType::Q2K => (256, 16),
         GgmlType::Q3K | GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K => (256, 8),
         _ => (32, 4),
@@ -343,7 +343,7 @@ pub fn matmul(
         bn,
         wg: bm * bn / 16,
     };
-    record_tiled(gpu, rec, descs, &tile, w, x, y, n, out)
+    record_tiled(gpu, rec, descs, &tile, w, &mut raw_pieces(w), x, y, n, out)
 }
 
 /// The optional extension the tensor-core variants need (build.rs's `EXT_COOPMAT_NV`).
@@ -363,6 +363,16 @@ pub fn matmul_coopmat(
     out: Output,
     shape: &str,
 ) -> VkResult<()> {
+    let variant =
+        shaders::for_format_ext("matmul_coopmat", w.ty, shape, COOPMAT_EXT).ok_or_else(|| {
+            VulkanError::MissingShader(format!("matmul_coopmat_{}_{shape}_{COOPMAT_EXT}", w.ty))
+        })?;
+    let tile = coopmat_tile(gpu, shape, variant.name)?;
+    record_tiled(gpu, rec, descs, &tile, w, &mut raw_pieces(w), x, y, n, out)
+}
+
+/// The tile of matmul_coopmat.comp's `shape` for `variant`, once the device is known to run it.
+fn coopmat_tile(gpu: &Gpu, shape: &str, variant: &'static str) -> VkResult<Tile> {
     let (bm, bn, wg) = match shape {
         "w" => (128, 64, 256),
         "d" => (32, 16, 64),
@@ -379,18 +389,13 @@ pub fn matmul_coopmat(
             "the device has no 16x16x16 f16 NV cooperative matrix on 32-lane subgroups",
         ));
     }
-    let variant =
-        shaders::for_format_ext("matmul_coopmat", w.ty, shape, COOPMAT_EXT).ok_or_else(|| {
-            VulkanError::MissingShader(format!("matmul_coopmat_{}_{shape}_{COOPMAT_EXT}", w.ty))
-        })?;
-    let tile = Tile {
-        variant: variant.name,
+    Ok(Tile {
+        variant,
         label: "matmul_coopmat",
         bm,
         bn,
         wg,
-    };
-    record_tiled(gpu, rec, descs, &tile, w, x, y, n, out)
+    })
 }
 
 /// Row length (elements) of a staged f16 copy of `w`: `ncols` rounded up to 128, so every step of
@@ -471,18 +476,6 @@ pub fn matmul_coopmat_staged(
     n: usize,
     out: Output,
 ) -> VkResult<()> {
-    if out == Output::Glu {
-        return Err(VulkanError::invalid(
-            "matmul_coopmat",
-            "GLU output is matvec-only",
-        ));
-    }
-    if !gpu.caps().nv_coopmat_f16_16x16() {
-        return Err(VulkanError::invalid(
-            "matmul_coopmat",
-            "the device has no 16x16x16 f16 NV cooperative matrix on 32-lane subgroups",
-        ));
-    }
     if scratch.size < staged_bytes(w) {
         return Err(VulkanError::invalid(
             "matmul_coopmat",
@@ -495,51 +488,18 @@ pub fn matmul_coopmat_staged(
     }
     let staged_name = format!("matmul_coopmat_w_{COOPMAT_EXT}");
     let mm = shaders::find(&staged_name).ok_or(VulkanError::MissingShader(staged_name))?;
-    let mm_kernel = gpu.kernel(&KernelSpec {
-        variant: mm.name.to_string(),
-        bindings: 3,
-        push_size: std::mem::size_of::<MatmulPush>() as u32,
-        spec: vec![],
-        local_size: 256,
-        subgroup_sized: false,
-    })?;
+    let tile = coopmat_tile(gpu, "w", mm.name)?;
     let ld = staged_ld(w);
-    for (i, piece) in w.pieces.iter().enumerate() {
+    // Each piece is dequantized into the scratch just before its product reads it.
+    let mut stage = |rec: &mut Recorder, descs: &mut DescriptorCache, i: usize| {
         let staged = BufRange {
-            size: (piece.nrows * ld * 2) as u64,
+            size: (w.pieces[i].nrows * ld * 2) as u64,
             ..scratch
         };
         dequant_f16(gpu, rec, descs, w, i, staged)?;
-        let push = MatmulPush {
-            ncols: u32_of("ncols", w.ncols)?,
-            nrows: u32_of("nrows", piece.nrows)?,
-            row_bytes: u32_of("row_bytes", ld * 2)?,
-            ntok: u32_of("ntok", n)?,
-            x_off: u32_of("x_off", x.off)?,
-            x_stride: u32_of("x_stride", x.stride)?,
-            y_off: u32_of("y_off", y.off + piece.row_start)?,
-            y_stride: u32_of("y_stride", y.stride)?,
-            flags: u32::from(out == Output::Accumulate),
-        };
-        rec.dispatch(
-            descs,
-            &mm_kernel,
-            &[
-                Binding::read(staged),
-                Binding::read(x.range),
-                Binding::write(y.range),
-            ],
-            push_bytes(&push),
-            [
-                (piece.nrows as u32).div_ceil(128),
-                (n as u32).div_ceil(64),
-                1,
-            ],
-            "matmul_coopmat",
-            (piece.nrows * ld * 2 + n * (w.ncols + piece.nrows) * 4) as u64,
-        )?;
-    }
-    Ok(())
+        Ok((staged, ld * 2))
+    };
+    record_tiled(gpu, rec, descs, &tile, w, &mut stage, x, y, n, out)
 }
 
 /// A tiled matrix-product variant: its workgroup covers `bm` rows x `bn` tokens with `wg` lanes.
@@ -551,7 +511,20 @@ struct Tile {
     wg: u32,
 }
 
-/// Records one dispatch of a tiled product (push constants [`MatmulPush`]) per weight piece.
+/// Where a tiled product reads piece `i` of its weights: records whatever prepares them and
+/// returns their range and bytes per row.
+type PieceWeights<'a> =
+    dyn FnMut(&mut Recorder, &mut DescriptorCache, usize) -> VkResult<(BufRange, usize)> + 'a;
+
+/// The weights as uploaded: each piece's own range, raw GGUF rows.
+fn raw_pieces(
+    w: &WeightMatrix,
+) -> impl FnMut(&mut Recorder, &mut DescriptorCache, usize) -> VkResult<(BufRange, usize)> + '_ {
+    |_, _, i| Ok((w.pieces[i].range, w.row_bytes))
+}
+
+/// Records one dispatch of a tiled product (push constants [`MatmulPush`]) per weight piece,
+/// reading the piece where `weights` says.
 #[allow(clippy::too_many_arguments)]
 fn record_tiled(
     gpu: &Gpu,
@@ -559,6 +532,7 @@ fn record_tiled(
     descs: &mut DescriptorCache,
     tile: &Tile,
     w: &WeightMatrix,
+    weights: &mut PieceWeights<'_>,
     x: Act,
     y: Act,
     n: usize,
@@ -578,11 +552,12 @@ fn record_tiled(
         local_size: tile.wg,
         subgroup_sized: false,
     })?;
-    for piece in &w.pieces {
+    for (i, piece) in w.pieces.iter().enumerate() {
+        let (range, row_bytes) = weights(rec, descs, i)?;
         let push = MatmulPush {
             ncols: u32_of("ncols", w.ncols)?,
             nrows: u32_of("nrows", piece.nrows)?,
-            row_bytes: u32_of("row_bytes", w.row_bytes)?,
+            row_bytes: u32_of("row_bytes", row_bytes)?,
             ntok: u32_of("ntok", n)?,
             x_off: u32_of("x_off", x.off)?,
             x_stride: u32_of("x_stride", x.stride)?,
@@ -595,12 +570,12 @@ fn record_tiled(
             (n as u32).div_ceil(tile.bn),
             1,
         ];
-        let bytes = (piece.nrows * w.row_bytes + n * (w.ncols + piece.nrows) * 4) as u64;
+        let bytes = (piece.nrows * row_bytes + n * (w.ncols + piece.nrows) * 4) as u64;
         rec.dispatch(
             descs,
             &kernel,
             &[
-                Binding::read(piece.range),
+                Binding::read(range),
                 Binding::read(x.range),
                 Binding::write(y.range),
             ],
