@@ -32,6 +32,9 @@ const FORMATS: &[(&str, &str, &str)] = &[
     ("q6_k", "FMT_Q6_K", "Q6K"),
 ];
 
+/// Suffixes of the float formats in [`FORMATS`].
+const FLOAT_SUFFIXES: &[&str] = &["f32", "f16", "bf16"];
+
 /// An optional GLSL extension: its name in variant names, and a shader that uses it (the probe).
 struct Ext {
     name: &'static str,
@@ -49,6 +52,16 @@ const EXT_COOPMAT: Ext = Ext {
     probe: "#version 450\n#extension GL_KHR_cooperative_matrix : require\n#extension GL_KHR_memory_scope_semantics : require\n\
             #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require\nlayout(local_size_x = 32) in;\n\
             void main() { coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> a = coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>(0.0); }\n",
+};
+
+/// Integer dot products through GL_EXT_spirv_intrinsics (OpSDot emitted directly), which glslc
+/// versions without GL_EXT_integer_dot_product still compile.
+const EXT_INTDOT_SPV: Ext = Ext {
+    name: "intdot_spv",
+    probe: "#version 450\n#extension GL_EXT_spirv_intrinsics : require\nlayout(local_size_x = 1) in;\n\
+            layout(binding = 0) buffer B { int b[]; };\n\
+            spirv_instruction(extensions = [\"SPV_KHR_integer_dot_product\"], capabilities = [6019, 6018], id = 4450)\n\
+            int sdot(int a, int c, spirv_literal int fmt);\nvoid main() { b[0] = sdot(b[1], b[2], 0); }\n",
 };
 
 const EXT_COOPMAT_NV: Ext = Ext {
@@ -76,6 +89,8 @@ struct Row {
     ext: Option<&'static Ext>,
     /// Extra macros for this row.
     defines: &'static [(&'static str, &'static str)],
+    /// With `per_format`: only the quantized formats (no F32, F16, BF16).
+    quantized_only: bool,
 }
 
 const MATMUL_SHAPES: &[Shape] = &[
@@ -124,6 +139,7 @@ fn variant_table() -> Vec<Row> {
             shapes: &[],
             ext: None,
             defines: &[],
+            quantized_only: false,
         },
         Row {
             kernel: "matmul",
@@ -131,6 +147,7 @@ fn variant_table() -> Vec<Row> {
             shapes: MATMUL_SHAPES,
             ext: None,
             defines: &[],
+            quantized_only: false,
         },
         Row {
             kernel: "get_rows",
@@ -138,6 +155,7 @@ fn variant_table() -> Vec<Row> {
             shapes: &[],
             ext: None,
             defines: &[],
+            quantized_only: false,
         },
         Row {
             kernel: "rmsnorm",
@@ -145,6 +163,19 @@ fn variant_table() -> Vec<Row> {
             shapes: &[],
             ext: None,
             defines: &[],
+            quantized_only: false,
+        },
+        // rmsnorm_q8: the norm also writes Q8 activations (for matvec_q8).
+        Row {
+            kernel: "rmsnorm",
+            per_format: false,
+            shapes: &[Shape {
+                name: "q8",
+                defines: &[("Q8_OUT", "1")],
+            }],
+            ext: None,
+            defines: &[],
+            quantized_only: false,
         },
         Row {
             kernel: "rope_kv",
@@ -152,6 +183,7 @@ fn variant_table() -> Vec<Row> {
             shapes: &[],
             ext: None,
             defines: &[],
+            quantized_only: false,
         },
         Row {
             kernel: "attn",
@@ -159,6 +191,7 @@ fn variant_table() -> Vec<Row> {
             shapes: &[],
             ext: None,
             defines: &[],
+            quantized_only: false,
         },
         Row {
             kernel: "attn_prefill",
@@ -166,6 +199,7 @@ fn variant_table() -> Vec<Row> {
             shapes: &[],
             ext: None,
             defines: &[],
+            quantized_only: false,
         },
         Row {
             kernel: "attn_combine",
@@ -173,6 +207,7 @@ fn variant_table() -> Vec<Row> {
             shapes: &[],
             ext: None,
             defines: &[],
+            quantized_only: false,
         },
         Row {
             kernel: "eltwise",
@@ -180,6 +215,7 @@ fn variant_table() -> Vec<Row> {
             shapes: &[],
             ext: None,
             defines: &[],
+            quantized_only: false,
         },
         Row {
             kernel: "argmax",
@@ -187,6 +223,7 @@ fn variant_table() -> Vec<Row> {
             shapes: &[],
             ext: None,
             defines: &[],
+            quantized_only: false,
         },
         Row {
             kernel: "matmul_coopmat",
@@ -194,6 +231,7 @@ fn variant_table() -> Vec<Row> {
             shapes: COOPMAT_SHAPES,
             ext: Some(&EXT_COOPMAT_NV),
             defines: &[],
+            quantized_only: false,
         },
         // The staged path: weights dequantized to f16 rows once (dequant_f16), then multiplied.
         Row {
@@ -202,6 +240,24 @@ fn variant_table() -> Vec<Row> {
             shapes: &COOPMAT_SHAPES[..1],
             ext: Some(&EXT_COOPMAT_NV),
             defines: &[("STAGED_F16", "1")],
+            quantized_only: false,
+        },
+        // Decode products on Q8 activations with integer dot products.
+        Row {
+            kernel: "matvec_q8",
+            per_format: true,
+            shapes: &[],
+            ext: Some(&EXT_INTDOT_SPV),
+            defines: &[],
+            quantized_only: true,
+        },
+        Row {
+            kernel: "quantize_q8",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
+            quantized_only: false,
         },
         Row {
             kernel: "dequant_f16",
@@ -209,6 +265,7 @@ fn variant_table() -> Vec<Row> {
             shapes: &[],
             ext: None,
             defines: &[],
+            quantized_only: false,
         },
     ]
 }
@@ -227,7 +284,11 @@ fn expand(rows: &[Row]) -> Vec<Variant> {
     let mut out = Vec::new();
     for row in rows {
         let formats: Vec<Option<&(&str, &str, &str)>> = if row.per_format {
-            FORMATS.iter().map(Some).collect()
+            FORMATS
+                .iter()
+                .filter(|f| !row.quantized_only || !FLOAT_SUFFIXES.contains(&f.0))
+                .map(Some)
+                .collect()
         } else {
             vec![None]
         };
@@ -344,7 +405,7 @@ fn main() {
     // Every optional extension is probed (the result is embedded, so `rawrxd devices` can say
     // what the shader compiler offered); variants needing a missing one are skipped.
     let mut ext_ok: Vec<(&str, bool)> = Vec::new();
-    for ext in [&EXT_COOPMAT, &EXT_COOPMAT_NV, &EXT_INTDOT] {
+    for ext in [&EXT_COOPMAT, &EXT_COOPMAT_NV, &EXT_INTDOT, &EXT_INTDOT_SPV] {
         let ok = probe(&glslc, ext, &out_dir);
         let needed = rows
             .iter()

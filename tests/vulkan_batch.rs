@@ -36,8 +36,10 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 /// The model on the harness's device with `n_slots` KV cache slots of N_CTX positions, the
 /// tensor-core matmul off.
+/// An engine with the default decode path (Q8 activations with integer dot products where the
+/// device has them) and no tensor cores.
 fn load(h: &vulkan_support::Harness, file: &GgufFile, n_slots: usize) -> VulkanEngine {
-    load_with(h, file, n_slots, false)
+    load_with(h, file, n_slots, false, true)
 }
 
 fn load_with(
@@ -45,6 +47,7 @@ fn load_with(
     file: &GgufFile,
     n_slots: usize,
     coopmat: bool,
+    int_dot: bool,
 ) -> VulkanEngine {
     let hp = LlamaHParams::from_gguf(file).unwrap();
     let weights = LlamaWeights::from_gguf(file, &hp).unwrap();
@@ -52,6 +55,7 @@ fn load_with(
         n_ctx: N_CTX,
         n_slots,
         coopmat,
+        int_dot,
         ..Default::default()
     };
     VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load")
@@ -209,13 +213,14 @@ fn batched_coopmat_decode_stays_close_to_each_sequence_alone() {
     let file = Arc::new(GgufFile::open(&path).expect("open model"));
     let tok = Tokenizer::from_gguf(&file).unwrap();
     let prompts = batch_prompts(&tok);
-    let mut single = load(&h, &file, 1);
+    // Both engines decode in f32 (no Q8 activations), so the tensor cores are the only difference.
+    let mut single = load_with(&h, &file, 1, false, false);
     let reference: Vec<_> = prompts
         .iter()
         .map(|p| greedy_alone(&mut single, p, GEN))
         .collect();
     drop(single);
-    let mut batch = load_with(&h, &file, 4, true);
+    let mut batch = load_with(&h, &file, 4, true, false);
     let mut pos = vec![0usize; prompts.len()];
     let mut worst = 0f64;
     for k in 0..GEN {

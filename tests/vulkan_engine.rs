@@ -75,14 +75,22 @@ fn reference() -> Reference {
     }
 }
 
-/// Checks one position's logits; returns the largest absolute error seen.
-fn check_position(what: &str, logits: &[f32], r: &Reference, pos: usize) -> f64 {
+/// Largest logit error of the f32 engine against the f64 reference.
+const F32_TOL: f64 = 0.15;
+/// With decode products on Q8 activations (`int_dot`), the largest logit error may be this many
+/// times that of llama.cpp's own roundings (the CPU engine under `Numerics::Ggml`, which also
+/// quantizes activations to 8 bits): on this model both reach ~1.4 at some probe logit while the
+/// f32 engine stays under 0.01.
+const Q8_VS_GGML: f64 = 1.5;
+
+/// Checks one position's logits to within `tol`; returns the largest absolute error seen.
+fn check_position(what: &str, logits: &[f32], r: &Reference, pos: usize, tol: f64) -> f64 {
     let rp = &r.positions[pos];
     let argmax = (0..logits.len())
         .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
         .unwrap();
     let margin = rp.top_logits[0] - rp.top_logits[1];
-    if margin > 0.1 {
+    if margin > 2.0 * tol {
         assert_eq!(
             argmax, rp.top_ids[0],
             "{what} pos {pos}: argmax (reference margin {margin:.3})"
@@ -97,7 +105,7 @@ fn check_position(what: &str, logits: &[f32], r: &Reference, pos: usize) -> f64 
             let err = (logits[id] as f64 - want).abs();
             max_err = max_err.max(err);
             assert!(
-                err < 0.15,
+                err < tol,
                 "{what} pos {pos} id {id}: got {} want {want:.4} (err {err:.4})",
                 logits[id]
             );
@@ -117,10 +125,34 @@ fn engine_matches_reference_forward() {
     let n = r.tokens.len();
     let nv = hp.n_vocab;
 
-    for max_batch in [256usize, 5] {
+    // The yardstick for 8-bit activations: llama.cpp's CPU roundings (the CPU engine under
+    // `Numerics::Ggml`: Q8 activations, f16 KV cache) against the same f64 reference.
+    let ggml_worst = {
+        let mut cpu = rawrxd::engine::CpuEngine::load(
+            std::sync::Arc::new(GgufFile::open(&path).unwrap()),
+            64,
+            Some(2),
+        )
+        .unwrap();
+        cpu.set_numerics(rawrxd::engine::cpu::Numerics::Ggml);
+        let all = cpu.forward(&r.tokens, 0, true).unwrap();
+        (0..n)
+            .map(|p| check_position("ggml cpu", &all[p * nv..(p + 1) * nv], &r, p, 10.0))
+            .fold(0f64, f64::max)
+    };
+    println!("ggml numerics (CPU): worst logit error {ggml_worst:.4}");
+    // The f32 engine at two chunk sizes, then the default one (Q8 decode where the device has
+    // integer dot products) chunked so that every prompt product takes the decode kernels too.
+    for (max_batch, int_dot) in [(256usize, false), (5, false), (5, true)] {
+        let tol = if int_dot {
+            F32_TOL.max(Q8_VS_GGML * ggml_worst)
+        } else {
+            F32_TOL
+        };
         let opts = VulkanEngineOptions {
             n_ctx: 64,
             max_batch,
+            int_dot,
             ..Default::default()
         };
         let mut eng =
@@ -137,6 +169,7 @@ fn engine_matches_reference_forward() {
                 &all[p * nv..(p + 1) * nv],
                 &r,
                 p,
+                tol,
             ));
         }
 
@@ -145,7 +178,7 @@ fn engine_matches_reference_forward() {
         for p in 0..n {
             let l = eng.forward(&r.tokens[p..p + 1], p, false).unwrap();
             assert_eq!(l.len(), nv);
-            worst = worst.max(check_position("decode", &l, &r, p));
+            worst = worst.max(check_position("decode", &l, &r, p, tol));
         }
         let (dispatches, barriers) = eng.decode_step_stats();
         // The llama graph is a chain (each kernel reads the previous one's output), so a barrier
@@ -159,17 +192,23 @@ fn engine_matches_reference_forward() {
         eng.reset();
         let l = eng.forward(&r.tokens[..7], 0, false).unwrap();
         assert_eq!(l.len(), nv);
-        worst = worst.max(check_position("prefix", &l, &r, 6));
+        worst = worst.max(check_position("prefix", &l, &r, 6, tol));
         for p in 7..n {
             let l = eng.forward(&r.tokens[p..p + 1], p, false).unwrap();
-            worst = worst.max(check_position("decode after prefix", &l, &r, p));
+            worst = worst.max(check_position("decode after prefix", &l, &r, p, tol));
         }
         // Rewinding: recompute position 9 onwards over the cached prefix.
         let l = eng.forward(&r.tokens[9..], 9, true).unwrap();
         for (i, p) in (9..n).enumerate() {
-            worst = worst.max(check_position("rewind", &l[i * nv..(i + 1) * nv], &r, p));
+            worst = worst.max(check_position(
+                "rewind",
+                &l[i * nv..(i + 1) * nv],
+                &r,
+                p,
+                tol,
+            ));
         }
-        println!("max_batch {max_batch}: worst logit error {worst:.4}; decode step {dispatches} dispatches, {barriers} barriers");
+        println!("max_batch {max_batch} int_dot {int_dot}: worst logit error {worst:.4}; decode step {dispatches} dispatches, {barriers} barriers");
 
         // Invalid input is an error, not a crash.
         assert!(eng.forward(&[nv as u32], 0, false).is_err());
@@ -214,10 +253,15 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
         eng.forward(&[282], 3, false).unwrap();
         eng.forward(&[4193], 4, false).unwrap();
         let p = eng.take_profile().expect("profile mode");
+        let q8 = rawrxd::engine::vulkan::kernels::matvec_q8::has_matvec_q8(
+            &h.gpu,
+            rawrxd::quant::GgmlType::Q4_1,
+        );
+        let mv = if q8 { "matvec_q8" } else { "matvec" };
         for k in [
             "get_rows",
             "rmsnorm",
-            "matvec",
+            mv,
             "rope_kv",
             "attn",
             "attn_combine",
@@ -231,7 +275,12 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
         }
         // Three forwards (a 3-token batch fits matvec, then two decode steps), each with the fused
         // q|k|v, output, GLU and down matvecs per layer, plus the logits.
-        assert_eq!(p.kernels["matvec"].calls, 3 * (4 * hp.n_layer as u64 + 1));
+        assert_eq!(p.kernels[mv].calls, 3 * (4 * hp.n_layer as u64 + 1));
+        // On Q8 activations, the norms write them for q|k|v, GLU and the logits; the attention
+        // output and the GLU output are quantized by their own pass.
+        if q8 {
+            assert_eq!(p.kernels["quantize_q8"].calls, 3 * 2 * hp.n_layer as u64);
+        }
         assert!(!p.kernels.contains_key("matmul"));
         assert!(p.total_us() > 0.0);
         println!("{p}");
@@ -292,8 +341,11 @@ fn replace_tensor_matches_the_cpu_engine_swapped_the_same_way() {
     let file = std::sync::Arc::new(GgufFile::open(&path).expect("open model"));
     let hp = LlamaHParams::from_gguf(&file).unwrap();
     let weights = LlamaWeights::from_gguf(&file, &hp).unwrap();
+    // f32 products on both sides (this short prompt would otherwise take the Q8 decode path),
+    // so that the swap is the only thing compared.
     let opts = VulkanEngineOptions {
         n_ctx: 32,
+        int_dot: false,
         ..Default::default()
     };
     let mut vk = VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load");

@@ -1099,3 +1099,175 @@ fn quant_get_rows_match_cpu_dequantize() {
     }
     h.finish();
 }
+
+/// x as matvec_q8.comp sees it: each 32-element block rounded to d * q, q = round(x / d) (half
+/// away from zero, ggml's quantize_row_q8_1), d = max|x| / 127; elements past `ncols` are 0.
+fn q8_round_trip(x: &[f32], ncols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; ncols];
+    for (b, chunk) in x[..ncols].chunks(32).enumerate() {
+        let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        for (i, v) in chunk.iter().enumerate() {
+            out[32 * b + i] = d * (v * id).round();
+        }
+    }
+    out
+}
+
+/// The Q8 decode product (quantize_q8 then matvec_q8, integer dot products) for every quantized
+/// format against two oracles: the f64 product of the CPU-dequantized weights with x rounded the
+/// way the kernel rounds it (tight: only f32 summation differs), and with x itself (loose: the
+/// 8-bit rounding of x is the whole difference, NMSE about 1e-5). Batches of 1, 3 and 16 with
+/// strided x, accumulate and GLU. Runs where the device has integer dot products (Vulkan 1.3:
+/// lavapipe and the H100 both do); elsewhere it says so.
+#[test]
+fn matvec_q8_matches_cpu_on_q8_activations() {
+    use rawrxd::engine::vulkan::kernels::matvec_q8;
+    let Some(h) = harness() else { return };
+    if !matvec_q8::has_matvec_q8(&h.gpu, GgmlType::Q4K) {
+        eprintln!(
+            "matvec_q8_matches_cpu_on_q8_activations: {} has no integer dot products (or RAWRXD_INTDOT=0); nothing to check",
+            h.gpu.caps().name
+        );
+        h.finish();
+        return;
+    }
+    let mut rng = Rng::new(14);
+    for ty in QUANT_TYPES {
+        let ncols = if ty.is_k_quant() { 768 } else { 96 };
+        for (nrows, n, out) in [
+            (7usize, 1usize, Output::Store),
+            (66, 3, Output::Accumulate),
+            (66, 16, Output::Store),
+            (34, 2, Output::Glu),
+        ] {
+            let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
+            let out_rows = if out == Output::Glu { nrows / 2 } else { nrows };
+            let (xs, ys) = (ncols + 5, out_rows + 1);
+            let x: Vec<f32> = rng.vec(n * xs).iter().map(|v| v * 4.0).collect();
+            let y0 = rng.vec(n * ys);
+            let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[&wb]).unwrap();
+            let xb = h.upload_f32(&x);
+            let yb = h.upload_f32(&y0);
+            let xq = h
+                .gpu
+                .buffer(
+                    matvec_q8::q8_bytes(ncols, n),
+                    rawrxd::engine::vulkan::MemoryClass::Device,
+                )
+                .unwrap();
+            let (mut rec, mut descs) = h.recorder();
+            rec.begin().unwrap();
+            let xa = Act {
+                range: xb.range(),
+                off: 2,
+                stride: xs,
+            };
+            matvec_q8::quantize_q8(&h.gpu, &mut rec, &mut descs, xa, ncols, n, xq.range()).unwrap();
+            let ya = Act::packed(yb.range(), ys);
+            matvec_q8::matvec_q8(&h.gpu, &mut rec, &mut descs, &w, xq.range(), ya, n, out).unwrap();
+            rec.submit_wait().unwrap();
+            let got = h.download_f32(&yb);
+            let xv: Vec<f32> = (0..n)
+                .flat_map(|t| x[2 + t * xs..][..ncols].to_vec())
+                .collect();
+            let xr: Vec<f32> = (0..n)
+                .flat_map(|t| q8_round_trip(&xv[t * ncols..], ncols))
+                .collect();
+            for (oracle, bound) in [(&xr, 1e-9), (&xv, 2e-3)] {
+                let prod = ref_matmul(&wv, ncols, nrows, oracle, ncols, n);
+                let mut want = y0.clone();
+                for t in 0..n {
+                    for r in 0..out_rows {
+                        let p = prod[t * nrows + r];
+                        want[t * ys + r] = match out {
+                            Output::Store => p,
+                            Output::Accumulate => y0[t * ys + r] as f64 + p,
+                            Output::Glu => silu(p) * prod[t * nrows + out_rows + r],
+                        } as f32;
+                    }
+                }
+                let what = if bound < 1e-6 { "q8 x" } else { "f32 x" };
+                assert_close(
+                    &format!("matvec_q8 {ty} {out:?} {nrows}x{ncols} n={n} vs {what}"),
+                    &got,
+                    &want,
+                    bound,
+                );
+            }
+        }
+    }
+    h.finish();
+}
+
+/// rmsnorm_q8 (the norm that also writes Q8 activations) writes the same f32 rows as rmsnorm and
+/// the same bytes as quantize_q8 run on those rows (batch of 3, a width with a partial block).
+#[test]
+fn rms_norm_q8_equals_norm_then_quantize() {
+    use rawrxd::engine::vulkan::kernels::matvec_q8;
+    use rawrxd::engine::vulkan::MemoryClass;
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(15);
+    for n in [576usize, 1000] {
+        let rows = 3;
+        let x: Vec<f32> = rng.vec(rows * n).iter().map(|v| v * 3.0).collect();
+        let w = rng.vec(n);
+        let xb = h.upload_f32(&x);
+        let wb = h.upload_f32(&w);
+        let (ya, yb) = (h.zeros(rows * n), h.zeros(rows * n));
+        let bytes = matvec_q8::q8_bytes(n, rows);
+        let qa = h.gpu.buffer(bytes, MemoryClass::Readback).unwrap();
+        let qb = h.gpu.buffer(bytes, MemoryClass::Readback).unwrap();
+        let (mut rec, mut descs) = h.recorder();
+        rec.begin().unwrap();
+        let xa = Act::packed(xb.range(), n);
+        norm::rms_norm(
+            &h.gpu,
+            &mut rec,
+            &mut descs,
+            xa,
+            wb.range(),
+            Act::packed(ya.range(), n),
+            n,
+            rows,
+            1e-5,
+        )
+        .unwrap();
+        matvec_q8::quantize_q8(
+            &h.gpu,
+            &mut rec,
+            &mut descs,
+            Act::packed(ya.range(), n),
+            n,
+            rows,
+            qa.range(),
+        )
+        .unwrap();
+        norm::rms_norm_into(
+            &h.gpu,
+            &mut rec,
+            &mut descs,
+            xa,
+            wb.range(),
+            Act::packed(yb.range(), n),
+            n,
+            rows,
+            1e-5,
+            Some(qb.range()),
+        )
+        .unwrap();
+        rec.submit_wait().unwrap();
+        assert_eq!(
+            h.download_f32(&ya),
+            h.download_f32(&yb),
+            "rmsnorm_q8 f32 n={n}"
+        );
+        let (mut a, mut b) = (vec![0u8; bytes as usize], vec![0u8; bytes as usize]);
+        qa.read(0, &mut a).unwrap();
+        qb.read(0, &mut b).unwrap();
+        assert!(a.iter().any(|&v| v != 0), "quantize_q8 wrote nothing");
+        assert_eq!(a, b, "rmsnorm_q8 quants n={n}");
+    }
+    h.finish();
+}

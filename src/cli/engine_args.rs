@@ -27,6 +27,10 @@ pub struct EngineArgs {
     /// activations, f16 KV cache); ggml runs on the cpu backend only.
     #[arg(long, default_value = "f32")]
     pub numerics: String,
+    /// Vulkan: most tokens per forward pass (llama.cpp's -ub; default 512). 16 or fewer sends
+    /// prompt tokens through the decode kernels, so perplexity then scores the decode path.
+    #[arg(long)]
+    pub ubatch: Option<usize>,
 }
 
 impl EngineArgs {
@@ -48,7 +52,11 @@ impl EngineArgs {
             device: self.device.clone(),
             profile: false,
             numerics,
+            ubatch: self.ubatch,
         };
+        if self.ubatch == Some(0) {
+            anyhow::bail!("--ubatch must be at least 1");
+        }
         load_engine_with(backend, model, &opts)
             .with_context(|| format!("loading {}", self.model.display()))
     }

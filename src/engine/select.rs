@@ -48,6 +48,8 @@ pub struct LoadOptions {
     pub profile: bool,
     /// The CPU engine's arithmetic; anything but `F32` is CPU-only (`auto` then picks the CPU).
     pub numerics: Numerics,
+    /// Vulkan: most tokens per forward pass (`None`: the engine's default, 512).
+    pub ubatch: Option<usize>,
 }
 
 /// The Vulkan engine's options for `opts` with `n_slots` KV cache slots.
@@ -64,6 +66,9 @@ pub(super) fn vulkan_options(
     };
     if let Some(d) = &opts.device {
         vopts.gpu.device = DeviceSelector::parse(d);
+    }
+    if let Some(b) = opts.ubatch {
+        vopts.max_batch = b;
     }
     vopts
 }

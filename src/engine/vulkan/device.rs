@@ -168,7 +168,10 @@ impl Device {
         let mut f12 = vk::PhysicalDeviceVulkan12Features::default()
             .vulkan_memory_model(coopmat_nv)
             .shader_float16(coopmat_nv);
+        // Integer dot products (matvec_q8.comp) are enabled on Vulkan 1.3 devices that have them.
+        let int_dot = api13 && caps.integer_dot_product.is_some();
         let mut f13 = vk::PhysicalDeviceVulkan13Features::default()
+            .shader_integer_dot_product(int_dot)
             .subgroup_size_control(caps.subgroup.size_control)
             .compute_full_subgroups(caps.subgroup.full_subgroups);
         let mut fsc = vk::PhysicalDeviceSubgroupSizeControlFeatures::default()

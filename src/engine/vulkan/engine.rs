@@ -24,6 +24,7 @@ use super::error::VkResult;
 use super::kernels::attention::{self, AttnShape};
 use super::kernels::eltwise::{self, EltOp};
 use super::kernels::matvec::{self, Act, Output, MATVEC_MAX_BATCH};
+use super::kernels::matvec_q8;
 use super::kernels::norm;
 use super::kernels::rope::{self, RopeMode, RopeShape};
 use super::kernels::WeightMatrix;
@@ -55,6 +56,9 @@ pub struct VulkanEngineOptions {
     /// Use the tensor-core matmul where the device has it (see `matvec::route`). Off, every
     /// product runs in f32 and a sequence's results do not depend on what it is batched with.
     pub coopmat: bool,
+    /// Decode products on Q8 activations with integer dot products where the device has them
+    /// (see `matvec_q8`, and `RAWRXD_INTDOT=0`). Off, decode products run in f32.
+    pub int_dot: bool,
 }
 
 impl Default for VulkanEngineOptions {
@@ -66,6 +70,7 @@ impl Default for VulkanEngineOptions {
             profile: false,
             n_slots: 1,
             coopmat: true,
+            int_dot: true,
         }
     }
 }
@@ -106,6 +111,8 @@ struct Scratch {
     /// (position, slot) u32 pairs, one per token row.
     rows: GpuBuffer,
     angles: GpuBuffer,
+    /// Q8 activations of one decode product's input (`matvec_q8::quantize_q8`).
+    xq: GpuBuffer,
 }
 
 /// Prompt-sized products on tensor cores take the staged path (see `matvec::matmul_coopmat_staged`).
@@ -159,6 +166,11 @@ struct State {
     staging: Vec<GpuBuffer>,
     /// The staging buffer the next staged product takes.
     staging_next: std::cell::Cell<usize>,
+    /// `VulkanEngineOptions::int_dot`.
+    int_dot: bool,
+    /// The activations (range, first element, stride, vectors, columns) whose Q8 form `s.xq`
+    /// holds while consecutive products read the same input; cleared by [`State::mul`].
+    xq_holds: std::cell::Cell<Option<(matvec::Act, usize, usize)>>,
 }
 
 /// The Vulkan backend of `Engine` (and, with several slots, `BatchEngine`) for llama-family
@@ -187,7 +199,7 @@ impl State {
 
     /// The kernel for `n` vectors times `w` on this engine.
     fn route(&self, w: &WeightMatrix, n: usize) -> matvec::Route {
-        matvec::route_with(&self.gpu, w.ty, n, self.coopmat)
+        matvec::route_with(&self.gpu, w.ty, n, self.coopmat, self.int_dot)
     }
 
     /// Records Y = W X with [`Self::route`]'s kernel.
@@ -202,7 +214,32 @@ impl State {
         n: usize,
         out: Output,
     ) -> VkResult<()> {
+        self.xq_holds.set(None);
+        self.mul_same_x(rec, descs, w, x, y, n, out)
+    }
+
+    /// As [`Self::mul`] for a product whose input, unchanged since, the previous product also
+    /// read or [`Self::norm`] wrote: its Q8 form, if made, is reused.
+    #[allow(clippy::too_many_arguments)]
+    fn mul_same_x(
+        &self,
+        rec: &mut Recorder,
+        descs: &mut DescriptorCache,
+        w: &WeightMatrix,
+        x: Act,
+        y: Act,
+        n: usize,
+        out: Output,
+    ) -> VkResult<()> {
         let route = self.route(w, n);
+        if route == matvec::Route::MatvecQ8 {
+            let xq = self.s.xq.range();
+            if self.xq_holds.get() != Some((x, n, w.ncols)) {
+                matvec_q8::quantize_q8(&self.gpu, rec, descs, x, w.ncols, n, xq)?;
+                self.xq_holds.set(Some((x, n, w.ncols)));
+            }
+            return matvec_q8::matvec_q8(&self.gpu, rec, descs, w, xq, y, n, out);
+        }
         let i = self.staging_next.get();
         match self.staging.get(i) {
             Some(st) if route == STAGED_ROUTE && matvec::staged_bytes(w) <= st.size() => {
@@ -211,6 +248,39 @@ impl State {
             }
             _ => matvec::mul_via(route, &self.gpu, rec, descs, w, x, y, n, out),
         }
+    }
+
+    /// Records y = rms_norm(x) * w for `n` rows of `n_embd`; when `next`, the first product that
+    /// reads y, takes the Q8 route, the norm also writes y's Q8 form (then read by
+    /// [`Self::mul_same_x`] without a quantize pass).
+    #[allow(clippy::too_many_arguments)]
+    fn norm(
+        &self,
+        rec: &mut Recorder,
+        descs: &mut DescriptorCache,
+        x: Act,
+        w: &GpuBuffer,
+        y: Act,
+        n: usize,
+        next: &WeightMatrix,
+    ) -> VkResult<()> {
+        let e = self.hp.n_embd;
+        let q8 = self.route(next, n) == matvec::Route::MatvecQ8 && next.ncols == e;
+        let xq = q8.then(|| self.s.xq.range());
+        norm::rms_norm_into(
+            &self.gpu,
+            rec,
+            descs,
+            x,
+            w.range(),
+            y,
+            e,
+            n,
+            self.hp.rms_norm_eps,
+            xq,
+        )?;
+        self.xq_holds.set(q8.then_some((y, n, e)));
+        Ok(())
     }
 
     fn attn_shape(&self, n_split: usize) -> AttnShape {
@@ -286,22 +356,16 @@ impl State {
             n_ctx: self.n_ctx,
         };
         for (l, (kc, vc)) in m.layers.iter().zip(&self.kv) {
-            norm::rms_norm(
-                gpu,
-                rec,
-                descs,
-                x,
-                l.attn_norm.range(),
-                xb,
-                e,
-                n,
-                hp.rms_norm_eps,
-            )?;
+            let first = match &l.qkv {
+                Qkv::Fused(w) => w,
+                Qkv::Split { q, .. } => q,
+            };
+            self.norm(rec, descs, x, &l.attn_norm, xb, n, first)?;
             let whole = s.qkv.range();
             let (q, k, v) = match &l.qkv {
                 Qkv::Fused(w) => {
                     let st = nq + 2 * nkv;
-                    self.mul(rec, descs, w, xb, Act::packed(whole, st), n, Output::Store)?;
+                    self.mul_same_x(rec, descs, w, xb, Act::packed(whole, st), n, Output::Store)?;
                     if let Some(b) = &l.qkv_bias {
                         let bias = Act {
                             range: b.range(),
@@ -333,9 +397,9 @@ impl State {
                     let qr = s.qkv.slice(0, (n * nq * 4) as u64);
                     let kr = s.qkv.slice(s.k_region, (n * nkv * 4) as u64);
                     let vr = s.qkv.slice(s.v_region, (n * nkv * 4) as u64);
-                    self.mul(rec, descs, q, xb, Act::packed(qr, nq), n, Output::Store)?;
-                    self.mul(rec, descs, k, xb, Act::packed(kr, nkv), n, Output::Store)?;
-                    self.mul(rec, descs, v, xb, Act::packed(vr, nkv), n, Output::Store)?;
+                    self.mul_same_x(rec, descs, q, xb, Act::packed(qr, nq), n, Output::Store)?;
+                    self.mul_same_x(rec, descs, k, xb, Act::packed(kr, nkv), n, Output::Store)?;
+                    self.mul_same_x(rec, descs, v, xb, Act::packed(vr, nkv), n, Output::Store)?;
                     if let Some(b) = &l.qkv_bias {
                         for (r, off, w) in [(qr, 0, nq), (kr, nq, nkv), (vr, nq + nkv, nkv)] {
                             let bias = Act {
@@ -412,25 +476,24 @@ impl State {
                 )?;
             }
             self.mul(rec, descs, &l.wo, att, x, n, Output::Accumulate)?;
-            norm::rms_norm(
-                gpu,
-                rec,
-                descs,
-                x,
-                l.ffn_norm.range(),
-                xb,
-                e,
-                n,
-                hp.rms_norm_eps,
-            )?;
+            let first = match &l.gate_up {
+                GateUp::Fused(w) => w,
+                GateUp::Split { gate, .. } => gate,
+            };
+            self.norm(rec, descs, x, &l.ffn_norm, xb, n, first)?;
             let h = Act::packed(s.h.range(), nff);
             match &l.gate_up {
-                GateUp::Fused(w) if self.route(w, n) == matvec::Route::Matvec => {
-                    matvec::matvec(gpu, rec, descs, w, xb, h, n, Output::Glu)?;
+                GateUp::Fused(w)
+                    if matches!(
+                        self.route(w, n),
+                        matvec::Route::Matvec | matvec::Route::MatvecQ8
+                    ) =>
+                {
+                    self.mul_same_x(rec, descs, w, xb, h, n, Output::Glu)?;
                 }
                 GateUp::Fused(w) => {
                     let gu = s.gu.range();
-                    self.mul(
+                    self.mul_same_x(
                         rec,
                         descs,
                         w,
@@ -454,8 +517,8 @@ impl State {
                 GateUp::Split { gate, up } => {
                     let gr = s.gu.slice(0, (n * nff * 4) as u64);
                     let ur = s.gu.slice(s.up_region, (n * nff * 4) as u64);
-                    self.mul(rec, descs, gate, xb, Act::packed(gr, nff), n, Output::Store)?;
-                    self.mul(rec, descs, up, xb, Act::packed(ur, nff), n, Output::Store)?;
+                    self.mul_same_x(rec, descs, gate, xb, Act::packed(gr, nff), n, Output::Store)?;
+                    self.mul_same_x(rec, descs, up, xb, Act::packed(ur, nff), n, Output::Store)?;
                     eltwise::eltwise(
                         gpu,
                         rec,
@@ -478,20 +541,10 @@ impl State {
             off: first * e,
             stride: e,
         };
-        norm::rms_norm(
-            gpu,
-            rec,
-            descs,
-            xs,
-            m.output_norm.range(),
-            xb,
-            e,
-            rows,
-            hp.rms_norm_eps,
-        )?;
+        self.norm(rec, descs, xs, &m.output_norm, xb, rows, m.output())?;
         let logits_bytes = (rows * hp.n_vocab * 4) as u64;
         let lr = s.logits.slice(0, logits_bytes);
-        self.mul(
+        self.mul_same_x(
             rec,
             descs,
             m.output(),
@@ -552,7 +605,8 @@ impl VulkanEngine {
         for _ in 0..hp.n_layer {
             kv.push((State::buf(&gpu, kv_floats)?, State::buf(&gpu, kv_floats)?));
         }
-        let b = max_batch;
+        // Scratch rows: a prompt chunk or a decode step of every slot, whichever is larger.
+        let b = max_batch.max(n_slots.min(DECODE_MAX_BATCH));
         let k_region = align((b * nq * 4) as u64);
         let v_region = k_region + align((b * nkv * 4) as u64);
         let up_region = align((b * nff * 4) as u64);
@@ -577,6 +631,10 @@ impl VulkanEngine {
             tokens: gpu.buffer((b.max(DECODE_MAX_BATCH) * 4) as u64, MemoryClass::Upload)?,
             rows: gpu.buffer((b.max(DECODE_MAX_BATCH) * 8) as u64, MemoryClass::Upload)?,
             angles: State::buf(&gpu, angles.len())?,
+            xq: gpu.buffer(
+                matvec_q8::q8_bytes(hp.n_embd.max(nq).max(nff), DECODE_MAX_BATCH),
+                MemoryClass::Device,
+            )?,
         };
         gpu.upload(&s.angles, 0, bytemuck::cast_slice(&angles))?;
         // The caches start zeroed so that unused positions never hold NaN bit patterns.
@@ -602,6 +660,8 @@ impl VulkanEngine {
             coopmat: opts.coopmat,
             staging,
             staging_next: std::cell::Cell::new(0),
+            int_dot: opts.int_dot,
+            xq_holds: std::cell::Cell::new(None),
         };
         Ok(VulkanEngine {
             decode: DECODE_BUCKETS.iter().map(|_| None).collect(),

@@ -88,7 +88,7 @@ pub enum Output {
 }
 
 /// Activations: `n` vectors in `range`, vector i at element `off + i * stride`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Act {
     /// The bound range (f32).
     pub range: BufRange,
@@ -606,6 +606,9 @@ pub fn matvec_batch_limit() -> usize {
 pub enum Route {
     /// matvec.comp: decode, up to [`MATVEC_MAX_BATCH`] vectors.
     Matvec,
+    /// matvec_q8.comp: decode on Q8 activations with integer dot products (see
+    /// `matvec_q8`); needs activation scratch, so only an engine takes it.
+    MatvecQ8,
     /// matmul.comp: tiled, f32 FMAs.
     Matmul,
     /// matmul_coopmat.comp on tensor cores, with its tile shape ("w" or "d").
@@ -653,15 +656,20 @@ pub fn has_coopmat(gpu: &Gpu, ty: GgmlType) -> bool {
 
 /// Which kernel [`mul`] uses for `n` vectors of weights of type `ty`.
 pub fn route(gpu: &Gpu, ty: GgmlType, n: usize) -> Route {
-    route_with(gpu, ty, n, true)
+    route_with(gpu, ty, n, true, false)
 }
 
-/// As [`route`], never taking the tensor-core path unless `coopmat` (an engine's choice).
-pub fn route_with(gpu: &Gpu, ty: GgmlType, n: usize, coopmat: bool) -> Route {
+/// As [`route`], never taking the tensor-core path unless `coopmat` and never the Q8 decode
+/// path unless `int_dot` (an engine's choices; [`route`] passes coopmat only).
+pub fn route_with(gpu: &Gpu, ty: GgmlType, n: usize, coopmat: bool, int_dot: bool) -> Route {
     if coopmat && has_coopmat(gpu, ty) && coopmat_min_batch().is_some_and(|m| n >= m) {
         Route::Coopmat(coopmat_shape(n))
     } else if n <= matvec_batch_limit() {
-        Route::Matvec
+        if int_dot && super::matvec_q8::has_matvec_q8(gpu, ty) {
+            Route::MatvecQ8
+        } else {
+            Route::Matvec
+        }
     } else {
         Route::Matmul
     }
@@ -697,6 +705,10 @@ pub fn mul_via(
 ) -> VkResult<()> {
     match route {
         Route::Matvec => matvec(gpu, rec, descs, w, x, y, n, out),
+        Route::MatvecQ8 => Err(VulkanError::invalid(
+            "mul_via",
+            "the Q8 decode route needs activation scratch (see matvec_q8)",
+        )),
         Route::Matmul => matmul(gpu, rec, descs, w, x, y, n, out),
         Route::Coopmat(shape) => matmul_coopmat(gpu, rec, descs, w, x, y, n, out, shape),
     }

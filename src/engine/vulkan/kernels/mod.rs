@@ -6,6 +6,7 @@
 pub mod attention;
 pub mod eltwise;
 pub mod matvec;
+pub mod matvec_q8;
 pub mod norm;
 pub mod rope;
 pub mod weights;

@@ -1,13 +1,15 @@
-//! RMSNorm fused with the norm-weight multiply (rmsnorm.comp).
+//! RMSNorm fused with the norm-weight multiply (rmsnorm.comp), optionally also writing its output
+//! as Q8 activations for the next product (the rmsnorm_q8 variant, see `matvec_q8`).
 
 use bytemuck::{Pod, Zeroable};
 
 use super::super::buffer::BufRange;
 use super::super::command::{Binding, Recorder};
 use super::super::context::Gpu;
-use super::super::error::VkResult;
+use super::super::error::{VkResult, VulkanError};
 use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::matvec::Act;
+use super::matvec_q8;
 use super::{push_bytes, u32_of, wg_at_least};
 
 /// Push constants of rmsnorm.comp.
@@ -20,6 +22,8 @@ pub struct RmsNormPush {
     pub y_off: u32,
     pub y_stride: u32,
     pub eps: f32,
+    pub nblocks: u32,
+    pub ds_base: u32,
 }
 
 /// Records y[t] = rms_norm(x[t]) * w for `rows` rows of `n` elements; `w` holds n f32.
@@ -35,10 +39,45 @@ pub fn rms_norm(
     rows: usize,
     eps: f32,
 ) -> VkResult<()> {
+    rms_norm_into(gpu, rec, descs, x, w, y, n, rows, eps, None)
+}
+
+/// As [`rms_norm`], also writing y as Q8 activations into `xq` (the layout
+/// `matvec_q8::quantize_q8` writes for `rows` vectors of `n`), when given.
+#[allow(clippy::too_many_arguments)]
+pub fn rms_norm_into(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    x: Act,
+    w: BufRange,
+    y: Act,
+    n: usize,
+    rows: usize,
+    eps: f32,
+    xq: Option<BufRange>,
+) -> VkResult<()> {
+    let (nblocks, ds_base) = match xq {
+        Some(r) => {
+            if r.size < matvec_q8::q8_bytes(n, rows) {
+                return Err(VulkanError::invalid(
+                    "rmsnorm_q8",
+                    format!("{} bytes for {rows} vectors of {n}", r.size),
+                ));
+            }
+            (n.div_ceil(32), matvec_q8::ds_base(n.div_ceil(32), rows))
+        }
+        None => (0, 0),
+    };
     let wg = wg_at_least(gpu.caps(), 256.min(n as u32));
     let kernel = gpu.kernel(&KernelSpec {
-        variant: "rmsnorm".into(),
-        bindings: 3,
+        variant: if xq.is_some() {
+            "rmsnorm_q8"
+        } else {
+            "rmsnorm"
+        }
+        .into(),
+        bindings: if xq.is_some() { 4 } else { 3 },
         push_size: std::mem::size_of::<RmsNormPush>() as u32,
         spec: vec![wg],
         local_size: wg,
@@ -51,15 +90,19 @@ pub fn rms_norm(
         y_off: u32_of("y_off", y.off)?,
         y_stride: u32_of("y_stride", y.stride)?,
         eps,
+        nblocks: u32_of("nblocks", nblocks)?,
+        ds_base: u32_of("ds_base", ds_base)?,
     };
+    let mut bindings = vec![
+        Binding::read(x.range),
+        Binding::read(w),
+        Binding::write(y.range),
+    ];
+    bindings.extend(xq.map(Binding::write));
     rec.dispatch(
         descs,
         &kernel,
-        &[
-            Binding::read(x.range),
-            Binding::read(w),
-            Binding::write(y.range),
-        ],
+        &bindings,
         push_bytes(&push),
         [u32_of("rows", rows)?, 1, 1],
         "rmsnorm",

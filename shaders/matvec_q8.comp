@@ -1,0 +1,156 @@
+#version 450
+// y[c][row] (+)= dot(W[row], x[c]) for c < BATCH, with x as Q8 activations (quantize_q8.comp) and
+// 4x8-bit integer dot products: the weights' integer values meet x's quants in int32 sums, scaled
+// per group in f32 (piece_q8.glsl). Same work split as matvec.comp: one subgroup per group of NR
+// rows, lanes striding over the row's pieces in memory order, each piece decoded once for all
+// BATCH vectors and all NR rows of the pass sharing each activation load; subgroup reductions
+// finish each row. A row's sum does not depend on BATCH, so batched results equal single ones.
+//
+// The dot product is OpSDot (SPV_KHR_integer_dot_product) through GL_EXT_spirv_intrinsics: the
+// glslc rawrxd builds with has no GL_EXT_integer_dot_product. The device must enable the
+// shaderIntegerDotProduct feature (Vulkan 1.3).
+//
+// Bindings: 0 weights (raw GGUF bytes + 16 bytes padding; also uvec4), 1 activations (quants as
+// uint and uvec4, (d, s) pairs as vec2 from ds_base), 2 y (f32).
+// Specialization: 0 workgroup size, 1 rows per workgroup, 2 NR rows per subgroup pass (<= 4),
+// 3 BATCH vectors (<= 16), 4 GLU, 5 UNROLL pieces per lane per loop iteration.
+// Flags: bit 0 accumulate. GLU as matvec.comp. Mirrored by `MatvecQ8Push` in
+// src/engine/vulkan/kernels/matvec_q8.rs.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_spirv_intrinsics : require
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint ROWS_PER_WG = 1;
+layout(constant_id = 2) const uint NR = 1;
+layout(constant_id = 3) const uint BATCH = 1;
+layout(constant_id = 4) const bool GLU = false;
+layout(constant_id = 5) const uint UNROLL = 1;
+
+layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
+layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
+layout(binding = 1) readonly restrict buffer XQ { uint xq[]; };
+layout(binding = 1) readonly restrict buffer XQ4 { uvec4 xq4[]; };
+layout(binding = 1) readonly restrict buffer XD { vec2 xd[]; };
+layout(binding = 2) restrict buffer Y { float y[]; };
+#define W4_VIEW
+
+layout(push_constant) uniform Push {
+    uint ncols;
+    uint nrows;
+    uint row_bytes;
+    uint batch;
+    uint nblocks;
+    uint ds_base;
+    uint y_off;
+    uint y_stride;
+    uint flags;
+    uint glu_off;
+} pc;
+
+// OpSDot (4450) with PackedVectorFormat4x8Bit (0): capabilities DotProduct (6019) and
+// DotProductInput4x8BitPacked (6018).
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
+int sdot_packed(uint a, uint b, spirv_literal int fmt);
+int sdot4(uint a, uint b) { return sdot_packed(a, b, 0); }
+
+#include "piece_q8.glsl"
+
+#define MAX_NR 4u
+#define MAX_BATCH 16u
+
+// Piece P times vector c's activations.
+float piece_dot(Q8Piece P, uint c) {
+    float r = 0.0;
+    [[unroll]] for (uint g = 0u; g < Q8_G; ++g) {
+        const uint xblk = c * pc.nblocks + P.xb[g];
+        const uint xi = xblk * 8u + P.xw[g];
+        int si = 0;
+#ifdef Q8_WORD_MIN
+        int so = 0;
+#endif
+        if (Q8_W == 4u) {
+            const uvec4 xv = xq4[xi >> 2];
+            [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+                si += sdot4(P.q[g][k % Q8_W], xv[k]);
+            }
+        } else {
+            [[unroll]] for (uint k = 0u; k < Q8_W; ++k) {
+                const uint xw = xq[xi + k];
+                si += sdot4(P.q[g][k], xw);
+#ifdef Q8_WORD_MIN
+                so += sdot4(0x01010101u, xw);
+#endif
+            }
+        }
+        const vec2 ds = xd[pc.ds_base + xblk];
+#ifdef Q8_WORD_MIN
+        r += ds.x * (P.f[g] * float(si) - P.mw[g] * float(so));
+#else
+        r += ds.x * P.f[g] * float(si);
+#endif
+#ifdef Q8_BLOCK_MIN
+        r -= P.m[g] * ds.y;
+#endif
+    }
+    return r;
+}
+
+void main() {
+    const uint lane = gl_SubgroupInvocationID;
+    const uint npieces = q8_row_pieces(pc.ncols);
+    const uint row_base = linear_group() * ROWS_PER_WG;
+
+    for (uint r0 = gl_SubgroupID * NR; r0 < ROWS_PER_WG; r0 += gl_NumSubgroups * NR) {
+        const uint row0 = row_base + r0;
+        if (row0 >= pc.nrows) {
+            break;
+        }
+        float acc[MAX_BATCH][MAX_NR];
+        float acc2[MAX_BATCH][MAX_NR];
+        [[unroll]] for (uint c = 0u; c < MAX_BATCH; ++c) {
+            [[unroll]] for (uint r = 0u; r < MAX_NR; ++r) {
+                acc[c][r] = 0.0;
+                acc2[c][r] = 0.0;
+            }
+        }
+        for (uint p0 = lane; p0 < npieces; p0 += gl_SubgroupSize * UNROLL) {
+            [[unroll]] for (uint i = 0u; i < UNROLL; ++i) {
+                // Past the row's end a lane recomputes its last piece and discards the result.
+                const uint praw = p0 + i * gl_SubgroupSize;
+                const bool live = praw < npieces;
+                const uint p = live ? praw : npieces - 1u;
+                Q8Piece P[MAX_NR];
+                Q8Piece G[MAX_NR];
+                [[unroll]] for (uint r = 0u; r < NR; ++r) {
+                    // Rows past the end read row0's data again and are not stored.
+                    const uint row = row0 + r < pc.nrows ? row0 + r : row0;
+                    q8_piece(row * pc.row_bytes, p, P[r]);
+                    if (GLU) {
+                        q8_piece(row * pc.row_bytes + pc.glu_off, p, G[r]);
+                    }
+                }
+                [[unroll]] for (uint c = 0u; c < BATCH; ++c) {
+                    [[unroll]] for (uint r = 0u; r < NR; ++r) {
+                        acc[c][r] += live ? piece_dot(P[r], c) : 0.0;
+                        if (GLU) {
+                            acc2[c][r] += live ? piece_dot(G[r], c) : 0.0;
+                        }
+                    }
+                }
+            }
+        }
+        [[unroll]] for (uint c = 0u; c < BATCH; ++c) {
+            [[unroll]] for (uint r = 0u; r < NR; ++r) {
+                float s = subgroupAdd(acc[c][r]);
+                if (GLU) {
+                    s = silu(s) * subgroupAdd(acc2[c][r]);
+                }
+                if (lane == 0u && row0 + r < pc.nrows) {
+                    const uint yi = pc.y_off + c * pc.y_stride + row0 + r;
+                    y[yi] = (pc.flags & 1u) != 0u ? y[yi] + s : s;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+// One 32-element block of Q8 activations (matvec_q8.comp's input): signed bytes q = round(v / d)
+// (half away from zero, as ggml's quantize_row_q8_1), d = max|v| / 127, and the pair
+// (d, d * sum(q)). Contract: the including shader declares `uint xq[]` and `vec2 xd[]` (views of
+// one buffer); `store_q8_block(v, qb, di)` writes the quants at words qb .. qb + 7 and the pair at
+// xd[di].
+
+#ifndef Q8_BLOCK_GLSL
+#define Q8_BLOCK_GLSL
+
+void store_q8_block(float v[32], uint qb, uint di) {
+    float amax = 0.0;
+    [[unroll]] for (uint k = 0u; k < 32u; ++k) {
+        amax = max(amax, abs(v[k]));
+    }
+    const float d = amax / 127.0;
+    const float id = d != 0.0 ? 1.0 / d : 0.0;
+    int sum = 0;
+    [[unroll]] for (uint wd = 0u; wd < 8u; ++wd) {
+        uint word = 0u;
+        [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+            const float f = v[4u * wd + j] * id;
+            const int q = int(sign(f) * floor(abs(f) + 0.5));
+            sum += q;
+            word |= (uint(q) & 0xFFu) << (8u * j);
+        }
+        xq[qb + wd] = word;
+    }
+    xd[di] = vec2(d, d * float(sum));
+}
+
+#endif // Q8_BLOCK_GLSL

@@ -1,0 +1,255 @@
+//! Decode products on Q8 activations with integer dot products (shaders quantize_q8.comp and
+//! matvec_q8.comp, format pieces in piece_q8.glsl): x is first quantized per 32-element block to
+//! signed bytes and a scale (ggml's Q8_1 rounding), then each product multiplies the weights'
+//! integer values by those bytes four at a time (OpSDot) and scales the int32 sums in f32. This
+//! is how llama.cpp's CUDA and Vulkan backends decode (mmvq, mul_mat_vecq): x costs one byte an
+//! element instead of four, and one instruction does four multiply-adds.
+//!
+//! Invariants: the activation scratch holds, for `n` vectors of `ncols`, the quants of vector c
+//! at word `c * nblocks * 8` and its (d, d·Σq) pairs from vec2 index `ds_base(nblocks, n)`
+//! ([`q8_bytes`] bytes in all); a product reads the scratch its quantize wrote for the same
+//! `ncols` and `n`. A row's sum does not depend on `n`, so batched results equal single ones.
+//! Numerics differ from matvec.comp's f32 products by x's rounding to 8 bits (relative error
+//! about 2^-8 per element, averaging out over a row).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::super::buffer::BufRange;
+use super::super::caps::DeviceKind;
+use super::super::command::{Binding, Recorder};
+use super::super::context::Gpu;
+use super::super::error::{VkResult, VulkanError};
+use super::super::pipeline::{DescriptorCache, KernelSpec};
+use super::super::shaders;
+use super::matvec::{Act, MatvecTuning, Output, MATVEC_MAX_BATCH};
+use super::{linear_groups, push_bytes, subgroup_wg, u32_of, WeightMatrix};
+use crate::quant::GgmlType;
+
+/// The optional shader extension the product needs (build.rs's `EXT_INTDOT_SPV`).
+const INTDOT_EXT: &str = "intdot_spv";
+
+/// Push constants of quantize_q8.comp.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct QuantizeQ8Push {
+    pub ncols: u32,
+    pub nblocks: u32,
+    pub batch: u32,
+    pub x_off: u32,
+    pub x_stride: u32,
+    pub ds_base: u32,
+}
+
+/// Push constants of matvec_q8.comp.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct MatvecQ8Push {
+    pub ncols: u32,
+    pub nrows: u32,
+    pub row_bytes: u32,
+    pub batch: u32,
+    pub nblocks: u32,
+    pub ds_base: u32,
+    pub y_off: u32,
+    pub y_stride: u32,
+    pub flags: u32,
+    pub glu_off: u32,
+}
+
+/// 32-element activation blocks of a vector of `ncols`.
+fn nblocks(ncols: usize) -> usize {
+    ncols.div_ceil(32)
+}
+
+/// The vec2 index of the first (d, s) pair: after `n` vectors' quants (8 words a block).
+pub fn ds_base(nblocks: usize, n: usize) -> usize {
+    n * nblocks * 4
+}
+
+/// Bytes of activation scratch `n` quantized vectors of `ncols` take.
+pub fn q8_bytes(ncols: usize, n: usize) -> u64 {
+    (n * nblocks(ncols) * 40) as u64
+}
+
+/// True unless `RAWRXD_INTDOT=0` (tuning and comparison runs: every decode product then runs in
+/// f32 on matvec.comp).
+fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| !std::env::var("RAWRXD_INTDOT").is_ok_and(|v| v.trim() == "0"))
+}
+
+/// True when `gpu` runs [`matvec_q8`] for weights of `ty`: the device has integer dot products
+/// (Vulkan 1.3's shaderIntegerDotProduct, enabled by `Device::new`), this build compiled the
+/// variant (quantized formats), and it is not turned off.
+pub fn has_matvec_q8(gpu: &Gpu, ty: GgmlType) -> bool {
+    let caps = gpu.caps();
+    enabled()
+        && caps.integer_dot_product.is_some()
+        && caps.api_version_raw >= ash::vk::API_VERSION_1_3
+        && shaders::for_format_ext("matvec_q8", ty, "", INTDOT_EXT).is_some()
+}
+
+/// Records the Q8 form of `n` vectors of `ncols` elements of `x` into `out` (quantize_q8.comp).
+pub fn quantize_q8(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    x: Act,
+    ncols: usize,
+    n: usize,
+    out: BufRange,
+) -> VkResult<()> {
+    if out.size < q8_bytes(ncols, n) {
+        return Err(VulkanError::invalid(
+            "quantize_q8",
+            format!("{} bytes for {n} vectors of {ncols}", out.size),
+        ));
+    }
+    let variant = shaders::find("quantize_q8")
+        .ok_or_else(|| VulkanError::MissingShader("quantize_q8".into()))?;
+    let kernel = gpu.kernel(&KernelSpec {
+        variant: variant.name.to_string(),
+        bindings: 2,
+        push_size: std::mem::size_of::<QuantizeQ8Push>() as u32,
+        spec: vec![],
+        local_size: 64,
+        subgroup_sized: false,
+    })?;
+    let nb = nblocks(ncols);
+    let push = QuantizeQ8Push {
+        ncols: u32_of("ncols", ncols)?,
+        nblocks: u32_of("nblocks", nb)?,
+        batch: u32_of("batch", n)?,
+        x_off: u32_of("x_off", x.off)?,
+        x_stride: u32_of("x_stride", x.stride)?,
+        ds_base: u32_of("ds_base", ds_base(nb, n))?,
+    };
+    rec.dispatch(
+        descs,
+        &kernel,
+        &[Binding::read(x.range), Binding::write(out)],
+        push_bytes(&push),
+        [u32_of("groups", nb.div_ceil(64))?, u32_of("batch", n)?, 1],
+        "quantize_q8",
+        (n * ncols * 4) as u64 + q8_bytes(ncols, n),
+    )
+}
+
+/// Records y = W x (per `out`) for the `n` vectors [`quantize_q8`] wrote into `xq` (`n` <=
+/// MATVEC_MAX_BATCH), with the workgroup shape matvec.comp uses for `n`.
+#[allow(clippy::too_many_arguments)]
+pub fn matvec_q8(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    xq: BufRange,
+    y: Act,
+    n: usize,
+    out: Output,
+) -> VkResult<()> {
+    let tuning = MatvecTuning::for_device(gpu.caps(), n);
+    matvec_q8_tuned(gpu, rec, descs, w, xq, y, n, out, tuning)
+}
+
+/// As [`matvec_q8`] with an explicit workgroup shape (`x_shared` is ignored).
+#[allow(clippy::too_many_arguments)]
+pub fn matvec_q8_tuned(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    xq: BufRange,
+    y: Act,
+    n: usize,
+    out: Output,
+    tuning: MatvecTuning,
+) -> VkResult<()> {
+    if n == 0 || n > MATVEC_MAX_BATCH {
+        return Err(VulkanError::invalid(
+            "matvec_q8",
+            format!("batch {n} (1..={MATVEC_MAX_BATCH})"),
+        ));
+    }
+    if xq.size < q8_bytes(w.ncols, n) {
+        return Err(VulkanError::invalid(
+            "matvec_q8",
+            format!("{} bytes of activations for {n} x {}", xq.size, w.ncols),
+        ));
+    }
+    let caps = gpu.caps();
+    let variant = shaders::for_format_ext("matvec_q8", w.ty, "", INTDOT_EXT)
+        .ok_or_else(|| VulkanError::MissingShader(format!("matvec_q8_{}_{INTDOT_EXT}", w.ty)))?;
+    // CPU implementations compile every unrolled row and piece: keep them at one.
+    let (nr, unroll) = if caps.kind == DeviceKind::Cpu {
+        (1, 1)
+    } else {
+        (tuning.rows_per_subgroup, tuning.unroll)
+    };
+    let wg = subgroup_wg(caps, tuning.subgroups);
+    let rows_per_wg = (wg / caps.subgroup.size.max(1)) * nr;
+    let kernel = gpu.kernel(&KernelSpec {
+        variant: variant.name.to_string(),
+        bindings: 3,
+        push_size: std::mem::size_of::<MatvecQ8Push>() as u32,
+        spec: vec![
+            wg,
+            rows_per_wg,
+            nr,
+            n as u32,
+            u32::from(out == Output::Glu),
+            unroll,
+        ],
+        local_size: wg,
+        subgroup_sized: true,
+    })?;
+    let (out_rows, glu_off) = match out {
+        Output::Glu => {
+            if w.pieces.len() != 1 || w.nrows % 2 != 0 {
+                return Err(VulkanError::invalid(
+                    "matvec_q8",
+                    "GLU needs gate|up rows in a single piece",
+                ));
+            }
+            (w.nrows / 2, (w.nrows / 2) * w.row_bytes)
+        }
+        _ => (w.nrows, 0),
+    };
+    let nb = nblocks(w.ncols);
+    for piece in &w.pieces {
+        let rows = if out == Output::Glu {
+            out_rows
+        } else {
+            piece.nrows
+        };
+        let push = MatvecQ8Push {
+            ncols: u32_of("ncols", w.ncols)?,
+            nrows: u32_of("nrows", rows)?,
+            row_bytes: u32_of("row_bytes", w.row_bytes)?,
+            batch: n as u32,
+            nblocks: u32_of("nblocks", nb)?,
+            ds_base: u32_of("ds_base", ds_base(nb, n))?,
+            y_off: u32_of("y_off", y.off + piece.row_start)?,
+            y_stride: u32_of("y_stride", y.stride)?,
+            flags: u32::from(out == Output::Accumulate),
+            glu_off: u32_of("glu_off", glu_off)?,
+        };
+        let groups = linear_groups(caps, (rows as u32).div_ceil(rows_per_wg));
+        let bytes =
+            piece.nrows as u64 * w.row_bytes as u64 + q8_bytes(w.ncols, n) + (n * rows * 4) as u64;
+        rec.dispatch(
+            descs,
+            &kernel,
+            &[
+                Binding::read(piece.range),
+                Binding::read(xq),
+                Binding::write(y.range),
+            ],
+            push_bytes(&push),
+            groups,
+            "matvec_q8",
+            bytes,
+        )?;
+    }
+    Ok(())
+}
