@@ -9,14 +9,8 @@
 // X_VEC4, which the host sets only if x_off and x_stride are multiples of 4), 2 y (f32).
 // Specialization: 0 workgroup size, 1 rows per workgroup, 2 NR rows per subgroup pass (<= 4),
 // 3 BATCH vectors (<= 16), 4 GLU, 5 X_VEC4, 6 UNROLL pieces per lane per loop iteration (their
-// loads are independent, so more bytes are in flight per subgroup), 7 X_SHARED, 8 XS_COLS,
-// 9 XS_TOK.
+// loads are independent, so more bytes are in flight per subgroup).
 //
-// X_SHARED (batches; UNROLL must be 1 and every subgroup takes one group of NR rows): the
-// workgroup's subgroups walk the pieces in lockstep, and the x columns one step covers (XS_COLS
-// of them, from the step's first block) are staged in shared memory for XS_TOK vectors at a time,
-// so each workgroup reads x from L2 once instead of once per subgroup. Every lane still sums the
-// same pieces in the same order, so results are bit-identical to the unstaged kernel.
 // Flags: bit 0 accumulate (y += ...). GLU: y = silu(dot(W[row], x)) * dot(W'[row], x), W' starting
 // glu_off bytes after W (gate and up rows of one fused tensor).
 // Mirrored by `MatvecPush` in src/engine/vulkan/kernels/matvec.rs.
@@ -30,9 +24,6 @@ layout(constant_id = 3) const uint BATCH = 1;
 layout(constant_id = 4) const bool GLU = false;
 layout(constant_id = 5) const bool X_VEC4 = false;
 layout(constant_id = 6) const uint UNROLL = 1;
-layout(constant_id = 7) const bool X_SHARED = false;
-layout(constant_id = 8) const uint XS_COLS = 4;
-layout(constant_id = 9) const uint XS_TOK = 1;
 
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 1) readonly restrict buffer X { float x[]; };
@@ -71,92 +62,7 @@ vec4 load_x4(uint xb, uint e) {
     return r;
 }
 
-shared vec4 xs[XS_TOK * (XS_COLS / 4u)];
-
-// The X_SHARED kernel (see the header).
-void main_shared() {
-    const uint lane = gl_SubgroupInvocationID;
-    const uint npieces = row_pieces(pc.ncols);
-    const uint row0 = linear_group() * ROWS_PER_WG + gl_SubgroupID * NR;
-    const uint xs_row = XS_COLS / 4u;
-    float acc[MAX_BATCH][MAX_NR];
-    float acc2[MAX_BATCH][MAX_NR];
-    [[unroll]] for (uint c = 0u; c < MAX_BATCH; ++c) {
-        [[unroll]] for (uint r = 0u; r < MAX_NR; ++r) {
-            acc[c][r] = 0.0;
-            acc2[c][r] = 0.0;
-        }
-    }
-    // Every subgroup runs every step (rows past the end compute row 0's data and store nothing),
-    // so the barriers are reached uniformly.
-    for (uint p0 = 0u; p0 < npieces; p0 += gl_SubgroupSize) {
-        const uint praw = p0 + lane;
-        const bool live = praw < npieces;
-        const uint p = live ? praw : npieces - 1u;
-        vec4 v[MAX_NR][PV];
-        vec4 g[MAX_NR][PV];
-        uint e[PV];
-        [[unroll]] for (uint r = 0u; r < NR; ++r) {
-            const uint row = row0 + r < pc.nrows ? row0 + r : 0u;
-            dq_piece(row * pc.row_bytes, p, pc.ncols, v[r], e);
-            if (GLU) {
-                dq_piece(row * pc.row_bytes + pc.glu_off, p, pc.ncols, g[r], e);
-            }
-        }
-        // The step's pieces lie in blocks p0 / LPB ..; their columns start at c0.
-        const uint c0 = (p0 / LPB) * QK;
-        [[unroll]] for (uint t0 = 0u; t0 < BATCH; t0 += XS_TOK) {
-            barrier();
-            for (uint i = gl_LocalInvocationID.x; i < XS_TOK * xs_row; i += gl_WorkGroupSize.x) {
-                const uint c = t0 + i / xs_row;
-                const uint col = c0 + 4u * (i % xs_row);
-                xs[i] = c < BATCH && col < pc.ncols ? load_x4(pc.x_off + c * pc.x_stride, col) : vec4(0.0);
-            }
-            barrier();
-            [[unroll]] for (uint t = 0u; t < XS_TOK; ++t) {
-                const uint c = t0 + t;
-                if (c < BATCH) {
-                    vec4 xv[PV];
-                    [[unroll]] for (uint k = 0u; k < PV; ++k) {
-                        xv[k] = xs[t * xs_row + (live ? (e[k] - c0) / 4u : 0u)];
-                    }
-                    [[unroll]] for (uint r = 0u; r < NR; ++r) {
-                        float d = 0.0;
-                        float d2 = 0.0;
-                        [[unroll]] for (uint k = 0u; k < PV; ++k) {
-                            d += dot(v[r][k], xv[k]);
-                            if (GLU) {
-                                d2 += dot(g[r][k], xv[k]);
-                            }
-                        }
-                        acc[c][r] += live ? d : 0.0;
-                        if (GLU) {
-                            acc2[c][r] += live ? d2 : 0.0;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    [[unroll]] for (uint c = 0u; c < BATCH; ++c) {
-        [[unroll]] for (uint r = 0u; r < NR; ++r) {
-            float s = subgroupAdd(acc[c][r]);
-            if (GLU) {
-                s = silu(s) * subgroupAdd(acc2[c][r]);
-            }
-            if (lane == 0u && row0 + r < pc.nrows) {
-                const uint yi = pc.y_off + c * pc.y_stride + row0 + r;
-                y[yi] = (pc.flags & 1u) != 0u ? y[yi] + s : s;
-            }
-        }
-    }
-}
-
 void main() {
-    if (X_SHARED) {
-        main_shared();
-        return;
-    }
     const uint lane = gl_SubgroupInvocationID;
     const uint npieces = row_pieces(pc.ncols);
     const uint row_base = linear_group() * ROWS_PER_WG;

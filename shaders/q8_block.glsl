@@ -7,6 +7,9 @@
 #ifndef Q8_BLOCK_GLSL
 #define Q8_BLOCK_GLSL
 
+// round(f), halves away from zero (C's roundf), as an int.
+int q8_round(float f) { return int(sign(f) * floor(abs(f) + 0.5)); }
+
 void store_q8_block(float v[32], uint qb, uint di) {
     float amax = 0.0;
     [[unroll]] for (uint k = 0u; k < 32u; ++k) {
@@ -19,7 +22,7 @@ void store_q8_block(float v[32], uint qb, uint di) {
         uint word = 0u;
         [[unroll]] for (uint j = 0u; j < 4u; ++j) {
             const float f = v[4u * wd + j] * id;
-            const int q = int(sign(f) * floor(abs(f) + 0.5));
+            const int q = q8_round(f);
             sum += q;
             word |= (uint(q) & 0xFFu) << (8u * j);
         }

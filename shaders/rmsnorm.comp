@@ -19,6 +19,8 @@ layout(binding = 2) writeonly restrict buffer Y { float y[]; };
 layout(binding = 3) writeonly restrict buffer XQ { uint xq[]; };
 layout(binding = 3) writeonly restrict buffer XD { vec2 xd[]; };
 #include "q8_block.glsl"
+shared float red[1024];
+shared int ired[1024];
 #endif
 
 layout(push_constant) uniform Push {
@@ -54,17 +56,51 @@ void main() {
     const float scale = 1.0 / sqrt(total / float(pc.n) + pc.eps);
     const uint yb = pc.y_off + t * pc.y_stride;
 #ifdef Q8_OUT
-    // One invocation per 32-element block: y, then its quants and (d, d * sum(q)).
-    for (uint blk = gl_LocalInvocationID.x; blk < pc.nblocks; blk += gl_WorkGroupSize.x) {
-        float v[32];
-        [[unroll]] for (uint k = 0u; k < 32u; ++k) {
-            const uint i = 32u * blk + k;
-            v[k] = i < pc.n ? x[xb + i] * scale * nw[i] : 0.0;
-            if (i < pc.n) {
+    // Eight invocations per 32-element block, four elements each (one quant word): y, then the
+    // block's max |y| and quant sum through shared memory, as q8_block.glsl rounds them.
+    const uint tid = gl_LocalInvocationID.x;
+    const uint per_pass = gl_WorkGroupSize.x / 8u;
+    for (uint b0 = 0u; b0 < pc.nblocks; b0 += per_pass) {
+        const uint blk = b0 + tid / 8u;
+        const uint e0 = 32u * blk + 4u * (tid % 8u);
+        vec4 v = vec4(0.0);
+        [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+            const uint i = e0 + k;
+            if (blk < pc.nblocks && i < pc.n) {
+                v[k] = x[xb + i] * scale * nw[i];
                 y[yb + i] = v[k];
             }
         }
-        store_q8_block(v, (t * pc.nblocks + blk) * 8u, pc.ds_base + t * pc.nblocks + blk);
+        const vec4 av = abs(v);
+        red[tid] = max(max(av.x, av.y), max(av.z, av.w));
+        barrier();
+        const uint g = tid & ~7u;
+        float amax = 0.0;
+        [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+            amax = max(amax, red[g + k]);
+        }
+        const float d = amax / 127.0;
+        const float id = d != 0.0 ? 1.0 / d : 0.0;
+        uint word = 0u;
+        int sum = 0;
+        [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+            const int q = q8_round(v[k] * id);
+            sum += q;
+            word |= (uint(q) & 0xFFu) << (8u * k);
+        }
+        barrier();
+        ired[tid] = sum;
+        if (blk < pc.nblocks) {
+            xq[(t * pc.nblocks + blk) * 8u + tid % 8u] = word;
+        }
+        barrier();
+        if (blk < pc.nblocks && tid % 8u == 0u) {
+            int total_q = 0;
+            [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+                total_q += ired[g + k];
+            }
+            xd[pc.ds_base + t * pc.nblocks + blk] = vec2(d, d * float(total_q));
+        }
     }
 #else
     for (uint i = gl_LocalInvocationID.x; i < pc.n; i += gl_WorkGroupSize.x) {

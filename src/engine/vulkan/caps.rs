@@ -57,6 +57,9 @@ pub struct SubgroupCaps {
     pub size_control: bool,
     /// `computeFullSubgroups`: full subgroups can be required.
     pub full_subgroups: bool,
+    /// `maxComputeWorkgroupSubgroups` with size control (a workgroup that requires its subgroup
+    /// size holds at most this many subgroups), else 0 (no limit beyond the invocation limit).
+    pub max_workgroup_subgroups: u32,
 }
 
 impl SubgroupCaps {
@@ -502,6 +505,11 @@ impl DeviceCaps {
             ops: subgroup_op_names(p11.subgroup_supported_operations),
             size_control: sc_ok,
             full_subgroups: sc_ok && fsc.compute_full_subgroups == vk::TRUE,
+            max_workgroup_subgroups: if sc_ok {
+                psc.max_compute_workgroup_subgroups
+            } else {
+                0
+            },
         };
         self.shader_float16 = f12.shader_float16 == vk::TRUE;
         self.shader_int8 = f12.shader_int8 == vk::TRUE;

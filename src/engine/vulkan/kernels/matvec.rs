@@ -119,9 +119,6 @@ pub struct MatvecTuning {
     pub rows_per_subgroup: u32,
     /// Pieces (see shaders/piece.glsl) each lane handles per loop iteration (1..=8).
     pub unroll: u32,
-    /// Stage x in shared memory once per workgroup (batches only; forces `unroll` 1; see
-    /// shaders/matvec.comp). Off unless `RAWRXD_MATVEC_XSHARED=1`: not yet measured on a GPU.
-    pub x_shared: bool,
 }
 
 impl MatvecTuning {
@@ -142,21 +139,39 @@ impl MatvecTuning {
                 subgroups: SUBGROUPS_PER_WG,
                 rows_per_subgroup: 1,
                 unroll: 1,
-                x_shared: false,
             }
         } else {
             MatvecTuning {
                 subgroups: 8,
                 rows_per_subgroup: if batch > 1 { 2 } else { 1 },
                 unroll: if batch > 1 { 1 } else { 2 },
-                x_shared: false,
             }
         };
-        let default = MatvecTuning {
-            x_shared: batch > 1
-                && std::env::var("RAWRXD_MATVEC_XSHARED").is_ok_and(|v| v.trim() == "1"),
-            ..default
-        };
+        default.overridden(batch)
+    }
+
+    /// The shape of matvec_q8.comp (decode on Q8 activations) for `caps` and `batch` vectors,
+    /// overridable as [`Self::for_device`]. Measured on an H100 (synthetic Llama-2-7B Q4_K_M, see
+    /// docs/BENCHMARKS.md): 8 subgroups x 1 row x 1 piece is best at one vector (within 1 % of
+    /// 8x1x2, 16x1x2 and 4x1x2) and at twelve (1010 tok/s against 918 for 8x1x2 and 827 for
+    /// 8x2x1): with x a quarter of the bytes, sharing its loads between rows no longer pays.
+    pub fn for_q8(caps: &DeviceCaps, batch: usize) -> Self {
+        MatvecTuning {
+            subgroups: if caps.kind == DeviceKind::Cpu {
+                SUBGROUPS_PER_WG
+            } else {
+                8
+            },
+            rows_per_subgroup: 1,
+            unroll: 1,
+        }
+        .overridden(batch)
+    }
+
+    /// `self`, or the shape `RAWRXD_MATVEC_TUNING=subgroups,rows,unroll` (one vector) or
+    /// `RAWRXD_MATVEC_TUNING_BATCH` (several) names.
+    fn overridden(self, batch: usize) -> Self {
+        let default = self;
         let var = if batch > 1 {
             "RAWRXD_MATVEC_TUNING_BATCH"
         } else {
@@ -174,7 +189,6 @@ impl MatvecTuning {
                     subgroups: *sg,
                     rows_per_subgroup: *nr,
                     unroll: *un,
-                    x_shared: default.x_shared,
                 }
             }
             _ => default,
@@ -196,16 +210,6 @@ pub fn matvec(
 ) -> VkResult<()> {
     let tuning = MatvecTuning::for_device(gpu.caps(), n);
     matvec_tuned(gpu, rec, descs, w, x, y, n, out, tuning)
-}
-
-/// Columns per piece-block and pieces per block of `ty` in shaders/piece.glsl (QK, LPB).
-fn piece_geometry(ty: GgmlType) -> (u32, u32) {
-    match ty {
-        t if t.is_float() => (8, 1),
-        GgmlType::Q2K => (256, 16),
-        GgmlType::Q3K | GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K => (256, 8),
-        _ => (32, 4),
-    }
 }
 
 /// As [`matvec`] with an explicit workgroup shape (tuning runs and tests).
@@ -230,20 +234,6 @@ pub fn matvec_tuned(
     let caps = gpu.caps();
     let variant = shaders::for_format("matvec", w.ty, "")
         .ok_or_else(|| VulkanError::MissingShader(format!("matvec_{}", w.ty)))?;
-    let mut tuning = tuning;
-    // x staged in shared memory: the columns of one step of the subgroup's lanes (whole blocks),
-    // for as many vectors at once as fit (at most 8).
-    let (mut xs_cols, mut xs_tok) = (4u32, 1u32);
-    if tuning.x_shared && n > 1 {
-        let (qk, lpb) = piece_geometry(w.ty);
-        xs_cols = caps.subgroup.size.max(1).div_ceil(lpb) * qk;
-        let fit = caps.limits.max_compute_shared_memory_size / (xs_cols * 4);
-        xs_tok = fit.min(8).min(n as u32);
-        tuning.unroll = 1;
-        tuning.x_shared = xs_tok > 0;
-    } else {
-        tuning.x_shared = false;
-    }
     let wg = subgroup_wg(caps, tuning.subgroups);
     let rows_per_wg = (wg / caps.subgroup.size.max(1)) * tuning.rows_per_subgroup;
     let x_vec4 = x.off % 4 == 0 && (x.stride % 4 == 0 || n == 1);
@@ -259,9 +249,6 @@ pub fn matvec_tuned(
             u32::from(out == Output::Glu),
             u32::from(x_vec4),
             tuning.unroll,
-            u32::from(tuning.x_shared),
-            xs_cols,
-            xs_tok.max(1),
         ],
         local_size: wg,
         subgroup_sized: true,

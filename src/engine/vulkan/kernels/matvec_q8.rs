@@ -15,7 +15,6 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::super::buffer::BufRange;
-use super::super::caps::DeviceKind;
 use super::super::command::{Binding, Recorder};
 use super::super::context::Gpu;
 use super::super::error::{VkResult, VulkanError};
@@ -136,7 +135,7 @@ pub fn quantize_q8(
 }
 
 /// Records y = W x (per `out`) for the `n` vectors [`quantize_q8`] wrote into `xq` (`n` <=
-/// MATVEC_MAX_BATCH), with the workgroup shape matvec.comp uses for `n`.
+/// MATVEC_MAX_BATCH), with the workgroup shape of `MatvecTuning::for_q8`.
 #[allow(clippy::too_many_arguments)]
 pub fn matvec_q8(
     gpu: &Gpu,
@@ -148,11 +147,11 @@ pub fn matvec_q8(
     n: usize,
     out: Output,
 ) -> VkResult<()> {
-    let tuning = MatvecTuning::for_device(gpu.caps(), n);
+    let tuning = MatvecTuning::for_q8(gpu.caps(), n);
     matvec_q8_tuned(gpu, rec, descs, w, xq, y, n, out, tuning)
 }
 
-/// As [`matvec_q8`] with an explicit workgroup shape (`x_shared` is ignored).
+/// As [`matvec_q8`] with an explicit workgroup shape (tuning runs and tests).
 #[allow(clippy::too_many_arguments)]
 pub fn matvec_q8_tuned(
     gpu: &Gpu,
@@ -180,12 +179,7 @@ pub fn matvec_q8_tuned(
     let caps = gpu.caps();
     let variant = shaders::for_format_ext("matvec_q8", w.ty, "", INTDOT_EXT)
         .ok_or_else(|| VulkanError::MissingShader(format!("matvec_q8_{}_{INTDOT_EXT}", w.ty)))?;
-    // CPU implementations compile every unrolled row and piece: keep them at one.
-    let (nr, unroll) = if caps.kind == DeviceKind::Cpu {
-        (1, 1)
-    } else {
-        (tuning.rows_per_subgroup, tuning.unroll)
-    };
+    let (nr, unroll) = (tuning.rows_per_subgroup, tuning.unroll);
     let wg = subgroup_wg(caps, tuning.subgroups);
     let rows_per_wg = (wg / caps.subgroup.size.max(1)) * nr;
     let kernel = gpu.kernel(&KernelSpec {

@@ -18,20 +18,27 @@ pub use weights::WeightMatrix;
 /// Subgroups per workgroup for the "one subgroup per row" kernels.
 pub const SUBGROUPS_PER_WG: u32 = 4;
 
-/// A workgroup of `n` subgroups, capped by the device's invocation limit.
-pub fn subgroup_wg(caps: &DeviceCaps, n: u32) -> u32 {
+/// The largest workgroup of whole subgroups the device runs with a required subgroup size.
+fn max_wg(caps: &DeviceCaps) -> u32 {
     let sg = caps.subgroup.size.max(1);
-    (sg * n)
-        .min(caps.limits.max_workgroup_invocations / sg * sg)
-        .max(sg)
+    let by_invocations = caps.limits.max_workgroup_invocations / sg * sg;
+    match caps.subgroup.max_workgroup_subgroups {
+        0 => by_invocations,
+        m => by_invocations.min(m * sg),
+    }
 }
 
-/// A workgroup of at least `min` invocations, rounded up to whole subgroups.
+/// A workgroup of `n` subgroups, capped by the device's limits.
+pub fn subgroup_wg(caps: &DeviceCaps, n: u32) -> u32 {
+    let sg = caps.subgroup.size.max(1);
+    (sg * n).min(max_wg(caps)).max(sg)
+}
+
+/// A workgroup of at least `min` invocations, rounded up to whole subgroups (capped by the
+/// device's limits).
 pub fn wg_at_least(caps: &DeviceCaps, min: u32) -> u32 {
     let sg = caps.subgroup.size.max(1);
-    (min.div_ceil(sg) * sg)
-        .min(caps.limits.max_workgroup_invocations / sg * sg)
-        .max(sg)
+    (min.div_ceil(sg) * sg).min(max_wg(caps)).max(sg)
 }
 
 /// `n` workgroups laid out in x, wrapping into y past the device's x limit (shaders use

@@ -69,7 +69,16 @@ pub fn rms_norm_into(
         }
         None => (0, 0),
     };
-    let wg = wg_at_least(gpu.caps(), 256.min(n as u32));
+    // Up to 1024 invocations: one pass over a 4096-wide row, one block per 8 of them for Q8.
+    // (A multiple of 8 either way: whole subgroups of a power-of-two size, rounded down to 8.)
+    let wg = wg_at_least(gpu.caps(), 1024.min(n as u32).next_multiple_of(8).max(8));
+    let wg = wg / 8 * 8;
+    if wg == 0 {
+        return Err(VulkanError::invalid(
+            "rmsnorm",
+            "workgroups under 8 invocations",
+        ));
+    }
     let kernel = gpu.kernel(&KernelSpec {
         variant: if xq.is_some() {
             "rmsnorm_q8"
