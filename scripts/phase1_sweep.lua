@@ -75,7 +75,9 @@ local function record(r, q, file_info)
   for i, x in ipairs(r.pp and r.pp.samples or {}) do
     R.record("pp_tps", x, "tok/s", { rep = i, prompt_matmul = r.prompt_matmul })
   end
-  for i, x in ipairs(r.tg and r.tg.samples or {}) do R.record("tg_tps", x, "tok/s", { rep = i }) end
+  for i, x in ipairs(r.tg and r.tg.samples or {}) do
+    R.record("tg_tps", x, "tok/s", { rep = i, decode_matvec = r.decode_matvec })
+  end
   if r.ms then
     R.record("ms_p50", r.ms.p50, "ms")
     R.record("ms_p95", r.ms.p95, "ms")

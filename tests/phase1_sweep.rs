@@ -132,6 +132,15 @@ fn sweep_stores_every_variant_prints_the_table_and_draws_the_curve() {
         let count = |n: &str| ms.iter().filter(|m| m.name == n).count();
         assert_eq!(count("tg_tps"), 2, "{}", r.name);
         assert_eq!(count("pp_tps"), 2, "{}", r.name);
+        // Decode speeds say how their products ran (the CPU engine: f32).
+        for m in ms.iter().filter(|m| m.name == "tg_tps") {
+            assert_eq!(
+                m.tags.get("decode_matvec").and_then(|v| v.as_str()),
+                Some("f32"),
+                "{:?}",
+                m.tags
+            );
+        }
         // Prompt speeds say how their products ran (the CPU engine: f32).
         for m in ms.iter().filter(|m| m.name == "pp_tps") {
             assert_eq!(

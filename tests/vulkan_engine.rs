@@ -257,11 +257,10 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
             &h.gpu,
             rawrxd::quant::GgmlType::Q4_1,
         );
-        let mv = if q8 { "matvec_q8" } else { "matvec" };
         for k in [
             "get_rows",
             "rmsnorm",
-            mv,
+            "matvec",
             "rope_kv",
             "attn",
             "attn_combine",
@@ -275,11 +274,16 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
         }
         // Three forwards (a 3-token batch fits matvec, then two decode steps), each with the fused
         // q|k|v, output, GLU and down matvecs per layer, plus the logits.
-        assert_eq!(p.kernels[mv].calls, 3 * (4 * hp.n_layer as u64 + 1));
-        // On Q8 activations, the norms write them for q|k|v, GLU and the logits; the attention
-        // output and the GLU output are quantized by their own pass.
+        // The prompt runs in f32 (matvec); the two decode steps on Q8 activations where the
+        // device has integer dot products: the norms write them for q|k|v, GLU and the logits,
+        // and the attention output and the GLU output are quantized by their own pass.
+        let per_pass = 4 * hp.n_layer as u64 + 1;
         if q8 {
-            assert_eq!(p.kernels["quantize_q8"].calls, 3 * 2 * hp.n_layer as u64);
+            assert_eq!(p.kernels["matvec"].calls, per_pass);
+            assert_eq!(p.kernels["matvec_q8"].calls, 2 * per_pass);
+            assert_eq!(p.kernels["quantize_q8"].calls, 2 * 2 * hp.n_layer as u64);
+        } else {
+            assert_eq!(p.kernels["matvec"].calls, 3 * per_pass);
         }
         assert!(!p.kernels.contains_key("matmul"));
         assert!(p.total_us() > 0.0);
@@ -296,6 +300,7 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
             eng.prompt_matmul(),
             if coop { "f16 tensor cores" } else { "f32" }
         );
+        assert_eq!(eng.decode_matvec(), if q8 { "q8 int dot" } else { "f32" });
         let bw = eng.peak_bandwidth().expect("copy bandwidth measured");
         assert!((1e9..1e13).contains(&bw), "{bw}");
         assert_eq!(eng.peak_bandwidth(), Some(bw));

@@ -122,12 +122,13 @@ fn print_table(
         .unwrap_or_default();
     writeln!(
         out,
-        "model: {name} ({:.2} GiB, {:.2} B params)  backend: {}  device: {}  prompt matmul: {}",
+        "model: {name} ({:.2} GiB, {:.2} B params)  backend: {}  device: {}  prompt matmul: {}  decode: {}",
         file.tensor_bytes() as f64 / (1u64 << 30) as f64,
         file.n_params() as f64 / 1e9,
         r.backend,
         r.device,
-        r.prompt_matmul
+        r.prompt_matmul,
+        r.decode_matvec
     )?;
     writeln!(
         out,
@@ -226,11 +227,12 @@ fn run_batched(args: &BenchArgs, list: &str) -> anyhow::Result<()> {
     if !args.json {
         writeln!(
             out,
-            "model: {}  backend: {}  device: {}  prompt matmul: {}",
+            "model: {}  backend: {}  device: {}  prompt matmul: {}  decode: {}",
             args.model.display(),
             engine.backend(),
             engine.device_name(),
-            engine.prompt_matmul()
+            engine.prompt_matmul(),
+            engine.decode_matvec()
         )?;
         writeln!(
             out,
@@ -268,6 +270,7 @@ fn run_batched(args: &BenchArgs, list: &str) -> anyhow::Result<()> {
             "backend": engine.backend(),
             "device": engine.device_name(),
             "prompt_matmul": engine.prompt_matmul(),
+            "decode_matvec": engine.decode_matvec(),
             "config": cfg,
             "rows": rows,
         });

@@ -27,8 +27,8 @@ pub struct EngineArgs {
     /// activations, f16 KV cache); ggml runs on the cpu backend only.
     #[arg(long, default_value = "f32")]
     pub numerics: String,
-    /// Vulkan: most tokens per forward pass (llama.cpp's -ub; default 512). 16 or fewer sends
-    /// prompt tokens through the decode kernels, so perplexity then scores the decode path.
+    /// Vulkan: most tokens per forward pass (llama.cpp's -ub; default 512). 1 runs every token
+    /// as a decode step, so perplexity then scores the decode path (Q8 activations where used).
     #[arg(long)]
     pub ubatch: Option<usize>,
 }

@@ -103,6 +103,8 @@ pub struct BenchResult {
     pub device: String,
     /// How prompt products were computed (`Engine::prompt_matmul`).
     pub prompt_matmul: String,
+    /// How decode products were computed (`Engine::decode_matvec`).
+    pub decode_matvec: String,
     /// Prompt tokens per second, per repetition.
     pub pp_tps: Option<Summary>,
     /// Generated tokens per second, per repetition.
@@ -233,6 +235,7 @@ pub fn run_with(
         backend: engine.backend().to_string(),
         device: engine.device_name(),
         prompt_matmul: engine.prompt_matmul().to_string(),
+        decode_matvec: engine.decode_matvec().to_string(),
         pp_tps: (!pp.is_empty()).then(|| Summary::of(pp)),
         tg_tps,
         tg_ms,

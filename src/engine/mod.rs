@@ -101,6 +101,12 @@ pub trait Engine: Send {
     fn prompt_matmul(&self) -> &'static str {
         "f32"
     }
+    /// How decode steps' matrix products are computed, for reports: "f32" or "q8 int dot"
+    /// (activations rounded to 8 bits per 32-element block, integer dot products: the Vulkan
+    /// engine on devices with integer dot products, as llama.cpp's GPU backends decode).
+    fn decode_matvec(&self) -> &'static str {
+        "f32"
+    }
     /// The per-kernel profile gathered since the last call, as a printable table, when the engine
     /// was loaded with profiling on (GPU timestamps). Taking it resets the counters.
     fn take_profile_report(&mut self) -> Option<String> {

@@ -82,8 +82,8 @@ pub(crate) fn run(lua: &Lua, h: &EngineHandle, opts: Option<Table>) -> mlua::Res
     Ok(t)
 }
 
-/// The Lua table of a bench result: `backend`, `device`, `prompt_matmul` (see
-/// `Engine::prompt_matmul`), `pp` / `tg` summaries (`mean`, `sd`, `min`, `max`,
+/// The Lua table of a bench result: `backend`, `device`, `prompt_matmul` and `decode_matvec`
+/// (see `Engine::prompt_matmul`, `Engine::decode_matvec`), `pp` / `tg` summaries (`mean`, `sd`, `min`, `max`,
 /// `samples`), flat `pp_tps`, `pp_sd`, `tg_tps`, `tg_sd`, per-token `ms` percentiles (`p50`,
 /// `p95`, `p99`, `max`, `count`) and flat `ms_p50/95/99`, `token_ms` (every token, sorted),
 /// `bandwidth` (bytes/s), `peak_bandwidth`, `peak_pct`, `decode_weight_bytes`, `vram` (as
@@ -93,6 +93,7 @@ pub(crate) fn result_table(lua: &Lua, h: &EngineHandle, r: &BenchResult) -> mlua
     t.set("backend", r.backend.as_str())?;
     t.set("device", r.device.as_str())?;
     t.set("prompt_matmul", r.prompt_matmul.as_str())?;
+    t.set("decode_matvec", r.decode_matvec.as_str())?;
     t.set("variant", h.info().variant.as_str())?;
     t.set("prompt", r.config.n_prompt)?;
     t.set("gen", r.config.n_gen)?;

@@ -56,8 +56,9 @@ pub struct VulkanEngineOptions {
     /// Use the tensor-core matmul where the device has it (see `matvec::route`). Off, every
     /// product runs in f32 and a sequence's results do not depend on what it is batched with.
     pub coopmat: bool,
-    /// Decode products on Q8 activations with integer dot products where the device has them
-    /// (see `matvec_q8`, and `RAWRXD_INTDOT=0`). Off, decode products run in f32.
+    /// Decode steps' products on Q8 activations with integer dot products where the device has
+    /// them (see `matvec_q8`, and `RAWRXD_INTDOT=0`); prompt chunks stay in f32. Off, decode
+    /// products run in f32 too.
     pub int_dot: bool,
 }
 
@@ -168,6 +169,10 @@ struct State {
     staging_next: std::cell::Cell<usize>,
     /// `VulkanEngineOptions::int_dot`.
     int_dot: bool,
+    /// Set while a decode step is recorded with `int_dot`: its products take the Q8 route.
+    /// Prompt chunks, of any size, stay in f32, so a prompt's results do not depend on how it
+    /// is chunked (1-token chunks run as decode steps).
+    q8_step: std::cell::Cell<bool>,
     /// The activations (range, first element, stride, vectors, columns) whose Q8 form `s.xq`
     /// holds while consecutive products read the same input; cleared by [`State::mul`].
     xq_holds: std::cell::Cell<Option<(matvec::Act, usize, usize)>>,
@@ -199,7 +204,7 @@ impl State {
 
     /// The kernel for `n` vectors times `w` on this engine.
     fn route(&self, w: &WeightMatrix, n: usize) -> matvec::Route {
-        matvec::route_with(&self.gpu, w.ty, n, self.coopmat, self.int_dot)
+        matvec::route_with(&self.gpu, w.ty, n, self.coopmat, self.q8_step.get())
     }
 
     /// Records Y = W X with [`Self::route`]'s kernel.
@@ -337,6 +342,7 @@ impl State {
         let gpu = &self.gpu;
         let hp = &self.hp;
         let s = &self.s;
+        self.q8_step.set(decode && self.int_dot);
         let (e, nq, nkv, nff) = (hp.n_embd, hp.n_embd_q(), hp.n_embd_kv(), hp.n_ff);
         let m = &self.model;
         let x = Act::packed(s.x.range(), e);
@@ -661,6 +667,7 @@ impl VulkanEngine {
             staging,
             staging_next: std::cell::Cell::new(0),
             int_dot: opts.int_dot,
+            q8_step: std::cell::Cell::new(false),
             xq_holds: std::cell::Cell::new(None),
         };
         Ok(VulkanEngine {
@@ -898,6 +905,21 @@ impl Engine for VulkanEngine {
                 .any(|w| matvec::has_coopmat(&self.st.gpu, w.ty));
         if on {
             "f16 tensor cores"
+        } else {
+            "f32"
+        }
+    }
+
+    fn decode_matvec(&self) -> &'static str {
+        let on = self.st.int_dot
+            && self
+                .st
+                .model
+                .products()
+                .iter()
+                .any(|w| matvec_q8::has_matvec_q8(&self.st.gpu, w.ty));
+        if on {
+            "q8 int dot"
         } else {
             "f32"
         }
