@@ -73,6 +73,9 @@ float piece_dot(Q8Piece P, uint c) {
             const uvec4 xv = xq4[xi >> 2];
             [[unroll]] for (uint k = 0u; k < 4u; ++k) {
                 si += sdot4(P.q[g][k % Q8_W], xv[k]);
+#ifdef Q8_WORD_MIN
+                so += sdot4(0x01010101u, xv[k]);
+#endif
             }
         } else {
             [[unroll]] for (uint k = 0u; k < Q8_W; ++k) {

@@ -11,7 +11,7 @@
 //   piece . x  =  sum_g  d_x[xb[g]] * (f[g] * idot(q[g], xq) - mw[g] * idot(0x01010101, xq))
 //               - sum_g  m[g] * s_x[xb[g]]
 //
-// where (d_x, s_x) are the activation block's scale and d_x * sum of its quants. mw (per-word
+// where (d_x, s_x) are the activation block's scale and d_x * sum of its quants. mw (per-group
 // mins, Q2_K only: its mins cover 16 elements) and m (whole-block mins: Q4_1, Q5_1, Q4_K, Q5_K;
 // only one piece of each block carries it) are zero for the other formats.
 //
@@ -36,9 +36,9 @@
 #define Q8_W 1u
 #elif defined(FMT_Q2_K) || defined(FMT_Q3_K)
 #define Q8_QK 256u
-#define Q8_LPB 16u
+#define Q8_LPB 4u
 #define Q8_G 4u
-#define Q8_W 1u
+#define Q8_W 4u
 #elif defined(FMT_Q4_K) || defined(FMT_Q5_K) || defined(FMT_Q6_K)
 #define Q8_QK 256u
 #define Q8_LPB 8u
@@ -141,37 +141,39 @@ void q8_piece(uint rb, uint p, out Q8Piece P) {
     P.f[0] = d;
     P.f[1] = d;
 #elif defined(FMT_Q2_K)
-    // As piece.glsl's Q2_K word pieces: crumb j of qs word s is elements 128n + 32j + l ..
-    // (scale byte 8n + 2j + l/16: low nibble scale, high nibble min).
+    // 16-byte chunk s of qs: half n = s/2, bytes l = 16(s%2) ..; crumb j of its words is
+    // elements 128n + 32j + l .. l + 15, all with scale byte 8n + 2j + l/16 (low nibble scale,
+    // high nibble min): one group per crumb.
     const uint b = rb + blk * 84u;
-    const uint n = s >> 3;
-    const uint l = 4u * (s & 7u);
+    const uint n = s >> 1;
+    const uint l = 16u * (s & 1u);
     const vec2 dm = unpackHalf2x16(w[(b + 80u) >> 2]);
-    const uint q = w[(b + 16u + 32u * n + l) >> 2];
-    const uint sw0 = w[(b >> 2) + 2u * n];
-    const uint sw1 = w[(b >> 2) + 2u * n + 1u];
-    const uint hb = (l >> 4) * 8u;
+    const uvec4 q = w_a128(b + 16u + 32u * n + l);
     [[unroll]] for (uint j = 0u; j < 4u; ++j) {
-        const uint sw = j < 2u ? sw0 : sw1;
-        const uint sc = (sw >> (hb + 16u * (j & 1u))) & 0xFFu;
-        P.q[j][0] = (q >> (2u * j)) & 0x03030303u;
+        const uint sc = w_u8(b + 8u * n + 2u * j + (l >> 4));
+        [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+            P.q[j][k] = (q[k] >> (2u * j)) & 0x03030303u;
+        }
         P.xb[j] = 8u * blk + 4u * n + j;
         P.xw[j] = l >> 2;
         P.f[j] = dm.x * float(sc & 0xFu);
         P.mw[j] = dm.y * float(sc >> 4);
     }
 #elif defined(FMT_Q3_K)
-    // Word pieces (piece.glsl's Q3_K uses 32-element units): crumb j of qs word s is elements
-    // 128n + 32j + l .., high bit 4n + j of hmask bytes l .., clear meaning -4.
+    // 16-byte chunk s of qs: half n = s/2, bytes l = 16(s%2) ..; crumb j of its words is
+    // elements 128n + 32j + l .. l + 15 (scale 8n + 2j + l/16), high bit 4n + j of hmask bytes
+    // l .., clear meaning -4: one group per crumb. Blocks are 2-byte aligned.
     const uint b = rb + blk * 110u;
-    const uint n = s >> 3;
-    const uint l = 4u * (s & 7u);
+    const uint n = s >> 1;
+    const uint l = 16u * (s & 1u);
     const float d = h2f(w_u16(b + 108u));
-    const uint q = w_u32(b + 32u + 32u * n + l);
-    const uint hm = w_u32(b + l);
+    const uvec4 q = w_u128(b + 32u + 32u * n + l);
+    const uvec4 hm = w_u128(b + l);
     [[unroll]] for (uint j = 0u; j < 4u; ++j) {
-        const uint v = ((q >> (2u * j)) & 0x03030303u) | (((hm >> (4u * n + j)) & 0x01010101u) << 2);
-        P.q[j][0] = offset_bytes(v, 3u);
+        [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+            const uint v = ((q[k] >> (2u * j)) & 0x03030303u) | (((hm[k] >> (4u * n + j)) & 0x01010101u) << 2);
+            P.q[j][k] = offset_bytes(v, 3u);
+        }
         P.xb[j] = 8u * blk + 4u * n + j;
         P.xw[j] = l >> 2;
         P.f[j] = d * q3k_scale(b + 96u, 8u * n + 2u * j + (l >> 4));

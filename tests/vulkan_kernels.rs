@@ -545,9 +545,20 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
             let rowb = upload_rows(&h, &rows);
             let parts = h.zeros(attention::partials_len(&s, n));
             let ob = h.zeros(n * nq);
+            // Heads of a multiple of 32 also take the combine pass that writes Q8 activations
+            // (attn_combine_q8), whose bytes must equal quantize_q8 run on its f32 output.
+            let q8 = (head_dim % 32 == 0).then(|| {
+                let bytes = rawrxd::engine::vulkan::kernels::matvec_q8::q8_bytes(nq, n);
+                let buf = |_| {
+                    h.gpu
+                        .buffer(bytes, rawrxd::engine::vulkan::MemoryClass::Readback)
+                        .unwrap()
+                };
+                (buf(0), buf(1))
+            });
             let (mut rec, mut descs) = h.recorder();
             rec.begin().unwrap();
-            attention::attention(
+            attention::attention_into(
                 &h.gpu,
                 &mut rec,
                 &mut descs,
@@ -559,8 +570,21 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
                 rowb.range(),
                 Act::packed(ob.range(), nq),
                 n,
+                q8.as_ref().map(|(fused, _)| fused.range()),
             )
             .unwrap();
+            if let Some((_, apart)) = &q8 {
+                rawrxd::engine::vulkan::kernels::matvec_q8::quantize_q8(
+                    &h.gpu,
+                    &mut rec,
+                    &mut descs,
+                    Act::packed(ob.range(), nq),
+                    nq,
+                    n,
+                    apart.range(),
+                )
+                .unwrap();
+            }
             rec.submit_wait().unwrap();
             let got = h.download_f32(&ob);
             let want = ref_attention(&q, &c.k, &c.v, &s, &rows);
@@ -570,6 +594,14 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
                 &want,
                 1e-10,
             );
+            if let Some((fused, apart)) = &q8 {
+                let len = fused.size() as usize;
+                let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+                fused.read(0, &mut a).unwrap();
+                apart.read(0, &mut b).unwrap();
+                assert!(b.iter().any(|&v| v != 0), "quantize_q8 wrote nothing");
+                assert_eq!(a, b, "attn_combine_q8 {s:?} pos {pos} n {n}");
+            }
         }
     }
     h.finish();

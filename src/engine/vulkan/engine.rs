@@ -467,7 +467,11 @@ impl State {
                     n,
                 )?;
             } else {
-                attention::attention(
+                // On Q8 activations the combine pass also writes them for the output projection.
+                let q8 = self.route(&l.wo, n) == matvec::Route::MatvecQ8
+                    && hp.head_dim % 32 == 0
+                    && l.wo.ncols == nq;
+                attention::attention_into(
                     gpu,
                     rec,
                     descs,
@@ -479,9 +483,11 @@ impl State {
                     s.rows.range(),
                     att,
                     n,
+                    q8.then(|| s.xq.range()),
                 )?;
+                self.xq_holds.set(q8.then_some((att, n, nq)));
             }
-            self.mul(rec, descs, &l.wo, att, x, n, Output::Accumulate)?;
+            self.mul_same_x(rec, descs, &l.wo, att, x, n, Output::Accumulate)?;
             let first = match &l.gate_up {
                 GateUp::Fused(w) => w,
                 GateUp::Split { gate, .. } => gate,

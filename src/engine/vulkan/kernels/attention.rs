@@ -12,6 +12,7 @@ use super::super::context::Gpu;
 use super::super::error::{VkResult, VulkanError};
 use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::matvec::Act;
+use super::matvec_q8;
 use super::{push_bytes, u32_of, wg_at_least};
 
 /// Push constants of attn.comp.
@@ -37,6 +38,8 @@ pub struct AttnCombinePush {
     pub n_split: u32,
     pub out_off: u32,
     pub out_stride: u32,
+    pub nblocks: u32,
+    pub ds_base: u32,
 }
 
 /// Push constants of attn_prefill.comp.
@@ -119,7 +122,46 @@ pub fn attention(
     out: Act,
     n: usize,
 ) -> VkResult<()> {
+    attention_into(
+        gpu, rec, descs, s, q, k_cache, v_cache, partials, rows, out, n, None,
+    )
+}
+
+/// As [`attention`], also writing `out` as Q8 activations into `xq` (the layout
+/// `matvec_q8::quantize_q8` writes for `n` vectors of `n_head * head_dim`), when given; needs
+/// `head_dim` a multiple of 32.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_into(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    s: AttnShape,
+    q: Act,
+    k_cache: BufRange,
+    v_cache: BufRange,
+    partials: BufRange,
+    rows: BufRange,
+    out: Act,
+    n: usize,
+    xq: Option<BufRange>,
+) -> VkResult<()> {
     check_shape("attention", &s, 256, s.n_split)?;
+    let width = s.n_head * s.head_dim;
+    let (nblocks, ds_base) = match xq {
+        Some(r) => {
+            if s.head_dim % 32 != 0 || r.size < matvec_q8::q8_bytes(width, n) {
+                return Err(VulkanError::invalid(
+                    "attn_combine_q8",
+                    format!(
+                        "head_dim {} and {} bytes for {n} x {width}",
+                        s.head_dim, r.size
+                    ),
+                ));
+            }
+            (width / 32, matvec_q8::ds_base(width / 32, n))
+        }
+        None => (0, 0),
+    };
     if (partials.size as usize) < partials_len(&s, n) * 4 {
         return Err(VulkanError::invalid(
             "attention",
@@ -173,8 +215,13 @@ pub fn attention(
     )?;
     let cwg = wg_at_least(caps, (s.head_dim as u32).min(128));
     let combine = gpu.kernel(&KernelSpec {
-        variant: "attn_combine".into(),
-        bindings: 2,
+        variant: if xq.is_some() {
+            "attn_combine_q8"
+        } else {
+            "attn_combine"
+        }
+        .into(),
+        bindings: if xq.is_some() { 3 } else { 2 },
         push_size: std::mem::size_of::<AttnCombinePush>() as u32,
         spec: vec![cwg],
         local_size: cwg,
@@ -186,11 +233,15 @@ pub fn attention(
         n_split: push.n_split,
         out_off: u32_of("out_off", out.off)?,
         out_stride: u32_of("out_stride", out.stride)?,
+        nblocks: u32_of("nblocks", nblocks)?,
+        ds_base: u32_of("ds_base", ds_base)?,
     };
+    let mut bindings = vec![Binding::read(partials), Binding::write(out.range)];
+    bindings.extend(xq.map(Binding::write));
     rec.dispatch(
         descs,
         &combine,
-        &[Binding::read(partials), Binding::write(out.range)],
+        &bindings,
         push_bytes(&cpush),
         [push.n_head, u32_of("tokens", n)?, 1],
         "attn_combine",
