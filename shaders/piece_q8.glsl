@@ -26,9 +26,9 @@
 
 #if defined(FMT_Q8_0)
 #define Q8_QK 32u
-#define Q8_LPB 4u
+#define Q8_LPB 2u
 #define Q8_G 1u
-#define Q8_W 2u
+#define Q8_W 4u
 #elif defined(FMT_Q4_0) || defined(FMT_Q4_1) || defined(FMT_Q5_0) || defined(FMT_Q5_1)
 #define Q8_QK 32u
 #define Q8_LPB 4u
@@ -94,12 +94,14 @@ void q8_piece(uint rb, uint p, out Q8Piece P) {
         P.m[g] = 0.0;
     }
 #if defined(FMT_Q8_0)
-    // block_q8_0 {f16 d; int8 qs[32]}: piece s is bytes 8s .. 8s + 7.
+    // block_q8_0 {f16 d; int8 qs[32]}: piece s is bytes 16s .. 16s + 15 (2-byte aligned).
     const uint b = rb + blk * 34u;
-    P.q[0][0] = w_u32(b + 2u + 8u * s);
-    P.q[0][1] = w_u32(b + 6u + 8u * s);
+    const uvec4 q = w_u128(b + 2u + 16u * s);
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        P.q[0][k] = q[k];
+    }
     P.xb[0] = blk;
-    P.xw[0] = 2u * s;
+    P.xw[0] = 4u * s;
     P.f[0] = h2f(w_u16(b));
 #elif defined(FMT_Q4_0) || defined(FMT_Q4_1) || defined(FMT_Q5_0) || defined(FMT_Q5_1)
     // Word s of qs: low nibbles are elements 4s .. 4s + 3, high nibbles 16 + 4s ...
