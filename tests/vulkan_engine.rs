@@ -141,8 +141,8 @@ fn engine_matches_reference_forward() {
             .fold(0f64, f64::max)
     };
     println!("ggml numerics (CPU): worst logit error {ggml_worst:.4}");
-    // The f32 engine at two chunk sizes, then the default one (Q8 decode where the device has
-    // integer dot products) chunked so that every prompt product takes the decode kernels too.
+    // The f32 engine at two chunk sizes, then the default one (decode steps on Q8 activations
+    // where the device has integer dot products; its token-by-token passes below take them).
     for (max_batch, int_dot) in [(256usize, false), (5, false), (5, true)] {
         let tol = if int_dot {
             F32_TOL.max(Q8_VS_GGML * ggml_worst)

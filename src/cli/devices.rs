@@ -81,7 +81,13 @@ fn describe(c: &DeviceCaps, default: bool, out: &mut impl Write) -> std::io::Res
         }
         None => "no".into(),
     };
-    writeln!(out, "    integer dot product {idot}")?;
+    // The Q8 decode path needs the feature on a Vulkan 1.3 device (see matvec_q8).
+    let q8 = c.integer_dot_product.is_some() && c.api_version_raw >= ash::vk::API_VERSION_1_3;
+    writeln!(
+        out,
+        "    integer dot product {idot}; Q8 decode (matvec_q8) {}",
+        if q8 { "usable" } else { "not usable" }
+    )?;
     writeln!(
         out,
         "    cooperative matrix (KHR) {}; NV cooperative matrix 2 {}",
