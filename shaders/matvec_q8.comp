@@ -13,7 +13,9 @@
 // Bindings: 0 weights (raw GGUF bytes + 16 bytes padding; also uvec4), 1 activations (quants as
 // uint and uvec4, (d, s) pairs as vec2 from ds_base), 2 y (f32).
 // Specialization: 0 workgroup size, 1 rows per workgroup, 2 NR rows per subgroup pass (<= 4),
-// 3 BATCH vectors (<= 16), 4 GLU, 5 UNROLL pieces per lane per loop iteration.
+// 3 BATCH vectors (<= 16), 4 GLU, 5 UNROLL pieces per lane per loop iteration, 6 Q8_OUT: with
+// GLU and 32 rows per workgroup (one output block), binding 3 also receives y as Q8 activations
+// (quantize_q8.comp's layout for vectors of nrows, from oq_ds_base), for the next product.
 // Flags: bit 0 accumulate. GLU as matvec.comp. Mirrored by `MatvecQ8Push` in
 // src/engine/vulkan/kernels/matvec_q8.rs.
 #extension GL_GOOGLE_include_directive : require
@@ -26,6 +28,7 @@ layout(constant_id = 2) const uint NR = 1;
 layout(constant_id = 3) const uint BATCH = 1;
 layout(constant_id = 4) const bool GLU = false;
 layout(constant_id = 5) const uint UNROLL = 1;
+layout(constant_id = 6) const bool Q8_OUT = false;
 
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
@@ -33,6 +36,11 @@ layout(binding = 1) readonly restrict buffer XQ { uint xq[]; };
 layout(binding = 1) readonly restrict buffer XQ4 { uvec4 xq4[]; };
 layout(binding = 1) readonly restrict buffer XD { vec2 xd[]; };
 layout(binding = 2) restrict buffer Y { float y[]; };
+layout(binding = 3) writeonly restrict buffer XQO { uint xqo[]; };
+layout(binding = 3) writeonly restrict buffer XDO { vec2 xdo[]; };
+#define Q8B_Q xqo
+#define Q8B_D xdo
+#include "q8_block.glsl"
 #define W4_VIEW
 
 layout(push_constant) uniform Push {
@@ -46,6 +54,8 @@ layout(push_constant) uniform Push {
     uint y_stride;
     uint flags;
     uint glu_off;
+    uint oq_nblocks;
+    uint oq_ds_base;
 } pc;
 
 // OpSDot (4450) with PackedVectorFormat4x8Bit (0): capabilities DotProduct (6019) and
@@ -58,6 +68,9 @@ int sdot4(uint a, uint b) { return sdot_packed(a, b, 0); }
 
 #define MAX_NR 4u
 #define MAX_BATCH 16u
+
+// Q8_OUT: the workgroup's 32 outputs of each vector, for quantizing once all are summed.
+shared float yblk[Q8_OUT ? MAX_BATCH : 1u][32];
 
 // Piece P times vector c's activations.
 float piece_dot(Q8Piece P, uint c) {
@@ -152,8 +165,23 @@ void main() {
                 if (lane == 0u && row0 + r < pc.nrows) {
                     const uint yi = pc.y_off + c * pc.y_stride + row0 + r;
                     y[yi] = (pc.flags & 1u) != 0u ? y[yi] + s : s;
+                    if (Q8_OUT) {
+                        yblk[c][r0 + r] = s;
+                    }
                 }
             }
+        }
+    }
+    if (Q8_OUT) {
+        barrier();
+        const uint blk = row_base / 32u;
+        for (uint c = gl_LocalInvocationID.x; c < BATCH; c += gl_WorkGroupSize.x) {
+            float v[32];
+            [[unroll]] for (uint k = 0u; k < 32u; ++k) {
+                v[k] = row_base + k < pc.nrows ? yblk[c][k] : 0.0;
+            }
+            const uint i = c * pc.oq_nblocks + blk;
+            store_q8_block(v, i * 8u, pc.oq_ds_base + i);
         }
     }
 }

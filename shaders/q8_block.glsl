@@ -1,11 +1,16 @@
 // One 32-element block of Q8 activations (matvec_q8.comp's input): signed bytes q = round(v / d)
 // (half away from zero, as ggml's quantize_row_q8_1), d = max|v| / 127, and the pair
 // (d, d * sum(q)). Contract: the including shader declares `uint xq[]` and `vec2 xd[]` (views of
-// one buffer); `store_q8_block(v, qb, di)` writes the quants at words qb .. qb + 7 and the pair at
-// xd[di].
+// one buffer), or names others in Q8B_Q and Q8B_D; `store_q8_block(v, qb, di)` writes the quants
+// at words qb .. qb + 7 and the pair at index di.
 
 #ifndef Q8_BLOCK_GLSL
 #define Q8_BLOCK_GLSL
+
+#ifndef Q8B_Q
+#define Q8B_Q xq
+#define Q8B_D xd
+#endif
 
 // round(f), halves away from zero (C's roundf), as an int.
 int q8_round(float f) { return int(sign(f) * floor(abs(f) + 0.5)); }
@@ -26,9 +31,9 @@ void store_q8_block(float v[32], uint qb, uint di) {
             sum += q;
             word |= (uint(q) & 0xFFu) << (8u * j);
         }
-        xq[qb + wd] = word;
+        Q8B_Q[qb + wd] = word;
     }
-    xd[di] = vec2(d, d * float(sum));
+    Q8B_D[di] = vec2(d, d * float(sum));
 }
 
 #endif // Q8_BLOCK_GLSL

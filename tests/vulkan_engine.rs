@@ -276,13 +276,13 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
         // q|k|v, output, GLU and down matvecs per layer, plus the logits.
         // The prompt runs in f32 (matvec); the two decode steps on Q8 activations where the
         // device has integer dot products: the norms write them for q|k|v, GLU and the logits,
-        // the attention's combine pass for the output projection, and the GLU output is
-        // quantized by its own pass.
+        // the attention's combine pass for the output projection and the GLU product for the
+        // down projection, so no product needs a quantize pass.
         let per_pass = 4 * hp.n_layer as u64 + 1;
         if q8 {
             assert_eq!(p.kernels["matvec"].calls, per_pass);
             assert_eq!(p.kernels["matvec_q8"].calls, 2 * per_pass);
-            assert_eq!(p.kernels["quantize_q8"].calls, 2 * hp.n_layer as u64);
+            assert!(!p.kernels.contains_key("quantize_q8"), "{p}");
         } else {
             assert_eq!(p.kernels["matvec"].calls, 3 * per_pass);
         }

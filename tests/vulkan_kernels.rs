@@ -1011,6 +1011,7 @@ fn matvec_shapes_give_identical_results() {
                     n,
                     Output::Store,
                     tuning,
+                    None,
                 )
             } else {
                 matvec::matvec_tuned(
@@ -1175,7 +1176,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
             (7usize, 1usize, Output::Store),
             (66, 3, Output::Accumulate),
             (66, 16, Output::Store),
-            (34, 2, Output::Glu),
+            (130, 2, Output::Glu),
         ] {
             let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
             let out_rows = if out == Output::Glu { nrows / 2 } else { nrows };
@@ -1201,8 +1202,55 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
             };
             matvec_q8::quantize_q8(&h.gpu, &mut rec, &mut descs, xa, ncols, n, xq.range()).unwrap();
             let ya = Act::packed(yb.range(), ys);
-            matvec_q8::matvec_q8(&h.gpu, &mut rec, &mut descs, &w, xq.range(), ya, n, out).unwrap();
+            // GLU products may also write their output's Q8 form: it must equal quantize_q8 of
+            // the f32 output, byte for byte.
+            let glu_q8 = (out == Output::Glu).then(|| {
+                let bytes = matvec_q8::q8_bytes(out_rows, n);
+                let buf = |_| {
+                    h.gpu
+                        .buffer(bytes, rawrxd::engine::vulkan::MemoryClass::Readback)
+                        .unwrap()
+                };
+                (buf(0), buf(1))
+            });
+            match &glu_q8 {
+                Some((fused, apart)) => {
+                    matvec_q8::matvec_q8_glu_into(
+                        &h.gpu,
+                        &mut rec,
+                        &mut descs,
+                        &w,
+                        xq.range(),
+                        ya,
+                        n,
+                        fused.range(),
+                    )
+                    .unwrap();
+                    matvec_q8::quantize_q8(
+                        &h.gpu,
+                        &mut rec,
+                        &mut descs,
+                        ya,
+                        out_rows,
+                        n,
+                        apart.range(),
+                    )
+                    .unwrap();
+                }
+                None => {
+                    matvec_q8::matvec_q8(&h.gpu, &mut rec, &mut descs, &w, xq.range(), ya, n, out)
+                        .unwrap()
+                }
+            }
             rec.submit_wait().unwrap();
+            if let Some((fused, apart)) = &glu_q8 {
+                let len = fused.size() as usize;
+                let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+                fused.read(0, &mut a).unwrap();
+                apart.read(0, &mut b).unwrap();
+                assert!(b.iter().any(|&v| v != 0), "quantize_q8 wrote nothing");
+                assert_eq!(a, b, "matvec_q8 {ty} GLU Q8 output");
+            }
             let got = h.download_f32(&yb);
             let xv: Vec<f32> = (0..n)
                 .flat_map(|t| x[2 + t * xs..][..ncols].to_vec())

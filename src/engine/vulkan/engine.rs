@@ -114,6 +114,8 @@ struct Scratch {
     angles: GpuBuffer,
     /// Q8 activations of one decode product's input (`matvec_q8::quantize_q8`).
     xq: GpuBuffer,
+    /// A second one: the GLU product writes its output's Q8 form here while reading `xq`.
+    xq2: GpuBuffer,
 }
 
 /// Prompt-sized products on tensor cores take the staged path (see `matvec::matmul_coopmat_staged`).
@@ -174,8 +176,9 @@ struct State {
     /// is chunked (1-token chunks run as decode steps).
     q8_step: std::cell::Cell<bool>,
     /// The activations (range, first element, stride, vectors, columns) whose Q8 form `s.xq`
-    /// holds while consecutive products read the same input; cleared by [`State::mul`].
-    xq_holds: std::cell::Cell<Option<(matvec::Act, usize, usize)>>,
+    /// (or, when the flag is set, `s.xq2`) holds, set by the kernel that wrote both and read by
+    /// the products after it (see [`State::mul`]).
+    xq_holds: std::cell::Cell<Option<(matvec::Act, usize, usize, bool)>>,
 }
 
 /// The Vulkan backend of `Engine` (and, with several slots, `BatchEngine`) for llama-family
@@ -207,7 +210,9 @@ impl State {
         matvec::route_with(&self.gpu, w.ty, n, self.coopmat, self.q8_step.get())
     }
 
-    /// Records Y = W X with [`Self::route`]'s kernel.
+    /// Records Y = W X with [`Self::route`]'s kernel. On the Q8 route, X's Q8 form is reused when
+    /// `xq_holds` names X (the kernel that wrote X, a norm, the attention or the GLU product, also
+    /// wrote it, just before), else made by a quantize pass.
     #[allow(clippy::too_many_arguments)]
     fn mul(
         &self,
@@ -219,29 +224,41 @@ impl State {
         n: usize,
         out: Output,
     ) -> VkResult<()> {
-        self.xq_holds.set(None);
-        self.mul_same_x(rec, descs, w, x, y, n, out)
-    }
-
-    /// As [`Self::mul`] for a product whose input, unchanged since, the previous product also
-    /// read or [`Self::norm`] wrote: its Q8 form, if made, is reused.
-    #[allow(clippy::too_many_arguments)]
-    fn mul_same_x(
-        &self,
-        rec: &mut Recorder,
-        descs: &mut DescriptorCache,
-        w: &WeightMatrix,
-        x: Act,
-        y: Act,
-        n: usize,
-        out: Output,
-    ) -> VkResult<()> {
         let route = self.route(w, n);
         if route == matvec::Route::MatvecQ8 {
-            let xq = self.s.xq.range();
-            if self.xq_holds.get() != Some((x, n, w.ncols)) {
-                matvec_q8::quantize_q8(&self.gpu, rec, descs, x, w.ncols, n, xq)?;
-                self.xq_holds.set(Some((x, n, w.ncols)));
+            let xq = match self.xq_holds.get() {
+                Some((a, m, c, second)) if (a, m, c) == (x, n, w.ncols) => {
+                    if second {
+                        self.s.xq2.range()
+                    } else {
+                        self.s.xq.range()
+                    }
+                }
+                _ => {
+                    let xq = self.s.xq.range();
+                    matvec_q8::quantize_q8(&self.gpu, rec, descs, x, w.ncols, n, xq)?;
+                    self.xq_holds.set(Some((x, n, w.ncols, false)));
+                    xq
+                }
+            };
+            // With one vector the GLU product also writes its output's Q8 form (into the other
+            // buffer) for the down projection: one dispatch fewer per layer. Its workgroups then
+            // sum one 32-row block each, which on an H100 pays at one vector (7B Q4_K_M tg128
+            // 264 -> 275 t/s) and loses with several (B = 12: 1043 -> 777 tok/s), so batches
+            // keep the quantize pass.
+            if out == Output::Glu && n == 1 && xq == self.s.xq.range() && y.off == 0 {
+                matvec_q8::matvec_q8_glu_into(
+                    &self.gpu,
+                    rec,
+                    descs,
+                    w,
+                    xq,
+                    y,
+                    n,
+                    self.s.xq2.range(),
+                )?;
+                self.xq_holds.set(Some((y, n, w.nrows / 2, true)));
+                return Ok(());
             }
             return matvec_q8::matvec_q8(&self.gpu, rec, descs, w, xq, y, n, out);
         }
@@ -257,7 +274,7 @@ impl State {
 
     /// Records y = rms_norm(x) * w for `n` rows of `n_embd`; when `next`, the first product that
     /// reads y, takes the Q8 route, the norm also writes y's Q8 form (then read by
-    /// [`Self::mul_same_x`] without a quantize pass).
+    /// [`Self::mul`] without a quantize pass).
     #[allow(clippy::too_many_arguments)]
     fn norm(
         &self,
@@ -284,7 +301,7 @@ impl State {
             self.hp.rms_norm_eps,
             xq,
         )?;
-        self.xq_holds.set(q8.then_some((y, n, e)));
+        self.xq_holds.set(q8.then_some((y, n, e, false)));
         Ok(())
     }
 
@@ -371,7 +388,7 @@ impl State {
             let (q, k, v) = match &l.qkv {
                 Qkv::Fused(w) => {
                     let st = nq + 2 * nkv;
-                    self.mul_same_x(rec, descs, w, xb, Act::packed(whole, st), n, Output::Store)?;
+                    self.mul(rec, descs, w, xb, Act::packed(whole, st), n, Output::Store)?;
                     if let Some(b) = &l.qkv_bias {
                         let bias = Act {
                             range: b.range(),
@@ -403,9 +420,9 @@ impl State {
                     let qr = s.qkv.slice(0, (n * nq * 4) as u64);
                     let kr = s.qkv.slice(s.k_region, (n * nkv * 4) as u64);
                     let vr = s.qkv.slice(s.v_region, (n * nkv * 4) as u64);
-                    self.mul_same_x(rec, descs, q, xb, Act::packed(qr, nq), n, Output::Store)?;
-                    self.mul_same_x(rec, descs, k, xb, Act::packed(kr, nkv), n, Output::Store)?;
-                    self.mul_same_x(rec, descs, v, xb, Act::packed(vr, nkv), n, Output::Store)?;
+                    self.mul(rec, descs, q, xb, Act::packed(qr, nq), n, Output::Store)?;
+                    self.mul(rec, descs, k, xb, Act::packed(kr, nkv), n, Output::Store)?;
+                    self.mul(rec, descs, v, xb, Act::packed(vr, nkv), n, Output::Store)?;
                     if let Some(b) = &l.qkv_bias {
                         for (r, off, w) in [(qr, 0, nq), (kr, nq, nkv), (vr, nq + nkv, nkv)] {
                             let bias = Act {
@@ -485,9 +502,9 @@ impl State {
                     n,
                     q8.then(|| s.xq.range()),
                 )?;
-                self.xq_holds.set(q8.then_some((att, n, nq)));
+                self.xq_holds.set(q8.then_some((att, n, nq, false)));
             }
-            self.mul_same_x(rec, descs, &l.wo, att, x, n, Output::Accumulate)?;
+            self.mul(rec, descs, &l.wo, att, x, n, Output::Accumulate)?;
             let first = match &l.gate_up {
                 GateUp::Fused(w) => w,
                 GateUp::Split { gate, .. } => gate,
@@ -501,11 +518,11 @@ impl State {
                         matvec::Route::Matvec | matvec::Route::MatvecQ8
                     ) =>
                 {
-                    self.mul_same_x(rec, descs, w, xb, h, n, Output::Glu)?;
+                    self.mul(rec, descs, w, xb, h, n, Output::Glu)?;
                 }
                 GateUp::Fused(w) => {
                     let gu = s.gu.range();
-                    self.mul_same_x(
+                    self.mul(
                         rec,
                         descs,
                         w,
@@ -529,8 +546,8 @@ impl State {
                 GateUp::Split { gate, up } => {
                     let gr = s.gu.slice(0, (n * nff * 4) as u64);
                     let ur = s.gu.slice(s.up_region, (n * nff * 4) as u64);
-                    self.mul_same_x(rec, descs, gate, xb, Act::packed(gr, nff), n, Output::Store)?;
-                    self.mul_same_x(rec, descs, up, xb, Act::packed(ur, nff), n, Output::Store)?;
+                    self.mul(rec, descs, gate, xb, Act::packed(gr, nff), n, Output::Store)?;
+                    self.mul(rec, descs, up, xb, Act::packed(ur, nff), n, Output::Store)?;
                     eltwise::eltwise(
                         gpu,
                         rec,
@@ -556,7 +573,7 @@ impl State {
         self.norm(rec, descs, xs, &m.output_norm, xb, rows, m.output())?;
         let logits_bytes = (rows * hp.n_vocab * 4) as u64;
         let lr = s.logits.slice(0, logits_bytes);
-        self.mul_same_x(
+        self.mul(
             rec,
             descs,
             m.output(),
@@ -645,6 +662,10 @@ impl VulkanEngine {
             angles: State::buf(&gpu, angles.len())?,
             xq: gpu.buffer(
                 matvec_q8::q8_bytes(hp.n_embd.max(nq).max(nff), DECODE_MAX_BATCH),
+                MemoryClass::Device,
+            )?,
+            xq2: gpu.buffer(
+                matvec_q8::q8_bytes(nff, DECODE_MAX_BATCH),
                 MemoryClass::Device,
             )?,
         };

@@ -53,6 +53,8 @@ pub struct MatvecQ8Push {
     pub y_stride: u32,
     pub flags: u32,
     pub glu_off: u32,
+    pub oq_nblocks: u32,
+    pub oq_ds_base: u32,
 }
 
 /// 32-element activation blocks of a vector of `ncols`.
@@ -148,7 +150,36 @@ pub fn matvec_q8(
     out: Output,
 ) -> VkResult<()> {
     let tuning = MatvecTuning::for_q8(gpu.caps(), n);
-    matvec_q8_tuned(gpu, rec, descs, w, xq, y, n, out, tuning)
+    matvec_q8_tuned(gpu, rec, descs, w, xq, y, n, out, tuning, None)
+}
+
+/// As [`matvec_q8`] for `Output::Glu`, also writing y as Q8 activations into `q8_out` (the
+/// layout [`quantize_q8`] writes for `n` vectors of `w.nrows / 2`; must not overlap `xq`), so the
+/// next product needs no quantize pass. Each workgroup then sums one block of 32 outputs.
+#[allow(clippy::too_many_arguments)]
+pub fn matvec_q8_glu_into(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    xq: BufRange,
+    y: Act,
+    n: usize,
+    q8_out: BufRange,
+) -> VkResult<()> {
+    let tuning = MatvecTuning::for_q8(gpu.caps(), n);
+    matvec_q8_tuned(
+        gpu,
+        rec,
+        descs,
+        w,
+        xq,
+        y,
+        n,
+        Output::Glu,
+        tuning,
+        Some(q8_out),
+    )
 }
 
 /// As [`matvec_q8`] with an explicit workgroup shape (tuning runs and tests).
@@ -163,6 +194,7 @@ pub fn matvec_q8_tuned(
     n: usize,
     out: Output,
     tuning: MatvecTuning,
+    q8_out: Option<BufRange>,
 ) -> VkResult<()> {
     if n == 0 || n > MATVEC_MAX_BATCH {
         return Err(VulkanError::invalid(
@@ -181,10 +213,21 @@ pub fn matvec_q8_tuned(
         .ok_or_else(|| VulkanError::MissingShader(format!("matvec_q8_{}_{INTDOT_EXT}", w.ty)))?;
     let (nr, unroll) = (tuning.rows_per_subgroup, tuning.unroll);
     let wg = subgroup_wg(caps, tuning.subgroups);
-    let rows_per_wg = (wg / caps.subgroup.size.max(1)) * nr;
+    // With Q8 output a workgroup sums one 32-row output block (its subgroups loop over it).
+    let rows_per_wg = if q8_out.is_some() {
+        if out != Output::Glu || nr > 32 || (wg / caps.subgroup.size.max(1)) * nr > 32 {
+            return Err(VulkanError::invalid(
+                "matvec_q8",
+                "Q8 output needs GLU and at most 32 rows per pass",
+            ));
+        }
+        32
+    } else {
+        (wg / caps.subgroup.size.max(1)) * nr
+    };
     let kernel = gpu.kernel(&KernelSpec {
         variant: variant.name.to_string(),
-        bindings: 3,
+        bindings: 4,
         push_size: std::mem::size_of::<MatvecQ8Push>() as u32,
         spec: vec![
             wg,
@@ -193,6 +236,7 @@ pub fn matvec_q8_tuned(
             n as u32,
             u32::from(out == Output::Glu),
             unroll,
+            u32::from(q8_out.is_some()),
         ],
         local_size: wg,
         subgroup_sized: true,
@@ -210,6 +254,19 @@ pub fn matvec_q8_tuned(
         _ => (w.nrows, 0),
     };
     let nb = nblocks(w.ncols);
+    let (oq_nblocks, oq_ds_base) = match q8_out {
+        Some(r) => {
+            let onb = nblocks(out_rows);
+            if r.size < q8_bytes(out_rows, n) || r.overlaps(&xq) {
+                return Err(VulkanError::invalid(
+                    "matvec_q8",
+                    format!("{} bytes of Q8 output for {n} x {out_rows}", r.size),
+                ));
+            }
+            (onb, ds_base(onb, n))
+        }
+        None => (0, 0),
+    };
     for piece in &w.pieces {
         let rows = if out == Output::Glu {
             out_rows
@@ -227,6 +284,8 @@ pub fn matvec_q8_tuned(
             y_stride: u32_of("y_stride", y.stride)?,
             flags: u32::from(out == Output::Accumulate),
             glu_off: u32_of("glu_off", glu_off)?,
+            oq_nblocks: u32_of("oq_nblocks", oq_nblocks)?,
+            oq_ds_base: u32_of("oq_ds_base", oq_ds_base)?,
         };
         let groups = linear_groups(caps, (rows as u32).div_ceil(rows_per_wg));
         let bytes =
@@ -238,6 +297,8 @@ pub fn matvec_q8_tuned(
                 Binding::read(piece.range),
                 Binding::read(xq),
                 Binding::write(y.range),
+                // Unused without Q8 output (the shader still declares it).
+                Binding::write(q8_out.unwrap_or(y.range)),
             ],
             push_bytes(&push),
             groups,
