@@ -243,10 +243,14 @@ impl State {
             };
             // With one vector the GLU product also writes its output's Q8 form (into the other
             // buffer) for the down projection: one dispatch fewer per layer. Its workgroups then
-            // sum one 32-row block each, which on an H100 pays at one vector (7B Q4_K_M tg128
-            // 264 -> 275 t/s) and loses with several (B = 12: 1043 -> 777 tok/s), so batches
-            // keep the quantize pass.
-            if out == Output::Glu && n == 1 && xq == self.s.xq.range() && y.off == 0 {
+            // sum one 32-row block each (a quarter as many), which is a trade measured per format
+            // (`matvec_q8::glu_q8_pays`); batches keep the quantize pass.
+            if out == Output::Glu
+                && n == 1
+                && xq == self.s.xq.range()
+                && y.off == 0
+                && matvec_q8::glu_q8_pays(w.ty)
+            {
                 matvec_q8::matvec_q8_glu_into(
                     &self.gpu,
                     rec,

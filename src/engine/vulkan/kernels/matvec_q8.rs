@@ -79,6 +79,27 @@ fn enabled() -> bool {
     *ON.get_or_init(|| !std::env::var("RAWRXD_INTDOT").is_ok_and(|v| v.trim() == "0"))
 }
 
+/// Whether an engine's one-vector GLU product of weights `ty` writes its output's Q8 form itself
+/// ([`matvec_q8_glu_into`]: one dispatch fewer per layer, but workgroups of one 32-row block,
+/// a quarter as many) instead of leaving it to a quantize pass. Measured on an H100 (7B, tg128,
+/// docs/BENCHMARKS.md): it pays for Q4_K (Q4_K_M 264 -> 275 t/s, same machine) and, between two
+/// rounds, Q5_K (Q5_K_M 241 -> 257) and Q2_K (273 -> 279); it loses for Q3_K (Q3_K_M 258 -> 252)
+/// and Q6_K (222 -> 217), whose pieces take more work per byte, and gained nothing for Q8_0.
+/// With several vectors it always lost (B = 12: 1043 -> 777 tok/s), so batches never take it.
+/// `RAWRXD_GLU_Q8=0` turns it off, `=1` on for every format (tuning runs).
+pub fn glu_q8_pays(ty: GgmlType) -> bool {
+    static FORCE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    let force =
+        *FORCE.get_or_init(
+            || match std::env::var("RAWRXD_GLU_Q8").as_deref().map(str::trim) {
+                Ok("0") => Some(false),
+                Ok("1") => Some(true),
+                _ => None,
+            },
+        );
+    force.unwrap_or(matches!(ty, GgmlType::Q2K | GgmlType::Q4K | GgmlType::Q5K))
+}
+
 /// True when `gpu` runs [`matvec_q8`] for weights of `ty`: the device has integer dot products
 /// (Vulkan 1.3's shaderIntegerDotProduct, enabled by `Device::new`), this build compiled the
 /// variant (quantized formats), and it is not turned off.
