@@ -31,9 +31,9 @@
 #define Q8_W 4u
 #elif defined(FMT_Q4_0) || defined(FMT_Q4_1) || defined(FMT_Q5_0) || defined(FMT_Q5_1)
 #define Q8_QK 32u
-#define Q8_LPB 4u
+#define Q8_LPB 1u
 #define Q8_G 2u
-#define Q8_W 1u
+#define Q8_W 4u
 #elif defined(FMT_Q2_K) || defined(FMT_Q3_K)
 #define Q8_QK 256u
 #define Q8_LPB 4u
@@ -104,42 +104,51 @@ void q8_piece(uint rb, uint p, out Q8Piece P) {
     P.xw[0] = 4u * s;
     P.f[0] = h2f(w_u16(b));
 #elif defined(FMT_Q4_0) || defined(FMT_Q4_1) || defined(FMT_Q5_0) || defined(FMT_Q5_1)
-    // Word s of qs: low nibbles are elements 4s .. 4s + 3, high nibbles 16 + 4s ...
+    // One piece per block, its 16 bytes of qs: word k's low nibbles are elements 4k .. 4k + 3,
+    // its high nibbles 16 + 4k ..: group 0 (activation words 0..3) and group 1 (words 4..7).
 #if defined(FMT_Q4_0)
     const uint b = rb + blk * 18u;
     const float d = h2f(w_u16(b));
-    const uint q = w_u32(b + 2u + 4u * s);
-    P.q[0][0] = offset_bytes(q & 0x0F0F0F0Fu, 4u);
-    P.q[1][0] = offset_bytes((q >> 4) & 0x0F0F0F0Fu, 4u);
+    const uvec4 q = w_u128(b + 2u);
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        P.q[0][k] = offset_bytes(q[k] & 0x0F0F0F0Fu, 4u);
+        P.q[1][k] = offset_bytes((q[k] >> 4) & 0x0F0F0F0Fu, 4u);
+    }
 #elif defined(FMT_Q4_1)
     const uint b = rb + blk * 20u;
     const vec2 dm = unpackHalf2x16(w[b >> 2]);
     const float d = dm.x;
-    const uint q = w[(b >> 2) + 1u + s];
-    P.q[0][0] = q & 0x0F0F0F0Fu;
-    P.q[1][0] = (q >> 4) & 0x0F0F0F0Fu;
-    P.m[0] = s == 0u ? -dm.y : 0.0;
+    const uvec4 q = w_a128(b + 4u);
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        P.q[0][k] = q[k] & 0x0F0F0F0Fu;
+        P.q[1][k] = (q[k] >> 4) & 0x0F0F0F0Fu;
+    }
+    P.m[0] = -dm.y;
 #elif defined(FMT_Q5_0)
     const uint b = rb + blk * 22u;
     const float d = h2f(w_u16(b));
     const uint qh = w_u32(b + 2u);
-    const uint q = w_u32(b + 6u + 4u * s);
-    P.q[0][0] = offset_bytes((q & 0x0F0F0F0Fu) | spread4(qh, 4u * s), 5u);
-    P.q[1][0] = offset_bytes(((q >> 4) & 0x0F0F0F0Fu) | spread4(qh, 16u + 4u * s), 5u);
+    const uvec4 q = w_u128(b + 6u);
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        P.q[0][k] = offset_bytes((q[k] & 0x0F0F0F0Fu) | spread4(qh, 4u * k), 5u);
+        P.q[1][k] = offset_bytes(((q[k] >> 4) & 0x0F0F0F0Fu) | spread4(qh, 16u + 4u * k), 5u);
+    }
 #else
     const uint b = rb + blk * 24u;
     const vec2 dm = unpackHalf2x16(w[b >> 2]);
     const float d = dm.x;
     const uint qh = w[(b >> 2) + 1u];
-    const uint q = w[(b >> 2) + 2u + s];
-    P.q[0][0] = (q & 0x0F0F0F0Fu) | spread4(qh, 4u * s);
-    P.q[1][0] = ((q >> 4) & 0x0F0F0F0Fu) | spread4(qh, 16u + 4u * s);
-    P.m[0] = s == 0u ? -dm.y : 0.0;
+    const uvec4 q = w_a128(b + 8u);
+    [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+        P.q[0][k] = (q[k] & 0x0F0F0F0Fu) | spread4(qh, 4u * k);
+        P.q[1][k] = ((q[k] >> 4) & 0x0F0F0F0Fu) | spread4(qh, 16u + 4u * k);
+    }
+    P.m[0] = -dm.y;
 #endif
     P.xb[0] = blk;
     P.xb[1] = blk;
-    P.xw[0] = s;
-    P.xw[1] = 4u + s;
+    P.xw[0] = 0u;
+    P.xw[1] = 4u;
     P.f[0] = d;
     P.f[1] = d;
 #elif defined(FMT_Q2_K)
