@@ -15,13 +15,21 @@
 // round(f), halves away from zero (C's roundf), as an int.
 int q8_round(float f) { return int(sign(f) * floor(abs(f) + 0.5)); }
 
+// The scale d of a block whose largest magnitude is amax, and the 1/d its values are multiplied
+// by before rounding (0 for an all-zero block).
+vec2 q8_scale(float amax) {
+    const float d = amax / 127.0;
+    return vec2(d, d != 0.0 ? 1.0 / d : 0.0);
+}
+
 void store_q8_block(float v[32], uint qb, uint di) {
     float amax = 0.0;
     [[unroll]] for (uint k = 0u; k < 32u; ++k) {
         amax = max(amax, abs(v[k]));
     }
-    const float d = amax / 127.0;
-    const float id = d != 0.0 ? 1.0 / d : 0.0;
+    const vec2 did = q8_scale(amax);
+    const float d = did.x;
+    const float id = did.y;
     int sum = 0;
     [[unroll]] for (uint wd = 0u; wd < 8u; ++wd) {
         uint word = 0u;

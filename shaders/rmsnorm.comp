@@ -79,8 +79,9 @@ void main() {
         [[unroll]] for (uint k = 0u; k < 8u; ++k) {
             amax = max(amax, red[g + k]);
         }
-        const float d = amax / 127.0;
-        const float id = d != 0.0 ? 1.0 / d : 0.0;
+        const vec2 did = q8_scale(amax);
+        const float d = did.x;
+        const float id = did.y;
         uint word = 0u;
         int sum = 0;
         [[unroll]] for (uint k = 0u; k < 4u; ++k) {

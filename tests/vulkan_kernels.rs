@@ -64,6 +64,43 @@ fn silu(x: f64) -> f64 {
     x / (1.0 + (-x).exp())
 }
 
+/// Two readback buffers for `n` vectors of `ncols` Q8 activations: one for a kernel that writes
+/// them itself, one for quantize_q8 run on that kernel's f32 output.
+fn q8_pair(
+    h: &vulkan_support::Harness,
+    ncols: usize,
+    n: usize,
+) -> (
+    rawrxd::engine::vulkan::GpuBuffer,
+    rawrxd::engine::vulkan::GpuBuffer,
+) {
+    let bytes = rawrxd::engine::vulkan::kernels::matvec_q8::q8_bytes(ncols, n);
+    let buf = || {
+        h.gpu
+            .buffer(bytes, rawrxd::engine::vulkan::MemoryClass::Readback)
+            .unwrap()
+    };
+    (buf(), buf())
+}
+
+/// Asserts that a kernel's own Q8 output (`fused`) has the bytes quantize_q8 wrote (`apart`),
+/// and that those are not all zero.
+fn assert_same_q8(
+    fused: &rawrxd::engine::vulkan::GpuBuffer,
+    apart: &rawrxd::engine::vulkan::GpuBuffer,
+    what: &str,
+) {
+    let len = apart.size() as usize;
+    let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+    fused.read(0, &mut a).unwrap();
+    apart.read(0, &mut b).unwrap();
+    assert!(
+        b.iter().any(|&v| v != 0),
+        "{what}: quantize_q8 wrote nothing"
+    );
+    assert_eq!(a, b, "{what}");
+}
+
 /// Runs W x through `mul` for one shape/output mode and compares with the oracle.
 #[allow(clippy::too_many_arguments)]
 fn check_product(
@@ -547,15 +584,7 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
             let ob = h.zeros(n * nq);
             // Heads of a multiple of 32 also take the combine pass that writes Q8 activations
             // (attn_combine_q8), whose bytes must equal quantize_q8 run on its f32 output.
-            let q8 = (head_dim % 32 == 0).then(|| {
-                let bytes = rawrxd::engine::vulkan::kernels::matvec_q8::q8_bytes(nq, n);
-                let buf = |_| {
-                    h.gpu
-                        .buffer(bytes, rawrxd::engine::vulkan::MemoryClass::Readback)
-                        .unwrap()
-                };
-                (buf(0), buf(1))
-            });
+            let q8 = (head_dim % 32 == 0).then(|| q8_pair(&h, nq, n));
             let (mut rec, mut descs) = h.recorder();
             rec.begin().unwrap();
             attention::attention_into(
@@ -595,12 +624,11 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
                 1e-10,
             );
             if let Some((fused, apart)) = &q8 {
-                let len = fused.size() as usize;
-                let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
-                fused.read(0, &mut a).unwrap();
-                apart.read(0, &mut b).unwrap();
-                assert!(b.iter().any(|&v| v != 0), "quantize_q8 wrote nothing");
-                assert_eq!(a, b, "attn_combine_q8 {s:?} pos {pos} n {n}");
+                assert_same_q8(
+                    fused,
+                    apart,
+                    &format!("attn_combine_q8 {s:?} pos {pos} n {n}"),
+                );
             }
         }
     }
@@ -1204,15 +1232,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
             let ya = Act::packed(yb.range(), ys);
             // GLU products may also write their output's Q8 form: it must equal quantize_q8 of
             // the f32 output, byte for byte.
-            let glu_q8 = (out == Output::Glu).then(|| {
-                let bytes = matvec_q8::q8_bytes(out_rows, n);
-                let buf = |_| {
-                    h.gpu
-                        .buffer(bytes, rawrxd::engine::vulkan::MemoryClass::Readback)
-                        .unwrap()
-                };
-                (buf(0), buf(1))
-            });
+            let glu_q8 = (out == Output::Glu).then(|| q8_pair(&h, out_rows, n));
             match &glu_q8 {
                 Some((fused, apart)) => {
                     matvec_q8::matvec_q8_glu_into(
@@ -1244,12 +1264,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
             }
             rec.submit_wait().unwrap();
             if let Some((fused, apart)) = &glu_q8 {
-                let len = fused.size() as usize;
-                let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
-                fused.read(0, &mut a).unwrap();
-                apart.read(0, &mut b).unwrap();
-                assert!(b.iter().any(|&v| v != 0), "quantize_q8 wrote nothing");
-                assert_eq!(a, b, "matvec_q8 {ty} GLU Q8 output");
+                assert_same_q8(fused, apart, &format!("matvec_q8 {ty} GLU Q8 output"));
             }
             let got = h.download_f32(&yb);
             let xv: Vec<f32> = (0..n)
@@ -1289,7 +1304,6 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
 #[test]
 fn rms_norm_q8_equals_norm_then_quantize() {
     use rawrxd::engine::vulkan::kernels::matvec_q8;
-    use rawrxd::engine::vulkan::MemoryClass;
     let Some(h) = harness() else { return };
     let mut rng = Rng::new(15);
     for n in [576usize, 1000] {
@@ -1299,9 +1313,7 @@ fn rms_norm_q8_equals_norm_then_quantize() {
         let xb = h.upload_f32(&x);
         let wb = h.upload_f32(&w);
         let (ya, yb) = (h.zeros(rows * n), h.zeros(rows * n));
-        let bytes = matvec_q8::q8_bytes(n, rows);
-        let qa = h.gpu.buffer(bytes, MemoryClass::Readback).unwrap();
-        let qb = h.gpu.buffer(bytes, MemoryClass::Readback).unwrap();
+        let (qb, qa) = q8_pair(&h, n, rows);
         let (mut rec, mut descs) = h.recorder();
         rec.begin().unwrap();
         let xa = Act::packed(xb.range(), n);
@@ -1346,11 +1358,7 @@ fn rms_norm_q8_equals_norm_then_quantize() {
             h.download_f32(&yb),
             "rmsnorm_q8 f32 n={n}"
         );
-        let (mut a, mut b) = (vec![0u8; bytes as usize], vec![0u8; bytes as usize]);
-        qa.read(0, &mut a).unwrap();
-        qb.read(0, &mut b).unwrap();
-        assert!(a.iter().any(|&v| v != 0), "quantize_q8 wrote nothing");
-        assert_eq!(a, b, "rmsnorm_q8 quants n={n}");
+        assert_same_q8(&qb, &qa, &format!("rmsnorm_q8 quants n={n}"));
     }
     h.finish();
 }

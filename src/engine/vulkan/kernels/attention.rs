@@ -148,18 +148,14 @@ pub fn attention_into(
     check_shape("attention", &s, 256, s.n_split)?;
     let width = s.n_head * s.head_dim;
     let (nblocks, ds_base) = match xq {
-        Some(r) => {
-            if s.head_dim % 32 != 0 || r.size < matvec_q8::q8_bytes(width, n) {
-                return Err(VulkanError::invalid(
-                    "attn_combine_q8",
-                    format!(
-                        "head_dim {} and {} bytes for {n} x {width}",
-                        s.head_dim, r.size
-                    ),
-                ));
-            }
-            (width / 32, matvec_q8::ds_base(width / 32, n))
+        // Each head's outputs are whole Q8 blocks.
+        Some(_) if s.head_dim % 32 != 0 => {
+            return Err(VulkanError::invalid(
+                "attn_combine_q8",
+                format!("head_dim {} is not a multiple of 32", s.head_dim),
+            ))
         }
+        Some(r) => matvec_q8::q8_layout("attn_combine_q8", r, width, n)?,
         None => (0, 0),
     };
     if (partials.size as usize) < partials_len(&s, n) * 4 {
@@ -233,8 +229,8 @@ pub fn attention_into(
         n_split: push.n_split,
         out_off: u32_of("out_off", out.off)?,
         out_stride: u32_of("out_stride", out.stride)?,
-        nblocks: u32_of("nblocks", nblocks)?,
-        ds_base: u32_of("ds_base", ds_base)?,
+        nblocks,
+        ds_base,
     };
     let mut bindings = vec![Binding::read(partials), Binding::write(out.range)];
     bindings.extend(xq.map(Binding::write));

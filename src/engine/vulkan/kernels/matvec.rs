@@ -212,6 +212,31 @@ pub fn matvec(
     matvec_tuned(gpu, rec, descs, w, x, y, n, out, tuning)
 }
 
+/// Checks a decode product of `n` vectors (1..=[`MATVEC_MAX_BATCH`]) for `kernel` and returns
+/// its output rows per vector and, for `Output::Glu`, the byte offset of the up rows after the
+/// gate rows (which must be one piece).
+pub(super) fn decode_rows(
+    kernel: &'static str,
+    w: &WeightMatrix,
+    n: usize,
+    out: Output,
+) -> VkResult<(usize, usize)> {
+    if n == 0 || n > MATVEC_MAX_BATCH {
+        return Err(VulkanError::invalid(
+            kernel,
+            format!("batch {n} (1..={MATVEC_MAX_BATCH})"),
+        ));
+    }
+    match out {
+        Output::Glu if w.pieces.len() != 1 || w.nrows % 2 != 0 => Err(VulkanError::invalid(
+            kernel,
+            "GLU needs gate|up rows in a single piece",
+        )),
+        Output::Glu => Ok((w.nrows / 2, (w.nrows / 2) * w.row_bytes)),
+        _ => Ok((w.nrows, 0)),
+    }
+}
+
 /// As [`matvec`] with an explicit workgroup shape (tuning runs and tests).
 #[allow(clippy::too_many_arguments)]
 pub fn matvec_tuned(
@@ -225,12 +250,7 @@ pub fn matvec_tuned(
     out: Output,
     tuning: MatvecTuning,
 ) -> VkResult<()> {
-    if n == 0 || n > MATVEC_MAX_BATCH {
-        return Err(VulkanError::invalid(
-            "matvec",
-            format!("batch {n} (1..={MATVEC_MAX_BATCH})"),
-        ));
-    }
+    let (out_rows, glu_off) = decode_rows("matvec", w, n, out)?;
     let caps = gpu.caps();
     let variant = shaders::for_format("matvec", w.ty, "")
         .ok_or_else(|| VulkanError::MissingShader(format!("matvec_{}", w.ty)))?;
@@ -253,18 +273,6 @@ pub fn matvec_tuned(
         local_size: wg,
         subgroup_sized: true,
     })?;
-    let (out_rows, glu_off) = match out {
-        Output::Glu => {
-            if w.pieces.len() != 1 || w.nrows % 2 != 0 {
-                return Err(VulkanError::invalid(
-                    "matvec",
-                    "GLU needs gate|up rows in a single piece",
-                ));
-            }
-            (w.nrows / 2, (w.nrows / 2) * w.row_bytes)
-        }
-        _ => (w.nrows, 0),
-    };
     let flags = u32::from(out == Output::Accumulate);
     for piece in &w.pieces {
         let rows = if out == Output::Glu {

@@ -20,7 +20,7 @@ use super::super::context::Gpu;
 use super::super::error::{VkResult, VulkanError};
 use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::super::shaders;
-use super::matvec::{Act, MatvecTuning, Output, MATVEC_MAX_BATCH};
+use super::matvec::{self, Act, MatvecTuning, Output};
 use super::{linear_groups, push_bytes, subgroup_wg, u32_of, WeightMatrix};
 use crate::quant::GgmlType;
 
@@ -63,13 +63,35 @@ fn nblocks(ncols: usize) -> usize {
 }
 
 /// The vec2 index of the first (d, s) pair: after `n` vectors' quants (8 words a block).
-pub fn ds_base(nblocks: usize, n: usize) -> usize {
+fn ds_base(nblocks: usize, n: usize) -> usize {
     n * nblocks * 4
 }
 
 /// Bytes of activation scratch `n` quantized vectors of `ncols` take.
 pub fn q8_bytes(ncols: usize, n: usize) -> u64 {
     (n * nblocks(ncols) * 40) as u64
+}
+
+/// The push constants (blocks per vector, index of the first (d, s) pair) of Q8 scratch `r`
+/// holding `n` vectors of `ncols`, once `r` is checked to be large enough (`kernel` names the
+/// caller in the error). Every kernel that writes or reads Q8 activations takes them from here.
+pub fn q8_layout(
+    kernel: &'static str,
+    r: BufRange,
+    ncols: usize,
+    n: usize,
+) -> VkResult<(u32, u32)> {
+    if r.size < q8_bytes(ncols, n) {
+        return Err(VulkanError::invalid(
+            kernel,
+            format!(
+                "{} bytes of Q8 activations for {n} vectors of {ncols}",
+                r.size
+            ),
+        ));
+    }
+    let nb = nblocks(ncols);
+    Ok((u32_of("nblocks", nb)?, u32_of("ds_base", ds_base(nb, n))?))
 }
 
 /// True unless `RAWRXD_INTDOT=0` (tuning and comparison runs: every decode product then runs in
@@ -121,12 +143,7 @@ pub fn quantize_q8(
     n: usize,
     out: BufRange,
 ) -> VkResult<()> {
-    if out.size < q8_bytes(ncols, n) {
-        return Err(VulkanError::invalid(
-            "quantize_q8",
-            format!("{} bytes for {n} vectors of {ncols}", out.size),
-        ));
-    }
+    let (nblocks, ds_base) = q8_layout("quantize_q8", out, ncols, n)?;
     let variant = shaders::find("quantize_q8")
         .ok_or_else(|| VulkanError::MissingShader("quantize_q8".into()))?;
     let kernel = gpu.kernel(&KernelSpec {
@@ -137,21 +154,20 @@ pub fn quantize_q8(
         local_size: 64,
         subgroup_sized: false,
     })?;
-    let nb = nblocks(ncols);
     let push = QuantizeQ8Push {
         ncols: u32_of("ncols", ncols)?,
-        nblocks: u32_of("nblocks", nb)?,
+        nblocks,
         batch: u32_of("batch", n)?,
         x_off: u32_of("x_off", x.off)?,
         x_stride: u32_of("x_stride", x.stride)?,
-        ds_base: u32_of("ds_base", ds_base(nb, n))?,
+        ds_base,
     };
     rec.dispatch(
         descs,
         &kernel,
         &[Binding::read(x.range), Binding::write(out)],
         push_bytes(&push),
-        [u32_of("groups", nb.div_ceil(64))?, u32_of("batch", n)?, 1],
+        [nblocks.div_ceil(64), u32_of("batch", n)?, 1],
         "quantize_q8",
         (n * ncols * 4) as u64 + q8_bytes(ncols, n),
     )
@@ -217,18 +233,8 @@ pub fn matvec_q8_tuned(
     tuning: MatvecTuning,
     q8_out: Option<BufRange>,
 ) -> VkResult<()> {
-    if n == 0 || n > MATVEC_MAX_BATCH {
-        return Err(VulkanError::invalid(
-            "matvec_q8",
-            format!("batch {n} (1..={MATVEC_MAX_BATCH})"),
-        ));
-    }
-    if xq.size < q8_bytes(w.ncols, n) {
-        return Err(VulkanError::invalid(
-            "matvec_q8",
-            format!("{} bytes of activations for {n} x {}", xq.size, w.ncols),
-        ));
-    }
+    let (out_rows, glu_off) = matvec::decode_rows("matvec_q8", w, n, out)?;
+    let (nblocks, ds_base) = q8_layout("matvec_q8", xq, w.ncols, n)?;
     let caps = gpu.caps();
     let variant = shaders::for_format_ext("matvec_q8", w.ty, "", INTDOT_EXT)
         .ok_or_else(|| VulkanError::MissingShader(format!("matvec_q8_{}_{INTDOT_EXT}", w.ty)))?;
@@ -262,30 +268,14 @@ pub fn matvec_q8_tuned(
         local_size: wg,
         subgroup_sized: true,
     })?;
-    let (out_rows, glu_off) = match out {
-        Output::Glu => {
-            if w.pieces.len() != 1 || w.nrows % 2 != 0 {
-                return Err(VulkanError::invalid(
-                    "matvec_q8",
-                    "GLU needs gate|up rows in a single piece",
-                ));
-            }
-            (w.nrows / 2, (w.nrows / 2) * w.row_bytes)
-        }
-        _ => (w.nrows, 0),
-    };
-    let nb = nblocks(w.ncols);
     let (oq_nblocks, oq_ds_base) = match q8_out {
-        Some(r) => {
-            let onb = nblocks(out_rows);
-            if r.size < q8_bytes(out_rows, n) || r.overlaps(&xq) {
-                return Err(VulkanError::invalid(
-                    "matvec_q8",
-                    format!("{} bytes of Q8 output for {n} x {out_rows}", r.size),
-                ));
-            }
-            (onb, ds_base(onb, n))
+        Some(r) if r.overlaps(&xq) => {
+            return Err(VulkanError::invalid(
+                "matvec_q8",
+                "the Q8 output overlaps the Q8 input",
+            ))
         }
+        Some(r) => q8_layout("matvec_q8", r, out_rows, n)?,
         None => (0, 0),
     };
     for piece in &w.pieces {
@@ -299,14 +289,14 @@ pub fn matvec_q8_tuned(
             nrows: u32_of("nrows", rows)?,
             row_bytes: u32_of("row_bytes", w.row_bytes)?,
             batch: n as u32,
-            nblocks: u32_of("nblocks", nb)?,
-            ds_base: u32_of("ds_base", ds_base(nb, n))?,
+            nblocks,
+            ds_base,
             y_off: u32_of("y_off", y.off + piece.row_start)?,
             y_stride: u32_of("y_stride", y.stride)?,
             flags: u32::from(out == Output::Accumulate),
             glu_off: u32_of("glu_off", glu_off)?,
-            oq_nblocks: u32_of("oq_nblocks", oq_nblocks)?,
-            oq_ds_base: u32_of("oq_ds_base", oq_ds_base)?,
+            oq_nblocks,
+            oq_ds_base,
         };
         let groups = linear_groups(caps, (rows as u32).div_ceil(rows_per_wg));
         let bytes =

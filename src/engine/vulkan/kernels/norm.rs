@@ -58,15 +58,7 @@ pub fn rms_norm_into(
     xq: Option<BufRange>,
 ) -> VkResult<()> {
     let (nblocks, ds_base) = match xq {
-        Some(r) => {
-            if r.size < matvec_q8::q8_bytes(n, rows) {
-                return Err(VulkanError::invalid(
-                    "rmsnorm_q8",
-                    format!("{} bytes for {rows} vectors of {n}", r.size),
-                ));
-            }
-            (n.div_ceil(32), matvec_q8::ds_base(n.div_ceil(32), rows))
-        }
+        Some(r) => matvec_q8::q8_layout("rmsnorm_q8", r, n, rows)?,
         None => (0, 0),
     };
     // Up to 1024 invocations: one pass over a 4096-wide row, one block per 8 of them for Q8.
@@ -99,8 +91,8 @@ pub fn rms_norm_into(
         y_off: u32_of("y_off", y.off)?,
         y_stride: u32_of("y_stride", y.stride)?,
         eps,
-        nblocks: u32_of("nblocks", nblocks)?,
-        ds_base: u32_of("ds_base", ds_base)?,
+        nblocks,
+        ds_base,
     };
     let mut bindings = vec![
         Binding::read(x.range),
