@@ -194,30 +194,22 @@ fn variant_table() -> Vec<Row> {
             defines: &[],
             quantized_only: false,
         },
+        // attn_q8: also writes Q8 activations (for matvec_q8).
         Row {
-            kernel: "attn_prefill",
-            per_format: false,
-            shapes: &[],
-            ext: None,
-            defines: &[],
-            quantized_only: false,
-        },
-        Row {
-            kernel: "attn_combine",
-            per_format: false,
-            shapes: &[],
-            ext: None,
-            defines: &[],
-            quantized_only: false,
-        },
-        // attn_combine_q8: also writes Q8 activations (for matvec_q8).
-        Row {
-            kernel: "attn_combine",
+            kernel: "attn",
             per_format: false,
             shapes: &[Shape {
                 name: "q8",
                 defines: &[("Q8_OUT", "1")],
             }],
+            ext: None,
+            defines: &[],
+            quantized_only: false,
+        },
+        Row {
+            kernel: "attn_prefill",
+            per_format: false,
+            shapes: &[],
             ext: None,
             defines: &[],
             quantized_only: false,

@@ -1,29 +1,61 @@
 #version 450
-// Attention over the f16 KV cache, split over the cache length (flash-decoding). Workgroup
-// (h, s, t): query head h of token row t, positions of split s out of n_split. Row t sits at
-// position rows[t].x of cache slot rows[t].y and sees positions 0 ..= rows[t].x of that slot
-// (causal); split s covers the s-th of n_split equal chunks of that range. Rows are independent:
-// a row's result does not depend on which other rows share the dispatch. Output per (t, h, s): unnormalised sum_p e_p * v_p (head_dim f32),
-// then m = max score (scaled) and l = sum_p e_p with e_p = exp(score_p - m); attn_combine merges.
+// Attention over the f16 KV cache, split over the cache length (flash-decoding), with the splits
+// merged in the same dispatch. Workgroup (h, s, t): query head h of token row t, positions of
+// split s out of n_split. Row t sits at position rows[t].x of cache slot rows[t].y and sees
+// positions 0 ..= rows[t].x of that slot (causal); split s covers the s-th of n_split equal
+// chunks of that range. Rows are independent: a row's result does not depend on which other rows
+// share the dispatch.
 //
-// Scores: one subgroup per position, lanes over the head's f16 pairs. Softmax is online over
-// blocks of BLK positions. Values: invocation i owns f16 pair (i % hd2) for positions
-// congruent to i / hd2, reduced through shared memory at the end. Needs WG >= head_dim / 2 and
-// head_dim <= 256 (the host checks).
+// Each workgroup writes its unnormalised sum_p e_p * v_p (head_dim f32), m = max score (scaled)
+// and l = sum_p e_p with e_p = exp(score_p - m) to the partials, then counts itself done on the
+// (t, h) counter; the last of the n_split workgroups merges them: out[d] = sum_s o_s[d] *
+// exp(m_s - M) / L with M = max_s m_s, L = sum_s l_s * exp(m_s - M) (empty splits carry
+// m = -1e30, l = 0 and drop out), and resets the counter to 0 for the next dispatch (the host
+// zeroes the counters once). Partials and counters are coherent: a workgroup's writes are made
+// visible (memoryBarrierBuffer) before its count, as in a single-pass reduction; no workgroup
+// waits on another.
 //
-// Bindings: 0 q (f32), 1 k cache, 2 v cache ([slot][head_kv][n_ctx][head_dim] f16 pairs),
-// 3 partials (f32, [t][h][s][head_dim + 2]), 4 rows (uvec2 per token row: position, slot).
+// ROPE (specialization constant 1; decode steps only, every row one sequence's single new token
+// in its own slot): src holds the unrotated q, k and v of each row (rope.glsl's arithmetic, as
+// rope_kv.comp). Each workgroup rotates its query head; the split holding the row's position
+// takes that position's key and value from src (rotated, rounded to f16 as the cache holds them)
+// instead of the cache, and for the first query head of each KV head also stores them into the
+// cache. Without ROPE, q is already rotated and the cache already holds the position.
+//
+// Scores: one invocation per position (16-byte loads of its key when head_dim / 2 is a multiple
+// of 4), blocks of WG positions with the softmax online across blocks. Values: invocation i
+// owns f16 pair (i % hd2) for positions congruent to i / hd2, four positions' loads in flight,
+// reduced through shared memory at the end. Needs WG >= head_dim / 2 and head_dim <= 256 (the
+// host checks).
+//
+// Bindings: 0 src (f32: q, and with ROPE also k and v), 1 k cache, 2 v cache
+// ([slot][head_kv][n_ctx][head_dim] f16 pairs), 3 partials (f32, [t][h][s][head_dim + 2]),
+// 4 rows (uvec2 per token row: position, slot), 5 counters (u32 per (t, h)), 6 out (f32),
+// 7 angle table (rope.glsl; read with ROPE only). Built with Q8_OUT (variant attn_q8; head_dim a
+// multiple of 32), binding 8 also receives the output as Q8 activations for matvec_q8.comp, as
+// quantize_q8.comp lays them out (row t is vector t of n_head * head_dim elements; same
+// rounding), so the output projection needs no quantize pass.
 // Mirrored by `AttnPush` in src/engine/vulkan/kernels/attention.rs.
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const bool ROPE = false;
 
-layout(binding = 0) readonly restrict buffer Q { float q[]; };
-layout(binding = 1) readonly restrict buffer KCache { uint kc[]; };
-layout(binding = 2) readonly restrict buffer VCache { uint vc[]; };
-layout(binding = 3) writeonly restrict buffer Part { float part[]; };
+layout(binding = 0) readonly restrict buffer Src { float src[]; };
+layout(binding = 1) buffer KCache { uint kc[]; };
+layout(binding = 1) buffer KCache4 { uvec4 kc4[]; };
+layout(binding = 2) restrict buffer VCache { uint vc[]; };
+layout(binding = 3) coherent restrict buffer Part { float part[]; };
 layout(binding = 4) readonly restrict buffer Rows { uvec2 rows[]; };
+layout(binding = 5) coherent restrict buffer Counters { uint cnt[]; };
+layout(binding = 6) writeonly restrict buffer Out { float o[]; };
+layout(binding = 7) readonly restrict buffer Angles { vec2 cs[]; };
+#ifdef Q8_OUT
+layout(binding = 8) writeonly restrict buffer XQ { uint xq[]; };
+layout(binding = 8) writeonly restrict buffer XD { vec2 xd[]; };
+#include "q8_block.glsl"
+#endif
 
 layout(push_constant) uniform Push {
     uint n_head;
@@ -34,15 +66,32 @@ layout(push_constant) uniform Push {
     uint q_off;
     uint q_stride;
     float scale;
+    uint k_off;
+    uint k_stride;
+    uint v_off;
+    uint v_stride;
+    uint n_rot;
+    uint mode;
+    uint out_off;
+    uint out_stride;
+    uint nblocks;
+    uint ds_base;
 } pc;
 
-#define BLK 128u
+#include "rope.glsl"
+
 #define NEG_BIG -1.0e30
 
 shared vec2 qs[128];
-shared float sc[BLK];
+shared uint kcur[128];
+shared uint vcur[128];
+shared float sc[1024];
 shared float red[MAX_SUBGROUPS];
 shared vec2 accs[1024];
+shared bool merge_here;
+#ifdef Q8_OUT
+shared float vals[256];
+#endif
 
 // Sum (or max) of one value per invocation over the workgroup; every invocation gets the result.
 float wg_reduce(float v, bool is_max) {
@@ -59,6 +108,44 @@ float wg_reduce(float v, bool is_max) {
     return r;
 }
 
+// The last workgroup of (t, h): merges the n_split partials into out (and its Q8 form).
+void merge_splits(uint t, uint h) {
+    const uint stride = pc.head_dim + 2u;
+    const uint base = (t * pc.n_head + h) * pc.n_split * stride;
+    float big_m = NEG_BIG;
+    for (uint s = 0u; s < pc.n_split; ++s) {
+        big_m = max(big_m, part[base + s * stride + pc.head_dim]);
+    }
+    float big_l = 0.0;
+    for (uint s = 0u; s < pc.n_split; ++s) {
+        big_l += part[base + s * stride + pc.head_dim + 1u] * exp(part[base + s * stride + pc.head_dim] - big_m);
+    }
+    const float inv_l = 1.0 / big_l;
+    for (uint d = gl_LocalInvocationID.x; d < pc.head_dim; d += gl_WorkGroupSize.x) {
+        float acc = 0.0;
+        for (uint s = 0u; s < pc.n_split; ++s) {
+            acc += part[base + s * stride + d] * exp(part[base + s * stride + pc.head_dim] - big_m);
+        }
+        o[pc.out_off + t * pc.out_stride + h * pc.head_dim + d] = acc * inv_l;
+#ifdef Q8_OUT
+        vals[d] = acc * inv_l;
+#endif
+    }
+#ifdef Q8_OUT
+    barrier();
+    // The head's blocks of 32: one invocation each.
+    const uint bph = pc.head_dim / 32u;
+    for (uint i = gl_LocalInvocationID.x; i < bph; i += gl_WorkGroupSize.x) {
+        float v[32];
+        [[unroll]] for (uint k = 0u; k < 32u; ++k) {
+            v[k] = vals[32u * i + k];
+        }
+        const uint blk = t * pc.nblocks + h * bph + i;
+        store_q8_block(v, blk * 8u, pc.ds_base + blk);
+    }
+#endif
+}
+
 void main() {
     const uint h = gl_WorkGroupID.x;
     const uint s = gl_WorkGroupID.y;
@@ -66,21 +153,41 @@ void main() {
     const uint tid = gl_LocalInvocationID.x;
     const uint wg = gl_WorkGroupSize.x;
     const uint hd2 = pc.head_dim / 2u;
-    const uint hk = h / (pc.n_head / pc.n_head_kv);
+    const uint group = pc.n_head / pc.n_head_kv;
+    const uint hk = h / group;
 
     const uvec2 row_info = rows[t];
-    const uint n_kv = row_info.x + 1u;
+    const uint pos = row_info.x;
+    const uint n_kv = pos + 1u;
     const uint chunk = (n_kv + pc.n_split - 1u) / pc.n_split;
     const uint p0 = min(s * chunk, n_kv);
     const uint p1 = min(p0 + chunk, n_kv);
+    const uint kvbase = (row_info.y * pc.n_head_kv + hk) * pc.n_ctx * hd2;
+    // With ROPE, this split holds the row's own (new) position.
+    const bool holds_pos = ROPE && p0 <= pos && pos < p1;
 
     const uint qb = pc.q_off + t * pc.q_stride + h * pc.head_dim;
     for (uint i = tid; i < hd2; i += wg) {
-        qs[i] = vec2(q[qb + 2u * i], q[qb + 2u * i + 1u]);
+        if (ROPE) {
+            qs[i] = vec2(rotated(qb, 2u * i, pos), rotated(qb, 2u * i + 1u, pos));
+        } else {
+            qs[i] = vec2(src[qb + 2u * i], src[qb + 2u * i + 1u]);
+        }
+        if (holds_pos) {
+            const uint kb = pc.k_off + t * pc.k_stride + hk * pc.head_dim;
+            const uint vb = pc.v_off + t * pc.v_stride + hk * pc.head_dim;
+            const uint kw = packHalf2x16(vec2(rotated(kb, 2u * i, pos), rotated(kb, 2u * i + 1u, pos)));
+            const uint vw = packHalf2x16(vec2(src[vb + 2u * i], src[vb + 2u * i + 1u]));
+            kcur[i] = kw;
+            vcur[i] = vw;
+            if (h % group == 0u) {
+                kc[kvbase + pos * hd2 + i] = kw;
+                vc[kvbase + pos * hd2 + i] = vw;
+            }
+        }
     }
     barrier();
 
-    const uint kvbase = (row_info.y * pc.n_head_kv + hk) * pc.n_ctx * hd2;
     const uint my_pair = tid % hd2;
     const uint my_group = tid / hd2;
     const uint n_groups = wg / hd2;
@@ -88,39 +195,67 @@ void main() {
     float l = 0.0;
     vec2 acc = vec2(0.0);
 
-    for (uint blk = p0; blk < p1; blk += BLK) {
-        const uint n = min(BLK, p1 - blk);
-        for (uint i = gl_SubgroupID; i < n; i += gl_NumSubgroups) {
-            const uint row = kvbase + (blk + i) * hd2;
+    for (uint blk = p0; blk < p1; blk += wg) {
+        const uint n = min(wg, p1 - blk);
+        float sv = NEG_BIG;
+        if (tid < n) {
+            const uint p = blk + tid;
+            const uint row = kvbase + p * hd2;
             float d = 0.0;
-            for (uint c = gl_SubgroupInvocationID; c < hd2; c += gl_SubgroupSize) {
-                d += dot(unpackHalf2x16(kc[row + c]), qs[c]);
+            if (holds_pos && p == pos) {
+                for (uint c = 0u; c < hd2; ++c) {
+                    d += dot(unpackHalf2x16(kcur[c]), qs[c]);
+                }
+            } else if ((hd2 & 3u) == 0u) {
+                for (uint c = 0u; c < hd2; c += 4u) {
+                    const uvec4 kw = kc4[(row + c) / 4u];
+                    d += dot(unpackHalf2x16(kw.x), qs[c]);
+                    d += dot(unpackHalf2x16(kw.y), qs[c + 1u]);
+                    d += dot(unpackHalf2x16(kw.z), qs[c + 2u]);
+                    d += dot(unpackHalf2x16(kw.w), qs[c + 3u]);
+                }
+            } else {
+                for (uint c = 0u; c < hd2; ++c) {
+                    d += dot(unpackHalf2x16(kc[row + c]), qs[c]);
+                }
             }
-            d = subgroupAdd(d);
-            if (gl_SubgroupInvocationID == 0u) {
-                sc[i] = d * pc.scale;
-            }
+            sv = d * pc.scale;
         }
-        barrier();
-        float bm = NEG_BIG;
-        for (uint i = tid; i < n; i += wg) {
-            bm = max(bm, sc[i]);
-        }
-        const float m_new = max(m, wg_reduce(bm, true));
+        const float m_new = max(m, wg_reduce(sv, true));
         const float corr = exp(m - m_new);
-        float es = 0.0;
-        for (uint i = tid; i < n; i += wg) {
-            const float e = exp(sc[i] - m_new);
-            sc[i] = e;
-            es += e;
-        }
+        const float e = tid < n ? exp(sv - m_new) : 0.0;
+        sc[tid] = e;
         // wg_reduce's barriers also publish the exponentials written to sc.
-        l = l * corr + wg_reduce(es, false);
+        l = l * corr + wg_reduce(e, false);
         m = m_new;
         acc *= corr;
         if (my_group < n_groups) {
-            for (uint i = my_group; i < n; i += n_groups) {
-                acc += sc[i] * unpackHalf2x16(vc[kvbase + (blk + i) * hd2 + my_pair]);
+            const uint vb = kvbase + blk * hd2 + my_pair;
+            const uint step = n_groups * hd2;
+            uint i = my_group;
+            for (; i + 3u * n_groups < n; i += 4u * n_groups) {
+                uint w0 = vc[vb + i * hd2];
+                uint w1 = vc[vb + i * hd2 + step];
+                uint w2 = vc[vb + i * hd2 + 2u * step];
+                uint w3 = vc[vb + i * hd2 + 3u * step];
+                if (holds_pos) {
+                    const uint k = pos - blk;
+                    w0 = i == k ? vcur[my_pair] : w0;
+                    w1 = i + n_groups == k ? vcur[my_pair] : w1;
+                    w2 = i + 2u * n_groups == k ? vcur[my_pair] : w2;
+                    w3 = i + 3u * n_groups == k ? vcur[my_pair] : w3;
+                }
+                acc += sc[i] * unpackHalf2x16(w0);
+                acc += sc[i + n_groups] * unpackHalf2x16(w1);
+                acc += sc[i + 2u * n_groups] * unpackHalf2x16(w2);
+                acc += sc[i + 3u * n_groups] * unpackHalf2x16(w3);
+            }
+            for (; i < n; i += n_groups) {
+                uint w0 = vc[vb + i * hd2];
+                if (holds_pos && blk + i == pos) {
+                    w0 = vcur[my_pair];
+                }
+                acc += sc[i] * unpackHalf2x16(w0);
             }
         }
         barrier();
@@ -130,15 +265,31 @@ void main() {
     barrier();
     const uint ob = ((t * pc.n_head + h) * pc.n_split + s) * (pc.head_dim + 2u);
     if (tid < hd2) {
-        vec2 o = vec2(0.0);
+        vec2 ov = vec2(0.0);
         for (uint g = 0u; g < n_groups; ++g) {
-            o += accs[g * hd2 + tid];
+            ov += accs[g * hd2 + tid];
         }
-        part[ob + 2u * tid] = o.x;
-        part[ob + 2u * tid + 1u] = o.y;
+        part[ob + 2u * tid] = ov.x;
+        part[ob + 2u * tid + 1u] = ov.y;
     }
     if (tid == 0u) {
         part[ob + pc.head_dim] = m;
         part[ob + pc.head_dim + 1u] = l;
     }
+    // Publish this split's partials, then count it; the last split of (t, h) merges.
+    memoryBarrierBuffer();
+    barrier();
+    if (tid == 0u) {
+        const uint ci = t * pc.n_head + h;
+        merge_here = pc.n_split == 1u || atomicAdd(cnt[ci], 1u) == pc.n_split - 1u;
+        if (merge_here && pc.n_split > 1u) {
+            atomicExchange(cnt[ci], 0u);
+        }
+    }
+    barrier();
+    if (!merge_here) {
+        return;
+    }
+    memoryBarrierBuffer();
+    merge_splits(t, h);
 }

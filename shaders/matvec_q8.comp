@@ -11,11 +11,16 @@
 // shaderIntegerDotProduct feature (Vulkan 1.3).
 //
 // Bindings: 0 weights (raw GGUF bytes + 16 bytes padding; also uvec4), 1 activations (quants as
-// uint and uvec4, (d, s) pairs as vec2 from ds_base), 2 y (f32).
+// uint and uvec4, (d, s) pairs as vec2 from ds_base), 2 y (f32), 3 Q8 output, 4 counters (u32,
+// zeroed by the host once; every dispatch leaves them zeroed).
 // Specialization: 0 workgroup size, 1 rows per workgroup, 2 NR rows per subgroup pass (<= 4),
 // 3 BATCH vectors (<= 16), 4 GLU, 5 UNROLL pieces per lane per loop iteration, 6 Q8_OUT: with
-// GLU and 32 rows per workgroup (one output block), binding 3 also receives y as Q8 activations
-// (quantize_q8.comp's layout for vectors of nrows, from oq_ds_base), for the next product.
+// GLU, binding 3 also receives y as Q8 activations (quantize_q8.comp's layout for vectors of
+// nrows, from oq_ds_base) for the next product: each workgroup counts itself done on the
+// counter of every 32-row output block it wrote (counter index = block), and the workgroup that
+// completes a block quantizes it (rows per workgroup must divide 32).
+// Counting follows a single-pass reduction: y and the counters are coherent, and a workgroup's
+// stores are made visible (memoryBarrierBuffer) before it counts; no workgroup waits.
 // Flags: bit 0 accumulate. GLU as matvec.comp. Mirrored by `MatvecQ8Push` in
 // src/engine/vulkan/kernels/matvec_q8.rs.
 #extension GL_GOOGLE_include_directive : require
@@ -35,9 +40,10 @@ layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
 layout(binding = 1) readonly restrict buffer XQ { uint xq[]; };
 layout(binding = 1) readonly restrict buffer XQ4 { uvec4 xq4[]; };
 layout(binding = 1) readonly restrict buffer XD { vec2 xd[]; };
-layout(binding = 2) restrict buffer Y { float y[]; };
+layout(binding = 2) coherent restrict buffer Y { float y[]; };
 layout(binding = 3) writeonly restrict buffer XQO { uint xqo[]; };
 layout(binding = 3) writeonly restrict buffer XDO { vec2 xdo[]; };
+layout(binding = 4) coherent restrict buffer Counters { uint cnt[]; };
 #define Q8B_Q xqo
 #define Q8B_D xdo
 #include "q8_block.glsl"
@@ -69,8 +75,8 @@ int sdot4(uint a, uint b) { return sdot_packed(a, b, 0); }
 #define MAX_NR 4u
 #define MAX_BATCH 16u
 
-// Q8_OUT: the workgroup's 32 outputs of each vector, for quantizing once all are summed.
-shared float yblk[Q8_OUT ? MAX_BATCH : 1u][32];
+// Whether this workgroup completed a 32-row output block (Q8_OUT).
+shared bool completes;
 
 // Piece P times vector c's activations.
 float piece_dot(Q8Piece P, uint c) {
@@ -165,23 +171,36 @@ void main() {
                 if (lane == 0u && row0 + r < pc.nrows) {
                     const uint yi = pc.y_off + c * pc.y_stride + row0 + r;
                     y[yi] = (pc.flags & 1u) != 0u ? y[yi] + s : s;
-                    if (Q8_OUT) {
-                        yblk[c][r0 + r] = s;
-                    }
                 }
             }
         }
     }
     if (Q8_OUT) {
+        // Publish y, count this workgroup on its 32-row block (rows per workgroup divide 32,
+        // so a workgroup lies in one block); the one completing the block quantizes it.
+        memoryBarrierBuffer();
         barrier();
         const uint blk = row_base / 32u;
-        for (uint c = gl_LocalInvocationID.x; c < BATCH; c += gl_WorkGroupSize.x) {
-            float v[32];
-            [[unroll]] for (uint k = 0u; k < 32u; ++k) {
-                v[k] = row_base + k < pc.nrows ? yblk[c][k] : 0.0;
+        if (gl_LocalInvocationID.x == 0u) {
+            const uint block_rows = min(32u, pc.nrows - min(pc.nrows, blk * 32u));
+            const uint need = (block_rows + ROWS_PER_WG - 1u) / ROWS_PER_WG;
+            completes = row_base < pc.nrows && atomicAdd(cnt[blk], 1u) == need - 1u;
+            if (completes) {
+                atomicExchange(cnt[blk], 0u);
             }
-            const uint i = c * pc.oq_nblocks + blk;
-            store_q8_block(v, i * 8u, pc.oq_ds_base + i);
+        }
+        barrier();
+        if (completes) {
+            memoryBarrierBuffer();
+            const uint r0 = blk * 32u;
+            for (uint c = gl_LocalInvocationID.x; c < BATCH; c += gl_WorkGroupSize.x) {
+                float v[32];
+                [[unroll]] for (uint k = 0u; k < 32u; ++k) {
+                    v[k] = r0 + k < pc.nrows ? y[pc.y_off + c * pc.y_stride + r0 + k] : 0.0;
+                }
+                const uint i = c * pc.oq_nblocks + blk;
+                store_q8_block(v, i * 8u, pc.oq_ds_base + i);
+            }
         }
     }
 }

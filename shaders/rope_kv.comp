@@ -42,24 +42,7 @@ layout(push_constant) uniform Push {
     uint qdst_stride;
 } pc;
 
-float rotated(uint base, uint e, uint p) {
-    if (e >= pc.n_rot) {
-        return src[base + e];
-    }
-    const uint half_rot = pc.n_rot / 2u;
-    if (pc.mode == 2u) {
-        const uint i = e % half_rot;
-        const vec2 a = cs[p * half_rot + i];
-        const float x0 = src[base + i];
-        const float x1 = src[base + i + half_rot];
-        return e < half_rot ? x0 * a.x - x1 * a.y : x0 * a.y + x1 * a.x;
-    }
-    const uint i = e / 2u;
-    const vec2 a = cs[p * half_rot + i];
-    const float x0 = src[base + 2u * i];
-    const float x1 = src[base + 2u * i + 1u];
-    return (e & 1u) == 0u ? x0 * a.x - x1 * a.y : x0 * a.y + x1 * a.x;
-}
+#include "rope.glsl"
 
 void main() {
     const uint j = gl_GlobalInvocationID.x;

@@ -257,15 +257,7 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
             &h.gpu,
             rawrxd::quant::GgmlType::Q4_1,
         );
-        for k in [
-            "get_rows",
-            "rmsnorm",
-            "matvec",
-            "rope_kv",
-            "attn",
-            "attn_combine",
-            "copy",
-        ] {
+        for k in ["get_rows", "rmsnorm", "matvec", "rope_kv", "attn", "copy"] {
             let s = p
                 .kernels
                 .get(k)
@@ -276,15 +268,17 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
         // q|k|v, output, GLU and down matvecs per layer, plus the logits.
         // The prompt runs in f32 (matvec); the two decode steps on Q8 activations where the
         // device has integer dot products: the norms write them for q|k|v, GLU and the logits,
-        // the attention's combine pass for the output projection, and the GLU product for the
-        // down projection where that pays for its format (else one quantize pass per layer).
+        // the attention for the output projection and the GLU product for the down projection
+        // (no quantize pass).
         let per_pass = 4 * hp.n_layer as u64 + 1;
+        // The prompt takes the rope_kv pass and the tiled prefill attention; each decode step's
+        // split attention rotates and stores the new key itself and merges its own splits.
+        assert_eq!(p.kernels["rope_kv"].calls, hp.n_layer as u64, "{p}");
+        assert_eq!(p.kernels["attn"].calls, 2 * hp.n_layer as u64, "{p}");
         if q8 {
             assert_eq!(p.kernels["matvec"].calls, per_pass);
             assert_eq!(p.kernels["matvec_q8"].calls, 2 * per_pass);
-            let glu_q8 = rawrxd::engine::vulkan::kernels::matvec_q8::glu_q8_pays(
-                rawrxd::quant::GgmlType::Q4_1,
-            );
+            let glu_q8 = rawrxd::engine::vulkan::kernels::matvec_q8::glu_q8_pays(h.gpu.caps(), 1);
             let quantize = p.kernels.get("quantize_q8").map_or(0, |k| k.calls);
             let want = if glu_q8 { 0 } else { 2 * hp.n_layer as u64 };
             assert_eq!(quantize, want, "{p}");

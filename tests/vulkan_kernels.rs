@@ -547,6 +547,8 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
         (8, 2, 64),
         (3, 1, 128),
         (5, 5, 16),
+        // head_dim / 2 not a multiple of 4: keys read a word at a time.
+        (2, 1, 20),
     ] {
         let n_ctx = 300usize;
         // Two cache slots of different contents; rows alternate between them.
@@ -581,9 +583,10 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
             }
             let rowb = upload_rows(&h, &rows);
             let parts = h.zeros(attention::partials_len(&s, n));
+            let counters = h.zeros(attention::counters_len(&s, n));
             let ob = h.zeros(n * nq);
-            // Heads of a multiple of 32 also take the combine pass that writes Q8 activations
-            // (attn_combine_q8), whose bytes must equal quantize_q8 run on its f32 output.
+            // Heads of a multiple of 32 also take the variant that writes Q8 activations
+            // (attn_q8), whose bytes must equal quantize_q8 run on its f32 output.
             let q8 = (head_dim % 32 == 0).then(|| q8_pair(&h, nq, n));
             let (mut rec, mut descs) = h.recorder();
             rec.begin().unwrap();
@@ -596,10 +599,12 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
                 c.kc.range(),
                 c.vc.range(),
                 parts.range(),
+                counters.range(),
                 rowb.range(),
                 Act::packed(ob.range(), nq),
                 n,
                 q8.as_ref().map(|(fused, _)| fused.range()),
+                None,
             )
             .unwrap();
             if let Some((_, apart)) = &q8 {
@@ -624,12 +629,167 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
                 1e-10,
             );
             if let Some((fused, apart)) = &q8 {
-                assert_same_q8(
-                    fused,
-                    apart,
-                    &format!("attn_combine_q8 {s:?} pos {pos} n {n}"),
-                );
+                assert_same_q8(fused, apart, &format!("attn_q8 {s:?} pos {pos} n {n}"));
             }
+            // The last split of each head merged and left its counter zeroed for the next call.
+            assert!(
+                h.download_u32(&counters).iter().all(|&c| c == 0),
+                "attention {s:?} pos {pos} n {n}: counters not reset"
+            );
+        }
+    }
+    h.finish();
+}
+
+/// A decode step's attention with RoPE and the cache write done inside (attention::DecodeRope)
+/// equals rope_kv then attention bit for bit: outputs, Q8 outputs and both caches, for GQA
+/// ratios 1, 3 and 4, normal and neox RoPE (one with n_rot < head_dim), split counts that put
+/// the new position first, last and alone in its split, and batches whose rows sit in different
+/// slots at different positions (position 0 included).
+#[test]
+fn decode_attention_with_rope_equals_rope_kv_then_attention() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(25);
+    for &(n_head, n_head_kv, head_dim, n_rot, mode) in &[
+        (4usize, 4usize, 64usize, 64usize, RopeMode::Normal),
+        (6, 2, 32, 32, RopeMode::Neox),
+        (8, 2, 128, 96, RopeMode::Normal),
+        (5, 5, 16, 12, RopeMode::Neox),
+        (3, 1, 12, 12, RopeMode::Normal),
+    ] {
+        let n_ctx = 80usize;
+        let base = 10000.0;
+        let (nq, nk) = (n_head * head_dim, n_head_kv * head_dim);
+        let angles = h.upload_f32(&rope::angle_table(n_ctx, n_rot, base));
+        for &(n_split, ref positions) in &[
+            (1usize, vec![0usize]),
+            (3, vec![5, 0, 79]),
+            (8, vec![31, 32, 7, 63]),
+            (64, vec![40]),
+        ] {
+            let n = positions.len();
+            let s = AttnShape {
+                n_head,
+                n_head_kv,
+                head_dim,
+                n_ctx,
+                n_split,
+            };
+            let rope_shape = RopeShape {
+                n_head,
+                n_head_kv,
+                head_dim,
+                n_rot,
+                mode,
+                n_ctx,
+            };
+            // Row t is the new token of slot n - 1 - t; the caches hold random (f16) keys and
+            // values everywhere, so a position read before it is written would show.
+            let slot_len = n_head_kv * n_ctx * head_dim;
+            let (k0, v0) = (rng.vec(n * slot_len), rng.vec(n * slot_len));
+            let rows: Vec<(usize, usize)> = positions
+                .iter()
+                .enumerate()
+                .map(|(t, &p)| (p, n - 1 - t))
+                .collect();
+            let rowb = upload_rows(&h, &rows);
+            let stride = nq + 2 * nk;
+            let src = rng.vec(n * stride);
+            let srcb = h.upload_f32(&src);
+            let part = |off| Act {
+                range: srcb.range(),
+                off,
+                stride,
+            };
+            let what = format!("{s:?} rot {n_rot} {mode:?} rows {rows:?}");
+            let q8 = head_dim % 32 == 0;
+            let mut results = Vec::new();
+            for fused in [false, true] {
+                let kc = h.upload_u32(&pack_f16(&k0));
+                let vc = h.upload_u32(&pack_f16(&v0));
+                let parts = h.zeros(attention::partials_len(&s, n));
+                let counters = h.zeros(attention::counters_len(&s, n));
+                let ob = h.zeros(n * nq);
+                let qr = h.zeros(n * nq);
+                let xq = q8.then(|| q8_pair(&h, nq, n).0);
+                let (mut rec, mut descs) = h.recorder();
+                rec.begin().unwrap();
+                let q = if fused {
+                    part(0)
+                } else {
+                    rope::rope_kv(
+                        &h.gpu,
+                        &mut rec,
+                        &mut descs,
+                        rope_shape,
+                        part(0),
+                        part(nq),
+                        part(nq + nk),
+                        Act::packed(qr.range(), nq),
+                        kc.range(),
+                        vc.range(),
+                        angles.range(),
+                        rowb.range(),
+                        n,
+                    )
+                    .unwrap();
+                    Act::packed(qr.range(), nq)
+                };
+                attention::attention_into(
+                    &h.gpu,
+                    &mut rec,
+                    &mut descs,
+                    s,
+                    q,
+                    kc.range(),
+                    vc.range(),
+                    parts.range(),
+                    counters.range(),
+                    rowb.range(),
+                    Act::packed(ob.range(), nq),
+                    n,
+                    xq.as_ref().map(|b| b.range()),
+                    fused.then_some(attention::DecodeRope {
+                        n_rot,
+                        mode,
+                        k: part(nq),
+                        v: part(nq + nk),
+                        angles: angles.range(),
+                    }),
+                )
+                .unwrap();
+                rec.submit_wait().unwrap();
+                assert!(
+                    h.download_u32(&counters).iter().all(|&c| c == 0),
+                    "{what}: counters not reset"
+                );
+                let xq_bytes = xq.map(|b| {
+                    let mut v = vec![0u8; b.size() as usize];
+                    b.read(0, &mut v).unwrap();
+                    v
+                });
+                results.push((
+                    h.download_f32(&ob),
+                    h.download_u32(&kc),
+                    h.download_u32(&vc),
+                    xq_bytes,
+                ));
+            }
+            let (a, b) = (&results[0], &results[1]);
+            assert!(
+                a.0.iter().all(|x| x.is_finite()),
+                "{what}: non-finite output"
+            );
+            assert_eq!(
+                a.0.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                b.0.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                "{what}: outputs differ"
+            );
+            assert_eq!(a.1, b.1, "{what}: k caches differ");
+            assert_eq!(a.2, b.2, "{what}: v caches differ");
+            assert_eq!(a.3, b.3, "{what}: Q8 outputs differ");
+            // The new keys were written: the caches differ from the initial ones.
+            assert_ne!(a.1, pack_f16(&k0), "{what}: rope_kv wrote no key");
         }
     }
     h.finish();
@@ -1205,6 +1365,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
             (66, 3, Output::Accumulate),
             (66, 16, Output::Store),
             (130, 2, Output::Glu),
+            (70, 5, Output::Glu),
         ] {
             let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
             let out_rows = if out == Output::Glu { nrows / 2 } else { nrows };
@@ -1221,6 +1382,8 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
                     rawrxd::engine::vulkan::MemoryClass::Device,
                 )
                 .unwrap();
+            // Counters for the GLU's 32-row blocks, left zeroed by every dispatch.
+            let counters = h.zeros(out_rows.div_ceil(32));
             let (mut rec, mut descs) = h.recorder();
             rec.begin().unwrap();
             let xa = Act {
@@ -1244,6 +1407,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
                         ya,
                         n,
                         fused.range(),
+                        counters.range(),
                     )
                     .unwrap();
                     matvec_q8::quantize_q8(
@@ -1266,6 +1430,10 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
             if let Some((fused, apart)) = &glu_q8 {
                 assert_same_q8(fused, apart, &format!("matvec_q8 {ty} GLU Q8 output"));
             }
+            assert!(
+                h.download_u32(&counters).iter().all(|&c| c == 0),
+                "matvec_q8 {ty}: counters not reset"
+            );
             let got = h.download_f32(&yb);
             let xv: Vec<f32> = (0..n)
                 .flat_map(|t| x[2 + t * xs..][..ncols].to_vec())

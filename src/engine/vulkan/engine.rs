@@ -17,7 +17,7 @@
 //! sequence decoded in a batch gives the tokens it gives alone. Prefill chunks are recorded per
 //! call. Barriers come from the recorder's hazard tracking.
 
-use super::buffer::GpuBuffer;
+use super::buffer::{BufRange, GpuBuffer};
 use super::command::Recorder;
 use super::context::{Gpu, GpuOptions};
 use super::error::VkResult;
@@ -103,6 +103,10 @@ struct Scratch {
     qr: GpuBuffer,
     att: GpuBuffer,
     partials: GpuBuffer,
+    /// Counters of workgroups done: the split attention's per (row, head), the GLU product's per
+    /// 32-row output block (zeroed at creation; each dispatch leaves them zeroed, and the
+    /// dispatches that use them run one after another).
+    counters: GpuBuffer,
     gu: GpuBuffer,
     up_region: u64,
     h: GpuBuffer,
@@ -114,7 +118,8 @@ struct Scratch {
     angles: GpuBuffer,
     /// Q8 activations of one decode product's input (`matvec_q8::quantize_q8`).
     xq: GpuBuffer,
-    /// A second one: the GLU product writes its output's Q8 form here while reading `xq`.
+    /// A second one: a product that writes Q8 activations for the next (the GLU product) writes
+    /// them into whichever of the two it does not read.
     xq2: GpuBuffer,
 }
 
@@ -210,9 +215,39 @@ impl State {
         matvec::route_with(&self.gpu, w.ty, n, self.coopmat, self.q8_step.get())
     }
 
-    /// Records Y = W X with [`Self::route`]'s kernel. On the Q8 route, X's Q8 form is reused when
-    /// `xq_holds` names X (the kernel that wrote X, a norm, the attention or the GLU product, also
-    /// wrote it, just before), else made by a quantize pass.
+    /// The Q8 scratch `xq_holds` calls first (`s.xq`) or second (`s.xq2`).
+    fn xq_buf(&self, second: bool) -> BufRange {
+        if second {
+            self.s.xq2.range()
+        } else {
+            self.s.xq.range()
+        }
+    }
+
+    /// X's Q8 form for a product on the Q8 route, and which scratch holds it: reused when
+    /// `xq_holds` names X (the kernel that wrote X, a norm, the attention or a product, also
+    /// wrote it, just before), else made by a quantize pass into the first.
+    fn q8_input(
+        &self,
+        rec: &mut Recorder,
+        descs: &mut DescriptorCache,
+        x: Act,
+        ncols: usize,
+        n: usize,
+    ) -> VkResult<bool> {
+        match self.xq_holds.get() {
+            Some((a, m, c, second)) if (a, m, c) == (x, n, ncols) => Ok(second),
+            _ => {
+                matvec_q8::quantize_q8(&self.gpu, rec, descs, x, ncols, n, self.s.xq.range())?;
+                self.xq_holds.set(Some((x, n, ncols, false)));
+                Ok(false)
+            }
+        }
+    }
+
+    /// Records Y = W X with [`Self::route`]'s kernel. On the Q8 route, X's Q8 form comes from
+    /// [`Self::q8_input`], and the GLU product also writes its output's Q8 form (into the other
+    /// scratch) for the down projection: one dispatch fewer per layer.
     #[allow(clippy::too_many_arguments)]
     fn mul(
         &self,
@@ -226,31 +261,9 @@ impl State {
     ) -> VkResult<()> {
         let route = self.route(w, n);
         if route == matvec::Route::MatvecQ8 {
-            let xq = match self.xq_holds.get() {
-                Some((a, m, c, second)) if (a, m, c) == (x, n, w.ncols) => {
-                    if second {
-                        self.s.xq2.range()
-                    } else {
-                        self.s.xq.range()
-                    }
-                }
-                _ => {
-                    let xq = self.s.xq.range();
-                    matvec_q8::quantize_q8(&self.gpu, rec, descs, x, w.ncols, n, xq)?;
-                    self.xq_holds.set(Some((x, n, w.ncols, false)));
-                    xq
-                }
-            };
-            // With one vector the GLU product also writes its output's Q8 form (into the other
-            // buffer) for the down projection: one dispatch fewer per layer. Its workgroups then
-            // sum one 32-row block each (a quarter as many), which is a trade measured per format
-            // (`matvec_q8::glu_q8_pays`); batches keep the quantize pass.
-            if out == Output::Glu
-                && n == 1
-                && xq == self.s.xq.range()
-                && y.off == 0
-                && matvec_q8::glu_q8_pays(w.ty)
-            {
+            let second = self.q8_input(rec, descs, x, w.ncols, n)?;
+            let xq = self.xq_buf(second);
+            if out == Output::Glu && y.off == 0 && matvec_q8::glu_q8_pays(self.gpu.caps(), n) {
                 matvec_q8::matvec_q8_glu_into(
                     &self.gpu,
                     rec,
@@ -259,9 +272,10 @@ impl State {
                     xq,
                     y,
                     n,
-                    self.s.xq2.range(),
+                    self.xq_buf(!second),
+                    self.s.counters.range(),
                 )?;
-                self.xq_holds.set(Some((y, n, w.nrows / 2, true)));
+                self.xq_holds.set(Some((y, n, w.nrows / 2, !second)));
                 return Ok(());
             }
             return matvec_q8::matvec_q8(&self.gpu, rec, descs, w, xq, y, n, out);
@@ -457,23 +471,38 @@ impl State {
                     )
                 }
             };
-            let qr = Act::packed(s.qr.range(), nq);
-            rope::rope_kv(
-                gpu,
-                rec,
-                descs,
-                rope_shape,
-                q,
+            let att = Act::packed(s.att.range(), nq);
+            // A decode step's attention rotates q and the new key and stores the new key and
+            // value itself; prompt chunks take the rope_kv pass (their rows read each other's
+            // keys).
+            let fused_rope = decode.then_some(attention::DecodeRope {
+                n_rot: hp.n_rot,
+                mode: rope_shape.mode,
                 k,
                 v,
-                qr,
-                kc.range(),
-                vc.range(),
-                s.angles.range(),
-                s.rows.range(),
-                n,
-            )?;
-            let att = Act::packed(s.att.range(), nq);
+                angles: s.angles.range(),
+            });
+            let qr = if fused_rope.is_some() {
+                q
+            } else {
+                let qr = Act::packed(s.qr.range(), nq);
+                rope::rope_kv(
+                    gpu,
+                    rec,
+                    descs,
+                    rope_shape,
+                    q,
+                    k,
+                    v,
+                    qr,
+                    kc.range(),
+                    vc.range(),
+                    s.angles.range(),
+                    s.rows.range(),
+                    n,
+                )?;
+                qr
+            };
             if !decode && n > 1 && hp.head_dim <= attention::PREFILL_MAX_HEAD_DIM {
                 attention::attention_prefill(
                     gpu,
@@ -488,7 +517,7 @@ impl State {
                     n,
                 )?;
             } else {
-                // On Q8 activations the combine pass also writes them for the output projection.
+                // On Q8 activations the attention also writes them for the output projection.
                 let q8 = self.route(&l.wo, n) == matvec::Route::MatvecQ8
                     && hp.head_dim % 32 == 0
                     && l.wo.ncols == nq;
@@ -501,10 +530,12 @@ impl State {
                     kc.range(),
                     vc.range(),
                     s.partials.range(),
+                    s.counters.range(),
                     s.rows.range(),
                     att,
                     n,
                     q8.then(|| s.xq.range()),
+                    fused_rope,
                 )?;
                 self.xq_holds.set(q8.then_some((att, n, nq, false)));
             }
@@ -656,6 +687,10 @@ impl VulkanEngine {
             qr: State::buf(&gpu, b * nq)?,
             att: State::buf(&gpu, b * nq)?,
             partials: State::buf(&gpu, partial_floats)?,
+            counters: gpu.buffer(
+                ((b.max(DECODE_MAX_BATCH) * hp.n_head).max(nff.div_ceil(32)) * 4) as u64,
+                MemoryClass::Device,
+            )?,
             gu: gpu.buffer(up_region + (b * nff * 4) as u64, MemoryClass::Device)?,
             up_region,
             h: State::buf(&gpu, b * nff)?,
@@ -669,14 +704,16 @@ impl VulkanEngine {
                 MemoryClass::Device,
             )?,
             xq2: gpu.buffer(
-                matvec_q8::q8_bytes(nff, DECODE_MAX_BATCH),
+                matvec_q8::q8_bytes(hp.n_embd.max(nq).max(nff), DECODE_MAX_BATCH),
                 MemoryClass::Device,
             )?,
         };
         gpu.upload(&s.angles, 0, bytemuck::cast_slice(&angles))?;
-        // The caches start zeroed so that unused positions never hold NaN bit patterns.
+        // The caches start zeroed so that unused positions never hold NaN bit patterns; the
+        // attention's counters must.
         let mut rec = Recorder::new(&gpu, false)?;
         rec.begin()?;
+        rec.fill(s.counters.range(), 0)?;
         for (k, v) in &kv {
             rec.fill(k.range(), 0)?;
             rec.fill(v.range(), 0)?;

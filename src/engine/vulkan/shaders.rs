@@ -94,7 +94,6 @@ mod tests {
             "rope_kv",
             "attn",
             "attn_prefill",
-            "attn_combine",
             "eltwise",
             "argmax",
         ] {

@@ -1,5 +1,7 @@
-//! Attention over the f16 KV cache. Decode: split over the cache length (attn.comp), then the
-//! splits merged (attn_combine.comp), several splits to fill the device. Prefill of one
+//! Attention over the f16 KV cache. Decode: split over the cache length (attn.comp), several
+//! splits to fill the device, merged by the last split of each head in the same dispatch (a
+//! zeroed u32 counter per row and head, left zeroed after every dispatch); decode steps also
+//! rotate q and the new key there and store the new key and value (see [`DecodeRope`]). Prefill of one
 //! sequence's chunk: tiled like flash attention (attn_prefill.comp), each block of keys and values
 //! read once for 16 query rows, for head_dim <= [`PREFILL_MAX_HEAD_DIM`]; larger heads take the
 //! split kernel with one split.
@@ -13,6 +15,7 @@ use super::super::error::{VkResult, VulkanError};
 use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::matvec::Act;
 use super::matvec_q8;
+use super::rope::RopeMode;
 use super::{push_bytes, u32_of, wg_at_least};
 
 /// Push constants of attn.comp.
@@ -27,19 +30,31 @@ pub struct AttnPush {
     pub q_off: u32,
     pub q_stride: u32,
     pub scale: f32,
-}
-
-/// Push constants of attn_combine.comp.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct AttnCombinePush {
-    pub n_head: u32,
-    pub head_dim: u32,
-    pub n_split: u32,
+    pub k_off: u32,
+    pub k_stride: u32,
+    pub v_off: u32,
+    pub v_stride: u32,
+    pub n_rot: u32,
+    pub mode: u32,
     pub out_off: u32,
     pub out_stride: u32,
     pub nblocks: u32,
     pub ds_base: u32,
+}
+
+/// RoPE and the cache write done by the decode attention itself (one dispatch fewer per layer
+/// than [`super::rope::rope_kv`] then [`attention`]): `q` passed to [`attention_into`] is then
+/// unrotated, `k` and `v` are the rows' new keys and values in the same bound range, and every
+/// row must be one sequence's single new token in its own slot (a decode step). Results, cache
+/// contents included, are those of rope_kv then attention, bit for bit.
+#[derive(Clone, Copy, Debug)]
+pub struct DecodeRope {
+    pub n_rot: usize,
+    pub mode: RopeMode,
+    pub k: Act,
+    pub v: Act,
+    /// `rope::angle_table`'s (cos, sin) pairs.
+    pub angles: BufRange,
 }
 
 /// Push constants of attn_prefill.comp.
@@ -79,8 +94,21 @@ pub fn partials_len(s: &AttnShape, n: usize) -> usize {
     n * s.n_head * s.n_split * (s.head_dim + 2)
 }
 
-/// A split count for decode: enough workgroups to fill the device, chunks of >= 32 positions.
+/// u32 counters the split attention needs for `n` tokens (zeroed before first use).
+pub fn counters_len(s: &AttnShape, n: usize) -> usize {
+    n * s.n_head
+}
+
+/// A split count for decode: enough workgroups to fill the device, chunks of >= 32 positions;
+/// `RAWRXD_ATTN_SPLITS=k` (1..=64) sets it for tuning runs.
 pub fn decode_splits(n_ctx: usize, n_head: usize) -> usize {
+    if let Some(k) = std::env::var("RAWRXD_ATTN_SPLITS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|k| (1..=64).contains(k))
+    {
+        return k;
+    }
     let by_ctx = n_ctx.div_ceil(32).max(1);
     let want = 256usize.div_ceil(n_head.max(1)).max(1);
     want.min(by_ctx).min(64)
@@ -106,8 +134,10 @@ fn check_shape(
 }
 
 /// Records attention of `n` query token rows over the caches into `out` ([n][n_head * head_dim]),
-/// using `partials` as scratch. `rows` holds a (position, slot) pair of u32 per row: row t attends
-/// to positions 0 ..= position of its slot ([slot][n_head_kv][n_ctx][head_dim] f16 caches).
+/// using `partials` and `counters` ([`counters_len`] u32, zeroed before the first call; every
+/// call leaves them zeroed) as scratch. `rows` holds a (position, slot) pair of u32 per row: row
+/// t attends to positions 0 ..= position of its slot ([slot][n_head_kv][n_ctx][head_dim] f16
+/// caches).
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     gpu: &Gpu,
@@ -118,18 +148,20 @@ pub fn attention(
     k_cache: BufRange,
     v_cache: BufRange,
     partials: BufRange,
+    counters: BufRange,
     rows: BufRange,
     out: Act,
     n: usize,
 ) -> VkResult<()> {
     attention_into(
-        gpu, rec, descs, s, q, k_cache, v_cache, partials, rows, out, n, None,
+        gpu, rec, descs, s, q, k_cache, v_cache, partials, counters, rows, out, n, None, None,
     )
 }
 
 /// As [`attention`], also writing `out` as Q8 activations into `xq` (the layout
 /// `matvec_q8::quantize_q8` writes for `n` vectors of `n_head * head_dim`), when given; needs
-/// `head_dim` a multiple of 32.
+/// `head_dim` a multiple of 32. With `rope`, `q` is unrotated and the kernel does the RoPE and
+/// cache write of a decode step itself (see [`DecodeRope`]).
 #[allow(clippy::too_many_arguments)]
 pub fn attention_into(
     gpu: &Gpu,
@@ -140,10 +172,12 @@ pub fn attention_into(
     k_cache: BufRange,
     v_cache: BufRange,
     partials: BufRange,
+    counters: BufRange,
     rows: BufRange,
     out: Act,
     n: usize,
     xq: Option<BufRange>,
+    rope: Option<DecodeRope>,
 ) -> VkResult<()> {
     check_shape("attention", &s, 256, s.n_split)?;
     let width = s.n_head * s.head_dim;
@@ -151,11 +185,11 @@ pub fn attention_into(
         // Each head's outputs are whole Q8 blocks.
         Some(_) if s.head_dim % 32 != 0 => {
             return Err(VulkanError::invalid(
-                "attn_combine_q8",
+                "attn_q8",
                 format!("head_dim {} is not a multiple of 32", s.head_dim),
             ))
         }
-        Some(r) => matvec_q8::q8_layout("attn_combine_q8", r, width, n)?,
+        Some(r) => matvec_q8::q8_layout("attn_q8", r, width, n)?,
         None => (0, 0),
     };
     if (partials.size as usize) < partials_len(&s, n) * 4 {
@@ -163,6 +197,21 @@ pub fn attention_into(
             "attention",
             "partials buffer too small",
         ));
+    }
+    if (counters.size as usize) < counters_len(&s, n) * 4 {
+        return Err(VulkanError::invalid(
+            "attention",
+            "counters buffer too small",
+        ));
+    }
+    if let Some(r) = &rope {
+        if r.n_rot % 2 != 0 || r.n_rot > s.head_dim || r.k.range != q.range || r.v.range != q.range
+        {
+            return Err(VulkanError::invalid(
+                "attention",
+                format!("rope {r:?}: n_rot even, <= head_dim, q, k and v in one range"),
+            ));
+        }
     }
     let caps = gpu.caps();
     let wg = wg_at_least(caps, (s.head_dim as u32 / 2).max(64));
@@ -173,13 +222,14 @@ pub fn attention_into(
         )));
     }
     let kernel = gpu.kernel(&KernelSpec {
-        variant: "attn".into(),
-        bindings: 5,
+        variant: if xq.is_some() { "attn_q8" } else { "attn" }.into(),
+        bindings: if xq.is_some() { 9 } else { 8 },
         push_size: std::mem::size_of::<AttnPush>() as u32,
-        spec: vec![wg],
+        spec: vec![wg, u32::from(rope.is_some())],
         local_size: wg,
         subgroup_sized: true,
     })?;
+    let (k, v) = rope.map_or((q, q), |r| (r.k, r.v));
     let push = AttnPush {
         n_head: u32_of("n_head", s.n_head)?,
         n_head_kv: u32_of("n_head_kv", s.n_head_kv)?,
@@ -189,17 +239,44 @@ pub fn attention_into(
         q_off: u32_of("q_off", q.off)?,
         q_stride: u32_of("q_stride", q.stride)?,
         scale: 1.0 / (s.head_dim as f32).sqrt(),
+        k_off: u32_of("k_off", k.off)?,
+        k_stride: u32_of("k_stride", k.stride)?,
+        v_off: u32_of("v_off", v.off)?,
+        v_stride: u32_of("v_stride", v.stride)?,
+        n_rot: u32_of("n_rot", rope.map_or(0, |r| r.n_rot))?,
+        mode: match rope.map(|r| r.mode) {
+            Some(RopeMode::Neox) => 2,
+            _ => 0,
+        },
+        out_off: u32_of("out_off", out.off)?,
+        out_stride: u32_of("out_stride", out.stride)?,
+        nblocks,
+        ds_base,
     };
+    // Without RoPE the kernel only reads the caches; binding 7 (the angle table) is then never
+    // read and takes `rows` as a stand-in.
+    let cache = |r| {
+        if rope.is_some() {
+            Binding::write(r)
+        } else {
+            Binding::read(r)
+        }
+    };
+    let mut bindings = vec![
+        Binding::read(q.range),
+        cache(k_cache),
+        cache(v_cache),
+        Binding::write(partials),
+        Binding::read(rows),
+        Binding::write(counters),
+        Binding::write(out.range),
+        Binding::read(rope.map_or(rows, |r| r.angles)),
+    ];
+    bindings.extend(xq.map(Binding::write));
     rec.dispatch(
         descs,
         &kernel,
-        &[
-            Binding::read(q.range),
-            Binding::read(k_cache),
-            Binding::read(v_cache),
-            Binding::write(partials),
-            Binding::read(rows),
-        ],
+        &bindings,
         push_bytes(&push),
         [
             u32_of("n_head", s.n_head)?,
@@ -207,41 +284,8 @@ pub fn attention_into(
             u32_of("tokens", n)?,
         ],
         "attn",
-        (k_cache.size + v_cache.size).min((n * s.n_ctx * s.n_head_kv * s.head_dim * 4) as u64),
-    )?;
-    let cwg = wg_at_least(caps, (s.head_dim as u32).min(128));
-    let combine = gpu.kernel(&KernelSpec {
-        variant: if xq.is_some() {
-            "attn_combine_q8"
-        } else {
-            "attn_combine"
-        }
-        .into(),
-        bindings: if xq.is_some() { 3 } else { 2 },
-        push_size: std::mem::size_of::<AttnCombinePush>() as u32,
-        spec: vec![cwg],
-        local_size: cwg,
-        subgroup_sized: false,
-    })?;
-    let cpush = AttnCombinePush {
-        n_head: push.n_head,
-        head_dim: push.head_dim,
-        n_split: push.n_split,
-        out_off: u32_of("out_off", out.off)?,
-        out_stride: u32_of("out_stride", out.stride)?,
-        nblocks,
-        ds_base,
-    };
-    let mut bindings = vec![Binding::read(partials), Binding::write(out.range)];
-    bindings.extend(xq.map(Binding::write));
-    rec.dispatch(
-        descs,
-        &combine,
-        &bindings,
-        push_bytes(&cpush),
-        [push.n_head, u32_of("tokens", n)?, 1],
-        "attn_combine",
-        (partials_len(&s, n) * 4 + n * s.n_head * s.head_dim * 4) as u64,
+        (k_cache.size + v_cache.size).min((n * s.n_ctx * s.n_head_kv * s.head_dim * 4) as u64)
+            + (partials_len(&s, n) * 8 + n * s.n_head * s.head_dim * 4) as u64,
     )
 }
 

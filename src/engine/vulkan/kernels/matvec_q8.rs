@@ -15,6 +15,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::super::buffer::BufRange;
+use super::super::caps::DeviceCaps;
 use super::super::command::{Binding, Recorder};
 use super::super::context::Gpu;
 use super::super::error::{VkResult, VulkanError};
@@ -101,25 +102,18 @@ fn enabled() -> bool {
     *ON.get_or_init(|| !std::env::var("RAWRXD_INTDOT").is_ok_and(|v| v.trim() == "0"))
 }
 
-/// Whether an engine's one-vector GLU product of weights `ty` writes its output's Q8 form itself
-/// ([`matvec_q8_glu_into`]: one dispatch fewer per layer, but workgroups of one 32-row block,
-/// a quarter as many) instead of leaving it to a quantize pass. Measured on an H100 (7B, tg128,
-/// docs/BENCHMARKS.md): it pays for Q4_K (Q4_K_M 264 -> 275 t/s, same machine) and, between two
-/// rounds, Q5_K (Q5_K_M 241 -> 257) and Q2_K (273 -> 279); it loses for Q3_K (Q3_K_M 258 -> 252)
-/// and Q6_K (222 -> 217), whose pieces take more work per byte, and gained nothing for Q8_0.
-/// With several vectors it always lost (B = 12: 1043 -> 777 tok/s), so batches never take it.
-/// `RAWRXD_GLU_Q8=0` turns it off, `=1` on for every format (tuning runs).
-pub fn glu_q8_pays(ty: GgmlType) -> bool {
-    static FORCE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
-    let force =
-        *FORCE.get_or_init(
-            || match std::env::var("RAWRXD_GLU_Q8").as_deref().map(str::trim) {
-                Ok("0") => Some(false),
-                Ok("1") => Some(true),
-                _ => None,
-            },
-        );
-    force.unwrap_or(matches!(ty, GgmlType::Q2K | GgmlType::Q4K | GgmlType::Q5K))
+/// Whether an engine's GLU product of `n` vectors writes its output's Q8 form itself
+/// ([`matvec_q8_glu_into`]: one dispatch fewer per layer; the workgroup completing each 32-row
+/// block quantizes it) instead of leaving it to a quantize pass: for one vector, when
+/// `MatvecTuning::for_q8`'s rows per workgroup divide 32, unless `RAWRXD_GLU_Q8=0` (comparison
+/// runs). Measured on an H100 (7B Q4_K_M, docs/BENCHMARKS.md): with several vectors it lost
+/// (B = 12: 1016 -> 993 tok/s), so batches keep the quantize pass.
+pub fn glu_q8_pays(caps: &DeviceCaps, n: usize) -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| !std::env::var("RAWRXD_GLU_Q8").is_ok_and(|v| v.trim() == "0"));
+    let t = MatvecTuning::for_q8(caps, n);
+    let rows = (subgroup_wg(caps, t.subgroups) / caps.subgroup.size.max(1)) * t.rows_per_subgroup;
+    on && n == 1 && rows > 0 && 32 % rows == 0
 }
 
 /// True when `gpu` runs [`matvec_q8`] for weights of `ty`: the device has integer dot products
@@ -192,7 +186,9 @@ pub fn matvec_q8(
 
 /// As [`matvec_q8`] for `Output::Glu`, also writing y as Q8 activations into `q8_out` (the
 /// layout [`quantize_q8`] writes for `n` vectors of `w.nrows / 2`; must not overlap `xq`), so the
-/// next product needs no quantize pass. Each workgroup then sums one block of 32 outputs.
+/// next product needs no quantize pass: each workgroup counts itself done on the counter of its
+/// 32-row output block (`counters`: u32, one per block, zeroed before first use and left zeroed
+/// by every dispatch) and the one completing a block quantizes it.
 #[allow(clippy::too_many_arguments)]
 pub fn matvec_q8_glu_into(
     gpu: &Gpu,
@@ -203,6 +199,7 @@ pub fn matvec_q8_glu_into(
     y: Act,
     n: usize,
     q8_out: BufRange,
+    counters: BufRange,
 ) -> VkResult<()> {
     let tuning = MatvecTuning::for_q8(gpu.caps(), n);
     matvec_q8_tuned(
@@ -215,11 +212,12 @@ pub fn matvec_q8_glu_into(
         n,
         Output::Glu,
         tuning,
-        Some(q8_out),
+        Some((q8_out, counters)),
     )
 }
 
-/// As [`matvec_q8`] with an explicit workgroup shape (tuning runs and tests).
+/// As [`matvec_q8`] with an explicit workgroup shape (tuning runs and tests), and for the GLU
+/// optionally the Q8 output and counters of [`matvec_q8_glu_into`].
 #[allow(clippy::too_many_arguments)]
 pub fn matvec_q8_tuned(
     gpu: &Gpu,
@@ -231,7 +229,7 @@ pub fn matvec_q8_tuned(
     n: usize,
     out: Output,
     tuning: MatvecTuning,
-    q8_out: Option<BufRange>,
+    q8_out: Option<(BufRange, BufRange)>,
 ) -> VkResult<()> {
     let (out_rows, glu_off) = matvec::decode_rows("matvec_q8", w, n, out)?;
     let (nblocks, ds_base) = q8_layout("matvec_q8", xq, w.ncols, n)?;
@@ -240,21 +238,32 @@ pub fn matvec_q8_tuned(
         .ok_or_else(|| VulkanError::MissingShader(format!("matvec_q8_{}_{INTDOT_EXT}", w.ty)))?;
     let (nr, unroll) = (tuning.rows_per_subgroup, tuning.unroll);
     let wg = subgroup_wg(caps, tuning.subgroups);
-    // With Q8 output a workgroup sums one 32-row output block (its subgroups loop over it).
-    let rows_per_wg = if q8_out.is_some() {
-        if out != Output::Glu || nr > 32 || (wg / caps.subgroup.size.max(1)) * nr > 32 {
+    let rows_per_wg = (wg / caps.subgroup.size.max(1)) * nr;
+    let (oq_nblocks, oq_ds_base) = match q8_out {
+        Some(_) if out != Output::Glu || rows_per_wg == 0 || 32 % rows_per_wg != 0 => {
             return Err(VulkanError::invalid(
                 "matvec_q8",
-                "Q8 output needs GLU and at most 32 rows per pass",
-            ));
+                format!("Q8 output needs GLU and rows per workgroup dividing 32 ({rows_per_wg})"),
+            ))
         }
-        32
-    } else {
-        (wg / caps.subgroup.size.max(1)) * nr
+        Some((r, _)) if r.overlaps(&xq) => {
+            return Err(VulkanError::invalid(
+                "matvec_q8",
+                "the Q8 output overlaps the Q8 input",
+            ))
+        }
+        Some((_, c)) if (c.size as usize) < out_rows.div_ceil(32) * 4 => {
+            return Err(VulkanError::invalid(
+                "matvec_q8",
+                format!("{} bytes of counters for {out_rows} rows", c.size),
+            ))
+        }
+        Some((r, _)) => q8_layout("matvec_q8", r, out_rows, n)?,
+        None => (0, 0),
     };
     let kernel = gpu.kernel(&KernelSpec {
         variant: variant.name.to_string(),
-        bindings: 4,
+        bindings: 5,
         push_size: std::mem::size_of::<MatvecQ8Push>() as u32,
         spec: vec![
             wg,
@@ -268,16 +277,6 @@ pub fn matvec_q8_tuned(
         local_size: wg,
         subgroup_sized: true,
     })?;
-    let (oq_nblocks, oq_ds_base) = match q8_out {
-        Some(r) if r.overlaps(&xq) => {
-            return Err(VulkanError::invalid(
-                "matvec_q8",
-                "the Q8 output overlaps the Q8 input",
-            ))
-        }
-        Some(r) => q8_layout("matvec_q8", r, out_rows, n)?,
-        None => (0, 0),
-    };
     for piece in &w.pieces {
         let rows = if out == Output::Glu {
             out_rows
@@ -301,6 +300,7 @@ pub fn matvec_q8_tuned(
         let groups = linear_groups(caps, (rows as u32).div_ceil(rows_per_wg));
         let bytes =
             piece.nrows as u64 * w.row_bytes as u64 + q8_bytes(w.ncols, n) + (n * rows * 4) as u64;
+        // Without Q8 output bindings 3 and 4 are declared but never touched: y stands in.
         rec.dispatch(
             descs,
             &kernel,
@@ -308,8 +308,8 @@ pub fn matvec_q8_tuned(
                 Binding::read(piece.range),
                 Binding::read(xq),
                 Binding::write(y.range),
-                // Unused without Q8 output (the shader still declares it).
-                Binding::write(q8_out.unwrap_or(y.range)),
+                Binding::write(q8_out.map_or(y.range, |(r, _)| r)),
+                Binding::write(q8_out.map_or(y.range, |(_, c)| c)),
             ],
             push_bytes(&push),
             groups,
