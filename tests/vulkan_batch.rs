@@ -260,3 +260,37 @@ fn batched_coopmat_decode_stays_close_to_each_sequence_alone() {
     drop(batch);
     h.finish();
 }
+
+/// After `prepare`, serving builds no pipeline: decode steps of every bucket up to the slot count
+/// and prompt chunks of every length up to 16 (here 1, 2, 5 and 16 tokens, beside decode rows)
+/// find theirs compiled, so no request waits for a compile (Phase 2's cold ITL spikes).
+#[test]
+fn prepare_compiles_what_serving_needs() {
+    let Some(h) = harness_with(false) else { return };
+    let Some(path) = common::test_model() else {
+        return;
+    };
+    let file = Arc::new(GgufFile::open(&path).expect("open model"));
+    let mut eng = load(&h, &file, 3);
+    eng.prepare().unwrap();
+    let before = h.gpu.kernels_built();
+    let toks: Vec<u32> = (0..16).map(|i| 100 + 7 * i).collect();
+    let item = |slot, tokens, pos| BatchItem { slot, tokens, pos };
+    eng.forward_batch(&[item(0, &toks[..5], 0)]).unwrap();
+    eng.forward_batch(&[item(1, &toks[..16], 0), item(0, &toks[5..6], 5)])
+        .unwrap();
+    eng.forward_batch(&[
+        item(2, &toks[..2], 0),
+        item(0, &toks[6..7], 6),
+        item(1, &toks[..1], 16),
+    ])
+    .unwrap();
+    eng.forward_batch(&[item(2, &toks[2..3], 2)]).unwrap();
+    assert_eq!(
+        h.gpu.kernels_built(),
+        before,
+        "pipelines built while serving after prepare()"
+    );
+    drop(eng);
+    h.finish();
+}

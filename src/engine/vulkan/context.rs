@@ -166,6 +166,11 @@ impl Gpu {
         self.0.pipelines.get(self.caps(), spec)
     }
 
+    /// Kernels (pipelines) built so far: one per shader variant and specialization.
+    pub fn kernels_built(&self) -> usize {
+        self.0.pipelines.built()
+    }
+
     /// Saves the pipeline cache now (it is also saved on close).
     pub fn save_pipeline_cache(&self) {
         self.0.pipelines.save();

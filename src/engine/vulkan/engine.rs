@@ -1109,14 +1109,22 @@ impl BatchEngine for VulkanEngine {
         }
     }
 
-    /// Records the decode step of every bucket up to the slot count, so that no request waits
-    /// for a pipeline compile or a recording.
+    /// Records the decode step of every bucket up to the slot count, and (without running them)
+    /// prompt chunks of 2..=`MATVEC_MAX_BATCH` tokens, whose products take a pipeline per
+    /// length, so that no request waits for a pipeline compile or a recording.
     fn prepare(&mut self) -> Result<()> {
         let top = bucket_of(self.st.n_slots.min(DECODE_MAX_BATCH));
         let profiling = self.profile.is_some();
         for (step, &b) in self.decode.iter_mut().zip(&DECODE_BUCKETS).take(top + 1) {
             Self::bucket_step(step, &self.st, &mut self.descs, profiling, b)?;
         }
+        for n in 2..=MATVEC_MAX_BATCH.min(self.st.max_batch) {
+            // Discarded by the next begin(): only the pipelines are wanted.
+            self.prefill.begin()?;
+            self.st
+                .record(&mut self.prefill, &mut self.descs, n, false, false)?;
+        }
+        self.prefill.begin()?;
         Ok(())
     }
 }

@@ -157,6 +157,11 @@ impl Pipelines {
         self.cache_path.as_ref()
     }
 
+    /// Kernels built so far.
+    pub fn built(&self) -> usize {
+        self.kernels.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// The kernel for `spec`, built on first use.
     pub fn get(&self, caps: &DeviceCaps, spec: &KernelSpec) -> VkResult<Arc<Kernel>> {
         let mut map = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
