@@ -19,10 +19,18 @@
 // nrows, from oq_ds_base) for the next product: each workgroup counts itself done on the
 // counter of every 32-row output block it wrote (counter index = block), and the workgroup that
 // completes a block quantizes it (rows per workgroup must divide 32).
+// 7 NORM_Q8 (a residual product, not GLU; the same block counting): the block's completer
+// writes, instead of y's Q8 form, that of u = y * norm_w (binding 5, nrows f32) and the block's
+// sum of y^2 (binding 6, the norm scratch, from index 16); the completer of the last block
+// (counter nblocks) sums those in block order and writes each vector's RMSNorm scale
+// 1 / sqrt(mean(y^2) + eps) to norm scratch [c]. The next product reads u's Q8 form with flag
+// bit 1 (scaled x): it multiplies each row's sum by that scale, which makes it a product with
+// rms_norm(y) * norm_w, with no norm pass (rounding u instead of its scaled copy differs only in
+// float rounding of the quotient).
 // Counting follows a single-pass reduction: y and the counters are coherent, and a workgroup's
 // stores are made visible (memoryBarrierBuffer) before it counts; no workgroup waits.
-// Flags: bit 0 accumulate. GLU as matvec.comp. Mirrored by `MatvecQ8Push` in
-// src/engine/vulkan/kernels/matvec_q8.rs.
+// Flags: bit 0 accumulate, bit 1 scaled x (see NORM_Q8). GLU as matvec.comp. Mirrored by
+// `MatvecQ8Push` in src/engine/vulkan/kernels/matvec_q8.rs.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_spirv_intrinsics : require
 #include "common.glsl"
@@ -34,6 +42,7 @@ layout(constant_id = 3) const uint BATCH = 1;
 layout(constant_id = 4) const bool GLU = false;
 layout(constant_id = 5) const uint UNROLL = 1;
 layout(constant_id = 6) const bool Q8_OUT = false;
+layout(constant_id = 7) const bool NORM_Q8 = false;
 
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
@@ -44,6 +53,8 @@ layout(binding = 2) coherent restrict buffer Y { float y[]; };
 layout(binding = 3) writeonly restrict buffer XQO { uint xqo[]; };
 layout(binding = 3) writeonly restrict buffer XDO { vec2 xdo[]; };
 layout(binding = 4) coherent restrict buffer Counters { uint cnt[]; };
+layout(binding = 5) readonly restrict buffer NormW { float nw[]; };
+layout(binding = 6) coherent restrict buffer NormScratch { float ns[]; };
 #define Q8B_Q xqo
 #define Q8B_D xdo
 #include "q8_block.glsl"
@@ -62,7 +73,11 @@ layout(push_constant) uniform Push {
     uint glu_off;
     uint oq_nblocks;
     uint oq_ds_base;
+    float eps;
 } pc;
+
+// Norm scratch: the per-vector scales first, then the block sums of squares.
+#define NS_BLOCKS 16u
 
 // OpSDot (4450) with PackedVectorFormat4x8Bit (0): capabilities DotProduct (6019) and
 // DotProductInput4x8BitPacked (6018).
@@ -164,9 +179,11 @@ void main() {
         }
         [[unroll]] for (uint c = 0u; c < BATCH; ++c) {
             [[unroll]] for (uint r = 0u; r < NR; ++r) {
-                float s = subgroupAdd(acc[c][r]);
+                // x scaled by the previous norm: every row sum takes its vector's scale.
+                const float xs = (pc.flags & 2u) != 0u ? ns[c] : 1.0;
+                float s = subgroupAdd(acc[c][r]) * xs;
                 if (GLU) {
-                    s = silu(s) * subgroupAdd(acc2[c][r]);
+                    s = silu(s) * (subgroupAdd(acc2[c][r]) * xs);
                 }
                 if (lane == 0u && row0 + r < pc.nrows) {
                     const uint yi = pc.y_off + c * pc.y_stride + row0 + r;
@@ -175,7 +192,7 @@ void main() {
             }
         }
     }
-    if (Q8_OUT) {
+    if (Q8_OUT || NORM_Q8) {
         // Publish y, count this workgroup on its 32-row block (rows per workgroup divide 32,
         // so a workgroup lies in one block); the one completing the block quantizes it.
         memoryBarrierBuffer();
@@ -195,11 +212,45 @@ void main() {
             const uint r0 = blk * 32u;
             for (uint c = gl_LocalInvocationID.x; c < BATCH; c += gl_WorkGroupSize.x) {
                 float v[32];
+                float ss = 0.0;
                 [[unroll]] for (uint k = 0u; k < 32u; ++k) {
-                    v[k] = r0 + k < pc.nrows ? y[pc.y_off + c * pc.y_stride + r0 + k] : 0.0;
+                    const float yv = r0 + k < pc.nrows ? y[pc.y_off + c * pc.y_stride + r0 + k] : 0.0;
+                    if (NORM_Q8) {
+                        ss = fma(yv, yv, ss);
+                        v[k] = r0 + k < pc.nrows ? yv * nw[r0 + k] : 0.0;
+                    } else {
+                        v[k] = yv;
+                    }
                 }
                 const uint i = c * pc.oq_nblocks + blk;
                 store_q8_block(v, i * 8u, pc.oq_ds_base + i);
+                if (NORM_Q8) {
+                    ns[NS_BLOCKS + c * pc.oq_nblocks + blk] = ss;
+                }
+            }
+        }
+        if (NORM_Q8) {
+            // Publish the block sums, count the block; the last block's completer makes the
+            // scales. (Workgroups that completed no block skip this: uniform per workgroup.)
+            memoryBarrierBuffer();
+            barrier();
+            if (gl_LocalInvocationID.x == 0u) {
+                const uint last = pc.oq_nblocks;
+                completes = completes && atomicAdd(cnt[last], 1u) == pc.oq_nblocks - 1u;
+                if (completes) {
+                    atomicExchange(cnt[last], 0u);
+                }
+            }
+            barrier();
+            if (completes) {
+                memoryBarrierBuffer();
+                for (uint c = gl_LocalInvocationID.x; c < BATCH; c += gl_WorkGroupSize.x) {
+                    float total = 0.0;
+                    for (uint b = 0u; b < pc.oq_nblocks; ++b) {
+                        total += ns[NS_BLOCKS + c * pc.oq_nblocks + b];
+                    }
+                    ns[c] = 1.0 / sqrt(total / float(pc.nrows) + pc.eps);
+                }
             }
         }
     }

@@ -1199,7 +1199,7 @@ fn matvec_shapes_give_identical_results() {
                     n,
                     Output::Store,
                     tuning,
-                    None,
+                    matvec_q8::Q8Extras::default(),
                 )
             } else {
                 matvec::matvec_tuned(
@@ -1463,6 +1463,198 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
                 );
             }
         }
+    }
+    h.finish();
+}
+
+/// A residual product that prepares the next RMSNorm (matvec_q8's NormQ8: Q8 of y * w, the
+/// scales in the norm scratch) feeding the next product (scaled x) gives what the product, the
+/// norm pass (rmsnorm_q8) and the next product give: the residual bit for bit, each vector's
+/// scale against the f64 norm of the residual, the next product's output against the f64
+/// product with the normalised residual (Q8 rounding bound) and against the unfused chain
+/// (rounding of y * w instead of its scaled copy only), for store and GLU consumers, one to
+/// three vectors; the counters are left zeroed.
+#[test]
+fn residual_product_with_prepared_norm_feeds_the_next_product() {
+    use rawrxd::engine::vulkan::kernels::matvec_q8::{self, NormQ8, Q8Extras};
+    use rawrxd::engine::vulkan::MemoryClass;
+    let Some(h) = harness() else { return };
+    if !matvec_q8::has_matvec_q8(&h.gpu, GgmlType::Q4K) {
+        eprintln!("residual_product_with_prepared_norm: no integer dot products here");
+        h.finish();
+        return;
+    }
+    let mut rng = Rng::new(17);
+    // (producer type, its columns, width e, consumer type, consumer rows, vectors, consumer output)
+    for (ty1, k1, e, ty2, r2, n, out2) in [
+        (
+            GgmlType::Q4K,
+            256usize,
+            512usize,
+            GgmlType::Q6K,
+            70usize,
+            1usize,
+            Output::Store,
+        ),
+        (GgmlType::Q8_0, 96, 320, GgmlType::Q8_0, 64, 3, Output::Glu),
+        (GgmlType::Q6K, 256, 512, GgmlType::Q4K, 40, 2, Output::Store),
+    ] {
+        let (w1b, _) = random_quant(&mut rng, ty1, k1, e);
+        let (w2b, w2v) = random_quant(&mut rng, ty2, e, r2);
+        let w1 = WeightMatrix::upload(&h.gpu, ty1, k1, &[&w1b]).unwrap();
+        let w2 = WeightMatrix::upload(&h.gpu, ty2, e, &[&w2b]).unwrap();
+        let x1 = rng.vec(n * k1);
+        let y0: Vec<f32> = rng.vec(n * e).iter().map(|v| v * 3.0).collect();
+        let nw: Vec<f32> = rng.vec(e).iter().map(|v| 1.0 + 0.5 * v).collect();
+        let (x1b, nwb) = (h.upload_f32(&x1), h.upload_f32(&nw));
+        let out_rows = if out2 == Output::Glu { r2 / 2 } else { r2 };
+        let eps = 1e-5f32;
+        let q8buf = |cols| {
+            h.gpu
+                .buffer(matvec_q8::q8_bytes(cols, n), MemoryClass::Device)
+                .unwrap()
+        };
+        let what = format!("{ty1} -> {ty2} {out2:?} e={e} n={n}");
+        let mut runs = Vec::new();
+        for fused in [true, false] {
+            let (xqa, xqb) = (q8buf(k1), q8buf(e));
+            let yb = h.upload_f32(&y0);
+            let ynb = h.zeros(n * e);
+            let ob = h.zeros(n * out_rows);
+            let counters = h.zeros(e / 32 + 1);
+            let scratch = h.zeros(matvec_q8::norm_scratch_len(e));
+            let (mut rec, mut descs) = h.recorder();
+            rec.begin().unwrap();
+            let ya = Act::packed(yb.range(), e);
+            let oa = Act::packed(ob.range(), out_rows);
+            matvec_q8::quantize_q8(
+                &h.gpu,
+                &mut rec,
+                &mut descs,
+                Act::packed(x1b.range(), k1),
+                k1,
+                n,
+                xqa.range(),
+            )
+            .unwrap();
+            if fused {
+                let norm = NormQ8 {
+                    w: nwb.range(),
+                    eps,
+                    q8_out: xqb.range(),
+                    counters: counters.range(),
+                    scratch: scratch.range(),
+                };
+                let extras = Q8Extras {
+                    norm: Some(norm),
+                    ..Default::default()
+                };
+                matvec_q8::matvec_q8_with(
+                    &h.gpu,
+                    &mut rec,
+                    &mut descs,
+                    &w1,
+                    xqa.range(),
+                    ya,
+                    n,
+                    Output::Accumulate,
+                    extras,
+                )
+                .unwrap();
+                let extras = Q8Extras {
+                    x_scaled: Some(scratch.range()),
+                    ..Default::default()
+                };
+                matvec_q8::matvec_q8_with(
+                    &h.gpu,
+                    &mut rec,
+                    &mut descs,
+                    &w2,
+                    xqb.range(),
+                    oa,
+                    n,
+                    out2,
+                    extras,
+                )
+                .unwrap();
+            } else {
+                matvec_q8::matvec_q8(
+                    &h.gpu,
+                    &mut rec,
+                    &mut descs,
+                    &w1,
+                    xqa.range(),
+                    ya,
+                    n,
+                    Output::Accumulate,
+                )
+                .unwrap();
+                norm::rms_norm_into(
+                    &h.gpu,
+                    &mut rec,
+                    &mut descs,
+                    ya,
+                    nwb.range(),
+                    Act::packed(ynb.range(), e),
+                    e,
+                    n,
+                    eps,
+                    Some(xqb.range()),
+                )
+                .unwrap();
+                matvec_q8::matvec_q8(&h.gpu, &mut rec, &mut descs, &w2, xqb.range(), oa, n, out2)
+                    .unwrap();
+            }
+            rec.submit_wait().unwrap();
+            assert!(
+                h.download_u32(&counters).iter().all(|&c| c == 0),
+                "{what} fused {fused}: counters not reset"
+            );
+            runs.push((
+                h.download_f32(&yb),
+                h.download_f32(&ob),
+                h.download_f32(&scratch),
+            ));
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&runs[0].0),
+            bits(&runs[1].0),
+            "{what}: residual differs"
+        );
+        let y = &runs[0].0;
+        // The f64 oracle: scales from the residual, the product with the normalised residual.
+        let mut xn = vec![0f32; n * e];
+        for t in 0..n {
+            let row = &y[t * e..(t + 1) * e];
+            let ms = row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / e as f64;
+            let scale = 1.0 / (ms + eps as f64).sqrt();
+            let got = runs[0].2[t] as f64;
+            assert!(
+                ((got - scale) / scale).abs() < 1e-5,
+                "{what}: scale {t} {got} vs {scale}"
+            );
+            for i in 0..e {
+                xn[t * e + i] = (row[i] as f64 * scale * nw[i] as f64) as f32;
+            }
+        }
+        let prod = ref_matmul(&w2v, e, r2, &xn, e, n);
+        let mut want = vec![0f32; n * out_rows];
+        for t in 0..n {
+            for r in 0..out_rows {
+                let p = prod[t * r2 + r];
+                want[t * out_rows + r] = match out2 {
+                    Output::Glu => silu(p) * prod[t * r2 + out_rows + r],
+                    _ => p,
+                } as f32;
+            }
+        }
+        assert!(
+            runs[0].1.iter().any(|v| *v != 0.0),
+            "{what}: nothing written"
+        );
+        assert_close(&format!("{what} vs f64"), &runs[0].1, &want, 2e-3);
+        assert_close(&format!("{what} vs unfused"), &runs[0].1, &runs[1].1, 1e-5);
     }
     h.finish();
 }
