@@ -90,8 +90,13 @@ int sdot4(uint a, uint b) { return sdot_packed(a, b, 0); }
 #define MAX_NR 4u
 #define MAX_BATCH 16u
 
-// Whether this workgroup completed a 32-row output block (Q8_OUT).
+// Whether this workgroup completed a 32-row output block (Q8_OUT, NORM_Q8), then the last.
 shared bool completes;
+// The completed block of each vector, an element per invocation, and each block's (d, 1/d).
+shared float blk_v[(Q8_OUT || NORM_Q8) ? 1024u : 1u];
+shared float blk_y[NORM_Q8 ? 1024u : 1u];
+shared int blk_q[(Q8_OUT || NORM_Q8) ? 1024u : 1u];
+shared vec2 blk_did[32];
 
 // Piece P times vector c's activations.
 float piece_dot(Q8Piece P, uint c) {
@@ -207,26 +212,63 @@ void main() {
             }
         }
         barrier();
+        const uint tid = gl_LocalInvocationID.x;
+        const uint wgs = gl_WorkGroupSize.x;
         if (completes) {
+            // The block of every vector, one invocation per element (the workgroup size is a
+            // multiple of 32, so each 32-element block lies in 32 consecutive invocations):
+            // q8_block.glsl's rounding, its max and sums taken by the block's first invocation.
             memoryBarrierBuffer();
             const uint r0 = blk * 32u;
-            for (uint c = gl_LocalInvocationID.x; c < BATCH; c += gl_WorkGroupSize.x) {
-                float v[32];
-                float ss = 0.0;
-                [[unroll]] for (uint k = 0u; k < 32u; ++k) {
-                    const float yv = r0 + k < pc.nrows ? y[pc.y_off + c * pc.y_stride + r0 + k] : 0.0;
+            for (uint base = 0u; base < BATCH * 32u; base += wgs) {
+                const uint t = base + tid;
+                const bool live = t < BATCH * 32u;
+                const uint c = t / 32u;
+                const uint k = t % 32u;
+                const bool in_rows = live && r0 + k < pc.nrows;
+                const float yv = in_rows ? y[pc.y_off + c * pc.y_stride + r0 + k] : 0.0;
+                const float v = NORM_Q8 ? (in_rows ? yv * nw[r0 + k] : 0.0) : yv;
+                blk_v[tid] = v;
+                if (NORM_Q8) {
+                    blk_y[tid] = yv;
+                }
+                barrier();
+                if (live && k == 0u) {
+                    float amax = 0.0;
+                    float ss = 0.0;
+                    for (uint j = 0u; j < 32u; ++j) {
+                        amax = max(amax, abs(blk_v[tid + j]));
+                        if (NORM_Q8) {
+                            ss = fma(blk_y[tid + j], blk_y[tid + j], ss);
+                        }
+                    }
+                    blk_did[tid / 32u] = q8_scale(amax);
                     if (NORM_Q8) {
-                        ss = fma(yv, yv, ss);
-                        v[k] = r0 + k < pc.nrows ? yv * nw[r0 + k] : 0.0;
-                    } else {
-                        v[k] = yv;
+                        ns[NS_BLOCKS + c * pc.oq_nblocks + blk] = ss;
                     }
                 }
-                const uint i = c * pc.oq_nblocks + blk;
-                store_q8_block(v, i * 8u, pc.oq_ds_base + i);
-                if (NORM_Q8) {
-                    ns[NS_BLOCKS + c * pc.oq_nblocks + blk] = ss;
+                barrier();
+                const vec2 did = blk_did[tid / 32u];
+                blk_q[tid] = q8_round(v * did.y);
+                barrier();
+                if (live) {
+                    const uint i = c * pc.oq_nblocks + blk;
+                    if (k % 4u == 0u) {
+                        uint word = 0u;
+                        [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+                            word |= (uint(blk_q[tid + j]) & 0xFFu) << (8u * j);
+                        }
+                        xqo[i * 8u + k / 4u] = word;
+                    }
+                    if (k == 0u) {
+                        int sum = 0;
+                        for (uint j = 0u; j < 32u; ++j) {
+                            sum += blk_q[tid + j];
+                        }
+                        xdo[pc.oq_ds_base + i] = vec2(did.x, did.x * float(sum));
+                    }
                 }
+                barrier();
             }
         }
         if (NORM_Q8) {
@@ -234,7 +276,7 @@ void main() {
             // scales. (Workgroups that completed no block skip this: uniform per workgroup.)
             memoryBarrierBuffer();
             barrier();
-            if (gl_LocalInvocationID.x == 0u) {
+            if (tid == 0u) {
                 const uint last = pc.oq_nblocks;
                 completes = completes && atomicAdd(cnt[last], 1u) == pc.oq_nblocks - 1u;
                 if (completes) {
@@ -243,13 +285,17 @@ void main() {
             }
             barrier();
             if (completes) {
+                // One subgroup per vector: lanes sum strided block sums, then the subgroup.
                 memoryBarrierBuffer();
-                for (uint c = gl_LocalInvocationID.x; c < BATCH; c += gl_WorkGroupSize.x) {
-                    float total = 0.0;
-                    for (uint b = 0u; b < pc.oq_nblocks; ++b) {
-                        total += ns[NS_BLOCKS + c * pc.oq_nblocks + b];
+                for (uint c = gl_SubgroupID; c < BATCH; c += gl_NumSubgroups) {
+                    float part = 0.0;
+                    for (uint b = gl_SubgroupInvocationID; b < pc.oq_nblocks; b += gl_SubgroupSize) {
+                        part += ns[NS_BLOCKS + c * pc.oq_nblocks + b];
                     }
-                    ns[c] = 1.0 / sqrt(total / float(pc.nrows) + pc.eps);
+                    const float total = subgroupAdd(part);
+                    if (gl_SubgroupInvocationID == 0u) {
+                        ns[c] = 1.0 / sqrt(total / float(pc.nrows) + pc.eps);
+                    }
                 }
             }
         }

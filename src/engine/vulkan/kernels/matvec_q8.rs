@@ -110,17 +110,24 @@ fn enabled() -> bool {
 /// runs). Measured on an H100 (7B Q4_K_M, docs/BENCHMARKS.md): with several vectors it lost
 /// (B = 12: 1016 -> 993 tok/s), so batches keep the quantize pass.
 pub fn glu_q8_pays(caps: &DeviceCaps, n: usize) -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let on = *ON.get_or_init(|| !std::env::var("RAWRXD_GLU_Q8").is_ok_and(|v| v.trim() == "0"));
-    on && n == 1 && glu_q8_fits(caps, n)
+    static MODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let mode = MODE.get_or_init(|| std::env::var("RAWRXD_GLU_Q8").unwrap_or_default());
+    let on = match mode.trim() {
+        "0" => false,
+        "all" => true,
+        _ => n == 1,
+    };
+    on && glu_q8_fits(caps, n)
 }
 
 /// Whether a product of `n` vectors can write Q8 output by 32-row blocks ([`Q8Extras::glu_q8`],
-/// [`NormQ8`]): `MatvecTuning::for_q8`'s rows per workgroup divide 32.
+/// [`NormQ8`]): `MatvecTuning::for_q8`'s rows per workgroup divide 32 and its workgroup size is
+/// a multiple of 32 (a block's elements then lie in consecutive invocations).
 pub fn glu_q8_fits(caps: &DeviceCaps, n: usize) -> bool {
     let t = MatvecTuning::for_q8(caps, n);
-    let rows = (subgroup_wg(caps, t.subgroups) / caps.subgroup.size.max(1)) * t.rows_per_subgroup;
-    rows > 0 && 32 % rows == 0
+    let wg = subgroup_wg(caps, t.subgroups);
+    let rows = (wg / caps.subgroup.size.max(1)) * t.rows_per_subgroup;
+    rows > 0 && 32 % rows == 0 && wg % 32 == 0
 }
 
 /// True when `gpu` runs [`matvec_q8`] for weights of `ty`: the device has integer dot products
@@ -308,9 +315,10 @@ pub fn matvec_q8_tuned(
         (None, None) => None,
     };
     let (oq_nblocks, oq_ds_base) = match q8_out {
-        Some(_) if rows_per_wg == 0 || 32 % rows_per_wg != 0 => {
+        Some(_) if rows_per_wg == 0 || 32 % rows_per_wg != 0 || wg % 32 != 0 => {
             return bad(format!(
-                "Q8 output needs rows per workgroup dividing 32 ({rows_per_wg})"
+                "Q8 output needs rows per workgroup dividing 32 ({rows_per_wg}) and workgroups \
+                 of a multiple of 32 ({wg})"
             ))
         }
         Some((r, _)) if r.overlaps(&xq) => return bad("the Q8 output overlaps the Q8 input".into()),
