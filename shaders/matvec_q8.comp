@@ -18,19 +18,12 @@
 // GLU, binding 3 also receives y as Q8 activations (quantize_q8.comp's layout for vectors of
 // nrows, from oq_ds_base) for the next product: each workgroup counts itself done on the
 // counter of every 32-row output block it wrote (counter index = block), and the workgroup that
-// completes a block quantizes it (rows per workgroup must divide 32).
-// 7 NORM_Q8 (a residual product, not GLU; the same block counting): the block's completer
-// writes, instead of y's Q8 form, that of u = y * norm_w (binding 5, nrows f32) and the block's
-// sum of y^2 (binding 6, the norm scratch, from index 16); the completer of the last block
-// (counter nblocks) sums those in block order and writes each vector's RMSNorm scale
-// 1 / sqrt(mean(y^2) + eps) to norm scratch [c]. The next product reads u's Q8 form with flag
-// bit 1 (scaled x): it multiplies each row's sum by that scale, which makes it a product with
-// rms_norm(y) * norm_w, with no norm pass (rounding u instead of its scaled copy differs only in
-// float rounding of the quotient).
+// completes a block quantizes it, an invocation per element (rows per workgroup must divide 32,
+// the workgroup size must be a multiple of 32).
 // Counting follows a single-pass reduction: y and the counters are coherent, and a workgroup's
 // stores are made visible (memoryBarrierBuffer) before it counts; no workgroup waits.
-// Flags: bit 0 accumulate, bit 1 scaled x (see NORM_Q8). GLU as matvec.comp. Mirrored by
-// `MatvecQ8Push` in src/engine/vulkan/kernels/matvec_q8.rs.
+// Flags: bit 0 accumulate. GLU as matvec.comp. Mirrored by `MatvecQ8Push` in
+// src/engine/vulkan/kernels/matvec_q8.rs.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_spirv_intrinsics : require
 #include "common.glsl"
@@ -42,7 +35,6 @@ layout(constant_id = 3) const uint BATCH = 1;
 layout(constant_id = 4) const bool GLU = false;
 layout(constant_id = 5) const uint UNROLL = 1;
 layout(constant_id = 6) const bool Q8_OUT = false;
-layout(constant_id = 7) const bool NORM_Q8 = false;
 
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
@@ -53,8 +45,6 @@ layout(binding = 2) coherent restrict buffer Y { float y[]; };
 layout(binding = 3) writeonly restrict buffer XQO { uint xqo[]; };
 layout(binding = 3) writeonly restrict buffer XDO { vec2 xdo[]; };
 layout(binding = 4) coherent restrict buffer Counters { uint cnt[]; };
-layout(binding = 5) readonly restrict buffer NormW { float nw[]; };
-layout(binding = 6) coherent restrict buffer NormScratch { float ns[]; };
 #define Q8B_Q xqo
 #define Q8B_D xdo
 #include "q8_block.glsl"
@@ -73,11 +63,7 @@ layout(push_constant) uniform Push {
     uint glu_off;
     uint oq_nblocks;
     uint oq_ds_base;
-    float eps;
 } pc;
-
-// Norm scratch: the per-vector scales first, then the block sums of squares.
-#define NS_BLOCKS 16u
 
 // OpSDot (4450) with PackedVectorFormat4x8Bit (0): capabilities DotProduct (6019) and
 // DotProductInput4x8BitPacked (6018).
@@ -90,12 +76,11 @@ int sdot4(uint a, uint b) { return sdot_packed(a, b, 0); }
 #define MAX_NR 4u
 #define MAX_BATCH 16u
 
-// Whether this workgroup completed a 32-row output block (Q8_OUT, NORM_Q8), then the last.
+// Whether this workgroup completed a 32-row output block (Q8_OUT).
 shared bool completes;
 // The completed block of each vector, an element per invocation, and each block's (d, 1/d).
-shared float blk_v[(Q8_OUT || NORM_Q8) ? 1024u : 1u];
-shared float blk_y[NORM_Q8 ? 1024u : 1u];
-shared int blk_q[(Q8_OUT || NORM_Q8) ? 1024u : 1u];
+shared float blk_v[Q8_OUT ? 1024u : 1u];
+shared int blk_q[Q8_OUT ? 1024u : 1u];
 shared vec2 blk_did[32];
 
 // Piece P times vector c's activations.
@@ -184,11 +169,9 @@ void main() {
         }
         [[unroll]] for (uint c = 0u; c < BATCH; ++c) {
             [[unroll]] for (uint r = 0u; r < NR; ++r) {
-                // x scaled by the previous norm: every row sum takes its vector's scale.
-                const float xs = (pc.flags & 2u) != 0u ? ns[c] : 1.0;
-                float s = subgroupAdd(acc[c][r]) * xs;
+                float s = subgroupAdd(acc[c][r]);
                 if (GLU) {
-                    s = silu(s) * (subgroupAdd(acc2[c][r]) * xs);
+                    s = silu(s) * subgroupAdd(acc2[c][r]);
                 }
                 if (lane == 0u && row0 + r < pc.nrows) {
                     const uint yi = pc.y_off + c * pc.y_stride + row0 + r;
@@ -197,7 +180,7 @@ void main() {
             }
         }
     }
-    if (Q8_OUT || NORM_Q8) {
+    if (Q8_OUT) {
         // Publish y, count this workgroup on its 32-row block (rows per workgroup divide 32,
         // so a workgroup lies in one block); the one completing the block quantizes it.
         memoryBarrierBuffer();
@@ -212,40 +195,28 @@ void main() {
             }
         }
         barrier();
-        const uint tid = gl_LocalInvocationID.x;
-        const uint wgs = gl_WorkGroupSize.x;
         if (completes) {
             // The block of every vector, one invocation per element (the workgroup size is a
             // multiple of 32, so each 32-element block lies in 32 consecutive invocations):
-            // q8_block.glsl's rounding, its max and sums taken by the block's first invocation.
+            // q8_block.glsl's rounding, the block's max and quant sum taken by its first
+            // invocation through shared memory.
             memoryBarrierBuffer();
+            const uint tid = gl_LocalInvocationID.x;
             const uint r0 = blk * 32u;
-            for (uint base = 0u; base < BATCH * 32u; base += wgs) {
+            for (uint base = 0u; base < BATCH * 32u; base += gl_WorkGroupSize.x) {
                 const uint t = base + tid;
                 const bool live = t < BATCH * 32u;
                 const uint c = t / 32u;
                 const uint k = t % 32u;
-                const bool in_rows = live && r0 + k < pc.nrows;
-                const float yv = in_rows ? y[pc.y_off + c * pc.y_stride + r0 + k] : 0.0;
-                const float v = NORM_Q8 ? (in_rows ? yv * nw[r0 + k] : 0.0) : yv;
+                const float v = live && r0 + k < pc.nrows ? y[pc.y_off + c * pc.y_stride + r0 + k] : 0.0;
                 blk_v[tid] = v;
-                if (NORM_Q8) {
-                    blk_y[tid] = yv;
-                }
                 barrier();
                 if (live && k == 0u) {
                     float amax = 0.0;
-                    float ss = 0.0;
                     for (uint j = 0u; j < 32u; ++j) {
                         amax = max(amax, abs(blk_v[tid + j]));
-                        if (NORM_Q8) {
-                            ss = fma(blk_y[tid + j], blk_y[tid + j], ss);
-                        }
                     }
                     blk_did[tid / 32u] = q8_scale(amax);
-                    if (NORM_Q8) {
-                        ns[NS_BLOCKS + c * pc.oq_nblocks + blk] = ss;
-                    }
                 }
                 barrier();
                 const vec2 did = blk_did[tid / 32u];
@@ -269,34 +240,6 @@ void main() {
                     }
                 }
                 barrier();
-            }
-        }
-        if (NORM_Q8) {
-            // Publish the block sums, count the block; the last block's completer makes the
-            // scales. (Workgroups that completed no block skip this: uniform per workgroup.)
-            memoryBarrierBuffer();
-            barrier();
-            if (tid == 0u) {
-                const uint last = pc.oq_nblocks;
-                completes = completes && atomicAdd(cnt[last], 1u) == pc.oq_nblocks - 1u;
-                if (completes) {
-                    atomicExchange(cnt[last], 0u);
-                }
-            }
-            barrier();
-            if (completes) {
-                // One subgroup per vector: lanes sum strided block sums, then the subgroup.
-                memoryBarrierBuffer();
-                for (uint c = gl_SubgroupID; c < BATCH; c += gl_NumSubgroups) {
-                    float part = 0.0;
-                    for (uint b = gl_SubgroupInvocationID; b < pc.oq_nblocks; b += gl_SubgroupSize) {
-                        part += ns[NS_BLOCKS + c * pc.oq_nblocks + b];
-                    }
-                    const float total = subgroupAdd(part);
-                    if (gl_SubgroupInvocationID == 0u) {
-                        ns[c] = 1.0 / sqrt(total / float(pc.nrows) + pc.eps);
-                    }
-                }
             }
         }
     }

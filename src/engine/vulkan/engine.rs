@@ -29,7 +29,7 @@ use super::kernels::norm;
 use super::kernels::rope::{self, RopeMode, RopeShape};
 use super::kernels::WeightMatrix;
 use super::memory::MemoryClass;
-use super::model::{DeviceLayer, DeviceModel, GateUp, Qkv};
+use super::model::{DeviceModel, GateUp, Qkv};
 use super::pipeline::DescriptorCache;
 use super::profile::Profile;
 use crate::engine::batch::{check_items, BatchEngine, BatchItem};
@@ -107,9 +107,6 @@ struct Scratch {
     /// 32-row output block (zeroed at creation; each dispatch leaves them zeroed, and the
     /// dispatches that use them run one after another).
     counters: GpuBuffer,
-    /// A residual product's prepared norm: per-vector scales and block sums
-    /// (`matvec_q8::NormQ8`).
-    norm_scratch: GpuBuffer,
     gu: GpuBuffer,
     up_region: u64,
     h: GpuBuffer,
@@ -183,21 +180,10 @@ struct State {
     /// Prompt chunks, of any size, stay in f32, so a prompt's results do not depend on how it
     /// is chunked (1-token chunks run as decode steps).
     q8_step: std::cell::Cell<bool>,
-    /// Which activations' Q8 form the Q8 scratch holds, set by the kernel that wrote it and read
-    /// by the products after it (see [`State::mul`]).
-    xq_holds: std::cell::Cell<Option<Q8Held>>,
-}
-
-/// The activations (range, first element, stride) of `n` vectors of `ncols` whose Q8 form
-/// `s.xq` (or, with `second`, `s.xq2`) holds; with `scaled`, the Q8 form of a prepared norm
-/// (`matvec_q8::NormQ8`) whose scales are in `s.norm_scratch`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Q8Held {
-    x: Act,
-    n: usize,
-    ncols: usize,
-    second: bool,
-    scaled: bool,
+    /// The activations (range, first element, stride, vectors, columns) whose Q8 form `s.xq`
+    /// (or, when the flag is set, `s.xq2`) holds, set by the kernel that wrote both and read by
+    /// the products after it (see [`State::mul`]).
+    xq_holds: std::cell::Cell<Option<(matvec::Act, usize, usize, bool)>>,
 }
 
 /// The Vulkan backend of `Engine` (and, with several slots, `BatchEngine`) for llama-family
@@ -238,9 +224,9 @@ impl State {
         }
     }
 
-    /// X's Q8 form for a product on the Q8 route: reused when `xq_holds` names X (the kernel
-    /// that wrote X, a norm, the attention or a product, also wrote it, just before), else made
-    /// by a quantize pass into the first scratch.
+    /// X's Q8 form for a product on the Q8 route, and which scratch holds it: reused when
+    /// `xq_holds` names X (the kernel that wrote X, a norm, the attention or a product, also
+    /// wrote it, just before), else made by a quantize pass into the first.
     fn q8_input(
         &self,
         rec: &mut Recorder,
@@ -248,20 +234,13 @@ impl State {
         x: Act,
         ncols: usize,
         n: usize,
-    ) -> VkResult<Q8Held> {
+    ) -> VkResult<bool> {
         match self.xq_holds.get() {
-            Some(h) if (h.x, h.n, h.ncols) == (x, n, ncols) => Ok(h),
+            Some((a, m, c, second)) if (a, m, c) == (x, n, ncols) => Ok(second),
             _ => {
                 matvec_q8::quantize_q8(&self.gpu, rec, descs, x, ncols, n, self.s.xq.range())?;
-                let h = Q8Held {
-                    x,
-                    n,
-                    ncols,
-                    second: false,
-                    scaled: false,
-                };
-                self.xq_holds.set(Some(h));
-                Ok(h)
+                self.xq_holds.set(Some((x, n, ncols, false)));
+                Ok(false)
             }
         }
     }
@@ -282,28 +261,24 @@ impl State {
     ) -> VkResult<()> {
         let route = self.route(w, n);
         if route == matvec::Route::MatvecQ8 {
-            let held = self.q8_input(rec, descs, x, w.ncols, n)?;
-            let xq = self.xq_buf(held.second);
-            let mut extras = matvec_q8::Q8Extras {
-                x_scaled: held.scaled.then(|| self.s.norm_scratch.range()),
-                ..Default::default()
-            };
-            let glu_q8 =
-                out == Output::Glu && y.off == 0 && matvec_q8::glu_q8_pays(self.gpu.caps(), n);
-            if glu_q8 {
-                extras.glu_q8 = Some((self.xq_buf(!held.second), self.s.counters.range()));
-            }
-            matvec_q8::matvec_q8_with(&self.gpu, rec, descs, w, xq, y, n, out, extras)?;
-            if glu_q8 {
-                self.xq_holds.set(Some(Q8Held {
-                    x: y,
+            let second = self.q8_input(rec, descs, x, w.ncols, n)?;
+            let xq = self.xq_buf(second);
+            if out == Output::Glu && y.off == 0 && matvec_q8::glu_q8_pays(self.gpu.caps(), n) {
+                matvec_q8::matvec_q8_glu_into(
+                    &self.gpu,
+                    rec,
+                    descs,
+                    w,
+                    xq,
+                    y,
                     n,
-                    ncols: w.nrows / 2,
-                    second: !held.second,
-                    scaled: false,
-                }));
+                    self.xq_buf(!second),
+                    self.s.counters.range(),
+                )?;
+                self.xq_holds.set(Some((y, n, w.nrows / 2, !second)));
+                return Ok(());
             }
-            return Ok(());
+            return matvec_q8::matvec_q8(&self.gpu, rec, descs, w, xq, y, n, out);
         }
         let i = self.staging_next.get();
         match self.staging.get(i) {
@@ -313,76 +288,6 @@ impl State {
             }
             _ => matvec::mul_via(route, &self.gpu, rec, descs, w, x, y, n, out),
         }
-    }
-
-    /// Records x += W a (a residual product), then y = rms_norm(x) * `norm_w` for `next`, the
-    /// products that read y: on the Q8 route the product prepares the norm itself
-    /// (`matvec_q8::NormQ8`: y's Q8 form, scaled by the products that read it; y itself in f32 is
-    /// not written, as no product reads it), else [`Self::mul`] then [`Self::norm`].
-    #[allow(clippy::too_many_arguments)]
-    fn mul_norm(
-        &self,
-        rec: &mut Recorder,
-        descs: &mut DescriptorCache,
-        w: &WeightMatrix,
-        a: Act,
-        x: Act,
-        n: usize,
-        norm_w: &GpuBuffer,
-        y: Act,
-        next: &[&WeightMatrix],
-    ) -> VkResult<()> {
-        let e = self.hp.n_embd;
-        let q8 = |m: &WeightMatrix| self.route(m, n) == matvec::Route::MatvecQ8;
-        let fuse = matvec_q8::norm_q8_enabled()
-            && q8(w)
-            && w.nrows == e
-            && w.pieces.len() == 1
-            && !next.is_empty()
-            && next.iter().all(|m| q8(m) && m.ncols == e)
-            && matvec_q8::glu_q8_fits(self.gpu.caps(), n);
-        let held = if fuse {
-            Some(self.q8_input(rec, descs, a, w.ncols, n)?).filter(|h| !h.scaled)
-        } else {
-            None
-        };
-        let Some(held) = held else {
-            self.mul(rec, descs, w, a, x, n, Output::Accumulate)?;
-            return match next.first() {
-                Some(first) => self.norm(rec, descs, x, norm_w, y, n, first),
-                None => Ok(()),
-            };
-        };
-        let extras = matvec_q8::Q8Extras {
-            norm: Some(matvec_q8::NormQ8 {
-                w: norm_w.range(),
-                eps: self.hp.rms_norm_eps,
-                q8_out: self.xq_buf(!held.second),
-                counters: self.s.counters.range(),
-                scratch: self.s.norm_scratch.range(),
-            }),
-            ..Default::default()
-        };
-        let xq = self.xq_buf(held.second);
-        matvec_q8::matvec_q8_with(
-            &self.gpu,
-            rec,
-            descs,
-            w,
-            xq,
-            x,
-            n,
-            Output::Accumulate,
-            extras,
-        )?;
-        self.xq_holds.set(Some(Q8Held {
-            x: y,
-            n,
-            ncols: e,
-            second: !held.second,
-            scaled: true,
-        }));
-        Ok(())
     }
 
     /// Records y = rms_norm(x) * w for `n` rows of `n_embd`; when `next`, the first product that
@@ -414,13 +319,7 @@ impl State {
             self.hp.rms_norm_eps,
             xq,
         )?;
-        self.xq_holds.set(q8.then_some(Q8Held {
-            x: y,
-            n,
-            ncols: e,
-            second: false,
-            scaled: false,
-        }));
+        self.xq_holds.set(q8.then_some((y, n, e, false)));
         Ok(())
     }
 
@@ -497,21 +396,12 @@ impl State {
             },
             n_ctx: self.n_ctx,
         };
-        let rows = if all_logits { n } else { 1 };
-        // The products that read each norm's output.
-        fn qkv_mats(l: &DeviceLayer) -> Vec<&WeightMatrix> {
-            match &l.qkv {
-                Qkv::Fused(w) => vec![w],
-                Qkv::Split { q, k, v } => vec![q, k, v],
-            }
-        }
-        // Whether xb already holds the norm this layer starts with (the previous layer's down
-        // projection prepared it).
-        let mut normed = false;
-        for (i, (l, (kc, vc))) in m.layers.iter().zip(&self.kv).enumerate() {
-            if !normed {
-                self.norm(rec, descs, x, &l.attn_norm, xb, n, qkv_mats(l)[0])?;
-            }
+        for (l, (kc, vc)) in m.layers.iter().zip(&self.kv) {
+            let first = match &l.qkv {
+                Qkv::Fused(w) => w,
+                Qkv::Split { q, .. } => q,
+            };
+            self.norm(rec, descs, x, &l.attn_norm, xb, n, first)?;
             let whole = s.qkv.range();
             let (q, k, v) = match &l.qkv {
                 Qkv::Fused(w) => {
@@ -647,19 +537,14 @@ impl State {
                     q8.then(|| s.xq.range()),
                     fused_rope,
                 )?;
-                self.xq_holds.set(q8.then_some(Q8Held {
-                    x: att,
-                    n,
-                    ncols: nq,
-                    second: false,
-                    scaled: false,
-                }));
+                self.xq_holds.set(q8.then_some((att, n, nq, false)));
             }
-            let gate_up = match &l.gate_up {
-                GateUp::Fused(w) => vec![w],
-                GateUp::Split { gate, up } => vec![gate, up],
+            self.mul(rec, descs, &l.wo, att, x, n, Output::Accumulate)?;
+            let first = match &l.gate_up {
+                GateUp::Fused(w) => w,
+                GateUp::Split { gate, .. } => gate,
             };
-            self.mul_norm(rec, descs, &l.wo, att, x, n, &l.ffn_norm, xb, &gate_up)?;
+            self.norm(rec, descs, x, &l.ffn_norm, xb, n, first)?;
             let h = Act::packed(s.h.range(), nff);
             match &l.gate_up {
                 GateUp::Fused(w)
@@ -711,29 +596,16 @@ impl State {
                     )?;
                 }
             }
-            // The down projection also prepares the next layer's attention norm, or the output
-            // norm when every row's logits are wanted.
-            let (next_w, next) = match m.layers.get(i + 1) {
-                Some(nl) => (&nl.attn_norm, qkv_mats(nl)),
-                None if rows == n => (&m.output_norm, vec![m.output()]),
-                None => (&m.output_norm, vec![]),
-            };
-            if next.is_empty() {
-                self.mul(rec, descs, &l.down, h, x, n, Output::Accumulate)?;
-            } else {
-                self.mul_norm(rec, descs, &l.down, h, x, n, next_w, xb, &next)?;
-            }
-            normed = !next.is_empty();
+            self.mul(rec, descs, &l.down, h, x, n, Output::Accumulate)?;
         }
+        let rows = if all_logits { n } else { 1 };
         let first = n - rows;
         let xs = Act {
             range: s.x.range(),
             off: first * e,
             stride: e,
         };
-        if !normed {
-            self.norm(rec, descs, xs, &m.output_norm, xb, rows, m.output())?;
-        }
+        self.norm(rec, descs, xs, &m.output_norm, xb, rows, m.output())?;
         let logits_bytes = (rows * hp.n_vocab * 4) as u64;
         let lr = s.logits.slice(0, logits_bytes);
         self.mul(
@@ -816,13 +688,9 @@ impl VulkanEngine {
             att: State::buf(&gpu, b * nq)?,
             partials: State::buf(&gpu, partial_floats)?,
             counters: gpu.buffer(
-                ((b.max(DECODE_MAX_BATCH) * hp.n_head)
-                    .max(nff.div_ceil(32))
-                    .max(hp.n_embd.div_ceil(32) + 1)
-                    * 4) as u64,
+                ((b.max(DECODE_MAX_BATCH) * hp.n_head).max(nff.div_ceil(32)) * 4) as u64,
                 MemoryClass::Device,
             )?,
-            norm_scratch: State::buf(&gpu, matvec_q8::norm_scratch_len(hp.n_embd))?,
             gu: gpu.buffer(up_region + (b * nff * 4) as u64, MemoryClass::Device)?,
             up_region,
             h: State::buf(&gpu, b * nff)?,

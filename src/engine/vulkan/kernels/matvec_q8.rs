@@ -21,7 +21,7 @@ use super::super::context::Gpu;
 use super::super::error::{VkResult, VulkanError};
 use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::super::shaders;
-use super::matvec::{self, Act, MatvecTuning, Output, MATVEC_MAX_BATCH};
+use super::matvec::{self, Act, MatvecTuning, Output};
 use super::{linear_groups, push_bytes, subgroup_wg, u32_of, WeightMatrix};
 use crate::quant::GgmlType;
 
@@ -56,7 +56,6 @@ pub struct MatvecQ8Push {
     pub glu_off: u32,
     pub oq_nblocks: u32,
     pub oq_ds_base: u32,
-    pub eps: f32,
 }
 
 /// 32-element activation blocks of a vector of `ncols`.
@@ -105,10 +104,10 @@ fn enabled() -> bool {
 
 /// Whether an engine's GLU product of `n` vectors writes its output's Q8 form itself
 /// ([`matvec_q8_glu_into`]: one dispatch fewer per layer; the workgroup completing each 32-row
-/// block quantizes it) instead of leaving it to a quantize pass: for one vector, when
-/// `MatvecTuning::for_q8`'s rows per workgroup divide 32, unless `RAWRXD_GLU_Q8=0` (comparison
-/// runs). Measured on an H100 (7B Q4_K_M, docs/BENCHMARKS.md): with several vectors it lost
-/// (B = 12: 1016 -> 993 tok/s), so batches keep the quantize pass.
+/// block quantizes it) instead of leaving it to a quantize pass: for one vector, where
+/// [`glu_q8_fits`]. `RAWRXD_GLU_Q8=0` turns it off, `=all` on for batches too (comparison
+/// runs). Measured on an H100 (7B Q4_K_M, docs/BENCHMARKS.md): one vector 285-289 -> 292-299
+/// t/s; batches lost (B = 12: 993 -> 972 tok/s), so they keep the quantize pass.
 pub fn glu_q8_pays(caps: &DeviceCaps, n: usize) -> bool {
     static MODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let mode = MODE.get_or_init(|| std::env::var("RAWRXD_GLU_Q8").unwrap_or_default());
@@ -120,9 +119,9 @@ pub fn glu_q8_pays(caps: &DeviceCaps, n: usize) -> bool {
     on && glu_q8_fits(caps, n)
 }
 
-/// Whether a product of `n` vectors can write Q8 output by 32-row blocks ([`Q8Extras::glu_q8`],
-/// [`NormQ8`]): `MatvecTuning::for_q8`'s rows per workgroup divide 32 and its workgroup size is
-/// a multiple of 32 (a block's elements then lie in consecutive invocations).
+/// Whether a GLU product of `n` vectors can write its Q8 output by 32-row blocks:
+/// `MatvecTuning::for_q8`'s rows per workgroup divide 32 and its workgroup size is a multiple of
+/// 32 (a block's elements then lie in consecutive invocations).
 pub fn glu_q8_fits(caps: &DeviceCaps, n: usize) -> bool {
     let t = MatvecTuning::for_q8(caps, n);
     let wg = subgroup_wg(caps, t.subgroups);
@@ -181,44 +180,6 @@ pub fn quantize_q8(
     )
 }
 
-/// f32 elements of the norm scratch a [`NormQ8`] product of `nrows`-wide vectors needs: the
-/// per-vector scales (16), then one sum of squares per vector and 32-row block.
-pub fn norm_scratch_len(nrows: usize) -> usize {
-    16 + MATVEC_MAX_BATCH * nrows.div_ceil(32)
-}
-
-/// The RMSNorm a residual product prepares for the next product (matvec_q8.comp's NORM_Q8):
-/// its output's Q8 form is that of y * `w` (not yet normalised) into `q8_out`, and each vector's
-/// scale 1 / sqrt(mean(y^2) + eps) goes to `scratch` ([`norm_scratch_len`] f32), which the next
-/// product applies to its row sums ([`Q8Extras::x_scaled`]). `counters`: one u32 per 32-row
-/// block plus one, zeroed before first use and left zeroed by every dispatch.
-#[derive(Clone, Copy, Debug)]
-pub struct NormQ8 {
-    pub w: BufRange,
-    pub eps: f32,
-    pub q8_out: BufRange,
-    pub counters: BufRange,
-    pub scratch: BufRange,
-}
-
-/// What a decode product does besides y = W x.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Q8Extras {
-    /// x is the Q8 form a [`NormQ8`] product wrote; the scales are in this norm scratch.
-    pub x_scaled: Option<BufRange>,
-    /// For the GLU: its output's Q8 form and the block counters (see [`matvec_q8_glu_into`]).
-    pub glu_q8: Option<(BufRange, BufRange)>,
-    /// For a residual product (store or accumulate): the next norm, prepared.
-    pub norm: Option<NormQ8>,
-}
-
-/// Whether an engine's residual products prepare the next RMSNorm themselves ([`NormQ8`]: no
-/// norm pass), unless `RAWRXD_NORM_Q8=0` (comparison runs).
-pub fn norm_q8_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| !std::env::var("RAWRXD_NORM_Q8").is_ok_and(|v| v.trim() == "0"))
-}
-
 /// Records y = W x (per `out`) for the `n` vectors [`quantize_q8`] wrote into `xq` (`n` <=
 /// MATVEC_MAX_BATCH), with the workgroup shape of `MatvecTuning::for_q8`.
 #[allow(clippy::too_many_arguments)]
@@ -232,24 +193,8 @@ pub fn matvec_q8(
     n: usize,
     out: Output,
 ) -> VkResult<()> {
-    matvec_q8_with(gpu, rec, descs, w, xq, y, n, out, Q8Extras::default())
-}
-
-/// As [`matvec_q8`], with `extras`.
-#[allow(clippy::too_many_arguments)]
-pub fn matvec_q8_with(
-    gpu: &Gpu,
-    rec: &mut Recorder,
-    descs: &mut DescriptorCache,
-    w: &WeightMatrix,
-    xq: BufRange,
-    y: Act,
-    n: usize,
-    out: Output,
-    extras: Q8Extras,
-) -> VkResult<()> {
     let tuning = MatvecTuning::for_q8(gpu.caps(), n);
-    matvec_q8_tuned(gpu, rec, descs, w, xq, y, n, out, tuning, extras)
+    matvec_q8_tuned(gpu, rec, descs, w, xq, y, n, out, tuning, None)
 }
 
 /// As [`matvec_q8`] for `Output::Glu`, also writing y as Q8 activations into `q8_out` (the
@@ -269,14 +214,23 @@ pub fn matvec_q8_glu_into(
     q8_out: BufRange,
     counters: BufRange,
 ) -> VkResult<()> {
-    let extras = Q8Extras {
-        glu_q8: Some((q8_out, counters)),
-        ..Default::default()
-    };
-    matvec_q8_with(gpu, rec, descs, w, xq, y, n, Output::Glu, extras)
+    let tuning = MatvecTuning::for_q8(gpu.caps(), n);
+    matvec_q8_tuned(
+        gpu,
+        rec,
+        descs,
+        w,
+        xq,
+        y,
+        n,
+        Output::Glu,
+        tuning,
+        Some((q8_out, counters)),
+    )
 }
 
-/// As [`matvec_q8`] with an explicit workgroup shape (tuning runs and tests) and `extras`.
+/// As [`matvec_q8`] with an explicit workgroup shape (tuning runs and tests), and for the GLU
+/// optionally the Q8 output and counters of [`matvec_q8_glu_into`].
 #[allow(clippy::too_many_arguments)]
 pub fn matvec_q8_tuned(
     gpu: &Gpu,
@@ -288,7 +242,7 @@ pub fn matvec_q8_tuned(
     n: usize,
     out: Output,
     tuning: MatvecTuning,
-    extras: Q8Extras,
+    q8_out: Option<(BufRange, BufRange)>,
 ) -> VkResult<()> {
     let (out_rows, glu_off) = matvec::decode_rows("matvec_q8", w, n, out)?;
     let (nblocks, ds_base) = q8_layout("matvec_q8", xq, w.ncols, n)?;
@@ -298,52 +252,36 @@ pub fn matvec_q8_tuned(
     let (nr, unroll) = (tuning.rows_per_subgroup, tuning.unroll);
     let wg = subgroup_wg(caps, tuning.subgroups);
     let rows_per_wg = (wg / caps.subgroup.size.max(1)) * nr;
-    let bad = |why: String| Err(VulkanError::invalid("matvec_q8", why));
-    // The Q8 output (GLU's, or the prepared norm's) and its block counters.
-    let q8_out = match (extras.glu_q8, extras.norm) {
-        (Some(_), Some(_)) => return bad("both a GLU Q8 output and a norm".into()),
-        (Some(_), None) if out != Output::Glu => return bad("Q8 output needs GLU".into()),
-        (None, Some(_)) if out == Output::Glu => return bad("the norm after a GLU".into()),
-        (None, Some(_)) if w.pieces.len() != 1 => {
-            return bad("the norm needs a one-piece matrix".into())
-        }
-        (None, Some(nm)) if extras.x_scaled.is_some_and(|x| x.overlaps(&nm.scratch)) => {
-            return bad("scaled x and the norm share a scratch".into())
-        }
-        (Some(g), None) => Some(g),
-        (None, Some(nm)) => Some((nm.q8_out, nm.counters)),
-        (None, None) => None,
-    };
     let (oq_nblocks, oq_ds_base) = match q8_out {
-        Some(_) if rows_per_wg == 0 || 32 % rows_per_wg != 0 || wg % 32 != 0 => {
-            return bad(format!(
-                "Q8 output needs rows per workgroup dividing 32 ({rows_per_wg}) and workgroups \
-                 of a multiple of 32 ({wg})"
+        Some(_)
+            if out != Output::Glu || rows_per_wg == 0 || 32 % rows_per_wg != 0 || wg % 32 != 0 =>
+        {
+            return Err(VulkanError::invalid(
+                "matvec_q8",
+                format!(
+                    "Q8 output needs GLU, rows per workgroup dividing 32 ({rows_per_wg}) and \
+                     workgroups of a multiple of 32 ({wg})"
+                ),
             ))
         }
-        Some((r, _)) if r.overlaps(&xq) => return bad("the Q8 output overlaps the Q8 input".into()),
-        Some((_, c))
-            if (c.size as usize)
-                < (out_rows.div_ceil(32) + usize::from(extras.norm.is_some())) * 4 =>
-        {
-            return bad(format!("{} bytes of counters for {out_rows} rows", c.size))
+        Some((r, _)) if r.overlaps(&xq) => {
+            return Err(VulkanError::invalid(
+                "matvec_q8",
+                "the Q8 output overlaps the Q8 input",
+            ))
+        }
+        Some((_, c)) if (c.size as usize) < out_rows.div_ceil(32) * 4 => {
+            return Err(VulkanError::invalid(
+                "matvec_q8",
+                format!("{} bytes of counters for {out_rows} rows", c.size),
+            ))
         }
         Some((r, _)) => q8_layout("matvec_q8", r, out_rows, n)?,
         None => (0, 0),
     };
-    if let Some(nm) = &extras.norm {
-        if (nm.w.size as usize) < out_rows * 4
-            || (nm.scratch.size as usize) < norm_scratch_len(out_rows) * 4
-        {
-            return bad(format!(
-                "norm weight of {} bytes, scratch of {} bytes for {out_rows} rows",
-                nm.w.size, nm.scratch.size
-            ));
-        }
-    }
     let kernel = gpu.kernel(&KernelSpec {
         variant: variant.name.to_string(),
-        bindings: 7,
+        bindings: 5,
         push_size: std::mem::size_of::<MatvecQ8Push>() as u32,
         spec: vec![
             wg,
@@ -352,13 +290,11 @@ pub fn matvec_q8_tuned(
             n as u32,
             u32::from(out == Output::Glu),
             unroll,
-            u32::from(extras.glu_q8.is_some()),
-            u32::from(extras.norm.is_some()),
+            u32::from(q8_out.is_some()),
         ],
         local_size: wg,
         subgroup_sized: true,
     })?;
-    let scratch = extras.norm.map(|nm| nm.scratch).or(extras.x_scaled);
     for piece in &w.pieces {
         let rows = if out == Output::Glu {
             out_rows
@@ -374,21 +310,15 @@ pub fn matvec_q8_tuned(
             ds_base,
             y_off: u32_of("y_off", y.off + piece.row_start)?,
             y_stride: u32_of("y_stride", y.stride)?,
-            flags: u32::from(out == Output::Accumulate) | u32::from(extras.x_scaled.is_some()) << 1,
+            flags: u32::from(out == Output::Accumulate),
             glu_off: u32_of("glu_off", glu_off)?,
             oq_nblocks,
             oq_ds_base,
-            eps: extras.norm.map_or(0.0, |nm| nm.eps),
         };
         let groups = linear_groups(caps, (rows as u32).div_ceil(rows_per_wg));
         let bytes =
             piece.nrows as u64 * w.row_bytes as u64 + q8_bytes(w.ncols, n) + (n * rows * 4) as u64;
-        // Bindings a dispatch does not use are declared but never touched: y stands in.
-        let or_y = |r: Option<BufRange>| r.unwrap_or(y.range);
-        let scratch_binding = match (extras.norm, scratch) {
-            (Some(nm), _) => Binding::write(nm.scratch),
-            (None, s) => Binding::read(or_y(s)),
-        };
+        // Without Q8 output bindings 3 and 4 are declared but never touched: y stands in.
         rec.dispatch(
             descs,
             &kernel,
@@ -396,10 +326,8 @@ pub fn matvec_q8_tuned(
                 Binding::read(piece.range),
                 Binding::read(xq),
                 Binding::write(y.range),
-                Binding::write(or_y(q8_out.map(|(r, _)| r))),
-                Binding::write(or_y(q8_out.map(|(_, c)| c))),
-                Binding::read(or_y(extras.norm.map(|nm| nm.w))),
-                scratch_binding,
+                Binding::write(q8_out.map_or(y.range, |(r, _)| r)),
+                Binding::write(q8_out.map_or(y.range, |(_, c)| c)),
             ],
             push_bytes(&push),
             groups,
