@@ -101,6 +101,18 @@ fn assert_same_q8(
     assert_eq!(a, b, "{what}");
 }
 
+/// Asserts that every workgroup counter a kernel used was left zeroed for the next dispatch.
+fn assert_counters_zero(
+    h: &vulkan_support::Harness,
+    counters: &rawrxd::engine::vulkan::GpuBuffer,
+    what: &str,
+) {
+    assert!(
+        h.download_u32(counters).iter().all(|&c| c == 0),
+        "{what}: counters not reset"
+    );
+}
+
 /// Runs W x through `mul` for one shape/output mode and compares with the oracle.
 #[allow(clippy::too_many_arguments)]
 fn check_product(
@@ -632,10 +644,7 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
                 assert_same_q8(fused, apart, &format!("attn_q8 {s:?} pos {pos} n {n}"));
             }
             // The last split of each head merged and left its counter zeroed for the next call.
-            assert!(
-                h.download_u32(&counters).iter().all(|&c| c == 0),
-                "attention {s:?} pos {pos} n {n}: counters not reset"
-            );
+            assert_counters_zero(&h, &counters, &format!("attention {s:?} pos {pos} n {n}"));
         }
     }
     h.finish();
@@ -759,10 +768,7 @@ fn decode_attention_with_rope_equals_rope_kv_then_attention() {
                 )
                 .unwrap();
                 rec.submit_wait().unwrap();
-                assert!(
-                    h.download_u32(&counters).iter().all(|&c| c == 0),
-                    "{what}: counters not reset"
-                );
+                assert_counters_zero(&h, &counters, &what);
                 let xq_bytes = xq.map(|b| {
                     let mut v = vec![0u8; b.size() as usize];
                     b.read(0, &mut v).unwrap();
@@ -1430,10 +1436,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
             if let Some((fused, apart)) = &glu_q8 {
                 assert_same_q8(fused, apart, &format!("matvec_q8 {ty} GLU Q8 output"));
             }
-            assert!(
-                h.download_u32(&counters).iter().all(|&c| c == 0),
-                "matvec_q8 {ty}: counters not reset"
-            );
+            assert_counters_zero(&h, &counters, &format!("matvec_q8 {ty}"));
             let got = h.download_f32(&yb);
             let xv: Vec<f32> = (0..n)
                 .flat_map(|t| x[2 + t * xs..][..ncols].to_vec())
