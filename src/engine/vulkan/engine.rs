@@ -710,7 +710,7 @@ impl VulkanEngine {
         };
         gpu.upload(&s.angles, 0, bytemuck::cast_slice(&angles))?;
         // The caches start zeroed so that unused positions never hold NaN bit patterns; the
-        // attention's counters must.
+        // workgroup counters must (see `Scratch::counters`).
         let mut rec = Recorder::new(&gpu, false)?;
         rec.begin()?;
         rec.fill(s.counters.range(), 0)?;

@@ -43,8 +43,9 @@ pub struct AttnPush {
 }
 
 /// RoPE and the cache write done by the decode attention itself (one dispatch fewer per layer
-/// than [`super::rope::rope_kv`] then [`attention`]): `q` passed to [`attention_into`] is then
-/// unrotated, `k` and `v` are the rows' new keys and values in the same bound range, and every
+/// than [`super::rope::rope_kv`] then [`attention_into`] without it): `q` passed to
+/// [`attention_into`] is then unrotated, `k` and `v` are the rows' new keys and values in the
+/// same bound range, and every
 /// row must be one sequence's single new token in its own slot (a decode step). Results, cache
 /// contents included, are those of rope_kv then attention, bit for bit.
 #[derive(Clone, Copy, Debug)]
@@ -137,31 +138,10 @@ fn check_shape(
 /// using `partials` and `counters` ([`counters_len`] u32, zeroed before the first call; every
 /// call leaves them zeroed) as scratch. `rows` holds a (position, slot) pair of u32 per row: row
 /// t attends to positions 0 ..= position of its slot ([slot][n_head_kv][n_ctx][head_dim] f16
-/// caches).
-#[allow(clippy::too_many_arguments)]
-pub fn attention(
-    gpu: &Gpu,
-    rec: &mut Recorder,
-    descs: &mut DescriptorCache,
-    s: AttnShape,
-    q: Act,
-    k_cache: BufRange,
-    v_cache: BufRange,
-    partials: BufRange,
-    counters: BufRange,
-    rows: BufRange,
-    out: Act,
-    n: usize,
-) -> VkResult<()> {
-    attention_into(
-        gpu, rec, descs, s, q, k_cache, v_cache, partials, counters, rows, out, n, None, None,
-    )
-}
-
-/// As [`attention`], also writing `out` as Q8 activations into `xq` (the layout
-/// `matvec_q8::quantize_q8` writes for `n` vectors of `n_head * head_dim`), when given; needs
-/// `head_dim` a multiple of 32. With `rope`, `q` is unrotated and the kernel does the RoPE and
-/// cache write of a decode step itself (see [`DecodeRope`]).
+/// caches). With `xq`, also writes `out` as Q8 activations there (the layout
+/// `matvec_q8::quantize_q8` writes for `n` vectors of `n_head * head_dim`); needs `head_dim` a
+/// multiple of 32. With `rope`, `q` is unrotated and the kernel does the RoPE and cache write of
+/// a decode step itself (see [`DecodeRope`]).
 #[allow(clippy::too_many_arguments)]
 pub fn attention_into(
     gpu: &Gpu,
