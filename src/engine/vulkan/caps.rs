@@ -218,6 +218,9 @@ pub struct DeviceCaps {
     pub cooperative_matrix2_nv: bool,
     /// VK_EXT_memory_budget is offered (heap budget/usage probes).
     pub memory_budget: bool,
+    /// VK_KHR_pipeline_executable_properties is offered (compiler statistics per pipeline:
+    /// registers, spills; enabled only for `RAWRXD_PIPELINE_STATS=1` runs).
+    pub pipeline_executable_info: bool,
     /// Limits.
     pub limits: Limits,
     /// Memory heaps.
@@ -350,6 +353,7 @@ impl DeviceCaps {
             cooperative_matrix_nv: None,
             cooperative_matrix2_nv: has_ext(c"VK_NV_cooperative_matrix2"),
             memory_budget: has_ext(ash::ext::memory_budget::NAME),
+            pipeline_executable_info: has_ext(ash::khr::pipeline_executable_properties::NAME),
             limits: Limits {
                 max_storage_buffer_range: l.max_storage_buffer_range as u64,
                 max_compute_shared_memory_size: l.max_compute_shared_memory_size,

@@ -76,7 +76,12 @@ impl Gpu {
         } else {
             opts.cache_dir.clone().or_else(default_cache_dir)
         };
-        let pipelines = Pipelines::new(device.raw().clone(), device.caps(), cache_dir)?;
+        let pipelines = Pipelines::new(
+            device.raw().clone(),
+            device.caps(),
+            cache_dir,
+            device.pipeline_stats().cloned(),
+        )?;
         log::info!(
             "vulkan device: {} ({}, {})",
             device.caps().name,

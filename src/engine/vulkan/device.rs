@@ -138,7 +138,15 @@ pub struct Device {
     queue: Mutex<vk::Queue>,
     physical: vk::PhysicalDevice,
     caps: DeviceCaps,
+    /// VK_KHR_pipeline_executable_properties, enabled for `RAWRXD_PIPELINE_STATS=1` runs.
+    pipeline_stats: Option<ash::khr::pipeline_executable_properties::Device>,
     instance: Arc<Instance>,
+}
+
+/// Whether `RAWRXD_PIPELINE_STATS=1` asks for the compiler's statistics of every pipeline
+/// (logged at info level as each is built; a tuning aid).
+pub fn pipeline_stats_wanted() -> bool {
+    std::env::var("RAWRXD_PIPELINE_STATS").is_ok_and(|v| v.trim() == "1")
 }
 
 impl Device {
@@ -177,9 +185,18 @@ impl Device {
         let mut fsc = vk::PhysicalDeviceSubgroupSizeControlFeatures::default()
             .subgroup_size_control(caps.subgroup.size_control)
             .compute_full_subgroups(caps.subgroup.full_subgroups);
+        let stats = caps.pipeline_executable_info && pipeline_stats_wanted();
+        if stats {
+            ext_names.push(ash::khr::pipeline_executable_properties::NAME.as_ptr());
+        }
+        let mut fpe = vk::PhysicalDevicePipelineExecutablePropertiesFeaturesKHR::default()
+            .pipeline_executable_info(stats);
         let mut info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queue_info)
             .enabled_extension_names(&ext_names);
+        if stats {
+            info = info.push_next(&mut fpe);
+        }
         if coopmat_nv {
             info = info.push_next(&mut fcn).push_next(&mut f12);
         }
@@ -194,8 +211,11 @@ impl Device {
             .map_err(VulkanError::map("vkCreateDevice"))?;
         // SAFETY: queue 0 of the family was requested in `queue_info`.
         let queue = unsafe { raw.get_device_queue(caps.compute_queue_family, 0) };
+        let pipeline_stats = stats
+            .then(|| ash::khr::pipeline_executable_properties::Device::new(instance.raw(), &raw));
         Ok(Device {
             raw,
+            pipeline_stats,
             queue: Mutex::new(queue),
             physical: adapter.physical,
             caps,
@@ -211,6 +231,11 @@ impl Device {
     /// The caps of its physical device.
     pub fn caps(&self) -> &DeviceCaps {
         &self.caps
+    }
+
+    /// The pipeline statistics functions, when enabled (`RAWRXD_PIPELINE_STATS=1` and offered).
+    pub fn pipeline_stats(&self) -> Option<&ash::khr::pipeline_executable_properties::Device> {
+        self.pipeline_stats.as_ref()
     }
 
     /// The physical device.

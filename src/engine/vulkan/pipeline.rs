@@ -63,6 +63,8 @@ pub struct Pipelines {
     cache: vk::PipelineCache,
     cache_path: Option<PathBuf>,
     kernels: Mutex<HashMap<KernelSpec, Arc<Kernel>>>,
+    /// Set for `RAWRXD_PIPELINE_STATS=1` runs: each pipeline's compiler statistics are logged.
+    stats: Option<ash::khr::pipeline_executable_properties::Device>,
 }
 
 /// Vulkan's pipeline cache header (version one), checked before reusing cache data.
@@ -93,6 +95,7 @@ impl Pipelines {
         device: ash::Device,
         caps: &DeviceCaps,
         cache_dir: Option<PathBuf>,
+        stats: Option<ash::khr::pipeline_executable_properties::Device>,
     ) -> VkResult<Self> {
         let cache_path = cache_dir.map(|d| {
             d.join(format!(
@@ -122,6 +125,7 @@ impl Pipelines {
             cache,
             cache_path,
             kernels: Mutex::new(HashMap::new()),
+            stats,
         })
     }
 
@@ -259,9 +263,12 @@ impl Pipelines {
                 stage = stage.flags(vk::PipelineShaderStageCreateFlags::REQUIRE_FULL_SUBGROUPS);
             }
         }
-        let info = vk::ComputePipelineCreateInfo::default()
+        let mut info = vk::ComputePipelineCreateInfo::default()
             .stage(stage)
             .layout(layout);
+        if self.stats.is_some() {
+            info = info.flags(vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR);
+        }
         // SAFETY: valid device, cache, layout and module; the stage's chained structs are
         // supported (size control checked in caps) and alive across the call.
         let res = unsafe { d.create_compute_pipelines(self.cache, &[info], None) };
@@ -278,6 +285,9 @@ impl Pipelines {
                 return Err(VulkanError::from_vk("vkCreateComputePipelines", e));
             }
         };
+        if let Some(ext) = &self.stats {
+            log_statistics(ext, pipeline, variant.name, &spec.spec);
+        }
         Ok(Kernel {
             name: variant.name,
             pipeline,
@@ -287,6 +297,57 @@ impl Pipelines {
             push_size: spec.push_size,
             local_size: spec.local_size,
         })
+    }
+}
+
+/// Logs the compiler's statistics of each executable of `pipeline` (VK_KHR_pipeline_executable_
+/// properties: on NVIDIA registers per invocation, spills, shared memory) as one info line.
+fn log_statistics(
+    ext: &ash::khr::pipeline_executable_properties::Device,
+    pipeline: vk::Pipeline,
+    name: &str,
+    spec: &[u32],
+) {
+    let info = vk::PipelineInfoKHR::default().pipeline(pipeline);
+    // SAFETY: the pipeline was just created with CAPTURE_STATISTICS on this device.
+    let execs = match unsafe { ext.get_pipeline_executable_properties(&info) } {
+        Ok(e) => e,
+        Err(e) => {
+            log::warn!("pipeline statistics of {name}: {e:?}");
+            return;
+        }
+    };
+    for i in 0..execs.len() as u32 {
+        let ei = vk::PipelineExecutableInfoKHR::default()
+            .pipeline(pipeline)
+            .executable_index(i);
+        // SAFETY: as above; `i` is below the executable count just read.
+        let stats = match unsafe { ext.get_pipeline_executable_statistics(&ei) } {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("pipeline statistics of {name}: {e:?}");
+                continue;
+            }
+        };
+        let line: Vec<String> = stats
+            .iter()
+            .map(|s| {
+                let n = s
+                    .name_as_c_str()
+                    .map_or("?".into(), |c| c.to_string_lossy());
+                // SAFETY: the union member read is the one `format` names.
+                let v = unsafe {
+                    match s.format {
+                        vk::PipelineExecutableStatisticFormatKHR::BOOL32 => s.value.b32.to_string(),
+                        vk::PipelineExecutableStatisticFormatKHR::INT64 => s.value.i64.to_string(),
+                        vk::PipelineExecutableStatisticFormatKHR::UINT64 => s.value.u64.to_string(),
+                        _ => format!("{:.1}", s.value.f64),
+                    }
+                };
+                format!("{n}={v}")
+            })
+            .collect();
+        log::info!("pipeline stats {name} spec {spec:?}: {}", line.join(", "));
     }
 }
 
