@@ -257,7 +257,8 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
             &h.gpu,
             rawrxd::quant::GgmlType::Q4_1,
         );
-        for k in ["get_rows", "rmsnorm", "matvec", "rope_kv", "attn", "copy"] {
+        let product = if q8 { "matvec_q8" } else { "matvec" };
+        for k in ["get_rows", "rmsnorm", product, "rope_kv", "attn", "copy"] {
             let s = p
                 .kernels
                 .get(k)
@@ -266,22 +267,23 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
         }
         // Three forwards (a 3-token batch fits matvec, then two decode steps), each with the fused
         // q|k|v, output, GLU and down matvecs per layer, plus the logits.
-        // The prompt runs in f32 (matvec); the two decode steps on Q8 activations where the
-        // device has integer dot products: the norms write them for q|k|v, GLU and the logits,
-        // the attention for the output projection and the GLU product for the down projection
-        // (no quantize pass).
+        // Where the device has integer dot products every pass runs on Q8 activations: the
+        // norms write them for q|k|v, GLU and the logits; in the decode steps the attention
+        // writes them for the output projection and the GLU product for the down projection
+        // (no quantize pass), while the prompt's tiled attention and 3-vector GLU leave both to
+        // a quantize pass.
         let per_pass = 4 * hp.n_layer as u64 + 1;
         // The prompt takes the rope_kv pass and the tiled prefill attention; each decode step's
         // split attention rotates and stores the new key itself and merges its own splits.
         assert_eq!(p.kernels["rope_kv"].calls, hp.n_layer as u64, "{p}");
         assert_eq!(p.kernels["attn"].calls, 2 * hp.n_layer as u64, "{p}");
         if q8 {
-            assert_eq!(p.kernels["matvec"].calls, per_pass);
-            assert_eq!(p.kernels["matvec_q8"].calls, 2 * per_pass);
+            assert!(!p.kernels.contains_key("matvec"), "{p}");
+            assert_eq!(p.kernels["matvec_q8"].calls, 3 * per_pass);
             let glu_q8 = rawrxd::engine::vulkan::kernels::matvec_q8::glu_q8_pays(h.gpu.caps(), 1);
             let quantize = p.kernels.get("quantize_q8").map_or(0, |k| k.calls);
-            let want = if glu_q8 { 0 } else { 2 * hp.n_layer as u64 };
-            assert_eq!(quantize, want, "{p}");
+            let decode = if glu_q8 { 0 } else { 2 * hp.n_layer as u64 };
+            assert_eq!(quantize, 2 * hp.n_layer as u64 + decode, "{p}");
         } else {
             assert_eq!(p.kernels["matvec"].calls, 3 * per_pass);
         }

@@ -176,10 +176,6 @@ struct State {
     staging_next: std::cell::Cell<usize>,
     /// `VulkanEngineOptions::int_dot`.
     int_dot: bool,
-    /// Set while a decode step is recorded with `int_dot`: its products take the Q8 route.
-    /// Prompt chunks, of any size, stay in f32, so a prompt's results do not depend on how it
-    /// is chunked (1-token chunks run as decode steps).
-    q8_step: std::cell::Cell<bool>,
     /// The activations (range, first element, stride, vectors, columns) whose Q8 form `s.xq`
     /// (or, when the flag is set, `s.xq2`) holds, set by the kernel that wrote both and read by
     /// the products after it (see [`State::mul`]).
@@ -210,9 +206,13 @@ impl State {
         gpu.buffer((floats.max(1) * 4) as u64, MemoryClass::Device)
     }
 
-    /// The kernel for `n` vectors times `w` on this engine.
+    /// The kernel for `n` vectors times `w` on this engine. With `int_dot`, every product of
+    /// up to `MATVEC_MAX_BATCH` vectors takes the Q8 route, decode steps and short prompt
+    /// chunks alike (a 16-token chunk in f32 took ~4x the time on an H100); longer chunks take
+    /// the matmuls. A prompt's rounding therefore depends on its chunk sizes (as it already did
+    /// between the f32 and the tensor-core paths).
     fn route(&self, w: &WeightMatrix, n: usize) -> matvec::Route {
-        matvec::route_with(&self.gpu, w.ty, n, self.coopmat, self.q8_step.get())
+        matvec::route_with(&self.gpu, w.ty, n, self.coopmat, self.int_dot)
     }
 
     /// The Q8 scratch `xq_holds` calls first (`s.xq`) or second (`s.xq2`).
@@ -377,7 +377,6 @@ impl State {
         let gpu = &self.gpu;
         let hp = &self.hp;
         let s = &self.s;
-        self.q8_step.set(decode && self.int_dot);
         let (e, nq, nkv, nff) = (hp.n_embd, hp.n_embd_q(), hp.n_embd_kv(), hp.n_ff);
         let m = &self.model;
         let x = Act::packed(s.x.range(), e);
@@ -735,7 +734,6 @@ impl VulkanEngine {
             staging,
             staging_next: std::cell::Cell::new(0),
             int_dot: opts.int_dot,
-            q8_step: std::cell::Cell::new(false),
             xq_holds: std::cell::Cell::new(None),
         };
         Ok(VulkanEngine {
