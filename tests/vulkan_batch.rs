@@ -88,6 +88,42 @@ fn batched_vulkan_decode_equals_each_sequence_alone() {
     assert_eq!(batch.n_slots(), 17);
     check_batched_schedule(&mut batch, &prompts, &[4, 9, 2, 0], &reference);
 
+    // Every prompt whole in one forward_batch, twice over (eight slots): more rows than one
+    // rows step holds (16), so a prompt's rows straddle two steps; each prompt's logits are
+    // still its logits alone.
+    for s in 0..17 {
+        batch.clear_slot(s);
+    }
+    let items: Vec<BatchItem<'_>> = (0..8)
+        .map(|i| BatchItem {
+            slot: 2 * i,
+            tokens: &prompts[i % prompts.len()],
+            pos: 0,
+        })
+        .collect();
+    let ends: Vec<usize> = items
+        .iter()
+        .scan(0, |end, it| {
+            *end += it.tokens.len();
+            Some(*end)
+        })
+        .collect();
+    let rows = ends[ends.len() - 1];
+    let straddles = ends
+        .iter()
+        .zip(&items)
+        .any(|(&end, it)| (end - it.tokens.len()) / 16 != (end - 1) / 16);
+    assert!(straddles, "no prompt straddles two steps: ends {ends:?}");
+    let logits = batch.forward_batch(&items).unwrap();
+    for (i, l) in logits.iter().enumerate() {
+        let want = &reference[i % prompts.len()].1[0];
+        assert!(
+            l == want,
+            "prompt {i} among {rows} rows: differs by {}",
+            max_diff(l, want)
+        );
+    }
+
     // One-token sequences in cleared slots, each giving the logits of that token alone: 5 (run
     // as the 6-row step, padded), then all 17 (two decode steps' worth: 16 + 1).
     let bos = &prompts[1][..1];

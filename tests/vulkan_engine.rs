@@ -9,7 +9,7 @@ mod vulkan_support;
 
 use std::path::PathBuf;
 
-use rawrxd::engine::vulkan::{VulkanEngine, VulkanEngineOptions};
+use rawrxd::engine::vulkan::{VulkanEngine, VulkanEngineOptions, ROWS_MAX};
 use rawrxd::engine::Engine;
 use rawrxd::gguf::GgufFile;
 use rawrxd::model::{LlamaHParams, LlamaWeights};
@@ -141,9 +141,16 @@ fn engine_matches_reference_forward() {
             .fold(0f64, f64::max)
     };
     println!("ggml numerics (CPU): worst logit error {ggml_worst:.4}");
-    // The f32 engine at two chunk sizes, then the default one (decode steps on Q8 activations
-    // where the device has integer dot products; its token-by-token passes below take them).
-    for (max_batch, int_dot) in [(256usize, false), (5, false), (5, true)] {
+    // The f32 engine at two chunk sizes, then the default one (decode and rows steps on Q8
+    // activations where the device has integer dot products). The 12-token prompt is short
+    // enough for rows steps; `rows_max: 1` sends it to a prefill pass (tiled attention) instead.
+    for (max_batch, int_dot, rows_max) in [
+        (256usize, false, 1usize),
+        (256, false, ROWS_MAX),
+        (5, false, ROWS_MAX),
+        (5, true, ROWS_MAX),
+        (256, true, 1),
+    ] {
         let tol = if int_dot {
             F32_TOL.max(Q8_VS_GGML * ggml_worst)
         } else {
@@ -153,6 +160,7 @@ fn engine_matches_reference_forward() {
             n_ctx: 64,
             max_batch,
             int_dot,
+            rows_max,
             ..Default::default()
         };
         let mut eng =
@@ -165,7 +173,7 @@ fn engine_matches_reference_forward() {
         let mut worst = 0f64;
         for p in 0..n {
             worst = worst.max(check_position(
-                &format!("prefill(batch {max_batch})"),
+                &format!("prefill(batch {max_batch}, rows_max {rows_max}, int_dot {int_dot})"),
                 &all[p * nv..(p + 1) * nv],
                 &r,
                 p,
@@ -265,25 +273,25 @@ fn engine_profile_memory_probes_and_pipeline_cache() {
                 .unwrap_or_else(|| panic!("no '{k}' in profile:\n{p}"));
             assert!(s.calls > 0 && s.bytes > 0, "{k}: {s:?}");
         }
-        // Three forwards (a 3-token batch fits matvec, then two decode steps), each with the fused
-        // q|k|v, output, GLU and down matvecs per layer, plus the logits.
-        // Where the device has integer dot products every pass runs on Q8 activations: the
-        // norms write them for q|k|v, GLU and the logits; in the decode steps the attention
-        // writes them for the output projection and the GLU product for the down projection
-        // (no quantize pass), while the prompt's tiled attention and 3-vector GLU leave both to
-        // a quantize pass.
+        // Three forwards (a 3-token prompt chunk, short enough for a rows step, then two decode
+        // steps), each with the fused q|k|v, output, GLU and down products per layer, plus the
+        // logits. Where the device has integer dot products every pass runs on Q8 activations:
+        // the norms write them for q|k|v, GLU and the logits, the attention for the output
+        // projection; the GLU product writes them for the down projection in the one-sequence
+        // decode steps, while the prompt's 3-row GLU leaves that to a quantize pass.
         let per_pass = 4 * hp.n_layer as u64 + 1;
-        // The prompt takes the rope_kv pass and the tiled prefill attention; each decode step's
-        // split attention rotates and stores the new key itself and merges its own splits.
+        // The rows step takes the rope_kv pass, then the split attention; each decode step's
+        // split attention rotates and stores the new key itself. No tiled prefill attention.
         assert_eq!(p.kernels["rope_kv"].calls, hp.n_layer as u64, "{p}");
-        assert_eq!(p.kernels["attn"].calls, 2 * hp.n_layer as u64, "{p}");
+        assert_eq!(p.kernels["attn"].calls, 3 * hp.n_layer as u64, "{p}");
+        assert!(!p.kernels.contains_key("attn_prefill"), "{p}");
         if q8 {
             assert!(!p.kernels.contains_key("matvec"), "{p}");
             assert_eq!(p.kernels["matvec_q8"].calls, 3 * per_pass);
             let glu_q8 = rawrxd::engine::vulkan::kernels::matvec_q8::glu_q8_pays(h.gpu.caps(), 1);
             let quantize = p.kernels.get("quantize_q8").map_or(0, |k| k.calls);
             let decode = if glu_q8 { 0 } else { 2 * hp.n_layer as u64 };
-            assert_eq!(quantize, 2 * hp.n_layer as u64 + decode, "{p}");
+            assert_eq!(quantize, hp.n_layer as u64 + decode, "{p}");
         } else {
             assert_eq!(p.kernels["matvec"].calls, 3 * per_pass);
         }

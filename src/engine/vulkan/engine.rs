@@ -11,11 +11,17 @@
 //! bucket of [`DECODE_BUCKETS`] holding B, padded with copies of the last row (which write the
 //! same cache entries with the same values; their logits are dropped). Each bucket's step is
 //! recorded once and replayed: tokens, positions and slots come from the `tokens` and `rows`
-//! buffers, written before each submission. Buckets keep the pipelines and recordings few
-//! enough to prepare all of them before serving ([`BatchEngine::prepare`]). Each row's result does not depend on the other rows of the step (the matvec,
-//! attention and norm kernels compute rows independently, in the same order for every B), so a
-//! sequence decoded in a batch gives the tokens it gives alone. Prefill chunks are recorded per
-//! call. Barriers come from the recorder's hazard tracking.
+//! buffers, written before each submission. Short prompt chunks (at most [`ROWS_MAX`] tokens)
+//! run the same way as *rows steps*, recorded per bucket too: any rows of any slots, several of
+//! one slot at consecutive positions (a rope_kv pass stores every row's key and value before the
+//! split attention reads them), so a scheduler step's short prompts share passes with each other
+//! and with the decode tokens. Buckets keep the pipelines and recordings few enough to prepare
+//! all of them before serving ([`BatchEngine::prepare`]). Each row's result does not depend on
+//! the other rows of the step (the matvec, attention and norm kernels compute rows
+//! independently, in the same order for every B, and a decode step's fused attention equals the
+//! rows step's rope_kv and attention bit for bit), so a sequence decoded in a batch gives the
+//! tokens it gives alone. Longer prompt chunks run as prefill passes (tiled attention, matmuls),
+//! recorded per call. Barriers come from the recorder's hazard tracking.
 
 use super::buffer::{BufRange, GpuBuffer};
 use super::command::Recorder;
@@ -56,10 +62,14 @@ pub struct VulkanEngineOptions {
     /// Use the tensor-core matmul where the device has it (see `matvec::route`). Off, every
     /// product runs in f32 and a sequence's results do not depend on what it is batched with.
     pub coopmat: bool,
-    /// Decode steps' products on Q8 activations with integer dot products where the device has
-    /// them (see `matvec_q8`, and `RAWRXD_INTDOT=0`); prompt chunks stay in f32. Off, decode
-    /// products run in f32 too.
+    /// Products of up to `MATVEC_MAX_BATCH` vectors (decode and rows steps) on Q8 activations
+    /// with integer dot products where the device has them (see `matvec_q8`, and
+    /// `RAWRXD_INTDOT=0`); longer prompt chunks take the matmuls. Off, those products run in f32.
     pub int_dot: bool,
+    /// Prompt chunks of 2 ..= `rows_max` tokens run as rows steps (see [`ROWS_MAX`], its default
+    /// and upper bound); longer ones as prefill passes. 1 sends every chunk of several tokens
+    /// to a prefill pass (tests of that path).
+    pub rows_max: usize,
 }
 
 impl Default for VulkanEngineOptions {
@@ -72,6 +82,7 @@ impl Default for VulkanEngineOptions {
             n_slots: 1,
             coopmat: true,
             int_dot: true,
+            rows_max: ROWS_MAX,
         }
     }
 }
@@ -83,6 +94,26 @@ pub const DECODE_MAX_BATCH: usize = MATVEC_MAX_BATCH;
 /// The batch sizes decode steps are recorded for; a step of B sequences runs as the smallest
 /// bucket >= B (at most a third of its rows are padding past 2).
 pub const DECODE_BUCKETS: [usize; 8] = [1, 2, 3, 4, 6, 8, 12, 16];
+
+/// What a recorded pass holds, which decides how its attention runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    /// A prompt chunk of one sequence (more than [`ROWS_MAX`] tokens): the rope_kv pass, then
+    /// the tiled prefill attention.
+    Prompt,
+    /// Rows of several sequences, several tokens of one sequence allowed (short prompt chunks
+    /// next to decode tokens): the rope_kv pass, then the split attention, row by row.
+    Rows,
+    /// One token of each of several sequences: the split attention rotates and stores the new
+    /// key itself (no rope_kv pass); its results equal [`Pass::Rows`]'s bit for bit.
+    Decode,
+}
+
+/// Prompt chunks of at most this many tokens run as [`Pass::Rows`] steps (the products' Q8
+/// batched route), so that the short prompts of a step share one pass with each other and with
+/// the decode tokens: a row's result does not depend on the other rows, so a prompt gives the
+/// same results alone, in a step of its own or merged with others.
+pub const ROWS_MAX: usize = DECODE_MAX_BATCH;
 
 /// Index in [`DECODE_BUCKETS`] of the smallest bucket holding `b` (1..=DECODE_MAX_BATCH).
 fn bucket_of(b: usize) -> usize {
@@ -187,9 +218,13 @@ struct State {
 pub struct VulkanEngine {
     st: State,
     descs: DescriptorCache,
-    /// `decode[i]`: the recorded step of `DECODE_BUCKETS[i]` sequences, once prepared.
+    /// `decode[i]`: the recorded decode step of `DECODE_BUCKETS[i]` sequences, once prepared.
     decode: Vec<Option<Recorder>>,
+    /// `rows[i]`: the recorded [`Pass::Rows`] step of `DECODE_BUCKETS[i]` rows, once prepared.
+    rows: Vec<Option<Recorder>>,
     prefill: Recorder,
+    /// `VulkanEngineOptions::rows_max`, clamped to 1 ..= [`ROWS_MAX`].
+    rows_max: usize,
     /// Cached positions per slot.
     n_past: Vec<usize>,
     profile: Option<Profile>,
@@ -363,16 +398,15 @@ impl State {
     }
 
     /// Records the forward pass of `n` token rows (ids in `tokens`, (position, slot) pairs in
-    /// `rows`); returns the number of logit rows written to the readback buffer (n or 1, the
-    /// last). `decode`: every row is one sequence's single new token (attention is split over
-    /// the cache to fill the device).
+    /// `rows`) holding what `pass` names; returns the number of logit rows written to the
+    /// readback buffer (n or 1, the last).
     fn record(
         &self,
         rec: &mut Recorder,
         descs: &mut DescriptorCache,
         n: usize,
         all_logits: bool,
-        decode: bool,
+        pass: Pass,
     ) -> VkResult<usize> {
         let gpu = &self.gpu;
         let hp = &self.hp;
@@ -383,7 +417,11 @@ impl State {
         let xb = Act::packed(s.xb.range(), e);
 
         matvec::get_rows(gpu, rec, descs, &m.token_embd, s.tokens.range(), 0, x, n)?;
-        let n_split = if decode { self.decode_splits } else { 1 };
+        let n_split = if pass == Pass::Prompt {
+            1
+        } else {
+            self.decode_splits
+        };
         let rope_shape = RopeShape {
             n_head: hp.n_head,
             n_head_kv: hp.n_head_kv,
@@ -472,9 +510,9 @@ impl State {
             };
             let att = Act::packed(s.att.range(), nq);
             // A decode step's attention rotates q and the new key and stores the new key and
-            // value itself; prompt chunks take the rope_kv pass (their rows read each other's
-            // keys).
-            let fused_rope = decode.then_some(attention::DecodeRope {
+            // value itself; other passes take the rope_kv pass (their rows may read each
+            // other's keys).
+            let fused_rope = (pass == Pass::Decode).then_some(attention::DecodeRope {
                 n_rot: hp.n_rot,
                 mode: rope_shape.mode,
                 k,
@@ -502,7 +540,7 @@ impl State {
                 )?;
                 qr
             };
-            if !decode && n > 1 && hp.head_dim <= attention::PREFILL_MAX_HEAD_DIM {
+            if pass == Pass::Prompt && n > 1 && hp.head_dim <= attention::PREFILL_MAX_HEAD_DIM {
                 attention::attention_prefill(
                     gpu,
                     rec,
@@ -668,8 +706,9 @@ impl VulkanEngine {
         for _ in 0..hp.n_layer {
             kv.push((State::buf(&gpu, kv_floats)?, State::buf(&gpu, kv_floats)?));
         }
-        // Scratch rows: a prompt chunk or a decode step of every slot, whichever is larger.
-        let b = max_batch.max(n_slots.min(DECODE_MAX_BATCH));
+        // Scratch rows: a prompt chunk, or a decode or rows step (a rows step may fill the
+        // largest bucket whatever the slot count), whichever is larger.
+        let b = max_batch.max(DECODE_MAX_BATCH);
         let k_region = align((b * nq * 4) as u64);
         let v_region = k_region + align((b * nkv * 4) as u64);
         let up_region = align((b * nff * 4) as u64);
@@ -738,10 +777,12 @@ impl VulkanEngine {
         };
         Ok(VulkanEngine {
             decode: DECODE_BUCKETS.iter().map(|_| None).collect(),
+            rows: DECODE_BUCKETS.iter().map(|_| None).collect(),
             prefill: Recorder::new(&gpu, opts.profile)?,
             st,
             descs,
             n_past: vec![0; n_slots],
+            rows_max: opts.rows_max.clamp(1, ROWS_MAX),
             profile: opts.profile.then(Profile::default),
             peak: std::sync::OnceLock::new(),
         })
@@ -795,27 +836,34 @@ impl VulkanEngine {
                 .map(|(t, &token)| (token, pos + t, slot)),
         )?;
         self.prefill.begin()?;
-        st.record(&mut self.prefill, &mut self.descs, n, all_logits, false)?;
+        st.record(
+            &mut self.prefill,
+            &mut self.descs,
+            n,
+            all_logits,
+            Pass::Prompt,
+        )?;
         self.prefill.finish()?;
         let rows = if all_logits { n } else { 1 };
         st.submit_and_read(&mut self.prefill, &mut self.profile, rows)
     }
 
-    /// The decode step of `b` sequences held in `step`, recorded there on first use (fields
-    /// rather than `self`, so the caller can go on using the state and the profile).
+    /// The `pass` step (decode or rows) of `b` rows held in `step`, recorded there on first use
+    /// (fields rather than `self`, so the caller can go on using the state and the profile).
     fn bucket_step<'a>(
         step: &'a mut Option<Recorder>,
         st: &State,
         descs: &mut DescriptorCache,
         profiling: bool,
         b: usize,
+        pass: Pass,
     ) -> Result<&'a mut Recorder> {
         match step {
             Some(rec) => Ok(rec),
             empty => {
                 let mut rec = Recorder::new(&st.gpu, profiling)?;
                 rec.begin()?;
-                st.record(&mut rec, descs, b, true, true)?;
+                st.record(&mut rec, descs, b, true, pass)?;
                 rec.finish()?;
                 Ok(empty.insert(rec))
             }
@@ -826,6 +874,18 @@ impl VulkanEngine {
     /// position): replays the step recorded for its bucket (recording it on first use) and
     /// returns each sequence's logits.
     fn run_decode(&mut self, steps: &[(usize, u32, usize)]) -> Result<Vec<Vec<f32>>> {
+        self.run_step(steps, Pass::Decode)
+    }
+
+    /// One [`Pass::Rows`] step of `rows.len()` (<= DECODE_MAX_BATCH) token rows, each (slot,
+    /// token, position), rows of one slot in position order: returns each row's logits.
+    fn run_rows(&mut self, rows: &[(usize, u32, usize)]) -> Result<Vec<Vec<f32>>> {
+        self.run_step(rows, Pass::Rows)
+    }
+
+    /// Replays the `pass` step recorded for the bucket of `steps` (recording it on first use),
+    /// padded with copies of the last row, and returns each row's logits.
+    fn run_step(&mut self, steps: &[(usize, u32, usize)], pass: Pass) -> Result<Vec<Vec<f32>>> {
         let b = steps.len();
         debug_assert!((1..=DECODE_MAX_BATCH).contains(&b));
         let bucket = bucket_of(b);
@@ -837,12 +897,17 @@ impl VulkanEngine {
                 .take(DECODE_BUCKETS[bucket])
                 .map(|&(slot, token, pos)| (token, pos, slot)),
         )?;
+        let recorded = match pass {
+            Pass::Decode => &mut self.decode[bucket],
+            _ => &mut self.rows[bucket],
+        };
         let rec = Self::bucket_step(
-            &mut self.decode[bucket],
+            recorded,
             &self.st,
             &mut self.descs,
             self.profile.is_some(),
             DECODE_BUCKETS[bucket],
+            pass,
         )?;
         let out = self.st.submit_and_read(rec, &mut self.profile, b)?;
         let nv = self.st.hp.n_vocab;
@@ -861,8 +926,9 @@ impl VulkanEngine {
     }
 
     /// Feeds `tokens` to the sequence in `slot` at `pos..` in chunks of `max_batch` (a single
-    /// token runs as a one-sequence decode step); returns the last token's logits, or every
-    /// token's if `all_logits`. The caller has checked positions and tokens.
+    /// token runs as a one-sequence decode step, a chunk of at most [`ROWS_MAX`] as a rows
+    /// step); returns the last token's logits, or every token's if `all_logits`. The caller has
+    /// checked positions and tokens.
     fn feed(
         &mut self,
         slot: usize,
@@ -877,6 +943,14 @@ impl VulkanEngine {
         for (i, c) in chunks.into_iter().enumerate() {
             let logits = if c.len() == 1 {
                 self.run_decode(&[(slot, c[0], p)])?.remove(0)
+            } else if c.len() <= self.rows_max {
+                let rows: Vec<_> = (0..c.len()).map(|t| (slot, c[t], p + t)).collect();
+                let mut per_row = self.run_rows(&rows)?;
+                if all_logits {
+                    per_row.concat()
+                } else {
+                    per_row.pop().unwrap_or_default()
+                }
             } else {
                 self.run_chunk(c, p, slot, all_logits)?
             };
@@ -1057,6 +1131,7 @@ impl Engine for VulkanEngine {
         st.model.replace(&st.gpu, &st.hp, name, ty, bytes)?;
         self.descs = DescriptorCache::new(&st.gpu);
         self.decode.iter_mut().for_each(|d| *d = None);
+        self.rows.iter_mut().for_each(|d| *d = None);
         self.reset();
         Ok(())
     }
@@ -1067,9 +1142,12 @@ impl BatchEngine for VulkanEngine {
         self.st.n_slots
     }
 
-    /// Items with several tokens (prompt chunks) run one by one as prefill passes; single-token
-    /// items run together as decode steps of up to [`DECODE_MAX_BATCH`] sequences. Either way a
-    /// row's logits do not depend on the other rows (see the module header).
+    /// Items of more than `rows_max` ([`ROWS_MAX`]) tokens (long prompt chunks) run one by one as prefill
+    /// passes. The others run together: when every one is a single token, as decode steps of up
+    /// to [`DECODE_MAX_BATCH`] sequences; else (short prompt chunks among them) as rows steps of
+    /// up to [`DECODE_MAX_BATCH`] token rows, a chunk's rows in order and possibly split between
+    /// two steps. Either way a row's logits do not depend on the other rows (see the module
+    /// header).
     fn forward_batch(&mut self, items: &[BatchItem<'_>]) -> Result<Vec<Vec<f32>>> {
         check_items(items, self.st.n_slots, self.st.n_ctx)?;
         for (i, it) in items.iter().enumerate() {
@@ -1082,17 +1160,29 @@ impl BatchEngine for VulkanEngine {
             self.check_tokens(it.tokens)?;
         }
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); items.len()];
-        let mut decodes = Vec::new();
+        // (item, (slot, token, position)) of every row the steps below run, item by item.
+        let mut rows = Vec::new();
         for (i, it) in items.iter().enumerate() {
-            if let [token] = it.tokens {
-                decodes.push((i, (it.slot, *token, it.pos)));
-            } else {
+            if it.tokens.len() > self.rows_max {
                 out[i] = self.feed(it.slot, it.tokens, it.pos, false)?;
+            } else {
+                rows.extend(
+                    it.tokens
+                        .iter()
+                        .enumerate()
+                        .map(|(t, &token)| (i, (it.slot, token, it.pos + t))),
+                );
             }
         }
-        for group in decodes.chunks(DECODE_MAX_BATCH) {
+        let pass = if rows.len() == items.iter().filter(|it| it.tokens.len() == 1).count() {
+            Pass::Decode
+        } else {
+            Pass::Rows
+        };
+        for group in rows.chunks(DECODE_MAX_BATCH) {
             let steps: Vec<_> = group.iter().map(|(_, s)| *s).collect();
-            let logits = self.run_decode(&steps)?;
+            let logits = self.run_step(&steps, pass)?;
+            // A chunk's last row comes last: its logits are the item's.
             for ((i, (slot, _, pos)), l) in group.iter().zip(logits) {
                 out[*i] = l;
                 self.n_past[*slot] = pos + 1;
@@ -1107,22 +1197,18 @@ impl BatchEngine for VulkanEngine {
         }
     }
 
-    /// Records the decode step of every bucket up to the slot count, and (without running them)
-    /// prompt chunks of 2..=`MATVEC_MAX_BATCH` tokens, whose products take a pipeline per
-    /// length, so that no request waits for a pipeline compile or a recording.
+    /// Records the decode step of every bucket up to the slot count and the rows step of every
+    /// bucket (one sequence's short prompt chunk fills up to [`ROWS_MAX`] rows), so that no
+    /// request waits for a pipeline compile or a recording.
     fn prepare(&mut self) -> Result<()> {
         let top = bucket_of(self.st.n_slots.min(DECODE_MAX_BATCH));
         let profiling = self.profile.is_some();
         for (step, &b) in self.decode.iter_mut().zip(&DECODE_BUCKETS).take(top + 1) {
-            Self::bucket_step(step, &self.st, &mut self.descs, profiling, b)?;
+            Self::bucket_step(step, &self.st, &mut self.descs, profiling, b, Pass::Decode)?;
         }
-        for n in 2..=MATVEC_MAX_BATCH.min(self.st.max_batch) {
-            // Discarded by the next begin(): only the pipelines are wanted.
-            self.prefill.begin()?;
-            self.st
-                .record(&mut self.prefill, &mut self.descs, n, false, false)?;
+        for (step, &b) in self.rows.iter_mut().zip(&DECODE_BUCKETS) {
+            Self::bucket_step(step, &self.st, &mut self.descs, profiling, b, Pass::Rows)?;
         }
-        self.prefill.begin()?;
         Ok(())
     }
 }

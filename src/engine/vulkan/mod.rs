@@ -36,7 +36,7 @@ pub use caps::{CoopMatShape, DeviceCaps};
 pub use command::{Access, Binding, Recorder};
 pub use context::{Gpu, GpuOptions};
 pub use device::DeviceSelector;
-pub use engine::{VulkanEngine, VulkanEngineOptions};
+pub use engine::{VulkanEngine, VulkanEngineOptions, ROWS_MAX};
 pub use error::VulkanError;
 pub use instance::{Instance, InstanceOptions, Validation};
 pub use memory::{MemoryClass, MemoryStats};
