@@ -148,6 +148,18 @@ fn batched_vulkan_decode_equals_each_sequence_alone() {
             );
         }
     }
+    // A prompt of 33..=48 tokens fed whole (three rows steps, `forward` on slot 0) gives, at
+    // every position, the logits of feeding its tokens one by one (decode steps).
+    let long: Vec<u32> = prompts.iter().cycle().flatten().copied().take(40).collect();
+    batch.reset();
+    let whole = batch.forward(&long, 0, true).unwrap();
+    let nv = whole.len() / long.len();
+    batch.reset();
+    for (p, &t) in long.iter().enumerate() {
+        let one = batch.forward(&[t], p, false).unwrap();
+        let want = &whole[p * nv..(p + 1) * nv];
+        assert!(one == want, "position {p}: differs by {}", max_diff(&one, want));
+    }
     // Positions past what a slot caches are refused, naming the slot.
     batch.clear_slot(1);
     match batch.forward_batch(&[BatchItem {
