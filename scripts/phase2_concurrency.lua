@@ -18,6 +18,9 @@
 --   --max-tokens N        tokens generated per request (default 64; EOS is ignored)
 --   --endpoint E          completions (default) or chat
 --   --ctx N, --threads N  engine context per stream and CPU threads
+--   --prefill-chunk N     prompt tokens the scheduler feeds per step (engine target; default
+--                         256): smaller keeps decode steps short while prompts arrive (ITL),
+--                         larger gets prompts through sooner (TTFT)
 --   --model-name NAME     the `model` field sent to an HTTP target (default "default")
 --   --db PATH             results database (default: $RAWRXD_RESULTS or results/rawrxd.sqlite)
 --   --no-store            do not record anything
@@ -56,6 +59,7 @@ if target == "engine" then
   engine = rx.pool.engine {
     model = model, backend = a.backend or "auto", slots = top,
     ctx = math.tointeger(a.ctx) or 512, threads = math.tointeger(a.threads),
+    prefill_chunk = math.tointeger(a.prefill_chunk),
   }
   where = tostring(engine)
 else
