@@ -158,7 +158,11 @@ fn batched_vulkan_decode_equals_each_sequence_alone() {
     for (p, &t) in long.iter().enumerate() {
         let one = batch.forward(&[t], p, false).unwrap();
         let want = &whole[p * nv..(p + 1) * nv];
-        assert!(one == want, "position {p}: differs by {}", max_diff(&one, want));
+        assert!(
+            one == want,
+            "position {p}: differs by {}",
+            max_diff(&one, want)
+        );
     }
     // Positions past what a slot caches are refused, naming the slot.
     batch.clear_slot(1);

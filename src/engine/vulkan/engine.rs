@@ -900,9 +900,10 @@ impl VulkanEngine {
                 .take(DECODE_BUCKETS[bucket])
                 .map(|&(slot, token, pos)| (token, pos, slot)),
         )?;
+        // Prompt passes are recorded per call (`run_chunk`), never here.
         let recorded = match pass {
             Pass::Decode => &mut self.decode[bucket],
-            _ => &mut self.rows[bucket],
+            Pass::Rows | Pass::Prompt => &mut self.rows[bucket],
         };
         let rec = Self::bucket_step(
             recorded,
@@ -929,8 +930,8 @@ impl VulkanEngine {
     }
 
     /// Feeds `tokens` to the sequence in `slot` at `pos..` in chunks of `max_batch` (a single
-    /// token runs as a one-sequence decode step, a chunk of at most [`ROWS_MAX`] as a rows
-    /// step); returns the last token's logits, or every token's if `all_logits`. The caller has
+    /// token runs as a one-sequence decode step, a chunk of at most `rows_max` as rows steps of
+    /// up to [`DECODE_MAX_BATCH`] rows); returns the last token's logits, or every token's if `all_logits`. The caller has
     /// checked positions and tokens.
     fn feed(
         &mut self,
