@@ -179,7 +179,8 @@ fn batched_vulkan_decode_equals_each_sequence_alone() {
 }
 
 /// The scheduler on a 3-slot Vulkan engine streams, for each of four requests (one waits for a
-/// slot; prompts are prefilled in 3-token chunks), what `engine::generate` produces alone.
+/// slot; prompts are prefilled in 3-token chunks), what `engine::generate` produces alone, in f32
+/// and on 8-bit activations.
 #[test]
 fn scheduler_on_vulkan_streams_what_generate_produces_alone() {
     let Some(h) = harness_with(false) else { return };
@@ -188,51 +189,53 @@ fn scheduler_on_vulkan_streams_what_generate_produces_alone() {
     };
     let file = Arc::new(GgufFile::open(&path).expect("open model"));
     let tok = Arc::new(Tokenizer::from_gguf(&file).unwrap());
-    // f32 decode: a prompt chunk of one token runs as a decode step, which on Q8 activations
-    // would round that position's keys and values differently from the whole-prompt pass that
-    // `generate` makes alone (a near tie of the random test model then flips).
-    let load = |n_slots| load_with(&h, &file, n_slots, false, false);
-    let prompts = batch_prompts(&tok);
-    let eog = tok.clone();
-    let is_eog = move |t: u32| eog.is_eog(t);
-    let mut single = load(1);
-    let mut reference = Vec::new();
-    for p in &prompts {
-        let mut sampler = Sampler::new(SamplerParams::greedy()).unwrap();
-        let mut got = Vec::new();
-        generate(&mut single, p, GEN, &mut sampler, &is_eog, &mut |t| {
-            got.push(t);
-            Ok(true)
-        })
-        .unwrap();
-        reference.push(got);
-    }
-    drop(single);
-
-    let config = SchedulerConfig {
-        prefill_chunk: 3,
-        ..SchedulerConfig::default()
-    };
-    let eog = tok.clone();
-    let sched =
-        Scheduler::start(Box::new(load(3)), Arc::new(move |t| eog.is_eog(t)), config).unwrap();
-    let handles: Vec<_> = prompts
-        .iter()
-        .map(|p| sched.submit(GenRequest::greedy(p.clone(), GEN)).unwrap())
-        .collect();
-    for (i, mut handle) in handles.into_iter().enumerate() {
-        let mut got = Vec::new();
-        while let Some(e) = handle.blocking_next() {
-            match e {
-                GenEvent::Token { id, .. } => got.push(id),
-                GenEvent::Done { .. } => break,
-                GenEvent::Failed { error, .. } => panic!("request {i}: {error}"),
-                GenEvent::Admitted { .. } => {}
-            }
+    // Both numerics: f32, and the default 8-bit activations, where every pass here is a rows
+    // or decode step (prompts of at most 48 tokens; rows are computed alike whatever their
+    // step), so the scheduler's 3-token chunks round as `generate`'s whole-prompt pass does.
+    for int_dot in [false, true] {
+        let load = |n_slots| load_with(&h, &file, n_slots, false, int_dot);
+        let prompts = batch_prompts(&tok);
+        let eog = tok.clone();
+        let is_eog = move |t: u32| eog.is_eog(t);
+        let mut single = load(1);
+        let mut reference = Vec::new();
+        for p in &prompts {
+            let mut sampler = Sampler::new(SamplerParams::greedy()).unwrap();
+            let mut got = Vec::new();
+            generate(&mut single, p, GEN, &mut sampler, &is_eog, &mut |t| {
+                got.push(t);
+                Ok(true)
+            })
+            .unwrap();
+            reference.push(got);
         }
-        assert_eq!(got, reference[i], "request {i}");
+        drop(single);
+
+        let config = SchedulerConfig {
+            prefill_chunk: 3,
+            ..SchedulerConfig::default()
+        };
+        let eog = tok.clone();
+        let sched =
+            Scheduler::start(Box::new(load(3)), Arc::new(move |t| eog.is_eog(t)), config).unwrap();
+        let handles: Vec<_> = prompts
+            .iter()
+            .map(|p| sched.submit(GenRequest::greedy(p.clone(), GEN)).unwrap())
+            .collect();
+        for (i, mut handle) in handles.into_iter().enumerate() {
+            let mut got = Vec::new();
+            while let Some(e) = handle.blocking_next() {
+                match e {
+                    GenEvent::Token { id, .. } => got.push(id),
+                    GenEvent::Done { .. } => break,
+                    GenEvent::Failed { error, .. } => panic!("request {i}: {error}"),
+                    GenEvent::Admitted { .. } => {}
+                }
+            }
+            assert_eq!(got, reference[i], "request {i}, int_dot {int_dot}");
+        }
+        drop(sched);
     }
-    drop(sched);
     h.finish();
 }
 
