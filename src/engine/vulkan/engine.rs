@@ -931,8 +931,8 @@ impl VulkanEngine {
 
     /// Feeds `tokens` to the sequence in `slot` at `pos..` in chunks of `max_batch` (a single
     /// token runs as a one-sequence decode step, a chunk of at most `rows_max` as rows steps of
-    /// up to [`DECODE_MAX_BATCH`] rows); returns the last token's logits, or every token's if `all_logits`. The caller has
-    /// checked positions and tokens.
+    /// up to [`DECODE_MAX_BATCH`] rows); returns the last token's logits, or every token's if
+    /// `all_logits`. The caller has checked positions and tokens.
     fn feed(
         &mut self,
         slot: usize,
@@ -1149,12 +1149,12 @@ impl BatchEngine for VulkanEngine {
         self.st.n_slots
     }
 
-    /// Items of more than `rows_max` ([`ROWS_MAX`]) tokens (long prompt chunks) run one by one as prefill
-    /// passes. The others run together: when every one is a single token, as decode steps of up
-    /// to [`DECODE_MAX_BATCH`] sequences; else (short prompt chunks among them) as rows steps of
-    /// up to [`DECODE_MAX_BATCH`] token rows, a chunk's rows in order and possibly split between
-    /// two steps. Either way a row's logits do not depend on the other rows (see the module
-    /// header).
+    /// Items of more than `rows_max` ([`ROWS_MAX`]) tokens (long prompt chunks) run one by one
+    /// as prefill passes. The others run together: when every one is a single token, as decode
+    /// steps of up to [`DECODE_MAX_BATCH`] sequences; else (short prompt chunks among them) as
+    /// rows steps of up to [`DECODE_MAX_BATCH`] token rows, a chunk's rows in order and possibly
+    /// split between two steps. Either way a row's logits do not depend on the other rows (see
+    /// the module header).
     fn forward_batch(&mut self, items: &[BatchItem<'_>]) -> Result<Vec<Vec<f32>>> {
         check_items(items, self.st.n_slots, self.st.n_ctx)?;
         for (i, it) in items.iter().enumerate() {
