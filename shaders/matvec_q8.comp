@@ -11,8 +11,9 @@
 // shaderIntegerDotProduct feature (Vulkan 1.3).
 //
 // Bindings: 0 weights (raw GGUF bytes + 16 bytes padding; also uvec4), 1 activations (quants as
-// uint and uvec4, (d, s) pairs as vec2 from ds_base), 2 y (f32), 3 Q8 output, 4 counters (u32,
-// zeroed by the host once; every dispatch leaves them zeroed).
+// uint and uvec4, (d, s) pairs as vec2 from ds_base, two at a time as vec4 for Q4_K/Q5_K),
+// 2 y (f32), 3 Q8 output, 4 counters (u32, zeroed by the host once; every dispatch leaves them
+// zeroed).
 // Specialization: 0 workgroup size, 1 rows per workgroup, 2 NR rows per subgroup pass (<= 4),
 // 3 BATCH vectors (<= 16), 4 GLU, 5 UNROLL pieces per lane per loop iteration, 6 Q8_OUT: with
 // GLU, binding 3 also receives y as Q8 activations (quantize_q8.comp's layout for vectors of
@@ -41,6 +42,7 @@ layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
 layout(binding = 1) readonly restrict buffer XQ { uint xq[]; };
 layout(binding = 1) readonly restrict buffer XQ4 { uvec4 xq4[]; };
 layout(binding = 1) readonly restrict buffer XD { vec2 xd[]; };
+layout(binding = 1) readonly restrict buffer XD4 { vec4 xd4[]; };
 layout(binding = 2) coherent restrict buffer Y { float y[]; };
 layout(binding = 3) writeonly restrict buffer XQO { uint xqo[]; };
 layout(binding = 3) writeonly restrict buffer XDO { vec2 xdo[]; };
@@ -83,9 +85,20 @@ shared float blk_v[Q8_OUT ? 1024u : 1u];
 shared int blk_q[Q8_OUT ? 1024u : 1u];
 shared vec2 blk_did[32];
 
+#if defined(FMT_Q4_K) || defined(FMT_Q5_K)
+// A piece's two groups read activation blocks xb[0] (even) and xb[0] + 1, and a vector has a
+// multiple of 8 blocks (K-quant rows are whole 256-element blocks; ds_base is even), so their
+// (d, s) pairs are one 16-byte load.
+#define Q8_DS_PAIR 1
+#endif
+
 // Piece P times vector c's activations.
 float piece_dot(Q8Piece P, uint c) {
     float r = 0.0;
+#ifdef Q8_DS_PAIR
+    const vec4 d4 = xd4[(pc.ds_base + c * pc.nblocks + P.xb[0]) >> 1];
+    const vec2 dsp[2] = vec2[2](d4.xy, d4.zw);
+#endif
     [[unroll]] for (uint g = 0u; g < Q8_G; ++g) {
         const uint xblk = c * pc.nblocks + P.xb[g];
         const uint xi = xblk * 8u + P.xw[g];
@@ -110,7 +123,11 @@ float piece_dot(Q8Piece P, uint c) {
 #endif
             }
         }
+#ifdef Q8_DS_PAIR
+        const vec2 ds = dsp[g];
+#else
         const vec2 ds = xd[pc.ds_base + xblk];
+#endif
 #ifdef Q8_WORD_MIN
         r += ds.x * (P.f[g] * float(si) - P.mw[g] * float(so));
 #else
