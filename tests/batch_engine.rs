@@ -11,12 +11,14 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{argmax, batch_prompts, check_batched_schedule, greedy_alone, test_model};
+use common::{
+    argmax, batch_prompts, check_batched_schedule, generate_alone, greedy_alone, test_model,
+};
 use rawrxd::engine::scheduler::{FinishReason, GenEvent, GenRequest, Scheduler, SchedulerConfig};
-use rawrxd::engine::{generate, BatchEngine, BatchItem, CpuEngine};
+use rawrxd::engine::{BatchEngine, BatchItem, CpuEngine};
 use rawrxd::gguf::GgufFile;
 use rawrxd::model::tokenizer::Tokenizer;
-use rawrxd::model::{Sampler, SamplerParams};
+use rawrxd::model::SamplerParams;
 
 fn model() -> Option<(Arc<GgufFile>, Tokenizer)> {
     let path = test_model()?;
@@ -92,17 +94,11 @@ fn scheduler_streams_what_generate_produces_alone() {
             }
         }
     };
-    let mut reference = Vec::new();
-    for (i, p) in prompts.iter().enumerate() {
-        let mut sampler = Sampler::new(sampling(i)).unwrap();
-        let mut got = Vec::new();
-        generate(&mut single, p, GEN, &mut sampler, &is_eog, &mut |t| {
-            got.push(t);
-            Ok(true)
-        })
-        .unwrap();
-        reference.push(got);
-    }
+    let reference: Vec<_> = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| generate_alone(&mut single, p, GEN, sampling(i), &is_eog))
+        .collect();
 
     // Three slots for four requests: the fourth waits for a slot; a 3-token prefill chunk
     // splits the longer prompts over several steps.

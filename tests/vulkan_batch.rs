@@ -12,16 +12,16 @@
 mod common;
 mod vulkan_support;
 
-use common::{batch_prompts, check_batched_schedule, greedy_alone};
+use common::{batch_prompts, check_batched_schedule, generate_alone, greedy_alone};
 
 use std::sync::Arc;
 
 use rawrxd::engine::scheduler::{GenEvent, GenRequest, Scheduler, SchedulerConfig};
 use rawrxd::engine::vulkan::{VulkanEngine, VulkanEngineOptions};
-use rawrxd::engine::{generate, BatchEngine, BatchItem, Engine};
+use rawrxd::engine::{BatchEngine, BatchItem, Engine};
 use rawrxd::gguf::GgufFile;
 use rawrxd::model::tokenizer::Tokenizer;
-use rawrxd::model::{LlamaHParams, LlamaWeights, Sampler, SamplerParams};
+use rawrxd::model::{LlamaHParams, LlamaWeights, SamplerParams};
 use vulkan_support::harness_with;
 
 const GEN: usize = 5;
@@ -198,17 +198,10 @@ fn scheduler_on_vulkan_streams_what_generate_produces_alone() {
         let eog = tok.clone();
         let is_eog = move |t: u32| eog.is_eog(t);
         let mut single = load(1);
-        let mut reference = Vec::new();
-        for p in &prompts {
-            let mut sampler = Sampler::new(SamplerParams::greedy()).unwrap();
-            let mut got = Vec::new();
-            generate(&mut single, p, GEN, &mut sampler, &is_eog, &mut |t| {
-                got.push(t);
-                Ok(true)
-            })
-            .unwrap();
-            reference.push(got);
-        }
+        let reference: Vec<_> = prompts
+            .iter()
+            .map(|p| generate_alone(&mut single, p, GEN, SamplerParams::greedy(), &is_eog))
+            .collect();
         drop(single);
 
         let config = SchedulerConfig {

@@ -221,6 +221,25 @@ pub fn greedy_alone(
     (out, all)
 }
 
+/// The tokens `engine::generate` streams for `prompt` run alone on `eng` (at most `gen`),
+/// sampled with `params`: the reference a scheduled request must reproduce.
+pub fn generate_alone(
+    eng: &mut dyn rawrxd::engine::Engine,
+    prompt: &[u32],
+    gen: usize,
+    params: rawrxd::model::SamplerParams,
+    is_eog: &dyn Fn(u32) -> bool,
+) -> Vec<u32> {
+    let mut sampler = rawrxd::model::Sampler::new(params).unwrap();
+    let mut got = Vec::new();
+    rawrxd::engine::generate(eng, prompt, gen, &mut sampler, is_eog, &mut |t| {
+        got.push(t);
+        Ok(true)
+    })
+    .unwrap();
+    got
+}
+
 /// Advances `prompts` together on `batch`, sequence s in slot `slots[s]`; sequences 0 and 1
 /// start first and the others join one step later, so steps mix prefill and decode. Every step's
 /// logits must equal `reference[s]`'s (from [`greedy_alone`]) exactly, and each sequence's greedy
