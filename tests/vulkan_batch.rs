@@ -310,8 +310,8 @@ fn batched_coopmat_decode_stays_close_to_each_sequence_alone() {
 }
 
 /// After `prepare`, serving builds no pipeline: decode steps of every bucket up to the slot count
-/// and prompt chunks of every length up to 16 (here 1, 2, 5 and 16 tokens, beside decode rows)
-/// find theirs compiled, so no request waits for a compile (Phase 2's cold ITL spikes).
+/// and rows steps of every bucket (prompt chunks of 1, 2, 5 and 16 tokens here, beside decode
+/// rows) find theirs compiled, so no request waits for a compile (Phase 2's cold ITL spikes).
 #[test]
 fn prepare_compiles_what_serving_needs() {
     let Some(h) = harness_with(false) else { return };

@@ -1,10 +1,11 @@
 //! Attention over the f16 KV cache. Decode: split over the cache length (attn.comp), several
 //! splits to fill the device, merged by the last split of each head in the same dispatch (a
 //! zeroed u32 counter per row and head, left zeroed after every dispatch); decode steps also
-//! rotate q and the new key there and store the new key and value (see [`DecodeRope`]). Prefill of one
-//! sequence's chunk: tiled like flash attention (attn_prefill.comp), each block of keys and values
-//! read once for 16 query rows, for head_dim <= [`PREFILL_MAX_HEAD_DIM`]; larger heads take the
-//! split kernel with one split.
+//! rotate q and the new key there and store the new key and value (see [`DecodeRope`]). Prefill
+//! of one sequence's chunk: tiled like flash attention (attn_prefill.comp), each block of keys
+//! and values read once for 16 query rows, for head_dim <= [`PREFILL_MAX_HEAD_DIM`]; larger heads
+//! take the split kernel with one split. Rows steps (several sequences, several rows of one)
+//! take the split kernel after rope_kv.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -45,9 +46,9 @@ pub struct AttnPush {
 /// RoPE and the cache write done by the decode attention itself (one dispatch fewer per layer
 /// than [`super::rope::rope_kv`] then [`attention_into`] without it): `q` passed to
 /// [`attention_into`] is then unrotated, `k` and `v` are the rows' new keys and values in the
-/// same bound range, and every
-/// row must be one sequence's single new token in its own slot (a decode step). Results, cache
-/// contents included, are those of rope_kv then attention, bit for bit.
+/// same bound range, and every row must be one sequence's single new token in its own slot (a
+/// decode step). Results, cache contents included, are those of rope_kv then attention, bit for
+/// bit.
 #[derive(Clone, Copy, Debug)]
 pub struct DecodeRope {
     pub n_rot: usize,
@@ -224,10 +225,7 @@ pub fn attention_into(
         v_off: u32_of("v_off", v.off)?,
         v_stride: u32_of("v_stride", v.stride)?,
         n_rot: u32_of("n_rot", rope.map_or(0, |r| r.n_rot))?,
-        mode: match rope.map(|r| r.mode) {
-            Some(RopeMode::Neox) => 2,
-            _ => 0,
-        },
+        mode: rope.map_or(0, |r| r.mode.ggml_mode()),
         out_off: u32_of("out_off", out.off)?,
         out_stride: u32_of("out_stride", out.stride)?,
         nblocks,

@@ -23,6 +23,16 @@ pub enum RopeMode {
     Neox,
 }
 
+impl RopeMode {
+    /// ggml's mode number, as the shaders (rope.glsl) take it.
+    pub fn ggml_mode(self) -> u32 {
+        match self {
+            RopeMode::Normal => 0,
+            RopeMode::Neox => 2,
+        }
+    }
+}
+
 /// Push constants of rope_kv.comp.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -109,7 +119,7 @@ pub fn rope_kv(
         n_head_kv: u32_of("n_head_kv", s.n_head_kv)?,
         head_dim: u32_of("head_dim", s.head_dim)?,
         n_rot: u32_of("n_rot", s.n_rot)?,
-        mode: if s.mode == RopeMode::Neox { 2 } else { 0 },
+        mode: s.mode.ggml_mode(),
         n_ctx: u32_of("n_ctx", s.n_ctx)?,
         q_off: u32_of("q_off", q.off)?,
         q_stride: u32_of("q_stride", q.stride)?,
