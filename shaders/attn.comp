@@ -34,13 +34,15 @@
 // 7 angle table (rope.glsl; read with ROPE only). Built with Q8_OUT (variant attn_q8; head_dim a
 // multiple of 32), binding 8 also receives the output as Q8 activations for matvec_q8.comp, as
 // quantize_q8.comp lays them out (row t is vector t of n_head * head_dim elements; same
-// rounding), so the output projection needs no quantize pass.
+// rounding; specialization constant 2 is the word order, q8_block.glsl), so the output
+// projection needs no quantize pass.
 // Mirrored by `AttnPush` in src/engine/vulkan/kernels/attention.rs.
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const bool ROPE = false;
+layout(constant_id = 2) const uint Q8_ORDER = 0;
 
 layout(binding = 0) readonly restrict buffer Src { float src[]; };
 layout(binding = 1) buffer KCache { uint kc[]; };
@@ -140,8 +142,8 @@ void merge_splits(uint t, uint h) {
         [[unroll]] for (uint k = 0u; k < 32u; ++k) {
             v[k] = vals[32u * i + k];
         }
-        const uint blk = t * pc.nblocks + h * bph + i;
-        store_q8_block(v, blk * 8u, pc.ds_base + blk);
+        const uint blk = h * bph + i;
+        store_q8_block(v, t * pc.nblocks * 8u, Q8_ORDER, pc.nblocks, blk, pc.ds_base + t * pc.nblocks + blk);
     }
 #endif
 }

@@ -14,10 +14,13 @@
 // uint and uvec4, (d, s) pairs as vec2 from ds_base, two at a time as vec4 for Q4_K/Q5_K),
 // 2 y (f32), 3 Q8 output, 4 counters (u32, zeroed by the host once; every dispatch leaves them
 // zeroed).
+// The activations' quant words are in word order 8 IN_ORDER (q8_block.glsl; the host passes the
+// order its producer wrote, `Q8Order::for_product`).
 // Specialization: 0 workgroup size, 1 rows per workgroup, 2 NR rows per subgroup pass (<= 4),
 // 3 BATCH vectors (<= 16), 4 GLU, 5 UNROLL pieces per lane per loop iteration, 6 Q8_OUT: with
 // GLU, binding 3 also receives y as Q8 activations (quantize_q8.comp's layout for vectors of
-// nrows, from oq_ds_base) for the next product: each workgroup counts itself done on the
+// nrows, in word order 7 OQ_ORDER, from oq_ds_base) for the next product: each workgroup counts
+// itself done on the
 // counter of every 32-row output block it wrote (counter index = block), and the workgroup that
 // completes a block quantizes it, an invocation per element (rows per workgroup must divide 32,
 // the workgroup size must be a multiple of 32).
@@ -36,6 +39,8 @@ layout(constant_id = 3) const uint BATCH = 1;
 layout(constant_id = 4) const bool GLU = false;
 layout(constant_id = 5) const uint UNROLL = 1;
 layout(constant_id = 6) const bool Q8_OUT = false;
+layout(constant_id = 7) const uint OQ_ORDER = 0;
+layout(constant_id = 8) const uint IN_ORDER = 0;
 
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
@@ -92,6 +97,17 @@ shared vec2 blk_did[32];
 #define Q8_DS_PAIR 1
 #endif
 
+// Where word xw of activation block xb lies in a vector (q8_word_pos in IN_ORDER; K-quant
+// vectors have only whole 8-block chunks).
+uint in_word(uint xb, uint xw) {
+#ifdef Q8_WHOLE_CHUNKS8
+    if (IN_ORDER != 4u) {
+        return q8_chunk_pos(IN_ORDER, xb, xw);
+    }
+#endif
+    return q8_word_pos(IN_ORDER, pc.nblocks, xb, xw);
+}
+
 // Piece P times vector c's activations.
 float piece_dot(Q8Piece P, uint c) {
     float r = 0.0;
@@ -101,7 +117,7 @@ float piece_dot(Q8Piece P, uint c) {
 #endif
     [[unroll]] for (uint g = 0u; g < Q8_G; ++g) {
         const uint xblk = c * pc.nblocks + P.xb[g];
-        const uint xi = xblk * 8u + P.xw[g];
+        const uint xi = c * pc.nblocks * 8u + in_word(P.xb[g], P.xw[g]);
         int si = 0;
 #ifdef Q8_WORD_MIN
         int so = 0;
@@ -246,7 +262,7 @@ void main() {
                         [[unroll]] for (uint j = 0u; j < 4u; ++j) {
                             word |= (uint(blk_q[tid + j]) & 0xFFu) << (8u * j);
                         }
-                        xqo[i * 8u + k / 4u] = word;
+                        xqo[c * pc.oq_nblocks * 8u + q8_word_pos(OQ_ORDER, pc.oq_nblocks, blk, k / 4u)] = word;
                     }
                     if (k == 0u) {
                         int sum = 0;

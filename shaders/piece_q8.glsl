@@ -48,6 +48,11 @@
 #error "piece_q8.glsl: no Q8 form for this format"
 #endif
 
+#if defined(FMT_Q2_K) || defined(FMT_Q3_K) || defined(FMT_Q4_K) || defined(FMT_Q5_K) || defined(FMT_Q6_K)
+// Rows are whole 256-element superblocks: a vector's blocks are whole 8-block chunks.
+#define Q8_WHOLE_CHUNKS8 1
+#endif
+
 #if defined(FMT_Q4_1) || defined(FMT_Q5_1) || defined(FMT_Q4_K) || defined(FMT_Q5_K)
 #define Q8_BLOCK_MIN 1
 #endif

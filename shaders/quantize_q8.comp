@@ -3,12 +3,15 @@
 // signed bytes and a scale pair (q8_block.glsl). Elements at or past ncols quantize as 0.
 //
 // Layout in the output buffer (uints): the quants of vector c at c * nblocks * 8 (8 words a
-// block), then, from vec2 index ds_base, (d, s) of vector c's block i at ds_base + c * nblocks + i.
+// block, in the word order Q8_ORDER, see q8_block.glsl), then, from vec2 index ds_base, (d, s) of
+// vector c's block i at ds_base + c * nblocks + i.
+// Specialization: 1 Q8_ORDER.
 // One invocation per block (the work is tiny next to the products that read it).
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
+layout(constant_id = 1) const uint Q8_ORDER = 0;
 
 layout(binding = 0) readonly restrict buffer X { float x[]; };
 layout(binding = 1) writeonly restrict buffer XQ { uint xq[]; };
@@ -35,5 +38,5 @@ void main() {
     [[unroll]] for (uint k = 0u; k < 32u; ++k) {
         v[k] = 32u * i + k < pc.ncols ? x[xb + k] : 0.0;
     }
-    store_q8_block(v, (c * pc.nblocks + i) * 8u, pc.ds_base + c * pc.nblocks + i);
+    store_q8_block(v, c * pc.nblocks * 8u, Q8_ORDER, pc.nblocks, i, pc.ds_base + c * pc.nblocks + i);
 }

@@ -5,12 +5,14 @@
 // Bindings: 0 x (f32), 1 w (f32, n values), 2 y (f32; may alias x's buffer at another offset).
 // Built with Q8_OUT (variant rmsnorm_q8), binding 3 also receives y as Q8 activations for
 // matvec_q8.comp, laid out as quantize_q8.comp writes them (row t is vector t; same rounding),
-// so the product after the norm needs no quantize pass.
+// so the product after the norm needs no quantize pass; specialization constant 1 is its word
+// order (q8_block.glsl).
 // Mirrored by `RmsNormPush` in src/engine/vulkan/kernels/norm.rs.
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint Q8_ORDER = 0;
 
 layout(binding = 0) readonly restrict buffer X { float x[]; };
 layout(binding = 1) readonly restrict buffer W { float nw[]; };
@@ -92,7 +94,7 @@ void main() {
         barrier();
         ired[tid] = sum;
         if (blk < pc.nblocks) {
-            xq[(t * pc.nblocks + blk) * 8u + tid % 8u] = word;
+            xq[t * pc.nblocks * 8u + q8_word_pos(Q8_ORDER, pc.nblocks, blk, tid % 8u)] = word;
         }
         barrier();
         if (blk < pc.nblocks && tid % 8u == 0u) {

@@ -8,6 +8,7 @@ use half::{bf16, f16};
 use rawrxd::engine::vulkan::kernels::attention::{self, AttnShape};
 use rawrxd::engine::vulkan::kernels::eltwise::{self, EltOp};
 use rawrxd::engine::vulkan::kernels::matvec::{self, Act, Output};
+use rawrxd::engine::vulkan::kernels::matvec_q8::Q8Order;
 use rawrxd::engine::vulkan::kernels::norm;
 use rawrxd::engine::vulkan::kernels::rope::{self, RopeMode, RopeShape};
 use rawrxd::engine::vulkan::kernels::WeightMatrix;
@@ -598,7 +599,8 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
             let counters = h.zeros(attention::counters_len(&s, n));
             let ob = h.zeros(n * nq);
             // Heads of a multiple of 32 also take the variant that writes Q8 activations
-            // (attn_q8), whose bytes must equal quantize_q8 run on its f32 output.
+            // (attn_q8), whose bytes must equal quantize_q8 run on its f32 output (in a word
+            // order that permutes whole chunks where the width has them).
             let q8 = (head_dim % 32 == 0).then(|| q8_pair(&h, nq, n));
             let (mut rec, mut descs) = h.recorder();
             rec.begin().unwrap();
@@ -615,7 +617,7 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
                 rowb.range(),
                 Act::packed(ob.range(), nq),
                 n,
-                q8.as_ref().map(|(fused, _)| fused.range()),
+                q8.as_ref().map(|(fused, _)| (fused.range(), Q8Order::Q6K)),
                 None,
             )
             .unwrap();
@@ -628,6 +630,7 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
                     nq,
                     n,
                     apart.range(),
+                    Q8Order::Q6K,
                 )
                 .unwrap();
             }
@@ -757,7 +760,7 @@ fn decode_attention_with_rope_equals_rope_kv_then_attention() {
                     rowb.range(),
                     Act::packed(ob.range(), nq),
                     n,
-                    xq.as_ref().map(|b| b.range()),
+                    xq.as_ref().map(|b| (b.range(), Q8Order::KPairs)),
                     fused.then_some(attention::DecodeRope {
                         n_rot,
                         mode,
@@ -1193,8 +1196,18 @@ fn matvec_shapes_give_identical_results() {
                 Act::packed(yb.range(), nrows),
             );
             if on_q8 {
-                matvec_q8::quantize_q8(&h.gpu, &mut rec, &mut descs, xa, ncols, n, xq.range())
-                    .unwrap();
+                let order = Q8Order::for_product(GgmlType::Q4K, n);
+                matvec_q8::quantize_q8(
+                    &h.gpu,
+                    &mut rec,
+                    &mut descs,
+                    xa,
+                    ncols,
+                    n,
+                    xq.range(),
+                    order,
+                )
+                .unwrap();
                 matvec_q8::matvec_q8_tuned(
                     &h.gpu,
                     &mut rec,
@@ -1349,8 +1362,10 @@ fn q8_round_trip(x: &[f32], ncols: usize) -> Vec<f32> {
 /// format against two oracles: the f64 product of the CPU-dequantized weights with x rounded the
 /// way the kernel rounds it (tight: only f32 summation differs), and with x itself (loose: the
 /// 8-bit rounding of x is the whole difference, NMSE about 1e-5). Batches of 1, 3 and 16 with
-/// strided x, accumulate and GLU. Runs where the device has integer dot products (Vulkan 1.3:
-/// lavapipe and the H100 both do); elsewhere it says so.
+/// strided x, accumulate and GLU; x quantized in the product's word order (batches: the
+/// format's), with whole chunks and a partial one; the GLU's own Q8 output in each order in
+/// turn. Runs where the device has
+/// integer dot products (Vulkan 1.3: lavapipe and the H100 both do); elsewhere it says so.
 #[test]
 fn matvec_q8_matches_cpu_on_q8_activations() {
     use rawrxd::engine::vulkan::kernels::matvec_q8;
@@ -1364,15 +1379,28 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
         return;
     }
     let mut rng = Rng::new(14);
-    for ty in QUANT_TYPES {
-        let ncols = if ty.is_k_quant() { 768 } else { 96 };
-        for (nrows, n, out) in [
+    const ORDERS: [Q8Order; 5] = [
+        Q8Order::Blocks,
+        Q8Order::KPairs,
+        Q8Order::Q6K,
+        Q8Order::Halves,
+        Q8Order::KQuads,
+    ];
+    for (ti, ty) in QUANT_TYPES.into_iter().enumerate() {
+        // 24 blocks (K-quants: three 8-block chunks, one 16-block chunk and a partial one) or 11.
+        let ncols = if ty.is_k_quant() { 768 } else { 352 };
+        for (ci, (nrows, n, out)) in [
             (7usize, 1usize, Output::Store),
             (66, 3, Output::Accumulate),
             (66, 16, Output::Store),
-            (130, 2, Output::Glu),
+            (1100, 2, Output::Glu),
             (70, 5, Output::Glu),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let order = Q8Order::for_product(ty, n);
+            let out_order = ORDERS[(ti + ci) % ORDERS.len()];
             let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
             let out_rows = if out == Output::Glu { nrows / 2 } else { nrows };
             let (xs, ys) = (ncols + 5, out_rows + 1);
@@ -1397,7 +1425,17 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
                 off: 2,
                 stride: xs,
             };
-            matvec_q8::quantize_q8(&h.gpu, &mut rec, &mut descs, xa, ncols, n, xq.range()).unwrap();
+            matvec_q8::quantize_q8(
+                &h.gpu,
+                &mut rec,
+                &mut descs,
+                xa,
+                ncols,
+                n,
+                xq.range(),
+                order,
+            )
+            .unwrap();
             let ya = Act::packed(yb.range(), ys);
             // GLU products may also write their output's Q8 form: it must equal quantize_q8 of
             // the f32 output, byte for byte.
@@ -1413,6 +1451,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
                         ya,
                         n,
                         fused.range(),
+                        out_order,
                         counters.range(),
                     )
                     .unwrap();
@@ -1424,6 +1463,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
                         out_rows,
                         n,
                         apart.range(),
+                        out_order,
                     )
                     .unwrap();
                 }
@@ -1434,7 +1474,11 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
             }
             rec.submit_wait().unwrap();
             if let Some((fused, apart)) = &glu_q8 {
-                assert_same_q8(fused, apart, &format!("matvec_q8 {ty} GLU Q8 output"));
+                assert_same_q8(
+                    fused,
+                    apart,
+                    &format!("matvec_q8 {ty} GLU Q8 output in {out_order:?}"),
+                );
             }
             assert_counters_zero(&h, &counters, &format!("matvec_q8 {ty}"));
             let got = h.download_f32(&yb);
@@ -1470,14 +1514,111 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
     h.finish();
 }
 
+/// quantize_q8 in every word order against a CPU quantizer (ggml's Q8_1 rounding: d = max|x| /
+/// 127, q = round(x / d) half away from zero, the pair (d, d * sum q)) placed by
+/// `Q8Order::word_pos`: the shader's order is the documented one, the pairs stay in block order.
+/// Two vectors of 25 blocks (whole chunks and a partial one; the last block partial).
+#[test]
+fn quantize_q8_lays_out_each_word_order() {
+    use rawrxd::engine::vulkan::kernels::matvec_q8;
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(16);
+    let (ncols, n) = (790usize, 2usize);
+    let nblocks = ncols.div_ceil(32);
+    let x: Vec<f32> = rng.vec(n * ncols).iter().map(|v| v * 5.0).collect();
+    let xb = h.upload_f32(&x);
+    // The CPU form: quant words and pairs of each vector's blocks, in block order.
+    let mut words = vec![[0u32; 8]; n * nblocks];
+    let mut pairs = vec![[0f32; 2]; n * nblocks];
+    for c in 0..n {
+        for b in 0..nblocks {
+            let v: Vec<f32> = (0..32)
+                .map(|k| {
+                    x.get(c * ncols + 32 * b + k)
+                        .copied()
+                        .filter(|_| 32 * b + k < ncols)
+                })
+                .map(|v| v.unwrap_or(0.0))
+                .collect();
+            let amax = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let d = amax / 127.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let q: Vec<i32> = v.iter().map(|x| (x * id).round() as i32).collect();
+            for (wd, four) in q.chunks(4).enumerate() {
+                words[c * nblocks + b][wd] = four
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |w, (j, &q)| w | ((q as u32 & 0xFF) << (8 * j)));
+            }
+            pairs[c * nblocks + b] = [d, d * q.iter().sum::<i32>() as f32];
+        }
+    }
+    for order in [
+        Q8Order::Blocks,
+        Q8Order::KPairs,
+        Q8Order::Q6K,
+        Q8Order::Halves,
+        Q8Order::KQuads,
+    ] {
+        let out = h
+            .gpu
+            .buffer(
+                matvec_q8::q8_bytes(ncols, n),
+                rawrxd::engine::vulkan::MemoryClass::Readback,
+            )
+            .unwrap();
+        let (mut rec, mut descs) = h.recorder();
+        rec.begin().unwrap();
+        let xa = Act::packed(xb.range(), ncols);
+        matvec_q8::quantize_q8(
+            &h.gpu,
+            &mut rec,
+            &mut descs,
+            xa,
+            ncols,
+            n,
+            out.range(),
+            order,
+        )
+        .unwrap();
+        rec.submit_wait().unwrap();
+        let got = h.download_u32(&out);
+        let ds_base = n * nblocks * 8;
+        for c in 0..n {
+            for b in 0..nblocks {
+                for (wd, &want) in words[c * nblocks + b].iter().enumerate() {
+                    let at = c * nblocks * 8 + order.word_pos(nblocks, b, wd);
+                    assert_eq!(got[at], want, "{order:?} vector {c} block {b} word {wd}");
+                }
+                // GLSL's division may be off by an ulp or two: the pair to 1e-6.
+                let i = ds_base + 2 * (c * nblocks + b);
+                let want = pairs[c * nblocks + b];
+                for (k, w) in want.into_iter().enumerate() {
+                    let g = f32::from_bits(got[i + k]);
+                    assert!(
+                        (g - w).abs() <= 1e-6 * w.abs(),
+                        "{order:?} vector {c} block {b} pair: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+    h.finish();
+}
+
 /// rmsnorm_q8 (the norm that also writes Q8 activations) writes the same f32 rows as rmsnorm and
-/// the same bytes as quantize_q8 run on those rows (batch of 3, a width with a partial block).
+/// the same bytes as quantize_q8 run on those rows (batch of 3, a width with a partial block,
+/// word orders with and without partial chunks).
 #[test]
 fn rms_norm_q8_equals_norm_then_quantize() {
     use rawrxd::engine::vulkan::kernels::matvec_q8;
     let Some(h) = harness() else { return };
     let mut rng = Rng::new(15);
-    for n in [576usize, 1000] {
+    for (n, order) in [
+        (576usize, Q8Order::KQuads),
+        (1000, Q8Order::Halves),
+        (1000, Q8Order::Q6K),
+    ] {
         let rows = 3;
         let x: Vec<f32> = rng.vec(rows * n).iter().map(|v| v * 3.0).collect();
         let w = rng.vec(n);
@@ -1508,6 +1649,7 @@ fn rms_norm_q8_equals_norm_then_quantize() {
             n,
             rows,
             qa.range(),
+            order,
         )
         .unwrap();
         norm::rms_norm_into(
@@ -1520,7 +1662,7 @@ fn rms_norm_q8_equals_norm_then_quantize() {
             n,
             rows,
             1e-5,
-            Some(qb.range()),
+            Some((qb.range(), order)),
         )
         .unwrap();
         rec.submit_wait().unwrap();
@@ -1529,7 +1671,7 @@ fn rms_norm_q8_equals_norm_then_quantize() {
             h.download_f32(&yb),
             "rmsnorm_q8 f32 n={n}"
         );
-        assert_same_q8(&qb, &qa, &format!("rmsnorm_q8 quants n={n}"));
+        assert_same_q8(&qb, &qa, &format!("rmsnorm_q8 quants n={n} {order:?}"));
     }
     h.finish();
 }

@@ -30,7 +30,7 @@ use super::error::VkResult;
 use super::kernels::attention::{self, AttnShape};
 use super::kernels::eltwise::{self, EltOp};
 use super::kernels::matvec::{self, Act, Output, MATVEC_MAX_BATCH};
-use super::kernels::matvec_q8;
+use super::kernels::matvec_q8::{self, Q8Order};
 use super::kernels::norm;
 use super::kernels::rope::{self, RopeMode, RopeShape};
 use super::kernels::WeightMatrix;
@@ -210,10 +210,20 @@ struct State {
     staging_next: std::cell::Cell<usize>,
     /// `VulkanEngineOptions::int_dot`.
     int_dot: bool,
-    /// The activations (range, first element, stride, vectors, columns) whose Q8 form `s.xq`
-    /// (or, when the flag is set, `s.xq2`) holds, set by the kernel that wrote both and read by
-    /// the products after it (see [`State::mul`]).
-    xq_holds: std::cell::Cell<Option<(matvec::Act, usize, usize, bool)>>,
+    /// What the Q8 scratch last written holds, set by the kernel that wrote it and read by the
+    /// products after it (see [`State::mul`]).
+    xq_holds: std::cell::Cell<Option<Q8Held>>,
+}
+
+/// The Q8 form of `n` vectors of `ncols` of `x`, in `order`, held by `s.xq` (or, when `second`,
+/// `s.xq2`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Q8Held {
+    x: Act,
+    n: usize,
+    ncols: usize,
+    order: Q8Order,
+    second: bool,
 }
 
 /// The Vulkan backend of `Engine` (and, with several slots, `BatchEngine`) for llama-family
@@ -262,30 +272,53 @@ impl State {
         }
     }
 
-    /// X's Q8 form for a product on the Q8 route, and which scratch holds it: reused when
-    /// `xq_holds` names X (the kernel that wrote X, a norm, the attention or a product, also
-    /// wrote it, just before), else made by a quantize pass into the first.
+    /// Records that the first Q8 scratch now holds X's Q8 form for products of `next`'s format
+    /// (`q8`), or that no scratch holds anything reusable.
+    fn q8_written(&self, q8: bool, x: Act, n: usize, ncols: usize, next: &WeightMatrix) {
+        self.xq_holds.set(q8.then_some(Q8Held {
+            x,
+            n,
+            ncols,
+            order: Q8Order::for_product(next.ty, n),
+            second: false,
+        }));
+    }
+
+    /// X's Q8 form in the word order of `w`'s format, for a product on the Q8 route, and which
+    /// scratch holds it: reused when `xq_holds` names X in that order (the kernel that wrote X,
+    /// a norm, the attention or a product, also wrote it, just before), else made by a quantize
+    /// pass into the scratch not holding the last (products still reading that one then need no
+    /// barrier before the pass).
     fn q8_input(
         &self,
         rec: &mut Recorder,
         descs: &mut DescriptorCache,
         x: Act,
-        ncols: usize,
+        w: &WeightMatrix,
         n: usize,
     ) -> VkResult<bool> {
+        let want = Q8Held {
+            x,
+            n,
+            ncols: w.ncols,
+            order: Q8Order::for_product(w.ty, n),
+            second: false,
+        };
         match self.xq_holds.get() {
-            Some((a, m, c, second)) if (a, m, c) == (x, n, ncols) => Ok(second),
-            _ => {
-                matvec_q8::quantize_q8(&self.gpu, rec, descs, x, ncols, n, self.s.xq.range())?;
-                self.xq_holds.set(Some((x, n, ncols, false)));
-                Ok(false)
+            Some(h) if Q8Held { second: false, ..h } == want => Ok(h.second),
+            held => {
+                let second = held.is_some_and(|h| !h.second);
+                let out = self.xq_buf(second);
+                matvec_q8::quantize_q8(&self.gpu, rec, descs, x, w.ncols, n, out, want.order)?;
+                self.xq_holds.set(Some(Q8Held { second, ..want }));
+                Ok(second)
             }
         }
     }
 
     /// Records Y = W X with [`Self::route`]'s kernel. On the Q8 route, X's Q8 form comes from
-    /// [`Self::q8_input`], and the GLU product also writes its output's Q8 form (into the other
-    /// scratch) for the down projection: one dispatch fewer per layer.
+    /// [`Self::q8_input`], and a GLU product given `next` (the down projection) also writes its
+    /// output's Q8 form for it (into the other scratch): one dispatch fewer per layer.
     #[allow(clippy::too_many_arguments)]
     fn mul(
         &self,
@@ -297,11 +330,35 @@ impl State {
         n: usize,
         out: Output,
     ) -> VkResult<()> {
+        self.mul_then(rec, descs, w, x, y, n, out, None)
+    }
+
+    /// [`Self::mul`], naming the product that reads Y next.
+    #[allow(clippy::too_many_arguments)]
+    fn mul_then(
+        &self,
+        rec: &mut Recorder,
+        descs: &mut DescriptorCache,
+        w: &WeightMatrix,
+        x: Act,
+        y: Act,
+        n: usize,
+        out: Output,
+        next: Option<&WeightMatrix>,
+    ) -> VkResult<()> {
         let route = self.route(w, n);
         if route == matvec::Route::MatvecQ8 {
-            let second = self.q8_input(rec, descs, x, w.ncols, n)?;
+            let second = self.q8_input(rec, descs, x, w, n)?;
             let xq = self.xq_buf(second);
-            if out == Output::Glu && y.off == 0 && matvec_q8::glu_q8_pays(self.gpu.caps(), n) {
+            let glu_next = next.filter(|nx| {
+                out == Output::Glu
+                    && y.off == 0
+                    && nx.ncols == w.nrows / 2
+                    && self.route(nx, n) == matvec::Route::MatvecQ8
+                    && matvec_q8::glu_q8_pays(self.gpu.caps(), n)
+            });
+            if let Some(nx) = glu_next {
+                let order = Q8Order::for_product(nx.ty, n);
                 matvec_q8::matvec_q8_glu_into(
                     &self.gpu,
                     rec,
@@ -311,9 +368,16 @@ impl State {
                     y,
                     n,
                     self.xq_buf(!second),
+                    order,
                     self.s.counters.range(),
                 )?;
-                self.xq_holds.set(Some((y, n, w.nrows / 2, !second)));
+                self.xq_holds.set(Some(Q8Held {
+                    x: y,
+                    n,
+                    ncols: w.nrows / 2,
+                    order,
+                    second: !second,
+                }));
                 return Ok(());
             }
             return matvec_q8::matvec_q8(&self.gpu, rec, descs, w, xq, y, n, out);
@@ -344,7 +408,7 @@ impl State {
     ) -> VkResult<()> {
         let e = self.hp.n_embd;
         let q8 = self.route(next, n) == matvec::Route::MatvecQ8 && next.ncols == e;
-        let xq = q8.then(|| self.s.xq.range());
+        let xq = q8.then(|| (self.s.xq.range(), Q8Order::for_product(next.ty, n)));
         norm::rms_norm_into(
             &self.gpu,
             rec,
@@ -357,7 +421,7 @@ impl State {
             self.hp.rms_norm_eps,
             xq,
         )?;
-        self.xq_holds.set(q8.then_some((y, n, e, false)));
+        self.q8_written(q8, y, n, e, next);
         Ok(())
     }
 
@@ -574,10 +638,10 @@ impl State {
                     s.rows.range(),
                     att,
                     n,
-                    q8.then(|| s.xq.range()),
+                    q8.then(|| (s.xq.range(), Q8Order::for_product(l.wo.ty, n))),
                     fused_rope,
                 )?;
-                self.xq_holds.set(q8.then_some((att, n, nq, false)));
+                self.q8_written(q8, att, n, nq, &l.wo);
             }
             self.mul(rec, descs, &l.wo, att, x, n, Output::Accumulate)?;
             let first = match &l.gate_up {
@@ -593,7 +657,7 @@ impl State {
                         matvec::Route::Matvec | matvec::Route::MatvecQ8
                     ) =>
                 {
-                    self.mul(rec, descs, w, xb, h, n, Output::Glu)?;
+                    self.mul_then(rec, descs, w, xb, h, n, Output::Glu, Some(&l.down))?;
                 }
                 GateUp::Fused(w) => {
                     let gu = s.gu.range();

@@ -15,7 +15,7 @@ use super::super::context::Gpu;
 use super::super::error::{VkResult, VulkanError};
 use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::matvec::Act;
-use super::matvec_q8;
+use super::matvec_q8::{self, Q8Order};
 use super::rope::RopeMode;
 use super::{push_bytes, u32_of, wg_at_least};
 
@@ -140,7 +140,8 @@ fn check_shape(
 /// call leaves them zeroed) as scratch. `rows` holds a (position, slot) pair of u32 per row: row
 /// t attends to positions 0 ..= position of its slot ([slot][n_head_kv][n_ctx][head_dim] f16
 /// caches). With `xq`, also writes `out` as Q8 activations there (the layout
-/// `matvec_q8::quantize_q8` writes for `n` vectors of `n_head * head_dim`); needs `head_dim` a
+/// `matvec_q8::quantize_q8` writes for `n` vectors of `n_head * head_dim`, in the given word
+/// order); needs `head_dim` a
 /// multiple of 32. With `rope`, `q` is unrotated and the kernel does the RoPE and cache write of
 /// a decode step itself (see [`DecodeRope`]).
 #[allow(clippy::too_many_arguments)]
@@ -157,7 +158,7 @@ pub fn attention_into(
     rows: BufRange,
     out: Act,
     n: usize,
-    xq: Option<BufRange>,
+    xq: Option<(BufRange, Q8Order)>,
     rope: Option<DecodeRope>,
 ) -> VkResult<()> {
     check_shape("attention", &s, 256, s.n_split)?;
@@ -170,7 +171,7 @@ pub fn attention_into(
                 format!("head_dim {} is not a multiple of 32", s.head_dim),
             ))
         }
-        Some(r) => matvec_q8::q8_layout("attn_q8", r, width, n)?,
+        Some((r, _)) => matvec_q8::q8_layout("attn_q8", r, width, n)?,
         None => (0, 0),
     };
     if (partials.size as usize) < partials_len(&s, n) * 4 {
@@ -206,7 +207,11 @@ pub fn attention_into(
         variant: if xq.is_some() { "attn_q8" } else { "attn" }.into(),
         bindings: if xq.is_some() { 9 } else { 8 },
         push_size: std::mem::size_of::<AttnPush>() as u32,
-        spec: vec![wg, u32::from(rope.is_some())],
+        spec: vec![
+            wg,
+            u32::from(rope.is_some()),
+            xq.map_or(0, |(_, o)| o as u32),
+        ],
         local_size: wg,
         subgroup_sized: true,
     })?;
@@ -250,7 +255,7 @@ pub fn attention_into(
         Binding::write(out.range),
         Binding::read(rope.map_or(rows, |r| r.angles)),
     ];
-    bindings.extend(xq.map(Binding::write));
+    bindings.extend(xq.map(|(r, _)| Binding::write(r)));
     rec.dispatch(
         descs,
         &kernel,

@@ -9,7 +9,7 @@ use super::super::context::Gpu;
 use super::super::error::{VkResult, VulkanError};
 use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::matvec::Act;
-use super::matvec_q8;
+use super::matvec_q8::{self, Q8Order};
 use super::{push_bytes, u32_of, wg_at_least};
 
 /// Push constants of rmsnorm.comp.
@@ -43,7 +43,8 @@ pub fn rms_norm(
 }
 
 /// As [`rms_norm`], also writing y as Q8 activations into `xq` (the layout
-/// `matvec_q8::quantize_q8` writes for `rows` vectors of `n`), when given.
+/// `matvec_q8::quantize_q8` writes for `rows` vectors of `n`, in the given word order), when
+/// given.
 #[allow(clippy::too_many_arguments)]
 pub fn rms_norm_into(
     gpu: &Gpu,
@@ -55,10 +56,10 @@ pub fn rms_norm_into(
     n: usize,
     rows: usize,
     eps: f32,
-    xq: Option<BufRange>,
+    xq: Option<(BufRange, Q8Order)>,
 ) -> VkResult<()> {
     let (nblocks, ds_base) = match xq {
-        Some(r) => matvec_q8::q8_layout("rmsnorm_q8", r, n, rows)?,
+        Some((r, _)) => matvec_q8::q8_layout("rmsnorm_q8", r, n, rows)?,
         None => (0, 0),
     };
     // Up to 1024 invocations: one pass over a 4096-wide row, one block per 8 of them for Q8.
@@ -80,7 +81,7 @@ pub fn rms_norm_into(
         .into(),
         bindings: if xq.is_some() { 4 } else { 3 },
         push_size: std::mem::size_of::<RmsNormPush>() as u32,
-        spec: vec![wg],
+        spec: vec![wg, xq.map_or(0, |(_, o)| o as u32)],
         local_size: wg,
         subgroup_sized: true,
     })?;
@@ -99,7 +100,7 @@ pub fn rms_norm_into(
         Binding::read(w),
         Binding::write(y.range),
     ];
-    bindings.extend(xq.map(Binding::write));
+    bindings.extend(xq.map(|(r, _)| Binding::write(r)));
     rec.dispatch(
         descs,
         &kernel,
