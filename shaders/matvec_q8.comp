@@ -16,14 +16,17 @@
 // zeroed).
 // The activations' quant words are in word order 8 IN_ORDER (q8_block.glsl; the host passes the
 // order its producer wrote, `Q8Order::for_product`).
-// Specialization: 0 workgroup size, 1 rows per workgroup, 2 NR rows per subgroup pass (<= 4),
-// 3 BATCH vectors (<= 16), 4 GLU, 5 UNROLL pieces per lane per loop iteration, 6 Q8_OUT: with
-// GLU, binding 3 also receives y as Q8 activations (quantize_q8.comp's layout for vectors of
-// nrows, in word order 7 OQ_ORDER, from oq_ds_base) for the next product: each workgroup counts
-// itself done on the
-// counter of every 32-row output block it wrote (counter index = block), and the workgroup that
-// completes a block quantizes it, an invocation per element (rows per workgroup must divide 32,
-// the workgroup size must be a multiple of 32).
+// Specialization: 0 workgroup size, 1 rows per workgroup (gl_NumSubgroups * NR), 2 NR rows per
+// subgroup pass (<= 4), 3 BATCH vectors (<= 16), 4 GLU, 5 UNROLL pieces per lane per loop
+// iteration, 6 Q8_OUT, 7 OQ_ORDER, 8 IN_ORDER, 9 STAGE: with STAGE > 0 the workgroup copies
+// each pass's activations (STAGE blocks of every vector: the pass's pieces, whole chunks of
+// IN_ORDER) into shared memory between barriers and its subgroups read them there; the passes
+// are then uniform across the workgroup. With Q8_OUT (GLU only), binding 3 also receives y as
+// Q8 activations (quantize_q8.comp's layout for vectors of nrows, in word order OQ_ORDER, from
+// oq_ds_base) for the next product: each workgroup counts itself done on the counter of every
+// 32-row output block it wrote (counter index = block), and the workgroup that completes a
+// block quantizes it, an invocation per element (rows per workgroup must divide 32, the
+// workgroup size must be a multiple of 32).
 // Counting follows a single-pass reduction: y and the counters are coherent, and a workgroup's
 // stores are made visible (memoryBarrierBuffer) before it counts; no workgroup waits.
 // Flags: bit 0 accumulate. GLU as matvec.comp. Mirrored by `MatvecQ8Push` in
@@ -41,6 +44,7 @@ layout(constant_id = 5) const uint UNROLL = 1;
 layout(constant_id = 6) const bool Q8_OUT = false;
 layout(constant_id = 7) const uint OQ_ORDER = 0;
 layout(constant_id = 8) const uint IN_ORDER = 0;
+layout(constant_id = 9) const uint STAGE = 0;
 
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
@@ -108,22 +112,75 @@ uint in_word(uint xb, uint xw) {
     return q8_word_pos(IN_ORDER, pc.nblocks, xb, xw);
 }
 
-// Piece P times vector c's activations.
-float piece_dot(Q8Piece P, uint c) {
+// The activations of the workgroup's current pass (STAGE > 0): for every vector, the quant
+// words of STAGE blocks from block b0 (as they lie in the vector: chunks of every order are
+// whole within a stage) and their (d, s) pairs.
+shared uvec4 st_q[STAGE > 0u ? BATCH * STAGE * 2u : 1u];
+shared vec2 st_d[STAGE > 0u ? BATCH * STAGE : 1u];
+
+// Copies the activations of blocks b0 .. b0 + STAGE (those below nblocks) of every vector into
+// the stage, between barriers (the previous pass's reads are done; the copy is visible).
+void stage_activations(uint b0) {
+    const uint nb = min(STAGE, pc.nblocks - b0);
+    memoryBarrierShared();
+    barrier();
+    for (uint t = gl_LocalInvocationID.x; t < BATCH * STAGE * 2u; t += gl_WorkGroupSize.x) {
+        const uint c = t / (STAGE * 2u);
+        const uint u = t % (STAGE * 2u);
+        if (u < nb * 2u) {
+            st_q[t] = xq4[(c * pc.nblocks + b0) * 2u + u];
+        }
+    }
+    for (uint t = gl_LocalInvocationID.x; t < BATCH * STAGE; t += gl_WorkGroupSize.x) {
+        const uint c = t / STAGE;
+        const uint u = t % STAGE;
+        if (u < nb) {
+            st_d[t] = xd[pc.ds_base + c * pc.nblocks + b0 + u];
+        }
+    }
+    memoryBarrierShared();
+    barrier();
+}
+
+// Vector c's quant words xi .. xi + 3 (xi counted in the vector, a multiple of 4), from the
+// stage (first block b0) or memory.
+uvec4 act_q4(uint c, uint xi, uint b0) {
+    if (STAGE > 0u) {
+        return st_q[(c * STAGE * 8u + xi - b0 * 8u) >> 2];
+    }
+    return xq4[(c * pc.nblocks * 8u + xi) >> 2];
+}
+
+// Vector c's (d, s) pair of block xb.
+vec2 act_ds(uint c, uint xb, uint b0) {
+    if (STAGE > 0u) {
+        return st_d[c * STAGE + xb - b0];
+    }
+    return xd[pc.ds_base + c * pc.nblocks + xb];
+}
+
+// Piece P times vector c's activations (b0: the stage's first block, with STAGE).
+float piece_dot(Q8Piece P, uint c, uint b0) {
     float r = 0.0;
 #ifdef Q8_DS_PAIR
-    const vec4 d4 = xd4[(pc.ds_base + c * pc.nblocks + P.xb[0]) >> 1];
-    const vec2 dsp[2] = vec2[2](d4.xy, d4.zw);
+    vec2 dsp[2];
+    if (STAGE > 0u) {
+        dsp[0] = act_ds(c, P.xb[0], b0);
+        dsp[1] = act_ds(c, P.xb[0] + 1u, b0);
+    } else {
+        const vec4 d4 = xd4[(pc.ds_base + c * pc.nblocks + P.xb[0]) >> 1];
+        dsp[0] = d4.xy;
+        dsp[1] = d4.zw;
+    }
 #endif
     [[unroll]] for (uint g = 0u; g < Q8_G; ++g) {
-        const uint xblk = c * pc.nblocks + P.xb[g];
-        const uint xi = c * pc.nblocks * 8u + in_word(P.xb[g], P.xw[g]);
+        const uint xi = in_word(P.xb[g], P.xw[g]);
         int si = 0;
 #ifdef Q8_WORD_MIN
         int so = 0;
 #endif
         if (Q8_W == 4u) {
-            const uvec4 xv = xq4[xi >> 2];
+            const uvec4 xv = act_q4(c, xi, b0);
             [[unroll]] for (uint k = 0u; k < 4u; ++k) {
                 si += sdot4(P.q[g][k % Q8_W], xv[k]);
 #ifdef Q8_WORD_MIN
@@ -132,7 +189,7 @@ float piece_dot(Q8Piece P, uint c) {
             }
         } else {
             [[unroll]] for (uint k = 0u; k < Q8_W; ++k) {
-                const uint xw = xq[xi + k];
+                const uint xw = xq[c * pc.nblocks * 8u + xi + k];
                 si += sdot4(P.q[g][k], xw);
 #ifdef Q8_WORD_MIN
                 so += sdot4(0x01010101u, xw);
@@ -142,7 +199,7 @@ float piece_dot(Q8Piece P, uint c) {
 #ifdef Q8_DS_PAIR
         const vec2 ds = dsp[g];
 #else
-        const vec2 ds = xd[pc.ds_base + xblk];
+        const vec2 ds = act_ds(c, P.xb[g], b0);
 #endif
 #ifdef Q8_WORD_MIN
         r += ds.x * (P.f[g] * float(si) - P.mw[g] * float(so));
@@ -161,11 +218,12 @@ void main() {
     const uint npieces = q8_row_pieces(pc.ncols);
     const uint row_base = linear_group() * ROWS_PER_WG;
 
+    // ROWS_PER_WG is gl_NumSubgroups * NR: one pass of this loop per subgroup. Its loops are
+    // uniform across the workgroup (the stage's barriers): a subgroup past the matrix's end
+    // computes its last row again and stores nothing.
     for (uint r0 = gl_SubgroupID * NR; r0 < ROWS_PER_WG; r0 += gl_NumSubgroups * NR) {
-        const uint row0 = row_base + r0;
-        if (row0 >= pc.nrows) {
-            break;
-        }
+        const uint row0 = min(row_base + r0, pc.nrows - 1u);
+        const bool rows_live = row_base + r0 < pc.nrows;
         float acc[MAX_BATCH][MAX_NR];
         float acc2[MAX_BATCH][MAX_NR];
         [[unroll]] for (uint c = 0u; c < MAX_BATCH; ++c) {
@@ -174,10 +232,15 @@ void main() {
                 acc2[c][r] = 0.0;
             }
         }
-        for (uint p0 = lane; p0 < npieces; p0 += gl_SubgroupSize * UNROLL) {
+        for (uint base = 0u; base < npieces; base += gl_SubgroupSize * UNROLL) {
+            // The pass's first activation block (passes are whole blocks of pieces).
+            const uint b0 = base / Q8_LPB * (Q8_QK / 32u);
+            if (STAGE > 0u) {
+                stage_activations(b0);
+            }
             [[unroll]] for (uint i = 0u; i < UNROLL; ++i) {
                 // Past the row's end a lane recomputes its last piece and discards the result.
-                const uint praw = p0 + i * gl_SubgroupSize;
+                const uint praw = base + lane + i * gl_SubgroupSize;
                 const bool live = praw < npieces;
                 const uint p = live ? praw : npieces - 1u;
                 Q8Piece P[MAX_NR];
@@ -192,9 +255,9 @@ void main() {
                 }
                 [[unroll]] for (uint c = 0u; c < BATCH; ++c) {
                     [[unroll]] for (uint r = 0u; r < NR; ++r) {
-                        acc[c][r] += live ? piece_dot(P[r], c) : 0.0;
+                        acc[c][r] += live ? piece_dot(P[r], c, b0) : 0.0;
                         if (GLU) {
-                            acc2[c][r] += live ? piece_dot(G[r], c) : 0.0;
+                            acc2[c][r] += live ? piece_dot(G[r], c, b0) : 0.0;
                         }
                     }
                 }
@@ -206,7 +269,7 @@ void main() {
                 if (GLU) {
                     s = silu(s) * subgroupAdd(acc2[c][r]);
                 }
-                if (lane == 0u && row0 + r < pc.nrows) {
+                if (lane == 0u && rows_live && row0 + r < pc.nrows) {
                     const uint yi = pc.y_off + c * pc.y_stride + row0 + r;
                     y[yi] = (pc.flags & 1u) != 0u ? y[yi] + s : s;
                 }

@@ -211,6 +211,59 @@ pub fn has_matvec_q8(gpu: &Gpu, ty: GgmlType) -> bool {
         && shaders::for_format_ext("matvec_q8", ty, "", INTDOT_EXT).is_some()
 }
 
+/// Whether a product of `n` vectors of `ty` stages its activations in shared memory (see
+/// [`stage_blocks`]): Q8_0 batches and 16-vector batches of the other formats.
+/// `RAWRXD_Q8_STAGE=0` turns it off, `=all` on for every batch (comparison runs). Measured on an
+/// H100 (7B, tok/s, `bench --batch 4,12,16 -p 16 -n 32`, two runs each): Q4_K_M unstaged →
+/// staged B = 4 834 / 832 → 774 / 778, B = 12 1270 / 1264 → 1262 / 1259, B = 16 1172 / 1165 →
+/// 1243 / 1194 (the stage costs registers, 64 → 76 for the 12-vector GLU, and barriers, and
+/// pays only where many vectors share each load).
+fn stage_pays(ty: GgmlType, n: usize) -> bool {
+    static MODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let mode = MODE.get_or_init(|| std::env::var("RAWRXD_Q8_STAGE").unwrap_or_default());
+    match mode.trim() {
+        "0" => false,
+        "all" => n > 1,
+        _ => n > 1 && (ty == GgmlType::Q8_0 || n >= 16),
+    }
+}
+
+/// Activation blocks (of 32 elements) one subgroup pass of matvec_q8.comp covers per vector:
+/// `subgroup * unroll` pieces of `ty` (piece_q8.glsl's Q8_QK / Q8_LPB elements each).
+fn pass_blocks(ty: GgmlType, subgroup: u32, unroll: u32) -> u32 {
+    let pieces = subgroup * unroll;
+    match ty {
+        GgmlType::Q8_0 => pieces / 2,
+        GgmlType::Q2K | GgmlType::Q3K => pieces * 2,
+        _ => pieces,
+    }
+}
+
+/// matvec_q8.comp's STAGE for `n` vectors of `ty`: the blocks per vector each workgroup copies
+/// into shared memory per pass, so that its subgroups (rows) read the activations from there
+/// instead of each loading them from memory; 0 (no stage) where it does not pay
+/// ([`stage_pays`]) or would not fit the device's shared memory.
+fn stage_blocks(caps: &DeviceCaps, ty: GgmlType, n: usize, unroll: u32, q8_out: bool) -> u32 {
+    let sg = caps.subgroup.size.max(1);
+    let blocks = pass_blocks(ty, sg, unroll);
+    // Quants (32 bytes) and the (d, s) pair (8) per block and vector, next to the shader's
+    // other shared arrays (the Q8 output's, 8 KiB and 260 bytes).
+    let bytes = blocks as u64 * n as u64 * 40 + if q8_out { 8 * 1024 + 260 } else { 4 };
+    let fits = bytes <= u64::from(caps.limits.max_compute_shared_memory_size);
+    // Passes must start on whole blocks and whole chunks of the word order.
+    let chunk = match Q8Order::for_product(ty, n) {
+        Q8Order::Blocks => 1,
+        Q8Order::KQuads => 16,
+        _ => 8,
+    };
+    let whole = sg * unroll % 8 == 0 && blocks % chunk == 0;
+    if stage_pays(ty, n) && fits && whole {
+        blocks
+    } else {
+        0
+    }
+}
+
 /// Records the Q8 form of `n` vectors of `ncols` elements of `x` into `out` (quantize_q8.comp),
 /// its words in `order`.
 #[allow(clippy::too_many_arguments)]
@@ -371,6 +424,7 @@ pub fn matvec_q8_tuned(
         Some(q) => q8_layout("matvec_q8", q.range, out_rows, n)?,
         None => (0, 0),
     };
+    let stage = stage_blocks(caps, w.ty, n, unroll, q8_out.is_some());
     let kernel = gpu.kernel(&KernelSpec {
         variant: variant.name.to_string(),
         bindings: 5,
@@ -385,6 +439,7 @@ pub fn matvec_q8_tuned(
             u32::from(q8_out.is_some()),
             q8_out.map_or(0, |q| q.order as u32),
             Q8Order::for_product(w.ty, n) as u32,
+            stage,
         ],
         local_size: wg,
         subgroup_sized: true,
