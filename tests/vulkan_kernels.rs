@@ -1343,28 +1343,35 @@ fn quant_get_rows_match_cpu_dequantize() {
     h.finish();
 }
 
-/// x as matvec_q8.comp sees it: each 32-element block rounded to d * q, q = round(x / d) (half
-/// away from zero, ggml's quantize_row_q8_1), d = max|x| / 127; elements past `ncols` are 0.
-fn q8_round_trip(x: &[f32], ncols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; ncols];
-    for (b, chunk) in x[..ncols].chunks(32).enumerate() {
-        let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        for (i, v) in chunk.iter().enumerate() {
-            out[32 * b + i] = d * (v * id).round();
+/// x as matvec_q8.comp sees it: `n` vectors of `ncols` decoded from the Q8 activations
+/// quantize_q8 wrote (`words`, the whole scratch), d * q per element, the quants found through
+/// `order` (`Q8Order::word_pos`). (Whether quantize_q8 rounds as ggml does is
+/// `quantize_q8_lays_out_each_word_order`'s question; here GLSL's inexact 1/d would otherwise
+/// move a quant across a rounding boundary now and then.)
+fn q8_decode(words: &[u32], ncols: usize, n: usize, order: Q8Order) -> Vec<f32> {
+    let nblocks = ncols.div_ceil(32);
+    let ds_base = n * nblocks * 8;
+    let mut out = vec![0f32; n * ncols];
+    for c in 0..n {
+        for i in 0..ncols {
+            let (b, e) = (i / 32, i % 32);
+            let w = words[c * nblocks * 8 + order.word_pos(nblocks, b, e / 4)];
+            let q = (w >> (8 * (e % 4))) as u8 as i8;
+            let d = f32::from_bits(words[ds_base + 2 * (c * nblocks + b)]);
+            out[c * ncols + i] = d * f32::from(q);
         }
     }
     out
 }
 
 /// The Q8 decode product (quantize_q8 then matvec_q8, integer dot products) for every quantized
-/// format against two oracles: the f64 product of the CPU-dequantized weights with x rounded the
-/// way the kernel rounds it (tight: only f32 summation differs), and with x itself (loose: the
+/// format against two oracles: the f64 product of the CPU-dequantized weights with x as the
+/// kernel reads it (decoded from the Q8 scratch; tight: only f32 summation differs), and with x
+/// itself (loose: the
 /// 8-bit rounding of x is the whole difference, NMSE about 1e-5). Batches of 1, 3 and 16 with
 /// strided x, accumulate and GLU; x quantized in the product's word order (batches: the
 /// format's), with whole chunks and a partial one; the GLU's own Q8 output in each order in
-/// turn. Runs where the device has
+/// turn; 16-vector products (and Q8_0 batches) with the activations staged in shared memory. Runs where the device has
 /// integer dot products (Vulkan 1.3: lavapipe and the H100 both do); elsewhere it says so.
 #[test]
 fn matvec_q8_matches_cpu_on_q8_activations() {
@@ -1395,6 +1402,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
             (66, 16, Output::Store),
             (1100, 2, Output::Glu),
             (70, 5, Output::Glu),
+            (70, 16, Output::Glu),
         ]
         .into_iter()
         .enumerate()
@@ -1413,7 +1421,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
                 .gpu
                 .buffer(
                     matvec_q8::q8_bytes(ncols, n),
-                    rawrxd::engine::vulkan::MemoryClass::Device,
+                    rawrxd::engine::vulkan::MemoryClass::Readback,
                 )
                 .unwrap();
             // Counters for the GLU's 32-row blocks, left zeroed by every dispatch.
@@ -1485,9 +1493,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
             let xv: Vec<f32> = (0..n)
                 .flat_map(|t| x[2 + t * xs..][..ncols].to_vec())
                 .collect();
-            let xr: Vec<f32> = (0..n)
-                .flat_map(|t| q8_round_trip(&xv[t * ncols..], ncols))
-                .collect();
+            let xr = q8_decode(&h.download_u32(&xq), ncols, n, order);
             for (oracle, bound) in [(&xr, 1e-9), (&xv, 2e-3)] {
                 let prod = ref_matmul(&wv, ncols, nrows, oracle, ncols, n);
                 let mut want = y0.clone();

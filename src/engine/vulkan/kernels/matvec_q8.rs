@@ -212,19 +212,25 @@ pub fn has_matvec_q8(gpu: &Gpu, ty: GgmlType) -> bool {
 }
 
 /// Whether a product of `n` vectors of `ty` stages its activations in shared memory (see
-/// [`stage_blocks`]): Q8_0 batches and 16-vector batches of the other formats.
+/// [`stage_blocks`]): Q8_0 batches of 8 or more vectors, K-quant batches of 16.
 /// `RAWRXD_Q8_STAGE=0` turns it off, `=all` on for every batch (comparison runs). Measured on an
-/// H100 (7B, tok/s, `bench --batch 4,12,16 -p 16 -n 32`, two runs each): Q4_K_M unstaged →
-/// staged B = 4 834 / 832 → 774 / 778, B = 12 1270 / 1264 → 1262 / 1259, B = 16 1172 / 1165 →
-/// 1243 / 1194 (the stage costs registers, 64 → 76 for the 12-vector GLU, and barriers, and
-/// pays only where many vectors share each load).
+/// H100 (7B, tok/s at B = 4 / 12 / 16, `bench --batch 4,12,16 -p 16 -n 32`, unstaged → staged,
+/// same binary):
+/// - Q8_0: 620 / 858 / 954 → 518 / 1191 / 1259 (two runs alike): a Q8_0 piece is half a block,
+///   so its activation loads per weight byte are the most of any format;
+/// - Q4_K_M: 834 / 1270 / 1172 → 774 / 1262 / 1243, and at B = 16 in three more runs
+///   1165 → 1194, 1145 → 1169, 1182 → 1222;
+/// - Q4_0: 905 / 1343 / 1346 → 807 / 1245 / 1364, and 1417 → 1342 at B = 16: never.
+///
+/// The stage costs registers (64 → 76 for the 12-vector Q4_K GLU) and two barriers a pass, and
+/// pays only where many vectors share each load.
 fn stage_pays(ty: GgmlType, n: usize) -> bool {
     static MODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let mode = MODE.get_or_init(|| std::env::var("RAWRXD_Q8_STAGE").unwrap_or_default());
     match mode.trim() {
         "0" => false,
         "all" => n > 1,
-        _ => n > 1 && (ty == GgmlType::Q8_0 || n >= 16),
+        _ => (ty == GgmlType::Q8_0 && n >= 8) || (ty.is_k_quant() && n >= 16),
     }
 }
 
