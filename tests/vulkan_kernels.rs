@@ -1386,13 +1386,6 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
         return;
     }
     let mut rng = Rng::new(14);
-    const ORDERS: [Q8Order; 5] = [
-        Q8Order::Blocks,
-        Q8Order::KPairs,
-        Q8Order::Q6K,
-        Q8Order::Halves,
-        Q8Order::KQuads,
-    ];
     for (ti, ty) in QUANT_TYPES.into_iter().enumerate() {
         // 24 blocks (K-quants: three 8-block chunks, one 16-block chunk and a partial one) or 11.
         let ncols = if ty.is_k_quant() { 768 } else { 352 };
@@ -1408,7 +1401,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
         .enumerate()
         {
             let order = Q8Order::for_product(ty, n);
-            let out_order = ORDERS[(ti + ci) % ORDERS.len()];
+            let out_order = Q8Order::ALL[(ti + ci) % Q8Order::ALL.len()];
             let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
             let out_rows = if out == Output::Glu { nrows / 2 } else { nrows };
             let (xs, ys) = (ncols + 5, out_rows + 1);
@@ -1559,13 +1552,7 @@ fn quantize_q8_lays_out_each_word_order() {
             pairs[c * nblocks + b] = [d, d * q.iter().sum::<i32>() as f32];
         }
     }
-    for order in [
-        Q8Order::Blocks,
-        Q8Order::KPairs,
-        Q8Order::Q6K,
-        Q8Order::Halves,
-        Q8Order::KQuads,
-    ] {
+    for order in Q8Order::ALL {
         let out = h
             .gpu
             .buffer(

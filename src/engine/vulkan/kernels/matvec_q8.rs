@@ -85,6 +85,15 @@ pub enum Q8Order {
 }
 
 impl Q8Order {
+    /// Every order.
+    pub const ALL: [Q8Order; 5] = [
+        Q8Order::Blocks,
+        Q8Order::KPairs,
+        Q8Order::Q6K,
+        Q8Order::Halves,
+        Q8Order::KQuads,
+    ];
+
     /// The order matvec_q8.comp reads for `n` vectors times weights of `ty`: the format's own
     /// ([`Self::for_weights`]) for batches; block order for one vector, whose loads gain little
     /// from it (on an H100, 7B Q4_K_M decode went 299 -> 296 t/s, Q3_K_M 284 -> 273, from the
@@ -497,17 +506,9 @@ pub fn matvec_q8_tuned(
 mod tests {
     use super::{GgmlType, Q8Order};
 
-    const ORDERS: [Q8Order; 5] = [
-        Q8Order::Blocks,
-        Q8Order::KPairs,
-        Q8Order::Q6K,
-        Q8Order::Halves,
-        Q8Order::KQuads,
-    ];
-
     #[test]
     fn every_order_is_a_permutation_of_a_vectors_words() {
-        for order in ORDERS {
+        for order in Q8Order::ALL {
             for nblocks in 1..=70 {
                 let mut seen = vec![false; nblocks * 8];
                 for blk in 0..nblocks {
