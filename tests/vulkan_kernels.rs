@@ -1371,13 +1371,25 @@ fn q8_decode(words: &[u32], ncols: usize, n: usize, order: Q8Order) -> Vec<f32> 
 /// 8-bit rounding of x is the whole difference, NMSE about 1e-5). Batches of 1, 3 and 16 with
 /// strided x, accumulate and GLU; x quantized in the product's word order (batches: the
 /// format's), with whole chunks and a partial one; the GLU's own Q8 output in each order in
-/// turn; 16-vector products (and Q8_0 batches) with the activations staged in shared memory. Runs where the device has
-/// integer dot products (Vulkan 1.3: lavapipe and the H100 both do); elsewhere it says so.
+/// turn; 16-vector products (and Q8_0 batches) with the activations staged in shared memory.
+/// Runs where the device has integer dot products (Vulkan 1.3: lavapipe and the H100 both do);
+/// elsewhere it says so.
 #[test]
 fn matvec_q8_matches_cpu_on_q8_activations() {
     use rawrxd::engine::vulkan::kernels::matvec_q8;
     let Some(h) = harness() else { return };
     if !matvec_q8::has_matvec_q8(&h.gpu, GgmlType::Q4K) {
+        // Where the device has the integer dot products, a missing route means a matvec_q8
+        // variant failed to compile (build.rs only warns: the variants are optional for older
+        // glslc), and the Q8 route would go untested.
+        let caps = h.gpu.caps();
+        let off = std::env::var("RAWRXD_INTDOT").is_ok_and(|v| v.trim() == "0");
+        assert!(
+            off || caps.integer_dot_product.is_none()
+                || caps.api_version_raw < ash::vk::API_VERSION_1_3,
+            "{} has integer dot products but no matvec_q8 route: see the build's shader warnings",
+            caps.name
+        );
         eprintln!(
             "matvec_q8_matches_cpu_on_q8_activations: {} has no integer dot products (or RAWRXD_INTDOT=0); nothing to check",
             h.gpu.caps().name
