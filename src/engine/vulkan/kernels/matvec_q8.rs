@@ -119,9 +119,18 @@ impl Q8Order {
         }
     }
 
+    /// The blocks of the chunks this order permutes within (1: none).
+    pub fn chunk_blocks(self) -> usize {
+        match self {
+            Q8Order::Blocks => 1,
+            Q8Order::KQuads => 16,
+            Q8Order::KPairs | Q8Order::Q6K | Q8Order::Halves => 8,
+        }
+    }
+
     /// The word (of a vector's `nblocks * 8`) that holds word `wd` (< 8) of block `blk`.
     pub fn word_pos(self, nblocks: usize, blk: usize, wd: usize) -> usize {
-        let chunk = if self == Q8Order::KQuads { 16 } else { 8 };
+        let chunk = self.chunk_blocks();
         if self == Q8Order::Blocks || blk >= nblocks / chunk * chunk {
             return blk * 8 + wd;
         }
@@ -266,11 +275,7 @@ fn stage_blocks(caps: &DeviceCaps, ty: GgmlType, n: usize, unroll: u32, q8_out: 
     let bytes = blocks as u64 * n as u64 * 40 + if q8_out { 8 * 1024 + 260 } else { 4 };
     let fits = bytes <= u64::from(caps.limits.max_compute_shared_memory_size);
     // Passes must start on whole blocks and whole chunks of the word order.
-    let chunk = match Q8Order::for_product(ty, n) {
-        Q8Order::Blocks => 1,
-        Q8Order::KQuads => 16,
-        _ => 8,
-    };
+    let chunk = Q8Order::for_product(ty, n).chunk_blocks() as u32;
     let whole = sg * unroll % 8 == 0 && blocks % chunk == 0;
     if stage_pays(ty, n) && fits && whole {
         blocks
