@@ -72,6 +72,22 @@ const EXT_COOPMAT_NV: Ext = Ext {
             shared float16_t s[256];\nvoid main() { fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a; coopMatLoadNV(a, s, 0, 16, false); }\n",
 };
 
+/// Integer tensor-core tiles (GL_NV_integer_cooperative_matrix), with integer dot products
+/// through GL_EXT_spirv_intrinsics as in EXT_INTDOT_SPV.
+const EXT_COOPMAT_NV_I8: Ext = Ext {
+    name: "coopmat_nv_i8",
+    probe: "#version 450\n#extension GL_NV_cooperative_matrix : require\n#extension GL_NV_integer_cooperative_matrix : require\n\
+            #extension GL_KHR_memory_scope_semantics : require\n#extension GL_EXT_shader_explicit_arithmetic_types : require\n\
+            #extension GL_EXT_spirv_intrinsics : require\nlayout(local_size_x = 32) in;\n\
+            shared uvec4 s[64];\nlayout(binding = 0) buffer B { int b[]; };\n\
+            spirv_instruction(extensions = [\"SPV_KHR_integer_dot_product\"], capabilities = [6019, 6018], id = 4450)\n\
+            int sdot(int a, int c, spirv_literal int fmt);\n\
+            void main() { icoopmatNV<8, gl_ScopeSubgroup, 16, 32> a; icoopmatNV<8, gl_ScopeSubgroup, 32, 8> c;\n\
+            coopMatLoadNV(a, s, 0, 2, false); coopMatLoadNV(c, s, 32, 2, true);\n\
+            icoopmatNV<32, gl_ScopeSubgroup, 16, 8> d = coopMatMulAddNV(a, c, icoopmatNV<32, gl_ScopeSubgroup, 16, 8>(0));\n\
+            b[0] = d[0] + sdot(b[1], b[2], 0); }\n",
+};
+
 /// A compile-time workgroup shape: its name in variant names and the macros that set it.
 struct Shape {
     name: &'static str,
@@ -256,6 +272,27 @@ fn variant_table() -> Vec<Row> {
             defines: &[],
             quantized_only: true,
         },
+        // Batched decode products on Q8 activations with integer tensor-core tiles; the "emu"
+        // build computes the same tiles lane by lane (tests on devices without them).
+        Row {
+            kernel: "matmul_q8",
+            per_format: true,
+            shapes: &[],
+            ext: Some(&EXT_COOPMAT_NV_I8),
+            defines: &[],
+            quantized_only: true,
+        },
+        Row {
+            kernel: "matmul_q8",
+            per_format: true,
+            shapes: &[Shape {
+                name: "emu",
+                defines: &[("EMULATE_MMA", "1")],
+            }],
+            ext: Some(&EXT_INTDOT_SPV),
+            defines: &[],
+            quantized_only: true,
+        },
         Row {
             kernel: "quantize_q8",
             per_format: false,
@@ -410,7 +447,13 @@ fn main() {
     // Every optional extension is probed (the result is embedded, so `rawrxd devices` can say
     // what the shader compiler offered); variants needing a missing one are skipped.
     let mut ext_ok: Vec<(&str, bool)> = Vec::new();
-    for ext in [&EXT_COOPMAT, &EXT_COOPMAT_NV, &EXT_INTDOT, &EXT_INTDOT_SPV] {
+    for ext in [
+        &EXT_COOPMAT,
+        &EXT_COOPMAT_NV,
+        &EXT_COOPMAT_NV_I8,
+        &EXT_INTDOT,
+        &EXT_INTDOT_SPV,
+    ] {
         let ok = probe(&glslc, ext, &out_dir);
         let needed = rows
             .iter()

@@ -1525,6 +1525,133 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
     h.finish();
 }
 
+/// matmul_q8.comp (batched products on integer tiles) against the same f64 oracle as
+/// matvec_q8: the product of the decoded weights and the decoded Q8 activations. Every format;
+/// 2 ..= 16 vectors (partial 8-vector tiles); rows that do not fill a 16-row tile; vectors of
+/// 11 blocks (a partial last 4-block step) and K-quant rows of 24 blocks (warps idle in the
+/// last round of steps); store, accumulate and GLU. The emulated tiles run everywhere the
+/// integer dot products do (lavapipe in CI); the tensor-core tiles where the device has them.
+#[test]
+fn matmul_q8_matches_cpu_on_q8_activations() {
+    use rawrxd::engine::vulkan::kernels::matmul_q8::{self, Tiles};
+    use rawrxd::engine::vulkan::kernels::matvec_q8;
+    let Some(h) = harness() else { return };
+    let mut modes = Vec::new();
+    if matmul_q8::has_emulated(&h.gpu, GgmlType::Q4K) {
+        modes.push(Tiles::Emulated);
+    }
+    if h.gpu.caps().nv_coopmat_s8_16x8x32() {
+        assert!(
+            matmul_q8::has_tensor_tiles(&h.gpu, GgmlType::Q4K),
+            "{} has integer tensor-core tiles but this build has no matmul_q8 tensor variant",
+            h.gpu.caps().name
+        );
+        modes.push(Tiles::Tensor);
+    }
+    if modes.is_empty() {
+        // Devices with integer dot products always have the emulated build (no extension
+        // beyond matvec_q8's), so this is a device without them.
+        assert!(
+            !matvec_q8::has_matvec_q8(&h.gpu, GgmlType::Q4K),
+            "{} runs matvec_q8 but has no matmul_q8 variant: see the build's shader warnings",
+            h.gpu.caps().name
+        );
+        eprintln!(
+            "matmul_q8_matches_cpu_on_q8_activations: {} has no integer dot products; nothing to check",
+            h.gpu.caps().name
+        );
+        h.finish();
+        return;
+    }
+    let mut rng = Rng::new(15);
+    let cases = [
+        (33usize, 2usize, Output::Store),
+        (66, 5, Output::Accumulate),
+        (40, 8, Output::Store),
+        (70, 9, Output::Glu),
+        (1100, 16, Output::Glu),
+        (50, 16, Output::Accumulate),
+    ];
+    for tiles in modes {
+        for (ti, ty) in QUANT_TYPES.into_iter().enumerate() {
+            let ncols = if ty.is_k_quant() { 768 } else { 352 };
+            // Two cases a format, every case for three formats or more (each case is its own
+            // pipeline, and lavapipe takes seconds to compile one).
+            for (nrows, n, out) in [cases[ti % 6], cases[(ti + 3) % 6]] {
+                let order = Q8Order::for_product(ty, n);
+                let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
+                let out_rows = if out == Output::Glu { nrows / 2 } else { nrows };
+                let (xs, ys) = (ncols + 5, out_rows + 1);
+                let x: Vec<f32> = rng.vec(n * xs).iter().map(|v| v * 4.0).collect();
+                let y0 = rng.vec(n * ys);
+                let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[&wb]).unwrap();
+                let xb = h.upload_f32(&x);
+                let yb = h.upload_f32(&y0);
+                let xq = h
+                    .gpu
+                    .buffer(
+                        matvec_q8::q8_bytes(ncols, n),
+                        rawrxd::engine::vulkan::MemoryClass::Readback,
+                    )
+                    .unwrap();
+                let (mut rec, mut descs) = h.recorder();
+                rec.begin().unwrap();
+                let xa = Act {
+                    range: xb.range(),
+                    off: 2,
+                    stride: xs,
+                };
+                matvec_q8::quantize_q8(
+                    &h.gpu,
+                    &mut rec,
+                    &mut descs,
+                    xa,
+                    ncols,
+                    n,
+                    xq.range(),
+                    order,
+                )
+                .unwrap();
+                let ya = Act::packed(yb.range(), ys);
+                matmul_q8::matmul_q8(
+                    &h.gpu,
+                    &mut rec,
+                    &mut descs,
+                    &w,
+                    xq.range(),
+                    ya,
+                    n,
+                    out,
+                    tiles,
+                )
+                .unwrap();
+                rec.submit_wait().unwrap();
+                let got = h.download_f32(&yb);
+                let xr = q8_decode(&h.download_u32(&xq), ncols, n, order);
+                let prod = ref_matmul(&wv, ncols, nrows, &xr, ncols, n);
+                let mut want = y0.clone();
+                for t in 0..n {
+                    for r in 0..out_rows {
+                        let p = prod[t * nrows + r];
+                        want[t * ys + r] = match out {
+                            Output::Store => p,
+                            Output::Accumulate => y0[t * ys + r] as f64 + p,
+                            Output::Glu => silu(p) * prod[t * nrows + out_rows + r],
+                        } as f32;
+                    }
+                }
+                assert_close(
+                    &format!("matmul_q8 {tiles:?} {ty} {out:?} {nrows}x{ncols} n={n}"),
+                    &got,
+                    &want,
+                    1e-9,
+                );
+            }
+        }
+    }
+    h.finish();
+}
+
 /// quantize_q8 in every word order against a CPU quantizer (ggml's Q8_1 rounding: d = max|x| /
 /// 127, q = round(x / d) half away from zero, the pair (d, d * sum q)) placed by
 /// `Q8Order::word_pos`: the shader's order is the documented one, the pairs stay in block order.

@@ -604,6 +604,23 @@ impl DeviceCaps {
             })
     }
 
+    /// True when batched products can run on integer tensor-core tiles (matmul_q8.comp): the
+    /// NV extension offers the 16x8x32 signed 8-bit shape with 32-bit sums for subgroups of
+    /// 32, next to the f16 shape that enables the extension, and 8-bit shader integers.
+    pub fn nv_coopmat_s8_16x8x32(&self) -> bool {
+        self.nv_coopmat_f16_16x16()
+            && self.shader_int8
+            && self.cooperative_matrix_nv.as_ref().is_some_and(|shapes| {
+                shapes.iter().any(|s| {
+                    s.m == 16
+                        && s.n == 8
+                        && s.k == 32
+                        && s.types == "SINT8/SINT8/SINT32/SINT32"
+                        && s.scope == "SUBGROUP"
+                })
+            })
+    }
+
     /// True when the extension `name` is offered.
     pub fn has_extension(&self, name: &CStr) -> bool {
         self.extensions

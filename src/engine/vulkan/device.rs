@@ -175,7 +175,8 @@ impl Device {
             vk::PhysicalDeviceCooperativeMatrixFeaturesNV::default().cooperative_matrix(coopmat_nv);
         let mut f12 = vk::PhysicalDeviceVulkan12Features::default()
             .vulkan_memory_model(coopmat_nv)
-            .shader_float16(coopmat_nv);
+            .shader_float16(coopmat_nv)
+            .shader_int8(caps.nv_coopmat_s8_16x8x32());
         // Integer dot products (matvec_q8.comp) are enabled on Vulkan 1.3 devices that have them.
         let int_dot = api13 && caps.integer_dot_product.is_some();
         let mut f13 = vk::PhysicalDeviceVulkan13Features::default()

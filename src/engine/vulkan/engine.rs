@@ -29,6 +29,7 @@ use super::context::{Gpu, GpuOptions};
 use super::error::VkResult;
 use super::kernels::attention::{self, AttnShape};
 use super::kernels::eltwise::{self, EltOp};
+use super::kernels::matmul_q8;
 use super::kernels::matvec::{self, Act, Output, MATVEC_MAX_BATCH};
 use super::kernels::matvec_q8::{self, Q8Order};
 use super::kernels::norm;
@@ -66,6 +67,11 @@ pub struct VulkanEngineOptions {
     /// with integer dot products where the device has them (see `matvec_q8`, and
     /// `RAWRXD_INTDOT=0`); longer prompt chunks take the matmuls. Off, those products run in f32.
     pub int_dot: bool,
+    /// Batched products on Q8 activations (2 ..= 16 vectors) on integer tiles (`matmul_q8`),
+    /// with `coopmat` and `int_dot` on, where the device and the build have the tiles named.
+    /// Default from `RAWRXD_MMQ` (`matmul_q8::engine_tiles`): none, since on an H100 these
+    /// tiles are still slower than the integer dot products.
+    pub q8_tiles: Option<matmul_q8::Tiles>,
     /// Prompt chunks of 2 ..= `rows_max` tokens run as rows steps (see [`ROWS_MAX`], its default
     /// and upper bound); longer ones as prefill passes. 1 sends every chunk of several tokens
     /// to a prefill pass (tests of that path).
@@ -82,6 +88,7 @@ impl Default for VulkanEngineOptions {
             n_slots: 1,
             coopmat: true,
             int_dot: true,
+            q8_tiles: matmul_q8::engine_tiles(),
             rows_max: ROWS_MAX,
         }
     }
@@ -210,6 +217,8 @@ struct State {
     staging_next: std::cell::Cell<usize>,
     /// `VulkanEngineOptions::int_dot`.
     int_dot: bool,
+    /// `VulkanEngineOptions::q8_tiles`, when `coopmat` is on too.
+    q8_tiles: Option<matmul_q8::Tiles>,
     /// What the Q8 scratch last written holds, set by the kernel that wrote it and read by the
     /// products after it (see [`State::mul`]).
     xq_holds: std::cell::Cell<Option<Q8Held>>,
@@ -379,6 +388,14 @@ impl State {
                     second: !second,
                 }));
                 return Ok(());
+            }
+            // Batches on integer tiles where the options ask for them (their sums are ordered
+            // differently from one vector's, so only with tensor cores on).
+            if let Some(tiles) = self
+                .q8_tiles
+                .filter(|&t| matmul_q8::takes(&self.gpu, t, w.ty, n))
+            {
+                return matmul_q8::matmul_q8(&self.gpu, rec, descs, w, xq, y, n, out, tiles);
             }
             return matvec_q8::matvec_q8(&self.gpu, rec, descs, w, xq, y, n, out);
         }
@@ -840,6 +857,7 @@ impl VulkanEngine {
             staging,
             staging_next: std::cell::Cell::new(0),
             int_dot: opts.int_dot,
+            q8_tiles: opts.q8_tiles.filter(|_| opts.coopmat),
             xq_holds: std::cell::Cell::new(None),
         };
         Ok(VulkanEngine {

@@ -5,6 +5,7 @@
 
 pub mod attention;
 pub mod eltwise;
+pub mod matmul_q8;
 pub mod matvec;
 pub mod matvec_q8;
 pub mod norm;
