@@ -118,61 +118,99 @@ shared int probe[128];
 #define WARP_SYNC() subgroupMemoryBarrierShared(); subgroupBarrier()
 #endif
 
+// Most activation quads (16 vectors x SB blocks x 2 halves) and pairs a lane copies per step,
+// and most weight pieces (16 rows x PPS).
+#define XL ((16u * SB * 2u + 31u) / 32u)
+#define DL ((16u * SB + 31u) / 32u)
+#define WL ((16u * PPS + 31u) / 32u)
+
 // Copies step `st`'s activation blocks of every vector into warp k's tile, with their pairs;
-// blocks past the vector's end (and vectors past BATCH: never written) stay zero.
+// blocks past the vector's end (and vectors past BATCH: never written) stay zero. Every load
+// is issued before the first store (one memory round trip a step).
 void stage_x(uint k, uint lane, uint st) {
     const uint b0 = st * SB;
-    for (uint t = lane; t < BATCH * SB * 2u; t += 32u) {
+    uvec4 q[XL];
+    vec2 d[DL];
+    [[unroll]] for (uint i = 0u; i < XL; ++i) {
+        const uint t = lane + 32u * i;
         const uint c = t / (SB * 2u);
-        const uint bl = (t / 2u) % SB;
-        const uint h = t % 2u;
-        const uint blk = b0 + bl;
-        uvec4 q = uvec4(0u);
-        if (blk < pc.nblocks) {
-            q = xq4[(c * pc.nblocks * 8u + q8_word_pos(IN_ORDER, pc.nblocks, blk, 4u * h)) >> 2];
+        const uint blk = b0 + (t / 2u) % SB;
+        q[i] = uvec4(0u);
+        if (t < BATCH * SB * 2u && blk < pc.nblocks) {
+            q[i] = xq4[(c * pc.nblocks * 8u + q8_word_pos(IN_ORDER, pc.nblocks, blk, 4u * (t % 2u))) >> 2];
         }
-        // Column (bl, h) of HALVES == 2 holds only half h; with one column per block both halves.
-        const uint at = (k * NV + c) * XW4 + (HALVES == 2u ? (bl * 2u + h) * 2u + h : bl * 2u + h);
-        xs4[at] = q;
-#ifdef Q8_WORD_MIN
-        xso[((k * NV + c) * SB + bl) * 2u + h] = float(sdot4(0x01010101u, q.x) + sdot4(0x01010101u, q.y)
-            + sdot4(0x01010101u, q.z) + sdot4(0x01010101u, q.w));
-#endif
     }
-    for (uint t = lane; t < BATCH * SB; t += 32u) {
-        const uint c = t / SB;
+    [[unroll]] for (uint i = 0u; i < DL; ++i) {
+        const uint t = lane + 32u * i;
         const uint blk = b0 + t % SB;
-        xds[(k * NV + c) * SB + t % SB] = blk < pc.nblocks ? xd[pc.ds_base + c * pc.nblocks + blk] : vec2(0.0);
+        d[i] = vec2(0.0);
+        if (t < BATCH * SB && blk < pc.nblocks) {
+            d[i] = xd[pc.ds_base + (t / SB) * pc.nblocks + blk];
+        }
+    }
+    [[unroll]] for (uint i = 0u; i < XL; ++i) {
+        const uint t = lane + 32u * i;
+        if (t < BATCH * SB * 2u) {
+            const uint c = t / (SB * 2u);
+            const uint bl = (t / 2u) % SB;
+            const uint h = t % 2u;
+            // Column (bl, h) of HALVES == 2 holds only half h; with one column per block both
+            // halves.
+            const uint at = (k * NV + c) * XW4 + (HALVES == 2u ? (bl * 2u + h) * 2u + h : bl * 2u + h);
+            xs4[at] = q[i];
+#ifdef Q8_WORD_MIN
+            xso[((k * NV + c) * SB + bl) * 2u + h] = float(sdot4(0x01010101u, q[i].x)
+                + sdot4(0x01010101u, q[i].y) + sdot4(0x01010101u, q[i].z) + sdot4(0x01010101u, q[i].w));
+#endif
+        }
+    }
+    [[unroll]] for (uint i = 0u; i < DL; ++i) {
+        const uint t = lane + 32u * i;
+        if (t < BATCH * SB) {
+            xds[(k * NV + t / SB) * SB + t % SB] = d[i];
+        }
     }
 }
 
-// Decodes step `st`'s pieces of the tile's rows (matrix m: 0, or 1 the GLU's up half) into warp
-// k's int8 tile and scales. Rows past the end repeat the last row (never stored).
-void stage_w(uint k, uint lane, uint st, uint row0, uint m) {
+// Decodes step `st`'s pieces of the tile's rows (and with GLU of the up rows) into warp k's
+// int8 tiles and scales. Rows past the end repeat the last row (never stored). Every piece is
+// decoded (its loads issued) before the first store.
+void stage_w(uint k, uint lane, uint st, uint row0) {
     const uint b0 = st * SB;
     const uint npieces = q8_row_pieces(pc.ncols);
-    for (uint t = lane; t < 16u * PPS; t += 32u) {
-        const uint r = t / PPS;
-        const uint p = st * PPS + t % PPS;
-        if (p < npieces) {
-            const uint row = min(row0 + r, pc.nrows - 1u);
-            Q8Piece P;
-            q8_piece(row * pc.row_bytes + m * pc.glu_off, p, P);
-            const uint base = (k * MATS + m) * 16u + r;
-            [[unroll]] for (uint g = 0u; g < Q8_G; ++g) {
-                const uint bl = P.xb[g] - b0;
-                const uint h = P.xw[g] / 4u;
-                as4[base * 8u + bl * 2u + h] = uvec4(P.q[g][0], P.q[g][1], P.q[g][2], P.q[g][3]);
-                // One column per block: the first half's group carries the block's scale and
-                // min (the second half's scale is the same; its min is zero).
-                if (HALVES == 2u || h == 0u) {
-                    const uint si = base * SB * 2u + bl * 2u + (HALVES == 2u ? h : 0u);
+    Q8Piece P[2][WL];
+    [[unroll]] for (uint m = 0u; m < 2u; ++m) {
+        [[unroll]] for (uint i = 0u; i < WL; ++i) {
+            const uint t = lane + 32u * i;
+            const uint p = st * PPS + t % PPS;
+            if (m < MATS && t < 16u * PPS && p < npieces) {
+                const uint row = min(row0 + t / PPS, pc.nrows - 1u);
+                q8_piece(row * pc.row_bytes + m * pc.glu_off, p, P[m][i]);
+            }
+        }
+    }
+    [[unroll]] for (uint m = 0u; m < 2u; ++m) {
+        [[unroll]] for (uint i = 0u; i < WL; ++i) {
+            const uint t = lane + 32u * i;
+            const uint p = st * PPS + t % PPS;
+            if (m < MATS && t < 16u * PPS && p < npieces) {
+                const uint base = (k * MATS + m) * 16u + t / PPS;
+                [[unroll]] for (uint g = 0u; g < Q8_G; ++g) {
+                    const uint bl = P[m][i].xb[g] - b0;
+                    const uint h = P[m][i].xw[g] / 4u;
+                    as4[base * 8u + bl * 2u + h] =
+                        uvec4(P[m][i].q[g][0], P[m][i].q[g][1], P[m][i].q[g][2], P[m][i].q[g][3]);
+                    // One column per block: the first half's group carries the block's scale
+                    // and min (the second half's scale is the same; its min is zero).
+                    if (HALVES == 2u || h == 0u) {
+                        const uint si = base * SB * 2u + bl * 2u + (HALVES == 2u ? h : 0u);
 #ifdef Q8_WORD_MIN
-                    ms[si] = P.mw[g];
+                        ms[si] = P[m][i].mw[g];
 #else
-                    ms[si] = P.m[g];
+                        ms[si] = P[m][i].m[g];
 #endif
-                    fs[si] = P.f[g];
+                        fs[si] = P[m][i].f[g];
+                    }
                 }
             }
         }
@@ -234,9 +272,7 @@ void main() {
         const bool live = st < nsteps;
         if (live) {
             stage_x(k, lane, st);
-            [[unroll]] for (uint m = 0u; m < MATS; ++m) {
-                stage_w(k, lane, st, row0, m);
-            }
+            stage_w(k, lane, st, row0);
         }
         WARP_SYNC();
         if (live) {
