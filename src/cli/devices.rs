@@ -20,6 +20,14 @@ fn mib(b: u64) -> String {
     format!("{:.0} MiB", b as f64 / (1u64 << 20) as f64)
 }
 
+fn usable(b: bool) -> &'static str {
+    if b {
+        "usable"
+    } else {
+        "not usable"
+    }
+}
+
 fn yes(b: bool) -> &'static str {
     if b {
         "yes"
@@ -96,13 +104,11 @@ fn describe(c: &DeviceCaps, default: bool, out: &mut impl Write) -> std::io::Res
     )?;
     writeln!(
         out,
-        "    cooperative matrix (NV) {}; tensor-core matmul (16x16x16 f16, 32 lanes) {}",
+        "    cooperative matrix (NV) {}; tensor-core matmul (16x16x16 f16, 32 lanes) {}; \
+         integer tiles for batches (16x8x32 s8, RAWRXD_MMQ=1) {}",
         shapes(&c.cooperative_matrix_nv),
-        if c.nv_coopmat_f16_16x16() {
-            "usable"
-        } else {
-            "not usable"
-        }
+        usable(c.nv_coopmat_f16_16x16()),
+        usable(c.nv_coopmat_s8_16x8x32())
     )?;
     let l = &c.limits;
     writeln!(
