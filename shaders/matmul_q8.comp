@@ -7,14 +7,15 @@
 // scale and its block's activation scale.
 //
 // Work split. A workgroup owns one tile of 16 rows (GLU: 16 gate and the matching 16 up rows)
-// and is KS warps of 32 lanes; warp k takes every KS-th step of 4 activation blocks (128
-// columns) of the rows, so the K dimension is split KS ways inside the workgroup, and the warps'
-// partial sums are added in warp order at the end (deterministic). A step: the warp copies the
-// 4 blocks of every vector into its own shared tile (token-major, each block's quants as 32
-// bytes; formats whose scales cover 16 elements get each half block as its own 32-byte column
-// with the other half zero), decodes its 16 rows' pieces of those columns into a row-major
-// int8 tile and their scales, then per block (and half) and per 8 vectors multiplies a 16x32 by
-// a 32x8 tile into a 16x8 int32 tile, whose elements each lane scales into its f32 sums.
+// and is KS warps of 32 lanes; warp k takes every KS-th step of SB activation blocks (4 or 8:
+// 128 or 256 columns) of the rows, so the K dimension is split KS ways inside the workgroup,
+// and the warps' partial sums are added in warp order at the end (deterministic). A step: the
+// warp copies the SB blocks of every vector into its own shared tile (token-major, each
+// block's quants as 32 bytes; formats whose scales cover 16 elements get each half block as
+// its own 32-byte column with the other half zero), decodes its 16 rows' pieces of those
+// columns into a row-major int8 tile and their scales, then per block (and half) and per 8
+// vectors multiplies a 16x32 by a 32x8 tile into a 16x8 int32 tile, whose elements each lane
+// scales into its f32 sums.
 //
 // Which (row, vector) each lane's tile element is: NV cooperative matrices do not publish their
 // layout, so each warp loads a tile of the element indices once and reads its own elements.
@@ -23,12 +24,13 @@
 //
 // Numerics: each block's (or half block's) integer sum is exact; the f32 scaling and the order
 // of the sums differ from matvec_q8.comp's, so results are close to, not bit-equal with, the
-// single-vector product (the batched greedy tests allow for it on these devices).
+// single-vector product (the batched tests allow for it).
 //
 // Bindings: 0 weights (raw GGUF bytes + 16 bytes padding; also uvec4), 1 activations (quants
 // as uvec4, (d, s) pairs as vec2 from ds_base), 2 y (f32). Push constants: matvec_q8.comp's
 // (`MatvecQ8Push`; the Q8-output fields unused). Specialization: 0 workgroup size (KS * 32),
-// 1 KS, 2 BATCH, 3 GLU, 4 IN_ORDER (the activations' word order, q8_block.glsl).
+// 1 KS, 2 BATCH, 3 GLU, 4 IN_ORDER (the activations' word order, q8_block.glsl), 5 SB (4 or 8;
+// a K-quant step is then half or all of a superblock).
 // Flags: bit 0 accumulate.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_spirv_intrinsics : require
@@ -45,6 +47,7 @@ layout(constant_id = 1) const uint KS = 1;
 layout(constant_id = 2) const uint BATCH = 2;
 layout(constant_id = 3) const bool GLU = false;
 layout(constant_id = 4) const uint IN_ORDER = 0;
+layout(constant_id = 5) const uint SB = 4;
 
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
@@ -88,8 +91,9 @@ shared vec2 unused_d[1];
 #define HALVES 1u
 #endif
 
-// Activation blocks per step, pieces of a row per step, vectors padded to whole 8-vector tiles.
-#define SB 4u
+// The weight tile's row stride in uvec4, pieces of a row per step, vectors padded to whole
+// 8-vector tiles.
+#define AW (SB * 2u)
 #define PPS (SB * 32u * Q8_LPB / Q8_QK)
 #define NT ((BATCH + 7u) / 8u)
 #define NV (NT * 8u)
@@ -101,7 +105,7 @@ shared vec2 unused_d[1];
 // activation tile (NV vectors x XW4 uvec4), the weight scales per row and slice (f; and the
 // block min m, or Q2_K's word min, per row and slice), the activation pairs per vector and
 // block, Q2_K's per-slice quant sums, and the warp's partial sums for the final reduction.
-shared uvec4 as4[KS * MATS * 16u * 8u];
+shared uvec4 as4[KS * MATS * 16u * AW];
 shared uvec4 xs4[KS * NV * XW4];
 shared float fs[KS * MATS * 16u * SB * 2u];
 shared float ms[KS * MATS * 16u * SB * 2u];
@@ -198,7 +202,7 @@ void stage_w(uint k, uint lane, uint st, uint row0) {
                 [[unroll]] for (uint g = 0u; g < Q8_G; ++g) {
                     const uint bl = P[m][i].xb[g] - b0;
                     const uint h = P[m][i].xw[g] / 4u;
-                    as4[base * 8u + bl * 2u + h] =
+                    as4[base * AW + bl * 2u + h] =
                         uvec4(P[m][i].q[g][0], P[m][i].q[g][1], P[m][i].q[g][2], P[m][i].q[g][3]);
                     // One column per block: the first half's group carries the block's scale
                     // and min (the second half's scale is the same; its min is zero).
@@ -281,9 +285,9 @@ void main() {
                 // The weight tiles of the block (a1: the GLU's up rows).
                 icoopmatNV<8, gl_ScopeSubgroup, 16, 32> a0;
                 icoopmatNV<8, gl_ScopeSubgroup, 16, 32> a1;
-                coopMatLoadNV(a0, as4, (k * MATS * 16u) * 8u + bl * 2u, 8u, false);
+                coopMatLoadNV(a0, as4, (k * MATS * 16u) * AW + bl * 2u, AW, false);
                 if (GLU) {
-                    coopMatLoadNV(a1, as4, ((k * MATS + 1u) * 16u) * 8u + bl * 2u, 8u, false);
+                    coopMatLoadNV(a1, as4, ((k * MATS + 1u) * 16u) * AW + bl * 2u, AW, false);
                 }
 #endif
                 [[unroll]] for (uint h = 0u; h < HALVES; ++h) {
@@ -293,8 +297,8 @@ void main() {
 #ifdef EMULATE_MMA
                         [[unroll]] for (uint m = 0u; m < MATS; ++m) {
                             [[unroll]] for (uint i = 0u; i < 4u; ++i) {
-                                const uvec4 a0 = as4[((k * MATS + m) * 16u + er[i]) * 8u + bl * 2u];
-                                const uvec4 a1 = as4[((k * MATS + m) * 16u + er[i]) * 8u + bl * 2u + 1u];
+                                const uvec4 a0 = as4[((k * MATS + m) * 16u + er[i]) * AW + bl * 2u];
+                                const uvec4 a1 = as4[((k * MATS + m) * 16u + er[i]) * AW + bl * 2u + 1u];
                                 const uvec4 x0 = xs4[xcol + ec[i] * XW4];
                                 const uvec4 x1 = xs4[xcol + ec[i] * XW4 + 1u];
                                 int s = 0;

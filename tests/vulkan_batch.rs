@@ -287,38 +287,15 @@ fn batched_coopmat_decode_stays_close_to_each_sequence_alone() {
         .collect();
     drop(single);
     let mut batch = load_opts(&h, &file, 4, true, false, None);
-    let mut pos = vec![0usize; prompts.len()];
     let mut worst = 0f64;
-    for k in 0..GEN {
-        let inputs: Vec<Vec<u32>> = (0..prompts.len())
-            .map(|s| {
-                if k == 0 {
-                    prompts[s].clone()
-                } else {
-                    vec![reference[s].0[k - 1]]
-                }
-            })
-            .collect();
-        let items: Vec<BatchItem<'_>> = inputs
-            .iter()
-            .enumerate()
-            .map(|(s, t)| BatchItem {
-                slot: s,
-                tokens: t,
-                pos: pos[s],
-            })
-            .collect();
-        let logits = batch.forward_batch(&items).unwrap();
-        for (s, l) in logits.iter().enumerate() {
-            let e = nmse(l, &reference[s].1[k]);
-            worst = worst.max(e);
-            assert!(
-                e < 1e-4,
-                "sequence {s}, token {k}: logits NMSE {e:.3e} against alone"
-            );
-            pos[s] += inputs[s].len();
-        }
-    }
+    teacher_forced(&mut batch, &prompts, &reference, false, |s, k, l| {
+        let e = nmse(l, &reference[s].1[k]);
+        worst = worst.max(e);
+        assert!(
+            e < 1e-4,
+            "sequence {s}, token {k}: logits NMSE {e:.3e} against alone"
+        );
+    });
     eprintln!("batched coopmat decode: worst logits NMSE against alone {worst:.3e}");
     drop(batch);
     h.finish();
@@ -370,9 +347,56 @@ fn batched_q8_tiles_stay_close_to_each_sequence_alone() {
         .collect();
     drop(single);
     let mut batch = load_opts(&h, &file, 4, true, true, Some(tiles));
-    let mut pos = vec![0usize; prompts.len()];
     let mut worst = 0f64;
     let mut ties = 0;
+    // Prompts one sequence at a time (a rows step of its tokens, as alone: together they would
+    // exceed 16 rows and take the matmuls), then decode steps of all four.
+    teacher_forced(&mut batch, &prompts, &reference, true, |s, k, l| {
+        let e = nmse(l, &reference[s].1[k]);
+        worst = worst.max(e);
+        assert!(
+            e < 1e-2,
+            "{tiles:?} tiles, sequence {s}, token {k}: logits NMSE {e:.3e} against alone"
+        );
+        // A different greedy token only at a near tie: the one chosen alone is within 1 % of
+        // the logits' range of the batch's best.
+        let want = reference[s].0[k] as usize;
+        let best = argmax(l) as usize;
+        let (lo, hi) = l
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let gap = (l[best] - l[want]) / (hi - lo);
+        if best != want {
+            ties += 1;
+            eprintln!(
+                "sequence {s}, token {k}: {best} instead of {want}, gap {gap:.2e} of the range"
+            );
+        }
+        assert!(
+            gap <= 0.01,
+            "{tiles:?} tiles, sequence {s}, token {k}: greedy {best}, alone {want} (gap {gap:.3e} of the logits' range)"
+        );
+    });
+    eprintln!(
+        "batched decode on {tiles:?} Q8 tiles: worst logits NMSE against alone {worst:.3e}; \
+         {ties} near ties decided otherwise"
+    );
+    drop(batch);
+    h.finish();
+}
+
+/// Runs `batch` (a slot per prompt) over `prompts`, then for GEN - 1 more steps over the tokens
+/// each sequence chose alone (`reference`, from `greedy_alone`, so that one near tie cannot send
+/// a sequence elsewhere), and hands each sequence's logits of every step to `check(s, k,
+/// logits)`. With `prompts_apart` the prompts run one sequence at a time.
+fn teacher_forced(
+    batch: &mut VulkanEngine,
+    prompts: &[Vec<u32>],
+    reference: &[(Vec<u32>, Vec<Vec<f32>>)],
+    prompts_apart: bool,
+    mut check: impl FnMut(usize, usize, &[f32]),
+) {
+    let mut pos = vec![0usize; prompts.len()];
     for k in 0..GEN {
         let inputs: Vec<Vec<u32>> = (0..prompts.len())
             .map(|s| {
@@ -392,9 +416,7 @@ fn batched_q8_tiles_stay_close_to_each_sequence_alone() {
                 pos: pos[s],
             })
             .collect();
-        // Prompts one sequence at a time (a rows step of its tokens, as alone: together they
-        // would exceed 16 rows and take the matmuls), then decode steps of all four.
-        let logits: Vec<Vec<f32>> = if k == 0 {
+        let logits: Vec<Vec<f32>> = if k == 0 && prompts_apart {
             items
                 .iter()
                 .flat_map(|it| batch.forward_batch(std::slice::from_ref(it)).unwrap())
@@ -403,39 +425,10 @@ fn batched_q8_tiles_stay_close_to_each_sequence_alone() {
             batch.forward_batch(&items).unwrap()
         };
         for (s, l) in logits.iter().enumerate() {
-            let e = nmse(l, &reference[s].1[k]);
-            worst = worst.max(e);
-            assert!(
-                e < 1e-2,
-                "{tiles:?} tiles, sequence {s}, token {k}: logits NMSE {e:.3e} against alone"
-            );
-            // A different greedy token only at a near tie: the one chosen alone is within
-            // 1 % of the logits' range of the batch's best.
-            let want = reference[s].0[k] as usize;
-            let best = argmax(l) as usize;
-            let (lo, hi) = l
-                .iter()
-                .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-            let gap = (l[best] - l[want]) / (hi - lo);
-            if best != want {
-                ties += 1;
-                eprintln!(
-                    "sequence {s}, token {k}: {best} instead of {want}, gap {gap:.2e} of the range"
-                );
-            }
-            assert!(
-                gap <= 0.01,
-                "{tiles:?} tiles, sequence {s}, token {k}: greedy {best}, alone {want} (gap {gap:.3e} of the logits' range)"
-            );
+            check(s, k, l);
             pos[s] += inputs[s].len();
         }
     }
-    eprintln!(
-        "batched decode on {tiles:?} Q8 tiles: worst logits NMSE against alone {worst:.3e}; \
-         {ties} near ties decided otherwise"
-    );
-    drop(batch);
-    h.finish();
 }
 
 /// After `prepare`, serving builds no pipeline: decode steps of every bucket up to the slot count

@@ -1374,6 +1374,131 @@ fn q8_decode(words: &[u32], ncols: usize, n: usize, order: Q8Order) -> Vec<f32> 
 /// turn; 16-vector products (and Q8_0 batches) with the activations staged in shared memory.
 /// Runs where the device has integer dot products (Vulkan 1.3: lavapipe and the H100 both do);
 /// elsewhere it says so.
+/// One product case on Q8 activations: random weights of `ty` (`nrows` x `ncols`), `n` random
+/// vectors (from element 2, stride `ncols + 5`) and a random y (stride `out_rows + 1`), all
+/// uploaded, and a scratch for the vectors' Q8 form in `Q8Order::for_product(ty, n)`.
+struct Q8Case {
+    ncols: usize,
+    nrows: usize,
+    n: usize,
+    out: Output,
+    order: Q8Order,
+    out_rows: usize,
+    ys: usize,
+    wv: Vec<f32>,
+    x: Vec<f32>,
+    xs: usize,
+    y0: Vec<f32>,
+    w: WeightMatrix,
+    xb: rawrxd::engine::vulkan::GpuBuffer,
+    yb: rawrxd::engine::vulkan::GpuBuffer,
+    xq: rawrxd::engine::vulkan::GpuBuffer,
+}
+
+impl Q8Case {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        h: &vulkan_support::Harness,
+        rng: &mut Rng,
+        ty: GgmlType,
+        ncols: usize,
+        nrows: usize,
+        n: usize,
+        out: Output,
+    ) -> Self {
+        use rawrxd::engine::vulkan::kernels::matvec_q8;
+        let (wb, wv) = random_quant(rng, ty, ncols, nrows);
+        let out_rows = if out == Output::Glu { nrows / 2 } else { nrows };
+        let (xs, ys) = (ncols + 5, out_rows + 1);
+        let x: Vec<f32> = rng.vec(n * xs).iter().map(|v| v * 4.0).collect();
+        let y0 = rng.vec(n * ys);
+        let xq = h
+            .gpu
+            .buffer(
+                matvec_q8::q8_bytes(ncols, n),
+                rawrxd::engine::vulkan::MemoryClass::Readback,
+            )
+            .unwrap();
+        Q8Case {
+            ncols,
+            nrows,
+            n,
+            out,
+            order: Q8Order::for_product(ty, n),
+            out_rows,
+            ys,
+            w: WeightMatrix::upload(&h.gpu, ty, ncols, &[&wb]).unwrap(),
+            xb: h.upload_f32(&x),
+            yb: h.upload_f32(&y0),
+            xq,
+            wv,
+            x,
+            xs,
+            y0,
+        }
+    }
+
+    /// Records quantize_q8 of the vectors into the scratch.
+    fn quantize(
+        &self,
+        h: &vulkan_support::Harness,
+        rec: &mut rawrxd::engine::vulkan::Recorder,
+        descs: &mut rawrxd::engine::vulkan::DescriptorCache,
+    ) {
+        let xa = Act {
+            range: self.xb.range(),
+            off: 2,
+            stride: self.xs,
+        };
+        rawrxd::engine::vulkan::kernels::matvec_q8::quantize_q8(
+            &h.gpu,
+            rec,
+            descs,
+            xa,
+            self.ncols,
+            self.n,
+            self.xq.range(),
+            self.order,
+        )
+        .unwrap();
+    }
+
+    /// y as the products write it.
+    fn y(&self) -> Act {
+        Act::packed(self.yb.range(), self.ys)
+    }
+
+    /// The vectors as f32 (the second oracle's input).
+    fn x_f32(&self) -> Vec<f32> {
+        (0..self.n)
+            .flat_map(|t| self.x[2 + t * self.xs..][..self.ncols].to_vec())
+            .collect()
+    }
+
+    /// The vectors as the scratch holds them, decoded.
+    fn x_q8(&self, h: &vulkan_support::Harness) -> Vec<f32> {
+        q8_decode(&h.download_u32(&self.xq), self.ncols, self.n, self.order)
+    }
+
+    /// y after the product, in f64 from the decoded weights and `xv` (`n` packed vectors).
+    fn want(&self, xv: &[f32]) -> Vec<f32> {
+        let (nrows, out_rows, ys) = (self.nrows, self.out_rows, self.ys);
+        let prod = ref_matmul(&self.wv, self.ncols, nrows, xv, self.ncols, self.n);
+        let mut want = self.y0.clone();
+        for t in 0..self.n {
+            for r in 0..out_rows {
+                let p = prod[t * nrows + r];
+                want[t * ys + r] = match self.out {
+                    Output::Store => p,
+                    Output::Accumulate => self.y0[t * ys + r] as f64 + p,
+                    Output::Glu => silu(p) * prod[t * nrows + out_rows + r],
+                } as f32;
+            }
+        }
+        want
+    }
+}
+
 #[test]
 fn matvec_q8_matches_cpu_on_q8_activations() {
     use rawrxd::engine::vulkan::kernels::matvec_q8;
@@ -1412,44 +1537,15 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
         .into_iter()
         .enumerate()
         {
-            let order = Q8Order::for_product(ty, n);
             let out_order = Q8Order::ALL[(ti + ci) % Q8Order::ALL.len()];
-            let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
-            let out_rows = if out == Output::Glu { nrows / 2 } else { nrows };
-            let (xs, ys) = (ncols + 5, out_rows + 1);
-            let x: Vec<f32> = rng.vec(n * xs).iter().map(|v| v * 4.0).collect();
-            let y0 = rng.vec(n * ys);
-            let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[&wb]).unwrap();
-            let xb = h.upload_f32(&x);
-            let yb = h.upload_f32(&y0);
-            let xq = h
-                .gpu
-                .buffer(
-                    matvec_q8::q8_bytes(ncols, n),
-                    rawrxd::engine::vulkan::MemoryClass::Readback,
-                )
-                .unwrap();
+            let case = Q8Case::new(&h, &mut rng, ty, ncols, nrows, n, out);
+            let (out_rows, w, xq) = (case.out_rows, &case.w, &case.xq);
             // Counters for the GLU's 32-row blocks, left zeroed by every dispatch.
             let counters = h.zeros(out_rows.div_ceil(32));
             let (mut rec, mut descs) = h.recorder();
             rec.begin().unwrap();
-            let xa = Act {
-                range: xb.range(),
-                off: 2,
-                stride: xs,
-            };
-            matvec_q8::quantize_q8(
-                &h.gpu,
-                &mut rec,
-                &mut descs,
-                xa,
-                ncols,
-                n,
-                xq.range(),
-                order,
-            )
-            .unwrap();
-            let ya = Act::packed(yb.range(), ys);
+            case.quantize(&h, &mut rec, &mut descs);
+            let ya = case.y();
             // GLU products may also write their output's Q8 form: it must equal quantize_q8 of
             // the f32 output, byte for byte.
             let glu_q8 = (out == Output::Glu).then(|| q8_pair(&h, out_rows, n));
@@ -1459,7 +1555,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
                         &h.gpu,
                         &mut rec,
                         &mut descs,
-                        &w,
+                        w,
                         xq.range(),
                         ya,
                         n,
@@ -1481,7 +1577,7 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
                     .unwrap();
                 }
                 None => {
-                    matvec_q8::matvec_q8(&h.gpu, &mut rec, &mut descs, &w, xq.range(), ya, n, out)
+                    matvec_q8::matvec_q8(&h.gpu, &mut rec, &mut descs, w, xq.range(), ya, n, out)
                         .unwrap()
                 }
             }
@@ -1494,24 +1590,9 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
                 );
             }
             assert_counters_zero(&h, &counters, &format!("matvec_q8 {ty}"));
-            let got = h.download_f32(&yb);
-            let xv: Vec<f32> = (0..n)
-                .flat_map(|t| x[2 + t * xs..][..ncols].to_vec())
-                .collect();
-            let xr = q8_decode(&h.download_u32(&xq), ncols, n, order);
-            for (oracle, bound) in [(&xr, 1e-9), (&xv, 2e-3)] {
-                let prod = ref_matmul(&wv, ncols, nrows, oracle, ncols, n);
-                let mut want = y0.clone();
-                for t in 0..n {
-                    for r in 0..out_rows {
-                        let p = prod[t * nrows + r];
-                        want[t * ys + r] = match out {
-                            Output::Store => p,
-                            Output::Accumulate => y0[t * ys + r] as f64 + p,
-                            Output::Glu => silu(p) * prod[t * nrows + out_rows + r],
-                        } as f32;
-                    }
-                }
+            let got = h.download_f32(&case.yb);
+            for (oracle, bound) in [(case.x_q8(&h), 1e-9), (case.x_f32(), 2e-3)] {
+                let want = case.want(&oracle);
                 let what = if bound < 1e-6 { "q8 x" } else { "f32 x" };
                 assert_close(
                     &format!("matvec_q8 {ty} {out:?} {nrows}x{ncols} n={n} vs {what}"),
@@ -1583,68 +1664,25 @@ fn matmul_q8_matches_cpu_on_q8_activations() {
                 Tiles::Tensor => vec![cases[ti % 6], cases[(ti + 3) % 6]],
             };
             for (nrows, n, out) in picked {
-                let order = Q8Order::for_product(ty, n);
-                let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
-                let out_rows = if out == Output::Glu { nrows / 2 } else { nrows };
-                let (xs, ys) = (ncols + 5, out_rows + 1);
-                let x: Vec<f32> = rng.vec(n * xs).iter().map(|v| v * 4.0).collect();
-                let y0 = rng.vec(n * ys);
-                let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[&wb]).unwrap();
-                let xb = h.upload_f32(&x);
-                let yb = h.upload_f32(&y0);
-                let xq = h
-                    .gpu
-                    .buffer(
-                        matvec_q8::q8_bytes(ncols, n),
-                        rawrxd::engine::vulkan::MemoryClass::Readback,
-                    )
-                    .unwrap();
+                let case = Q8Case::new(&h, &mut rng, ty, ncols, nrows, n, out);
                 let (mut rec, mut descs) = h.recorder();
                 rec.begin().unwrap();
-                let xa = Act {
-                    range: xb.range(),
-                    off: 2,
-                    stride: xs,
-                };
-                matvec_q8::quantize_q8(
-                    &h.gpu,
-                    &mut rec,
-                    &mut descs,
-                    xa,
-                    ncols,
-                    n,
-                    xq.range(),
-                    order,
-                )
-                .unwrap();
-                let ya = Act::packed(yb.range(), ys);
+                case.quantize(&h, &mut rec, &mut descs);
                 matmul_q8::matmul_q8(
                     &h.gpu,
                     &mut rec,
                     &mut descs,
-                    &w,
-                    xq.range(),
-                    ya,
+                    &case.w,
+                    case.xq.range(),
+                    case.y(),
                     n,
                     out,
                     tiles,
                 )
                 .unwrap();
                 rec.submit_wait().unwrap();
-                let got = h.download_f32(&yb);
-                let xr = q8_decode(&h.download_u32(&xq), ncols, n, order);
-                let prod = ref_matmul(&wv, ncols, nrows, &xr, ncols, n);
-                let mut want = y0.clone();
-                for t in 0..n {
-                    for r in 0..out_rows {
-                        let p = prod[t * nrows + r];
-                        want[t * ys + r] = match out {
-                            Output::Store => p,
-                            Output::Accumulate => y0[t * ys + r] as f64 + p,
-                            Output::Glu => silu(p) * prod[t * nrows + out_rows + r],
-                        } as f32;
-                    }
-                }
+                let got = h.download_f32(&case.yb);
+                let want = case.want(&case.x_q8(&h));
                 assert_close(
                     &format!("matmul_q8 {tiles:?} {ty} {out:?} {nrows}x{ncols} n={n}"),
                     &got,

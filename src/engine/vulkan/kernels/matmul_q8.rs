@@ -115,25 +115,54 @@ fn halves(ty: GgmlType) -> u64 {
     }
 }
 
-/// Shared memory one warp of matmul_q8.comp uses for `n` vectors (the shader's per-warp
-/// arrays: int8 weight tiles, activation tile, scales and mins, activation pairs, Q2_K's
-/// quant sums, partial sums).
-fn warp_shared_bytes(ty: GgmlType, n: usize, glu: bool) -> u64 {
+/// Activation blocks per step (the shader's SB): `RAWRXD_MMQ_SB`, 4 (default) or 8 (tuning
+/// runs).
+fn step_blocks() -> u32 {
+    static SB: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *SB.get_or_init(
+        || match std::env::var("RAWRXD_MMQ_SB").as_deref().map(str::trim) {
+            Ok("8") => 8,
+            _ => 4,
+        },
+    )
+}
+
+/// Most warps per workgroup: `RAWRXD_MMQ_WARPS` (1 ..= 8, default 8; tuning runs).
+fn max_warps() -> u64 {
+    static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var("RAWRXD_MMQ_WARPS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|n| (1..=8).contains(n))
+            .unwrap_or(8)
+    })
+}
+
+/// Shared memory one warp of matmul_q8.comp uses for `n` vectors and steps of `sb` blocks (the
+/// shader's per-warp arrays: int8 weight tiles, activation tile, scales and mins, activation
+/// pairs, Q2_K's quant sums, partial sums).
+fn warp_shared_bytes(ty: GgmlType, n: usize, glu: bool, sb: u64) -> u64 {
     let mats = if glu { 2 } else { 1 };
     let nv = n.div_ceil(8) as u64 * 8;
-    let word_min = if ty == GgmlType::Q2K { nv * 32 } else { 0 };
-    mats * 2048 + nv * halves(ty) * 128 + mats * 1024 + nv * 32 + word_min + mats * 1024
+    let word_min = if ty == GgmlType::Q2K { nv * sb * 8 } else { 0 };
+    mats * sb * 512
+        + nv * sb * halves(ty) * 32
+        + mats * sb * 256
+        + nv * sb * 8
+        + word_min
+        + mats * 1024
 }
 
 /// Warps per workgroup (the K split): as many as fit the device's shared memory next to the
-/// shader's fixed arrays, at most 8 and at most one per 4-block step of the row.
-fn warps(caps: &DeviceCaps, ty: GgmlType, n: usize, glu: bool, ncols: usize) -> u32 {
+/// shader's fixed arrays, at most [`max_warps`] and at most one per step of the row.
+fn warps(caps: &DeviceCaps, ty: GgmlType, n: usize, glu: bool, ncols: usize, sb: u32) -> u32 {
     let fixed = 512 + 16;
     let limit = u64::from(caps.limits.max_compute_shared_memory_size).saturating_sub(fixed);
-    let fit = (limit / warp_shared_bytes(ty, n, glu)).max(1);
-    let steps = ncols.div_ceil(128) as u64;
+    let fit = (limit / warp_shared_bytes(ty, n, glu, u64::from(sb))).max(1);
+    let steps = ncols.div_ceil(32 * sb as usize) as u64;
     let by_invocations = u64::from(caps.limits.max_workgroup_invocations / 32).max(1);
-    fit.min(8).min(steps.max(1)).min(by_invocations) as u32
+    fit.min(max_warps()).min(steps.max(1)).min(by_invocations) as u32
 }
 
 /// Records y = W x (per `out`) for the `n` vectors (2 ..= 16) [`quantize_q8`] wrote into `xq`
@@ -165,7 +194,8 @@ pub fn matmul_q8(
         VulkanError::MissingShader(format!("matmul_q8_{} ({tiles:?} tiles)", w.ty))
     })?;
     let glu = out == Output::Glu;
-    let ks = warps(caps, w.ty, n, glu, w.ncols);
+    let sb = step_blocks();
+    let ks = warps(caps, w.ty, n, glu, w.ncols, sb);
     let kernel = gpu.kernel(&KernelSpec {
         variant: variant.name.to_string(),
         bindings: 3,
@@ -176,6 +206,7 @@ pub fn matmul_q8(
             n as u32,
             u32::from(glu),
             Q8Order::for_product(w.ty, n) as u32,
+            sb,
         ],
         local_size: ks * 32,
         // The tensor-core build's warps are subgroups of 32 (the capability check asks for that
@@ -229,12 +260,16 @@ mod tests {
         // GLU, Q6_K, 16 vectors: as4 2x16x8 uvec4, xs4 16x(4x2x2) uvec4, fs+ms 2x(2x16x8)
         // floats, xds 16x4 vec2, red 2x16x16 floats.
         let want = 2 * 16 * 8 * 16 + 16 * 16 * 16 + 2 * 2 * 16 * 8 * 4 + 16 * 4 * 8 + 2 * 256 * 4;
-        assert_eq!(warp_shared_bytes(GgmlType::Q6K, 16, true), want);
+        assert_eq!(warp_shared_bytes(GgmlType::Q6K, 16, true, 4), want);
         assert_eq!(halves(GgmlType::Q6K), 2);
+        // Q4_K, 16 vectors, steps of 8 blocks: as4 16x16 uvec4, xs4 16x(8x2) uvec4, fs+ms
+        // 2x(16x16) floats, xds 16x8 vec2, red 16x16 floats.
+        let want = 16 * 16 * 16 + 16 * 16 * 16 + 2 * 16 * 16 * 4 + 16 * 8 * 8 + 256 * 4;
+        assert_eq!(warp_shared_bytes(GgmlType::Q4K, 16, false, 8), want);
         // Q2_K adds its per-slice quant sums (16 vectors x 8 slices of f32).
         assert_eq!(
-            warp_shared_bytes(GgmlType::Q2K, 16, false)
-                - warp_shared_bytes(GgmlType::Q6K, 16, false),
+            warp_shared_bytes(GgmlType::Q2K, 16, false, 4)
+                - warp_shared_bytes(GgmlType::Q6K, 16, false, 4),
             16 * 8 * 4
         );
     }
