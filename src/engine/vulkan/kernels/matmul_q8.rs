@@ -21,8 +21,8 @@ use super::super::error::{VkResult, VulkanError};
 use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::super::shaders;
 use super::matvec::{self, Act, Output};
-use super::matvec_q8::{q8_bytes, q8_layout, MatvecQ8Push, Q8Order};
-use super::{linear_groups, push_bytes, u32_of, WeightMatrix};
+use super::matvec_q8::{q8_dispatches, q8_layout, MatvecQ8Push, Q8Dispatch, Q8Order};
+use super::{linear_groups, push_bytes, WeightMatrix};
 use crate::quant::GgmlType;
 
 /// The shader extension of the tensor-core build (build.rs's `EXT_COOPMAT_NV_I8`).
@@ -213,25 +213,22 @@ pub fn matmul_q8(
         // size); the emulated one syncs the whole workgroup and runs with any subgroup size.
         subgroup_sized: tiles == Tiles::Tensor,
     })?;
-    for piece in &w.pieces {
-        let rows = if glu { out_rows } else { piece.nrows };
-        let push = MatvecQ8Push {
-            ncols: u32_of("ncols", w.ncols)?,
-            nrows: u32_of("nrows", rows)?,
-            row_bytes: u32_of("row_bytes", w.row_bytes)?,
-            batch: n as u32,
-            nblocks,
-            ds_base,
-            y_off: u32_of("y_off", y.off + piece.row_start)?,
-            y_stride: u32_of("y_stride", y.stride)?,
-            flags: u32::from(out == Output::Accumulate),
-            glu_off: u32_of("glu_off", glu_off)?,
-            oq_nblocks: 0,
-            oq_ds_base: 0,
-        };
+    for d in q8_dispatches(
+        w,
+        y,
+        n,
+        out,
+        (out_rows, glu_off),
+        (nblocks, ds_base),
+        (0, 0),
+    )? {
+        let Q8Dispatch {
+            piece,
+            rows,
+            push,
+            bytes,
+        } = d;
         let groups = linear_groups(caps, (rows as u32).div_ceil(16));
-        let bytes =
-            piece.nrows as u64 * w.row_bytes as u64 + q8_bytes(w.ncols, n) + (n * rows * 4) as u64;
         rec.dispatch(
             descs,
             &kernel,

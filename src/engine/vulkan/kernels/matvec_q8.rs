@@ -24,6 +24,7 @@ use super::super::error::{VkResult, VulkanError};
 use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::super::shaders;
 use super::matvec::{self, Act, MatvecTuning, Output};
+use super::weights::WeightPiece;
 use super::{linear_groups, push_bytes, subgroup_wg, u32_of, WeightMatrix};
 use crate::quant::GgmlType;
 
@@ -464,29 +465,22 @@ pub fn matvec_q8_tuned(
         local_size: wg,
         subgroup_sized: true,
     })?;
-    for piece in &w.pieces {
-        let rows = if out == Output::Glu {
-            out_rows
-        } else {
-            piece.nrows
-        };
-        let push = MatvecQ8Push {
-            ncols: u32_of("ncols", w.ncols)?,
-            nrows: u32_of("nrows", rows)?,
-            row_bytes: u32_of("row_bytes", w.row_bytes)?,
-            batch: n as u32,
-            nblocks,
-            ds_base,
-            y_off: u32_of("y_off", y.off + piece.row_start)?,
-            y_stride: u32_of("y_stride", y.stride)?,
-            flags: u32::from(out == Output::Accumulate),
-            glu_off: u32_of("glu_off", glu_off)?,
-            oq_nblocks,
-            oq_ds_base,
-        };
+    for d in q8_dispatches(
+        w,
+        y,
+        n,
+        out,
+        (out_rows, glu_off),
+        (nblocks, ds_base),
+        (oq_nblocks, oq_ds_base),
+    )? {
+        let Q8Dispatch {
+            piece,
+            rows,
+            push,
+            bytes,
+        } = d;
         let groups = linear_groups(caps, (rows as u32).div_ceil(rows_per_wg));
-        let bytes =
-            piece.nrows as u64 * w.row_bytes as u64 + q8_bytes(w.ncols, n) + (n * rows * 4) as u64;
         // Without Q8 output bindings 3 and 4 are declared but never touched: y stands in.
         rec.dispatch(
             descs,
@@ -505,6 +499,63 @@ pub fn matvec_q8_tuned(
         )?;
     }
     Ok(())
+}
+
+/// One dispatch of a product on Q8 activations ([`matvec_q8_tuned`], and matmul_q8's): a
+/// piece of the weights, the rows it writes (all of the output's for a GLU), its push constants
+/// and the bytes it moves.
+pub(super) struct Q8Dispatch<'a> {
+    pub piece: &'a WeightPiece,
+    pub rows: usize,
+    pub push: MatvecQ8Push,
+    pub bytes: u64,
+}
+
+/// The dispatches of `w` times the `n` vectors laid out as `(nblocks, ds_base)` into `y`, per
+/// [`matvec::decode_rows`]'s `(out_rows, glu_off)`, with the Q8 output's layout `oq` (zeros
+/// without one).
+pub(super) fn q8_dispatches(
+    w: &WeightMatrix,
+    y: Act,
+    n: usize,
+    out: Output,
+    (out_rows, glu_off): (usize, usize),
+    (nblocks, ds_base): (u32, u32),
+    (oq_nblocks, oq_ds_base): (u32, u32),
+) -> VkResult<Vec<Q8Dispatch<'_>>> {
+    w.pieces
+        .iter()
+        .map(|piece| {
+            let rows = if out == Output::Glu {
+                out_rows
+            } else {
+                piece.nrows
+            };
+            let push = MatvecQ8Push {
+                ncols: u32_of("ncols", w.ncols)?,
+                nrows: u32_of("nrows", rows)?,
+                row_bytes: u32_of("row_bytes", w.row_bytes)?,
+                batch: n as u32,
+                nblocks,
+                ds_base,
+                y_off: u32_of("y_off", y.off + piece.row_start)?,
+                y_stride: u32_of("y_stride", y.stride)?,
+                flags: u32::from(out == Output::Accumulate),
+                glu_off: u32_of("glu_off", glu_off)?,
+                oq_nblocks,
+                oq_ds_base,
+            };
+            let bytes = piece.nrows as u64 * w.row_bytes as u64
+                + q8_bytes(w.ncols, n)
+                + (n * rows * 4) as u64;
+            Ok(Q8Dispatch {
+                piece,
+                rows,
+                push,
+                bytes,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
