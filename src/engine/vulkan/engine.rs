@@ -1147,10 +1147,22 @@ impl Engine for VulkanEngine {
                 .products()
                 .iter()
                 .any(|w| matvec_q8::has_matvec_q8(&self.st.gpu, w.ty));
-        if on {
-            "q8 int dot"
-        } else {
-            "f32"
+        let tiles = |t| {
+            self.st
+                .model
+                .products()
+                .iter()
+                .any(|w| matmul_q8::takes(&self.st.gpu, t, w.ty, 2))
+        };
+        match self.st.q8_tiles {
+            _ if !on => "f32",
+            Some(t @ matmul_q8::Tiles::Tensor) if tiles(t) => {
+                "q8 int dot, batches on int8 tensor cores"
+            }
+            Some(t @ matmul_q8::Tiles::Emulated) if tiles(t) => {
+                "q8 int dot, batches on emulated int8 tiles"
+            }
+            _ => "q8 int dot",
         }
     }
 
