@@ -22,7 +22,7 @@ use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::super::shaders;
 use super::matvec::{self, Act, Output};
 use super::matvec_q8::{q8_dispatches, q8_layout, MatvecQ8Push, Q8Dispatch, Q8Order};
-use super::{linear_groups, push_bytes, WeightMatrix};
+use super::{env_in, linear_groups, push_bytes, WeightMatrix};
 use crate::quant::GgmlType;
 
 /// The shader extension of the tensor-core build (build.rs's `EXT_COOPMAT_NV_I8`).
@@ -69,13 +69,7 @@ pub fn engine_tiles() -> Option<Tiles> {
 /// The smallest batch that takes the tiles: `RAWRXD_MMQ_MIN_BATCH` (2 ..= 16, default 2).
 fn min_batch() -> usize {
     static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *MIN.get_or_init(|| {
-        std::env::var("RAWRXD_MMQ_MIN_BATCH")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .filter(|n| (2..=MAX_BATCH).contains(n))
-            .unwrap_or(2)
-    })
+    *MIN.get_or_init(|| env_in("RAWRXD_MMQ_MIN_BATCH", 2..=MAX_BATCH, 2))
 }
 
 /// Whether an engine asking for `tiles` runs its product of `n` vectors of `ty` on them: the
@@ -130,13 +124,7 @@ fn step_blocks() -> u32 {
 /// Most warps per workgroup: `RAWRXD_MMQ_WARPS` (1 ..= 8, default 8; tuning runs).
 fn max_warps() -> u64 {
     static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *MAX.get_or_init(|| {
-        std::env::var("RAWRXD_MMQ_WARPS")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .filter(|n| (1..=8).contains(n))
-            .unwrap_or(8)
-    })
+    *MAX.get_or_init(|| env_in("RAWRXD_MMQ_WARPS", 1..=8, 8) as u64)
 }
 
 /// Shared memory one warp of matmul_q8.comp uses for `n` vectors and steps of `sb` blocks (the

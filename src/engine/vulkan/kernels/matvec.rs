@@ -588,11 +588,11 @@ fn record_tiled(
 pub fn matvec_batch_limit() -> usize {
     static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *LIMIT.get_or_init(|| {
-        std::env::var("RAWRXD_MATVEC_MAX_BATCH")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .filter(|n| (1..=MATVEC_MAX_BATCH).contains(n))
-            .unwrap_or(MATVEC_MAX_BATCH)
+        super::env_in(
+            "RAWRXD_MATVEC_MAX_BATCH",
+            1..=MATVEC_MAX_BATCH,
+            MATVEC_MAX_BATCH,
+        )
     })
 }
 
@@ -621,13 +621,7 @@ pub fn coopmat_min_batch() -> Option<usize> {
         if std::env::var("RAWRXD_COOPMAT").is_ok_and(|v| v.trim() == "0") {
             return None;
         }
-        Some(
-            std::env::var("RAWRXD_COOPMAT_MIN_BATCH")
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .filter(|n| (1..=4096).contains(n))
-                .unwrap_or(17),
-        )
+        Some(super::env_in("RAWRXD_COOPMAT_MIN_BATCH", 1..=4096, 17))
     })
 }
 

@@ -16,6 +16,16 @@ use super::caps::DeviceCaps;
 
 pub use weights::WeightMatrix;
 
+/// The integer in environment variable `name` when it parses and lies in `range` (tuning
+/// knobs), else `default`.
+pub fn env_in(name: &str, range: std::ops::RangeInclusive<usize>, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n| range.contains(n))
+        .unwrap_or(default)
+}
+
 /// Subgroups per workgroup for the "one subgroup per row" kernels.
 pub const SUBGROUPS_PER_WG: u32 = 4;
 
