@@ -588,20 +588,22 @@ impl DeviceCaps {
             .collect()
     }
 
+    /// True when the NV extension lists the subgroup shape m x n x k with component types
+    /// `types` ("a/b/c/result", as [`CoopMatShape::types`] names them).
+    fn has_nv_subgroup_shape(&self, (m, n, k): (u32, u32, u32), types: &str) -> bool {
+        self.cooperative_matrix_nv.as_ref().is_some_and(|shapes| {
+            shapes.iter().any(|s| {
+                s.m == m && s.n == n && s.k == k && s.types == types && s.scope == "SUBGROUP"
+            })
+        })
+    }
+
     /// True when the NV cooperative-matrix path can run: the extension and features are there and
     /// the driver lists a 16x16x16 f16 x f16 -> f32 subgroup shape (what matmul_coopmat.comp uses)
     /// on 32-lane subgroups.
     pub fn nv_coopmat_f16_16x16(&self) -> bool {
         self.subgroup.size == 32
-            && self.cooperative_matrix_nv.as_ref().is_some_and(|shapes| {
-                shapes.iter().any(|s| {
-                    s.m == 16
-                        && s.n == 16
-                        && s.k == 16
-                        && s.types == "FLOAT16/FLOAT16/FLOAT32/FLOAT32"
-                        && s.scope == "SUBGROUP"
-                })
-            })
+            && self.has_nv_subgroup_shape((16, 16, 16), "FLOAT16/FLOAT16/FLOAT32/FLOAT32")
     }
 
     /// True when batched products can run on integer tensor-core tiles (matmul_q8.comp): the
@@ -610,15 +612,7 @@ impl DeviceCaps {
     pub fn nv_coopmat_s8_16x8x32(&self) -> bool {
         self.nv_coopmat_f16_16x16()
             && self.shader_int8
-            && self.cooperative_matrix_nv.as_ref().is_some_and(|shapes| {
-                shapes.iter().any(|s| {
-                    s.m == 16
-                        && s.n == 8
-                        && s.k == 32
-                        && s.types == "SINT8/SINT8/SINT32/SINT32"
-                        && s.scope == "SUBGROUP"
-                })
-            })
+            && self.has_nv_subgroup_shape((16, 8, 32), "SINT8/SINT8/SINT32/SINT32")
     }
 
     /// True when the extension `name` is offered.

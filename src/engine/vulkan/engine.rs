@@ -1152,7 +1152,7 @@ impl Engine for VulkanEngine {
                 .model
                 .products()
                 .iter()
-                .any(|w| matmul_q8::takes(&self.st.gpu, t, w.ty, 2))
+                .any(|w| matmul_q8::available(&self.st.gpu, t, w.ty))
         };
         match self.st.q8_tiles {
             _ if !on => "f32",

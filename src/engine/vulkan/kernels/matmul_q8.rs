@@ -72,14 +72,18 @@ fn min_batch() -> usize {
     *MIN.get_or_init(|| env_in("RAWRXD_MMQ_MIN_BATCH", 2..=MAX_BATCH, 2))
 }
 
-/// Whether an engine asking for `tiles` runs its product of `n` vectors of `ty` on them: the
-/// device and this build have them, and `n` is within [`min_batch`] ..= 16.
-pub fn takes(gpu: &Gpu, tiles: Tiles, ty: GgmlType, n: usize) -> bool {
-    let ok = match tiles {
+/// Whether the device and this build have `tiles` for weights of `ty`.
+pub fn available(gpu: &Gpu, tiles: Tiles, ty: GgmlType) -> bool {
+    match tiles {
         Tiles::Tensor => has_tensor_tiles(gpu, ty),
         Tiles::Emulated => has_emulated(gpu, ty),
-    };
-    ok && n >= min_batch() && n <= MAX_BATCH
+    }
+}
+
+/// Whether an engine asking for `tiles` runs its product of `n` vectors of `ty` on them: they
+/// are [`available`], and `n` is within [`min_batch`] ..= 16.
+pub fn takes(gpu: &Gpu, tiles: Tiles, ty: GgmlType, n: usize) -> bool {
+    available(gpu, tiles, ty) && n >= min_batch() && n <= MAX_BATCH
 }
 
 /// True when `gpu` can run products of `ty` on integer tensor-core tiles: the device has the
