@@ -33,6 +33,9 @@ const FORMATS: &[(&str, &str, &str)] = &[
     ("q6_k", "FMT_Q6_K", "Q6K"),
 ];
 
+/// Formats matmul_q8.comp has no lane fragments for (their batches keep matvec_q8).
+const MATMUL_Q8_SKIP: &[&str] = &["q2_k", "q3_k"];
+
 /// Suffixes of the float formats in [`FORMATS`].
 const FLOAT_SUFFIXES: &[&str] = &["f32", "f16", "bf16"];
 
@@ -108,6 +111,8 @@ struct Row {
     defines: &'static [(&'static str, &'static str)],
     /// With `per_format`: only the quantized formats (no F32, F16, BF16).
     quantized_only: bool,
+    /// With `per_format`: formats (suffixes of [`FORMATS`]) the kernel has no form for.
+    skip_formats: &'static [&'static str],
 }
 
 const MATMUL_SHAPES: &[Shape] = &[
@@ -157,6 +162,7 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
         Row {
             kernel: "matmul",
@@ -165,6 +171,7 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
         Row {
             kernel: "get_rows",
@@ -173,6 +180,7 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
         Row {
             kernel: "rmsnorm",
@@ -181,6 +189,7 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
         // rmsnorm_q8: the norm also writes Q8 activations (for matvec_q8).
         Row {
@@ -193,6 +202,7 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
         Row {
             kernel: "rope_kv",
@@ -201,6 +211,7 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
         Row {
             kernel: "attn",
@@ -209,6 +220,7 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
         // attn_q8: also writes Q8 activations (for matvec_q8).
         Row {
@@ -221,6 +233,7 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
         Row {
             kernel: "attn_prefill",
@@ -229,6 +242,7 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
         Row {
             kernel: "eltwise",
@@ -237,6 +251,7 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
         Row {
             kernel: "argmax",
@@ -245,6 +260,7 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
         Row {
             kernel: "matmul_coopmat",
@@ -253,6 +269,7 @@ fn variant_table() -> Vec<Row> {
             ext: Some(&EXT_COOPMAT_NV),
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
         // The staged path: weights dequantized to f16 rows once (dequant_f16), then multiplied.
         Row {
@@ -262,6 +279,7 @@ fn variant_table() -> Vec<Row> {
             ext: Some(&EXT_COOPMAT_NV),
             defines: &[("STAGED_F16", "1")],
             quantized_only: false,
+            skip_formats: &[],
         },
         // Decode products on Q8 activations with integer dot products.
         Row {
@@ -271,6 +289,7 @@ fn variant_table() -> Vec<Row> {
             ext: Some(&EXT_INTDOT_SPV),
             defines: &[],
             quantized_only: true,
+            skip_formats: &[],
         },
         // Batched decode products on Q8 activations with integer tensor-core tiles; the "emu"
         // build computes the same tiles lane by lane (tests on devices without them).
@@ -281,6 +300,7 @@ fn variant_table() -> Vec<Row> {
             ext: Some(&EXT_COOPMAT_NV_I8),
             defines: &[],
             quantized_only: true,
+            skip_formats: MATMUL_Q8_SKIP,
         },
         Row {
             kernel: "matmul_q8",
@@ -292,6 +312,7 @@ fn variant_table() -> Vec<Row> {
             ext: Some(&EXT_INTDOT_SPV),
             defines: &[],
             quantized_only: true,
+            skip_formats: MATMUL_Q8_SKIP,
         },
         Row {
             kernel: "quantize_q8",
@@ -300,6 +321,7 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
         Row {
             kernel: "dequant_f16",
@@ -308,6 +330,7 @@ fn variant_table() -> Vec<Row> {
             ext: None,
             defines: &[],
             quantized_only: false,
+            skip_formats: &[],
         },
     ]
 }
@@ -329,6 +352,7 @@ fn expand(rows: &[Row]) -> Vec<Variant> {
             FORMATS
                 .iter()
                 .filter(|f| !row.quantized_only || !FLOAT_SUFFIXES.contains(&f.0))
+                .filter(|f| !row.skip_formats.contains(&f.0))
                 .map(Some)
                 .collect()
         } else {

@@ -2,35 +2,38 @@
 // Y[c][row] (+)= dot(W[row], x[c]) for c < BATCH (2 .. 16), with x as Q8 activations
 // (quantize_q8.comp) and the integer products on tensor cores (GL_NV_integer_cooperative_matrix,
 // 16x8x32 signed 8-bit tiles with 32-bit sums): the batched decode product where the device
-// has them. The weights' integer values come from piece_q8.glsl, as in matvec_q8.comp, and meet
-// the activations' quants in exact int32 sums; each sum is scaled in f32 by its group's weight
-// scale and its block's activation scale.
+// has them, in the shape of llama.cpp's CUDA mmq kernels. Each block's (32 elements') integer
+// sums are exact; each is scaled in f32 by its weight scale and its activation block's scale.
 //
-// Work split. A workgroup owns one tile of 16 rows (GLU: 16 gate and the matching 16 up rows)
-// and is KS warps of 32 lanes; warp k takes every KS-th step of SB activation blocks (4 or 8:
-// 128 or 256 columns) of the rows, so the K dimension is split KS ways inside the workgroup,
-// and the warps' partial sums are added in warp order at the end (deterministic). A step: the
-// warp copies the SB blocks of every vector into its own shared tile (token-major, each
-// block's quants as 32 bytes; formats whose scales cover 16 elements get each half block as
-// its own 32-byte column with the other half zero), decodes its 16 rows' pieces of those
-// columns into a row-major int8 tile and their scales, then per block (and half) and per 8
-// vectors multiplies a 16x32 by a 32x8 tile into a 16x8 int32 tile, whose elements each lane
-// scales into its f32 sums.
+// Fragments in registers. Each lane builds its own parts of the tiles from memory, with no
+// shared-memory staging: lane (g, t) = (lane / 4, lane % 4) of a warp holds, of the 16x32
+// weight tile, rows g and g + 8 at tile columns (k-slots) 4t .. 4t + 3 ("lo") and 16 + 4t ..
+// 16 + 4t + 3 ("hi"), and of the 32x8 activation tile, vector g at the same k-slots; its
+// elements of the 16x8 sum are rows g and g + 8 of vectors 2t and 2t + 1. That is the layout
+// of PTX's mma.m16n8k32 s8; NVIDIA does not publish the Vulkan one, so the host checks it once
+// (PROBE, `matmul_q8::layout_matches`) and does not use these tiles where it differs.
+// A product sums over k-slots, so which of a block's elements a slot holds is free as long as
+// weights and activations agree: each format puts in lane t's slots the 8 elements one or two
+// aligned loads give it (`frag`; FRAG_AW0/1 name the activation words they meet). Formats
+// whose scales cover 16 elements (Q6_K) take two products per block, each with the other
+// half's activation words zeroed; Q2_K and Q3_K have no fragments here (build.rs skips them).
 //
-// Which (row, vector) each lane's tile element is: NV cooperative matrices do not publish their
-// layout, so each warp loads a tile of the element indices once and reads its own elements.
-// With EMULATE_MMA (the build for devices without the extension, lavapipe: tests only) the tile
-// products are computed lane by lane from the same shared tiles, element e = i * 32 + lane.
+// Work split. A workgroup owns 16 rows (GLU: 16 gate and the matching 16 up rows) and is KS
+// warps; warp k takes every KS-th step of 8 blocks (256 columns), and the warps' sums are added
+// in warp order at the end (deterministic; not bit-equal to matvec_q8's single-vector sums, so
+// the batched tests allow for the difference).
 //
-// Numerics: each block's (or half block's) integer sum is exact; the f32 scaling and the order
-// of the sums differ from matvec_q8.comp's, so results are close to, not bit-equal with, the
-// single-vector product (the batched tests allow for it).
+// With EMULATE_MMA (devices without the extension, lavapipe: tests) the tile products are
+// computed from the same fragments through shared memory, in the layout above; the loops are
+// then uniform across the workgroup (its barriers).
 //
 // Bindings: 0 weights (raw GGUF bytes + 16 bytes padding; also uvec4), 1 activations (quants
-// as uvec4, (d, s) pairs as vec2 from ds_base), 2 y (f32). Push constants: matvec_q8.comp's
+// as uint, (d, s) pairs as vec2 from ds_base), 2 y (f32). Push constants: matvec_q8.comp's
 // (`MatvecQ8Push`; the Q8-output fields unused). Specialization: 0 workgroup size (KS * 32),
-// 1 KS, 2 BATCH, 3 GLU, 4 IN_ORDER (the activations' word order, q8_block.glsl), 5 SB (4 or 8;
-// a K-quant step is then half or all of a superblock).
+// 1 KS, 2 BATCH, 3 GLU, 4 IN_ORDER (the activations' word order, q8_block.glsl), 5 PROBE: one
+// warp writes, per lane, the (row, column) of each of its tile elements into y (32 floats a
+// lane: 16 of the weight tile as row * 32 + k, 8 of the activation tile as k * 8 + vector, 4 of
+// the sum as row * 8 + vector) and nothing else runs.
 // Flags: bit 0 accumulate.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_spirv_intrinsics : require
@@ -47,11 +50,11 @@ layout(constant_id = 1) const uint KS = 1;
 layout(constant_id = 2) const uint BATCH = 2;
 layout(constant_id = 3) const bool GLU = false;
 layout(constant_id = 4) const uint IN_ORDER = 0;
-layout(constant_id = 5) const uint SB = 4;
+layout(constant_id = 5) const bool PROBE = false;
 
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
-layout(binding = 1) readonly restrict buffer XQ4 { uvec4 xq4[]; };
+layout(binding = 1) readonly restrict buffer XQ { uint xq[]; };
 layout(binding = 1) readonly restrict buffer XD { vec2 xd[]; };
 layout(binding = 2) restrict buffer Y { float y[]; };
 #define W4_VIEW
@@ -84,137 +87,294 @@ shared vec2 unused_d[1];
 #include "q8_block.glsl"
 #include "piece_q8.glsl"
 
-#if defined(FMT_Q2_K) || defined(FMT_Q3_K) || defined(FMT_Q6_K)
-// Scales cover 16 elements: every half block is its own product.
+#if defined(FMT_Q2_K) || defined(FMT_Q3_K)
+#error "matmul_q8.comp: no lane fragments for Q2_K and Q3_K"
+#endif
+
+#if defined(FMT_Q6_K)
+// Scales cover 16 elements: two products per block.
 #define HALVES 2u
 #else
 #define HALVES 1u
 #endif
 
-// The weight tile's row stride in uvec4, pieces of a row per step, vectors padded to whole
-// 8-vector tiles.
-#define AW (SB * 2u)
-#define PPS (SB * 32u * Q8_LPB / Q8_QK)
-#define NT ((BATCH + 7u) / 8u)
-#define NV (NT * 8u)
-#define MATS (GLU ? 2u : 1u)
-// A vector's step in uvec4: SB blocks x HALVES columns of 32 bytes.
-#define XW4 (SB * HALVES * 2u)
-
-// Per warp: the int8 weight tile(s) (16 rows x SB blocks, row-major, 8 uvec4 a row), the
-// activation tile (NV vectors x XW4 uvec4), the weight scales per row and slice (f; and the
-// block min m, or Q2_K's word min, per row and slice), the activation pairs per vector and
-// block, Q2_K's per-slice quant sums, and the warp's partial sums for the final reduction.
-shared uvec4 as4[KS * MATS * 16u * AW];
-shared uvec4 xs4[KS * NV * XW4];
-shared float fs[KS * MATS * 16u * SB * 2u];
-shared float ms[KS * MATS * 16u * SB * 2u];
-shared vec2 xds[KS * NV * SB];
-#ifdef Q8_WORD_MIN
-shared float xso[KS * NV * SB * 2u];
-#endif
-shared float red[KS * MATS * 16u * 16u];
-shared int probe[128];
-
-#ifdef EMULATE_MMA
-#define WARP_SYNC() memoryBarrierShared(); barrier()
+#if defined(FMT_Q4_0) || defined(FMT_Q4_1) || defined(FMT_Q5_0) || defined(FMT_Q5_1)
+// Slot t: qs bytes 4t .. 4t + 3, whose low nibbles are elements 4t .. (activation word t) and
+// high nibbles 16 + 4t .. (word 4 + t).
+#define FRAG_AW0(t) (t)
+#define FRAG_AW1(t) (4u + (t))
 #else
-#define WARP_SYNC() subgroupMemoryBarrierShared(); subgroupBarrier()
+// Slot t: elements 8t .. 8t + 7 (activation words 2t and 2t + 1; half t / 2).
+#define FRAG_AW0(t) (2u * (t))
+#define FRAG_AW1(t) (2u * (t) + 1u)
 #endif
 
-// Most activation quads (16 vectors x SB blocks x 2 halves) and pairs a lane copies per step,
-// and most weight pieces (16 rows x PPS).
-#define XL ((16u * SB * 2u + 31u) / 32u)
-#define DL ((16u * SB + 31u) / 32u)
-#define WL ((16u * PPS + 31u) / 32u)
+#define NT ((BATCH + 7u) / 8u)
+#define MATS (GLU ? 2u : 1u)
+// Blocks per step.
+#define SB 8u
 
-// Copies step `st`'s activation blocks of every vector into warp k's tile, with their pairs;
-// blocks past the vector's end (and vectors past BATCH: never written) stay zero. Every load
-// is issued before the first store (one memory round trip a step).
-void stage_x(uint k, uint lane, uint st) {
-    const uint b0 = st * SB;
-    uvec4 q[XL];
-    vec2 d[DL];
-    [[unroll]] for (uint i = 0u; i < XL; ++i) {
-        const uint t = lane + 32u * i;
-        const uint c = t / (SB * 2u);
-        const uint blk = b0 + (t / 2u) % SB;
-        q[i] = uvec4(0u);
-        if (t < BATCH * SB * 2u && blk < pc.nblocks) {
-            q[i] = xq4[(c * pc.nblocks * 8u + q8_word_pos(IN_ORDER, pc.nblocks, blk, 4u * (t % 2u))) >> 2];
-        }
-    }
-    [[unroll]] for (uint i = 0u; i < DL; ++i) {
-        const uint t = lane + 32u * i;
-        const uint blk = b0 + t % SB;
-        d[i] = vec2(0.0);
-        if (t < BATCH * SB && blk < pc.nblocks) {
-            d[i] = xd[pc.ds_base + (t / SB) * pc.nblocks + blk];
-        }
-    }
-    [[unroll]] for (uint i = 0u; i < XL; ++i) {
-        const uint t = lane + 32u * i;
-        if (t < BATCH * SB * 2u) {
-            const uint c = t / (SB * 2u);
-            const uint bl = (t / 2u) % SB;
-            const uint h = t % 2u;
-            // Column (bl, h) of HALVES == 2 holds only half h; with one column per block both
-            // halves.
-            const uint at = (k * NV + c) * XW4 + (HALVES == 2u ? (bl * 2u + h) * 2u + h : bl * 2u + h);
-            xs4[at] = q[i];
-#ifdef Q8_WORD_MIN
-            xso[((k * NV + c) * SB + bl) * 2u + h] = float(sdot4(0x01010101u, q[i].x)
-                + sdot4(0x01010101u, q[i].y) + sdot4(0x01010101u, q[i].z) + sdot4(0x01010101u, q[i].w));
+// Slot t of block j (32 elements, counted from the row start) of the row at byte rb: its two
+// words of signed bytes, the weight scale of each half (f[1] only with HALVES == 2) and the
+// block's min m (the product subtracts m * s_x).
+struct Frag {
+    uint lo;
+    uint hi;
+    float f[2];
+    float m;
+};
+
+void frag(uint rb, uint j, uint t, out Frag F) {
+    F.m = 0.0;
+    F.f[1] = 0.0;
+#if defined(FMT_Q8_0)
+    // block_q8_0 {f16 d; int8 qs[32]} (2-byte aligned).
+    const uint b = rb + j * 34u;
+    F.lo = w_u32(b + 2u + 8u * t);
+    F.hi = w_u32(b + 6u + 8u * t);
+    F.f[0] = h2f(w_u16(b));
+#elif defined(FMT_Q4_0)
+    const uint b = rb + j * 18u;
+    const uint q = w_u32(b + 2u + 4u * t);
+    F.lo = offset_bytes(q & 0x0F0F0F0Fu, 4u);
+    F.hi = offset_bytes((q >> 4) & 0x0F0F0F0Fu, 4u);
+    F.f[0] = h2f(w_u16(b));
+#elif defined(FMT_Q4_1)
+    const uint b = rb + j * 20u;
+    const vec2 dm = unpackHalf2x16(w[b >> 2]);
+    const uint q = w[(b >> 2) + 1u + t];
+    F.lo = q & 0x0F0F0F0Fu;
+    F.hi = (q >> 4) & 0x0F0F0F0Fu;
+    F.f[0] = dm.x;
+    F.m = -dm.y;
+#elif defined(FMT_Q5_0)
+    const uint b = rb + j * 22u;
+    const uint qh = w_u32(b + 2u);
+    const uint q = w_u32(b + 6u + 4u * t);
+    F.lo = offset_bytes((q & 0x0F0F0F0Fu) | spread4(qh, 4u * t), 5u);
+    F.hi = offset_bytes(((q >> 4) & 0x0F0F0F0Fu) | spread4(qh, 16u + 4u * t), 5u);
+    F.f[0] = h2f(w_u16(b));
+#elif defined(FMT_Q5_1)
+    const uint b = rb + j * 24u;
+    const vec2 dm = unpackHalf2x16(w[b >> 2]);
+    const uint qh = w[(b >> 2) + 1u];
+    const uint q = w[(b >> 2) + 2u + t];
+    F.lo = (q & 0x0F0F0F0Fu) | spread4(qh, 4u * t);
+    F.hi = ((q >> 4) & 0x0F0F0F0Fu) | spread4(qh, 16u + 4u * t);
+    F.f[0] = dm.x;
+    F.m = -dm.y;
+#elif defined(FMT_Q4_K) || defined(FMT_Q5_K)
+    // Sub-blocks 2i (low nibbles) and 2i + 1 (high) of a superblock share qs bytes 32i ..; slot
+    // t is bytes 8t .. 8t + 7 of them. Q5_K: bit jj of qh bytes 8t .. adds 16.
+    const uint jj = j & 7u;
+    const uint i = jj >> 1;
+    const uint sh = 4u * (jj & 1u);
+#if defined(FMT_Q4_K)
+    const uint b = rb + (j >> 3) * 144u;
+    const uint qw = (b + 16u + 32u * i + 8u * t) >> 2;
+#else
+    const uint b = rb + (j >> 3) * 176u;
+    const uint qw = (b + 48u + 32u * i + 8u * t) >> 2;
+    const uint hw = (b + 16u + 8u * t) >> 2;
 #endif
-        }
-    }
-    [[unroll]] for (uint i = 0u; i < DL; ++i) {
-        const uint t = lane + 32u * i;
-        if (t < BATCH * SB) {
-            xds[(k * NV + t / SB) * SB + t % SB] = d[i];
-        }
-    }
+    F.lo = (w[qw] >> sh) & 0x0F0F0F0Fu;
+    F.hi = (w[qw + 1u] >> sh) & 0x0F0F0F0Fu;
+#if defined(FMT_Q5_K)
+    F.lo |= ((w[hw] >> jj) & 0x01010101u) << 4;
+    F.hi |= ((w[hw + 1u] >> jj) & 0x01010101u) << 4;
+#endif
+    const uvec4 hdr = w_chunk(b);
+    const vec2 dm = unpackHalf2x16(hdr.x);
+    float sc, mn;
+    unpack_scale_min_k4(hdr.y, hdr.z, hdr.w, jj, sc, mn);
+    F.f[0] = dm.x * sc;
+    F.m = dm.y * mn;
+#elif defined(FMT_Q6_K)
+    // Sub-block jj = 4n + q: element l is the low (q < 2) or high nibble of ql[64n + 32(q & 1)
+    // + l] with bits 2q of qh[32n + l] above it, minus 32, scale byte 8n + 2q + l / 16; slot t
+    // is l = 8t .. 8t + 7 (blocks are 2-byte aligned).
+    const uint jj = j & 7u;
+    const uint n = jj >> 2;
+    const uint q = jj & 3u;
+    const uint b = rb + (j >> 3) * 210u;
+    const uint lb = b + 64u * n + 32u * (q & 1u) + 8u * t;
+    const uint hb = b + 128u + 32u * n + 8u * t;
+    const uint ls = 4u * (q >> 1);
+    const uint hs = 2u * q;
+    F.lo = offset_bytes(((w_u32(lb) >> ls) & 0x0F0F0F0Fu) | (((w_u32(hb) >> hs) & 0x03030303u) << 4), 6u);
+    F.hi = offset_bytes(((w_u32(lb + 4u) >> ls) & 0x0F0F0F0Fu) | (((w_u32(hb + 4u) >> hs) & 0x03030303u) << 4), 6u);
+    const float d = h2f(w_u16(b + 208u));
+    F.f[0] = d * float(w_i8(b + 192u + 8u * n + 2u * q));
+    F.f[1] = d * float(w_i8(b + 193u + 8u * n + 2u * q));
+#endif
 }
 
-// Decodes step `st`'s pieces of the tile's rows (and with GLU of the up rows) into warp k's
-// int8 tiles and scales. Rows past the end repeat the last row (never stored). Every piece is
-// decoded (its loads issued) before the first store.
-void stage_w(uint k, uint lane, uint st, uint row0) {
-    const uint b0 = st * SB;
-    const uint npieces = q8_row_pieces(pc.ncols);
-    Q8Piece P[2][WL];
+// Where word xw of activation block xb lies in a vector (q8_word_pos in IN_ORDER; K-quant
+// vectors have only whole 8-block chunks).
+uint in_word(uint xb, uint xw) {
+#ifdef Q8_WHOLE_CHUNKS8
+    if (IN_ORDER != 4u) {
+        return q8_chunk_pos(IN_ORDER, xb, xw);
+    }
+#endif
+    return q8_word_pos(IN_ORDER, pc.nblocks, xb, xw);
+}
+
+// The warps' sums for the final reduction.
+shared float red[KS * MATS * 16u * 16u];
+
+#ifdef EMULATE_MMA
+// Each warp's fragments, for the emulated products.
+shared uvec4 ea[KS * 32u];
+shared uvec2 eb[KS * 32u];
+
+// The 16x8 tile product of the layout above, from the lanes' fragments through shared memory.
+// a: rows g, g + 8 at slots lo, then at slots hi; b: vector g at lo, hi. Called in uniform
+// control flow (barriers).
+ivec4 mma(uint k, uint lane, uvec4 a, uvec2 b) {
+    ea[k * 32u + lane] = a;
+    eb[k * 32u + lane] = b;
+    memoryBarrierShared();
+    barrier();
+    const uint g = lane / 4u;
+    const uint t = lane % 4u;
+    ivec4 c;
+    [[unroll]] for (uint i = 0u; i < 4u; ++i) {
+        const uint rh = i / 2u;
+        const uint n = 2u * t + i % 2u;
+        int s = 0;
+        [[unroll]] for (uint tt = 0u; tt < 4u; ++tt) {
+            const uvec4 av = ea[k * 32u + 4u * g + tt];
+            const uvec2 bv = eb[k * 32u + 4u * n + tt];
+            s += sdot4(av[rh], bv.x) + sdot4(av[2u + rh], bv.y);
+        }
+        c[i] = s;
+    }
+    memoryBarrierShared();
+    barrier();
+    return c;
+}
+#else
+// The same product on the tensor cores: the fragments' bytes become the tiles' elements in the
+// checked layout (weight-tile elements 4R + byte: row g lo, row g hi, row g + 8 lo, row g + 8
+// hi; activation-tile elements 4R + byte: lo, hi).
+ivec4 mma(uint k, uint lane, uvec4 a, uvec2 b) {
+    icoopmatNV<8, gl_ScopeSubgroup, 16, 32> am;
+    icoopmatNV<8, gl_ScopeSubgroup, 32, 8> bm;
+    // Each word as a vector of four bytes (a bit cast: the compiler can keep the tile's
+    // elements in the words' registers).
+    const uvec4 ar = a.xzyw;
+    [[unroll]] for (uint r = 0u; r < 4u; ++r) {
+        const i8vec4 v = unpack8(int(ar[r]));
+        am[4u * r] = v.x;
+        am[4u * r + 1u] = v.y;
+        am[4u * r + 2u] = v.z;
+        am[4u * r + 3u] = v.w;
+    }
+    [[unroll]] for (uint r = 0u; r < 2u; ++r) {
+        const i8vec4 v = unpack8(int(b[r]));
+        bm[4u * r] = v.x;
+        bm[4u * r + 1u] = v.y;
+        bm[4u * r + 2u] = v.z;
+        bm[4u * r + 3u] = v.w;
+    }
+    icoopmatNV<32, gl_ScopeSubgroup, 16, 8> c = icoopmatNV<32, gl_ScopeSubgroup, 16, 8>(0);
+    c = coopMatMulAddNV(am, bm, c);
+    ivec4 r;
+    [[unroll]] for (uint i = 0u; i < 4u; ++i) {
+        r[i] = c[i];
+    }
+    return r;
+}
+
+// PROBE: the tiles' element positions (see the header).
+shared uint pq[128];
+shared int pidx[128];
+
+void probe(uint lane) {
+    icoopmatNV<8, gl_ScopeSubgroup, 16, 32> ar;
+    icoopmatNV<8, gl_ScopeSubgroup, 16, 32> ak;
+    icoopmatNV<8, gl_ScopeSubgroup, 32, 8> bk;
+    icoopmatNV<8, gl_ScopeSubgroup, 32, 8> bn;
+    icoopmatNV<32, gl_ScopeSubgroup, 16, 8> c;
+    // Byte e of a 512-byte tile: a row-major 16x32 A has row e / 32, column e % 32; a
+    // column-major 32x8 B (256 bytes) has vector e / 32, row e % 32.
+    for (uint wi = lane; wi < 128u; wi += 32u) {
+        pq[wi] = (4u * wi / 32u) * 0x01010101u;
+    }
+    subgroupMemoryBarrierShared();
+    subgroupBarrier();
+    coopMatLoadNV(ar, pq, 0, 8, false);
+    coopMatLoadNV(bn, pq, 0, 8, true);
+    subgroupBarrier();
+    for (uint wi = lane; wi < 128u; wi += 32u) {
+        const uint k0 = (4u * wi) % 32u;
+        pq[wi] = k0 | ((k0 + 1u) << 8) | ((k0 + 2u) << 16) | ((k0 + 3u) << 24);
+        pidx[wi] = int(wi);
+    }
+    subgroupMemoryBarrierShared();
+    subgroupBarrier();
+    coopMatLoadNV(ak, pq, 0, 8, false);
+    coopMatLoadNV(bk, pq, 0, 8, true);
+    coopMatLoadNV(c, pidx, 0, 8, false);
+    [[unroll]] for (uint i = 0u; i < 16u; ++i) {
+        y[lane * 32u + i] = float(int(ar[i]) * 32 + int(ak[i]));
+    }
+    [[unroll]] for (uint i = 0u; i < 8u; ++i) {
+        y[lane * 32u + 16u + i] = float(int(bk[i]) * 8 + int(bn[i]));
+    }
+    [[unroll]] for (uint i = 0u; i < 4u; ++i) {
+        y[lane * 32u + 24u + i] = float(c[i]);
+    }
+}
+#endif
+
+// Block j's tile products of this lane's rows (rbase) into acc; with live false (the
+// emulation's idle warps) zeros are multiplied.
+void block(uint k, uint lane, uint j, bool live, uint rbase[2], inout float acc[2][2][4]) {
+    const uint g = lane / 4u;
+    const uint t = lane % 4u;
+    // The weight fragments (rows g and g + 8) of each matrix.
+    Frag F[2][2];
+    uvec4 a[2];
     [[unroll]] for (uint m = 0u; m < 2u; ++m) {
-        [[unroll]] for (uint i = 0u; i < WL; ++i) {
-            const uint t = lane + 32u * i;
-            const uint p = st * PPS + t % PPS;
-            if (m < MATS && t < 16u * PPS && p < npieces) {
-                const uint row = min(row0 + t / PPS, pc.nrows - 1u);
-                q8_piece(row * pc.row_bytes + m * pc.glu_off, p, P[m][i]);
+        [[unroll]] for (uint r = 0u; r < 2u; ++r) {
+            F[m][r].lo = 0u;
+            F[m][r].hi = 0u;
+            F[m][r].f[0] = 0.0;
+            F[m][r].f[1] = 0.0;
+            F[m][r].m = 0.0;
+            if (m < MATS && live) {
+                frag(rbase[r] + m * pc.glu_off, j, t, F[m][r]);
             }
         }
+        a[m] = uvec4(F[m][0].lo, F[m][1].lo, F[m][0].hi, F[m][1].hi);
     }
-    [[unroll]] for (uint m = 0u; m < 2u; ++m) {
-        [[unroll]] for (uint i = 0u; i < WL; ++i) {
-            const uint t = lane + 32u * i;
-            const uint p = st * PPS + t % PPS;
-            if (m < MATS && t < 16u * PPS && p < npieces) {
-                const uint base = (k * MATS + m) * 16u + t / PPS;
-                [[unroll]] for (uint g = 0u; g < Q8_G; ++g) {
-                    const uint bl = P[m][i].xb[g] - b0;
-                    const uint h = P[m][i].xw[g] / 4u;
-                    as4[base * AW + bl * 2u + h] =
-                        uvec4(P[m][i].q[g][0], P[m][i].q[g][1], P[m][i].q[g][2], P[m][i].q[g][3]);
-                    // One column per block: the first half's group carries the block's scale
-                    // and min (the second half's scale is the same; its min is zero).
-                    if (HALVES == 2u || h == 0u) {
-                        const uint si = base * SB * 2u + bl * 2u + (HALVES == 2u ? h : 0u);
-#ifdef Q8_WORD_MIN
-                        ms[si] = P[m][i].mw[g];
-#else
-                        ms[si] = P[m][i].m[g];
+    [[unroll]] for (uint jt = 0u; jt < NT; ++jt) {
+        // This lane's activation fragment (vector 8jt + g) and the pairs of the vectors
+        // of its sums (8jt + 2t, + 1).
+        const uint cv = jt * 8u + g;
+        uvec2 b = uvec2(0u);
+        if (live && cv < BATCH) {
+            const uint vb = cv * pc.nblocks * 8u;
+            b = uvec2(xq[vb + in_word(j, FRAG_AW0(t))], xq[vb + in_word(j, FRAG_AW1(t))]);
+        }
+        vec2 ds[2];
+        [[unroll]] for (uint e = 0u; e < 2u; ++e) {
+            const uint c = jt * 8u + 2u * t + e;
+            ds[e] = live && c < BATCH ? xd[pc.ds_base + c * pc.nblocks + j] : vec2(0.0);
+        }
+        [[unroll]] for (uint h = 0u; h < HALVES; ++h) {
+            const uvec2 bh = HALVES == 1u || t / 2u == h ? b : uvec2(0u);
+            [[unroll]] for (uint m = 0u; m < MATS; ++m) {
+                const ivec4 c = mma(k, lane, a[m], bh);
+                [[unroll]] for (uint i = 0u; i < 4u; ++i) {
+                    const uint r = i / 2u;
+                    const vec2 dv = ds[i % 2u];
+                    acc[m][jt][i] += dv.x * (F[m][r].f[h] * float(c[i]));
+#ifdef Q8_BLOCK_MIN
+                    acc[m][jt][i] -= F[m][r].m * dv.y;
 #endif
-                        fs[si] = P[m][i].f[g];
-                    }
                 }
             }
         }
@@ -225,40 +385,21 @@ void main() {
     const uint tid = gl_LocalInvocationID.x;
     const uint k = tid / 32u;
     const uint lane = tid % 32u;
-    const uint row0 = linear_group() * 16u;
-    const uint nsteps = (pc.nblocks + SB - 1u) / SB;
-
-    for (uint t = tid; t < KS * NV * XW4; t += gl_WorkGroupSize.x) {
-        xs4[t] = uvec4(0u);
-    }
-    for (uint t = tid; t < KS * MATS * 16u * SB * 2u; t += gl_WorkGroupSize.x) {
-        fs[t] = 0.0;
-        ms[t] = 0.0;
-    }
-    for (uint t = tid; t < 128u; t += gl_WorkGroupSize.x) {
-        probe[t] = int(t);
-    }
-    memoryBarrierShared();
-    barrier();
-
-    // The (row, vector) of this lane's elements of a 16x8 tile.
-    uint er[4], ec[4];
-#ifdef EMULATE_MMA
-    [[unroll]] for (uint i = 0u; i < 4u; ++i) {
-        er[i] = (i * 32u + lane) / 8u;
-        ec[i] = (i * 32u + lane) % 8u;
-    }
-#else
-    {
-        icoopmatNV<32, gl_ScopeSubgroup, 16, 8> pm;
-        coopMatLoadNV(pm, probe, 0, 8, false);
-        [[unroll]] for (uint i = 0u; i < 4u; ++i) {
-            const uint e = uint(pm[i]);
-            er[i] = e / 8u;
-            ec[i] = e % 8u;
+    const uint g = lane / 4u;
+    const uint t = lane % 4u;
+#ifndef EMULATE_MMA
+    if (PROBE) {
+        if (k == 0u) {
+            probe(lane);
         }
+        return;
     }
 #endif
+    const uint row0 = linear_group() * 16u;
+    const uint nsteps = (pc.nblocks + SB - 1u) / SB;
+    // Rows past the end repeat the last row (never stored).
+    const uint rbase[2] = uint[2](min(row0 + g, pc.nrows - 1u) * pc.row_bytes,
+                                  min(row0 + g + 8u, pc.nrows - 1u) * pc.row_bytes);
 
     float acc[2][2][4];
     [[unroll]] for (uint m = 0u; m < 2u; ++m) {
@@ -269,98 +410,41 @@ void main() {
         }
     }
 
+#ifdef EMULATE_MMA
     // Uniform across the workgroup (the emulation's barriers): a warp past the last step
-    // stages and multiplies nothing.
+    // multiplies zeros there.
     for (uint s0 = 0u; s0 < nsteps; s0 += KS) {
         const uint st = s0 + k;
-        const bool live = st < nsteps;
-        if (live) {
-            stage_x(k, lane, st);
-            stage_w(k, lane, st, row0);
+        [[dont_unroll]] for (uint jj = 0u; jj < SB; ++jj) {
+            const uint j = st * SB + jj;
+            block(k, lane, j, st < nsteps && j < pc.nblocks, rbase, acc);
         }
-        WARP_SYNC();
-        if (live) {
-            [[unroll]] for (uint bl = 0u; bl < SB; ++bl) {
-#ifndef EMULATE_MMA
-                // The weight tiles of the block (a1: the GLU's up rows).
-                icoopmatNV<8, gl_ScopeSubgroup, 16, 32> a0;
-                icoopmatNV<8, gl_ScopeSubgroup, 16, 32> a1;
-                coopMatLoadNV(a0, as4, (k * MATS * 16u) * AW + bl * 2u, AW, false);
-                if (GLU) {
-                    coopMatLoadNV(a1, as4, ((k * MATS + 1u) * 16u) * AW + bl * 2u, AW, false);
-                }
-#endif
-                [[unroll]] for (uint h = 0u; h < HALVES; ++h) {
-                    [[unroll]] for (uint j = 0u; j < NT; ++j) {
-                        const uint xcol = (k * NV + j * 8u) * XW4 + (bl * HALVES + h) * 2u;
-                        int si[2][4];
-#ifdef EMULATE_MMA
-                        [[unroll]] for (uint m = 0u; m < MATS; ++m) {
-                            [[unroll]] for (uint i = 0u; i < 4u; ++i) {
-                                const uvec4 a0 = as4[((k * MATS + m) * 16u + er[i]) * AW + bl * 2u];
-                                const uvec4 a1 = as4[((k * MATS + m) * 16u + er[i]) * AW + bl * 2u + 1u];
-                                const uvec4 x0 = xs4[xcol + ec[i] * XW4];
-                                const uvec4 x1 = xs4[xcol + ec[i] * XW4 + 1u];
-                                int s = 0;
-                                [[unroll]] for (uint q = 0u; q < 4u; ++q) {
-                                    s += sdot4(a0[q], x0[q]) + sdot4(a1[q], x1[q]);
-                                }
-                                si[m][i] = s;
-                            }
-                        }
-#else
-                        icoopmatNV<8, gl_ScopeSubgroup, 32, 8> b;
-                        coopMatLoadNV(b, xs4, xcol, XW4, true);
-                        const icoopmatNV<32, gl_ScopeSubgroup, 16, 8> zero = icoopmatNV<32, gl_ScopeSubgroup, 16, 8>(0);
-                        const icoopmatNV<32, gl_ScopeSubgroup, 16, 8> c0 = coopMatMulAddNV(a0, b, zero);
-                        [[unroll]] for (uint i = 0u; i < 4u; ++i) {
-                            si[0][i] = c0[i];
-                        }
-                        if (GLU) {
-                            const icoopmatNV<32, gl_ScopeSubgroup, 16, 8> c1 = coopMatMulAddNV(a1, b, zero);
-                            [[unroll]] for (uint i = 0u; i < 4u; ++i) {
-                                si[1][i] = c1[i];
-                            }
-                        }
-#endif
-                        [[unroll]] for (uint i = 0u; i < 4u; ++i) {
-                            const uint c = j * 8u + ec[i];
-                            const vec2 ds = xds[(k * NV + c) * SB + bl];
-#ifdef Q8_WORD_MIN
-                            const float so = xso[((k * NV + c) * SB + bl) * 2u + h];
-#endif
-                            [[unroll]] for (uint m = 0u; m < MATS; ++m) {
-                                const uint sc = ((k * MATS + m) * 16u + er[i]) * SB * 2u + bl * 2u + h;
-#ifdef Q8_WORD_MIN
-                                acc[m][j][i] += ds.x * (fs[sc] * float(si[m][i]) - ms[sc] * so);
-#else
-                                acc[m][j][i] += ds.x * fs[sc] * float(si[m][i]);
-#ifdef Q8_BLOCK_MIN
-                                acc[m][j][i] -= ms[sc] * ds.y;
-#endif
-#endif
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        WARP_SYNC();
     }
+#else
+    for (uint st = k; st < nsteps; st += KS) {
+        [[unroll]] for (uint jj = 0u; jj < SB; ++jj) {
+            const uint j = st * SB + jj;
+            if (j >= pc.nblocks) {
+                continue;
+            }
+            block(k, lane, j, true, rbase, acc);
+        }
+    }
+#endif
 
     // The warps' partial sums, added in warp order.
     [[unroll]] for (uint m = 0u; m < MATS; ++m) {
-        [[unroll]] for (uint j = 0u; j < NT; ++j) {
+        [[unroll]] for (uint jt = 0u; jt < NT; ++jt) {
             [[unroll]] for (uint i = 0u; i < 4u; ++i) {
-                red[((k * MATS + m) * 16u + er[i]) * 16u + j * 8u + ec[i]] = acc[m][j][i];
+                red[((k * MATS + m) * 16u + g + 8u * (i / 2u)) * 16u + jt * 8u + 2u * t + i % 2u] = acc[m][jt][i];
             }
         }
     }
     memoryBarrierShared();
     barrier();
-    for (uint t = tid; t < 16u * BATCH; t += gl_WorkGroupSize.x) {
-        const uint r = t % 16u;
-        const uint c = t / 16u;
+    for (uint e = tid; e < 16u * BATCH; e += gl_WorkGroupSize.x) {
+        const uint r = e % 16u;
+        const uint c = e / 16u;
         float s = 0.0;
         float u = 0.0;
         for (uint kk = 0u; kk < KS; ++kk) {

@@ -1,29 +1,36 @@
 //! Batched decode products on integer tensor-core tiles (shader matmul_q8.comp): the same Q8
-//! activations and weight pieces as [`matvec_q8`](super::matvec_q8), but each block's integer
-//! sums for 16 rows and 8 vectors come from one 16x8x32 signed 8-bit tile product
-//! (GL_NV_integer_cooperative_matrix) instead of 8 four-way dot products per row, vector and
-//! group. This is the shape of llama.cpp's CUDA `mmq` kernels.
+//! activations as [`matvec_q8`](super::matvec_q8), but each block's integer sums for 16 rows and
+//! 8 vectors come from one 16x8x32 signed 8-bit tile product (GL_NV_integer_cooperative_matrix)
+//! instead of 8 four-way dot products per row, vector and group. This is the shape of
+//! llama.cpp's CUDA `mmq` kernels.
+//!
+//! Each lane builds its parts of the tiles in registers from memory (no shared-memory stage), in
+//! the fragment layout [`assumed_layout`]; a device whose layout differs ([`layout_matches`],
+//! one probe dispatch) keeps matvec_q8. Every quantized format but Q2_K and Q3_K has lane
+//! fragments; those two keep matvec_q8 for batches.
 //!
 //! Invariants: the input is what [`quantize_q8`](super::matvec_q8::quantize_q8) writes for `n`
 //! vectors in `Q8Order::for_product(ty, n)`; 2 <= `n` <= 16. A workgroup owns 16 output rows
 //! and splits the columns between its warps ([`warps`]); the warps' sums are added in warp order,
 //! so results are deterministic, but they are not bit-equal to the one-vector product (different
-//! f32 summation order): engines take this path only with tensor cores on
-//! (`VulkanEngineOptions::coopmat`), as they do for the f16 tensor-core matmul.
-//! [`Tiles::Emulated`] runs the same shader with the tile products computed lane by lane
-//! (devices without the extension: tests).
+//! f32 summation order): engines take this path only when asked (`RAWRXD_MMQ`) and with tensor
+//! cores on (`VulkanEngineOptions::coopmat`), as they do for the f16 tensor-core matmul.
+//! [`Tiles::Emulated`] runs the same shader with the tile products computed lane by lane in the
+//! same layout (devices without the extension: tests).
 
 use super::super::buffer::BufRange;
 use super::super::caps::DeviceCaps;
 use super::super::command::{Binding, Recorder};
 use super::super::context::Gpu;
 use super::super::error::{VkResult, VulkanError};
+use super::super::memory::MemoryClass;
 use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::super::shaders;
 use super::matvec::{self, Act, Output};
 use super::matvec_q8::{q8_dispatches, q8_layout, MatvecQ8Push, Q8Dispatch, Q8Order};
 use super::{env_in, linear_groups, push_bytes, WeightMatrix};
 use crate::quant::GgmlType;
+use bytemuck::Zeroable;
 
 /// The shader extension of the tensor-core build (build.rs's `EXT_COOPMAT_NV_I8`).
 const MMA_EXT: &str = "coopmat_nv_i8";
@@ -52,9 +59,10 @@ impl Tiles {
 }
 
 /// Which tiles engines use for batches, from `RAWRXD_MMQ`: unset or `0` none (the default:
-/// on an H100 these tiles are still slower than matvec_q8, see docs/BENCHMARKS.md), `1` the
-/// tensor cores where the device has them, `emu` the emulated tiles on any device with integer
-/// dot products (slow; for checking the path's numerics on devices without the tiles).
+/// batches then equal each sequence alone bit for bit), `1` the tensor cores where the device
+/// has them (on an H100, 7B Q4_K_M: +21 % at 16 sequences, see docs/BENCHMARKS.md), `emu` the
+/// emulated tiles on any device with integer dot products (slow; for checking the path's
+/// numerics on devices without the tiles).
 pub fn engine_tiles() -> Option<Tiles> {
     static MODE: std::sync::OnceLock<Option<Tiles>> = std::sync::OnceLock::new();
     *MODE.get_or_init(
@@ -66,10 +74,12 @@ pub fn engine_tiles() -> Option<Tiles> {
     )
 }
 
-/// The smallest batch that takes the tiles: `RAWRXD_MMQ_MIN_BATCH` (2 ..= 16, default 2).
-fn min_batch() -> usize {
+/// The smallest batch that takes the tiles: `RAWRXD_MMQ_MIN_BATCH` (2 ..= 16, default 13: on
+/// an H100 the tiles win from 13 vectors and lose below, e.g. 12 vectors 1187 against 1251
+/// tok/s; docs/BENCHMARKS.md).
+pub fn min_batch() -> usize {
     static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *MIN.get_or_init(|| env_in("RAWRXD_MMQ_MIN_BATCH", 2..=MAX_BATCH, 2))
+    *MIN.get_or_init(|| env_in("RAWRXD_MMQ_MIN_BATCH", 2..=MAX_BATCH, 13))
 }
 
 /// Whether the device and this build have `tiles` for weights of `ty`.
@@ -80,20 +90,24 @@ pub fn available(gpu: &Gpu, tiles: Tiles, ty: GgmlType) -> bool {
     }
 }
 
-/// Whether an engine asking for `tiles` runs its product of `n` vectors of `ty` on them: they
-/// are [`available`], and `n` is within [`min_batch`] ..= 16.
-pub fn takes(gpu: &Gpu, tiles: Tiles, ty: GgmlType, n: usize) -> bool {
-    available(gpu, tiles, ty) && n >= min_batch() && n <= MAX_BATCH
+/// Whether an engine asking for `tiles` from `min` vectors on (its [`min_batch`]) runs its
+/// product of `n` vectors of `ty` on them: they are [`available`], and `n` is within `min`
+/// ..= 16.
+pub fn takes(gpu: &Gpu, tiles: Tiles, ty: GgmlType, n: usize, min: usize) -> bool {
+    n >= min.max(2) && n <= MAX_BATCH && available(gpu, tiles, ty)
 }
 
 /// True when `gpu` can run products of `ty` on integer tensor-core tiles: the device has the
-/// tile shape and integer dot products, and this build compiled the variant.
+/// tile shape and integer dot products, this build compiled the variant (every quantized
+/// format but Q2_K and Q3_K), and the tiles' layout is the one the shader assumes
+/// ([`layout_matches`]).
 pub fn has_tensor_tiles(gpu: &Gpu, ty: GgmlType) -> bool {
     let caps = gpu.caps();
     caps.nv_coopmat_s8_16x8x32()
         && caps.integer_dot_product.is_some()
         && caps.api_version_raw >= ash::vk::API_VERSION_1_3
         && Tiles::Tensor.variant(ty).is_some()
+        && layout_matches(gpu)
 }
 
 /// True when this build has the emulated variant for `ty` and the device the integer dot
@@ -105,56 +119,122 @@ pub fn has_emulated(gpu: &Gpu, ty: GgmlType) -> bool {
         && Tiles::Emulated.variant(ty).is_some()
 }
 
-/// Formats whose scales cover 16 elements: each half block is its own tile product.
-fn halves(ty: GgmlType) -> u64 {
-    match ty {
-        GgmlType::Q2K | GgmlType::Q3K | GgmlType::Q6K => 2,
-        _ => 1,
-    }
-}
-
-/// Activation blocks per step (the shader's SB): `RAWRXD_MMQ_SB`, 4 (default) or 8 (tuning
-/// runs).
-fn step_blocks() -> u32 {
-    static SB: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *SB.get_or_init(
-        || match std::env::var("RAWRXD_MMQ_SB").as_deref().map(str::trim) {
-            Ok("8") => 8,
-            _ => 4,
-        },
-    )
-}
-
-/// Most warps per workgroup: `RAWRXD_MMQ_WARPS` (1 ..= 8, default 8; tuning runs).
+/// Most warps per workgroup: `RAWRXD_MMQ_WARPS` (1 ..= 16, default 8; tuning runs).
 fn max_warps() -> u64 {
     static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *MAX.get_or_init(|| env_in("RAWRXD_MMQ_WARPS", 1..=8, 8) as u64)
+    *MAX.get_or_init(|| env_in("RAWRXD_MMQ_WARPS", 1..=16, 8) as u64)
 }
 
-/// Shared memory one warp of matmul_q8.comp uses for `n` vectors and steps of `sb` blocks (the
-/// shader's per-warp arrays: int8 weight tiles, activation tile, scales and mins, activation
-/// pairs, Q2_K's quant sums, partial sums).
-fn warp_shared_bytes(ty: GgmlType, n: usize, glu: bool, sb: u64) -> u64 {
-    let mats = if glu { 2 } else { 1 };
-    let nv = n.div_ceil(8) as u64 * 8;
-    let word_min = if ty == GgmlType::Q2K { nv * sb * 8 } else { 0 };
-    mats * sb * 512
-        + nv * sb * halves(ty) * 32
-        + mats * sb * 256
-        + nv * sb * 8
-        + word_min
-        + mats * 1024
-}
+/// Columns of one warp step (the shader's SB blocks of 32).
+const STEP_COLS: usize = 8 * 32;
 
-/// Warps per workgroup (the K split): as many as fit the device's shared memory next to the
-/// shader's fixed arrays, at most [`max_warps`] and at most one per step of the row.
-fn warps(caps: &DeviceCaps, ty: GgmlType, n: usize, glu: bool, ncols: usize, sb: u32) -> u32 {
-    let fixed = 512 + 16;
-    let limit = u64::from(caps.limits.max_compute_shared_memory_size).saturating_sub(fixed);
-    let fit = (limit / warp_shared_bytes(ty, n, glu, u64::from(sb))).max(1);
-    let steps = ncols.div_ceil(32 * sb as usize) as u64;
+/// Warps per workgroup (the K split): at most [`max_warps`] and at most one per step of the
+/// row.
+fn warps(caps: &DeviceCaps, ncols: usize) -> u32 {
+    let steps = ncols.div_ceil(STEP_COLS) as u64;
     let by_invocations = u64::from(caps.limits.max_workgroup_invocations / 32).max(1);
-    fit.min(max_warps()).min(steps.max(1)).min(by_invocations) as u32
+    max_warps().min(steps.max(1)).min(by_invocations) as u32
+}
+
+/// The element positions matmul_q8.comp assumes for the tensor-core tiles (PTX's
+/// mma.m16n8k32 s8 layout), as its PROBE writes them. Per lane (g, t) = (lane / 4, lane % 4),
+/// 32 values:
+/// - 16 weight-tile elements as row * 32 + k: element 4R + byte is row g + 8 (R / 2), k 4t +
+///   byte + 16 (R % 2) (what NVIDIA's driver 580 reads on an H100);
+/// - 8 activation-tile elements as k * 8 + vector: k 4t + byte + 16R, vector g;
+/// - 4 sum elements as row * 8 + vector: row g + 8 (i / 2), vector 2t + i % 2;
+/// - 4 unused (zero).
+pub fn assumed_layout() -> Vec<f32> {
+    let mut out = vec![0f32; 32 * 32];
+    for (lane, o) in out.chunks_exact_mut(32).enumerate() {
+        let (g, t) = (lane / 4, lane % 4);
+        for (i, v) in o[..16].iter_mut().enumerate() {
+            let (r, by) = (i / 4, i % 4);
+            *v = ((g + 8 * (r / 2)) * 32 + 4 * t + by + 16 * (r % 2)) as f32;
+        }
+        for (i, v) in o[16..24].iter_mut().enumerate() {
+            let (r, by) = (i / 4, i % 4);
+            *v = ((4 * t + by + 16 * r) * 8 + g) as f32;
+        }
+        for (i, v) in o[24..28].iter_mut().enumerate() {
+            *v = ((g + 8 * (i / 2)) * 8 + 2 * t + i % 2) as f32;
+        }
+    }
+    out
+}
+
+/// Whether the device's tensor-core tiles have the layout matmul_q8.comp builds its fragments
+/// in ([`assumed_layout`]): one probe dispatch the first time a process asks (the answer is
+/// kept for the process; rawrxd drives one device per process). Where the layout differs,
+/// batches keep matvec_q8 and the log says what the probe read.
+pub fn layout_matches(gpu: &Gpu) -> bool {
+    static MATCHES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MATCHES.get_or_init(|| match probe_layout(gpu) {
+        Ok(got) => {
+            let want = assumed_layout();
+            let ok = got.len() == want.len()
+                && got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+            if !ok {
+                log::warn!(
+                    "integer tensor-core tiles: the fragment layout differs from the one \
+                     matmul_q8 assumes (lane 1 read {:?}, assumed {:?}); batches keep matvec_q8",
+                    &got[32..64.min(got.len())],
+                    &want[32..64]
+                );
+            }
+            ok
+        }
+        Err(e) => {
+            log::warn!(
+                "integer tensor-core tiles: the layout probe failed ({e}); batches keep matvec_q8"
+            );
+            false
+        }
+    })
+}
+
+/// Runs matmul_q8.comp's PROBE on one warp and reads what it wrote.
+fn probe_layout(gpu: &Gpu) -> VkResult<Vec<f32>> {
+    let variant = Tiles::Tensor
+        .variant(GgmlType::Q4K)
+        .ok_or_else(|| VulkanError::MissingShader("matmul_q8_q4_k (tensor tiles)".into()))?;
+    let kernel = gpu.kernel(&KernelSpec {
+        variant: variant.name.to_string(),
+        bindings: 3,
+        push_size: std::mem::size_of::<MatvecQ8Push>() as u32,
+        spec: vec![32, 1, 2, 0, 0, 1],
+        local_size: 32,
+        subgroup_sized: true,
+    })?;
+    let bytes: u64 = 32 * 32 * 4;
+    let buf = gpu.buffer(bytes, MemoryClass::Readback)?;
+    let mut rec = Recorder::new(gpu, false)?;
+    let mut descs = DescriptorCache::new(gpu);
+    rec.begin()?;
+    let push = MatvecQ8Push::zeroed();
+    rec.dispatch(
+        &mut descs,
+        &kernel,
+        &[
+            Binding::read(buf.range()),
+            Binding::read(buf.range()),
+            Binding::write(buf.range()),
+        ],
+        push_bytes(&push),
+        [1, 1, 1],
+        "matmul_q8 probe",
+        0,
+    )?;
+    rec.submit_wait()?;
+    let mut raw = vec![0u8; bytes as usize];
+    gpu.download(&buf, 0, &mut raw)?;
+    Ok(raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 /// Records y = W x (per `out`) for the `n` vectors (2 ..= 16) [`quantize_q8`] wrote into `xq`
@@ -186,8 +266,7 @@ pub fn matmul_q8(
         VulkanError::MissingShader(format!("matmul_q8_{} ({tiles:?} tiles)", w.ty))
     })?;
     let glu = out == Output::Glu;
-    let sb = step_blocks();
-    let ks = warps(caps, w.ty, n, glu, w.ncols, sb);
+    let ks = warps(caps, w.ncols);
     let kernel = gpu.kernel(&KernelSpec {
         variant: variant.name.to_string(),
         bindings: 3,
@@ -198,7 +277,7 @@ pub fn matmul_q8(
             n as u32,
             u32::from(glu),
             Q8Order::for_product(w.ty, n) as u32,
-            sb,
+            0,
         ],
         local_size: ks * 32,
         // The tensor-core build's warps are subgroups of 32 (the capability check asks for that
@@ -240,26 +319,31 @@ pub fn matmul_q8(
 
 #[cfg(test)]
 mod tests {
-    use super::{halves, warp_shared_bytes, GgmlType};
+    use super::assumed_layout;
 
-    /// The host's per-warp shared memory mirrors the shader's arrays for the largest cases
-    /// (sizes written out from matmul_q8.comp's declarations).
+    /// The assumed layout (which the emulated build computes in, and the probe must read on a
+    /// device) covers each tile exactly once: every (row, k) of the 16x32 weight tile, every (k,
+    /// vector) of the 32x8 activation tile and every (row, vector) of the 16x8 sum, each in one
+    /// lane's element; and a lane's sum elements lie in its weight rows.
     #[test]
-    fn warp_shared_bytes_mirror_the_shaders_arrays() {
-        // GLU, Q6_K, 16 vectors: as4 2x16x8 uvec4, xs4 16x(4x2x2) uvec4, fs+ms 2x(2x16x8)
-        // floats, xds 16x4 vec2, red 2x16x16 floats.
-        let want = 2 * 16 * 8 * 16 + 16 * 16 * 16 + 2 * 2 * 16 * 8 * 4 + 16 * 4 * 8 + 2 * 256 * 4;
-        assert_eq!(warp_shared_bytes(GgmlType::Q6K, 16, true, 4), want);
-        assert_eq!(halves(GgmlType::Q6K), 2);
-        // Q4_K, 16 vectors, steps of 8 blocks: as4 16x16 uvec4, xs4 16x(8x2) uvec4, fs+ms
-        // 2x(16x16) floats, xds 16x8 vec2, red 16x16 floats.
-        let want = 16 * 16 * 16 + 16 * 16 * 16 + 2 * 16 * 16 * 4 + 16 * 8 * 8 + 256 * 4;
-        assert_eq!(warp_shared_bytes(GgmlType::Q4K, 16, false, 8), want);
-        // Q2_K adds its per-slice quant sums (16 vectors x 8 slices of f32).
-        assert_eq!(
-            warp_shared_bytes(GgmlType::Q2K, 16, false, 4)
-                - warp_shared_bytes(GgmlType::Q6K, 16, false, 4),
-            16 * 8 * 4
-        );
+    fn assumed_layout_covers_each_tile_once() {
+        let l = assumed_layout();
+        let mut a = vec![0u32; 512];
+        let mut b = vec![0u32; 256];
+        let mut c = vec![0u32; 128];
+        for lane in l.chunks_exact(32) {
+            let rows: Vec<usize> = lane[..16].iter().map(|&v| v as usize / 32).collect();
+            for &v in &lane[..16] {
+                a[v as usize] += 1;
+            }
+            for &v in &lane[16..24] {
+                b[v as usize] += 1;
+            }
+            for &v in &lane[24..28] {
+                c[v as usize] += 1;
+                assert!(rows.contains(&(v as usize / 8)));
+            }
+        }
+        assert!(a.iter().chain(&b).chain(&c).all(|&n| n == 1));
     }
 }
