@@ -53,8 +53,8 @@ fn load_with(
     load_opts(h, file, n_slots, coopmat, int_dot, None)
 }
 
-/// An engine with the given paths, and batches on Q8 activations on integer tiles when
-/// `q8_tiles` names them (`RAWRXD_MMQ` is not read).
+/// An engine with the given paths, and batches of 2 or more on Q8 activations on integer tiles
+/// when `q8_tiles` names them (`RAWRXD_MMQ` and `RAWRXD_MMQ_MIN_BATCH` are not read).
 fn load_opts(
     h: &vulkan_support::Harness,
     file: &GgufFile,
@@ -71,6 +71,7 @@ fn load_opts(
         coopmat,
         int_dot,
         q8_tiles,
+        q8_tiles_min_batch: 2,
         ..Default::default()
     };
     VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load")

@@ -104,7 +104,8 @@ pub trait Engine: Send {
     /// How decode steps' matrix products are computed, for reports: "f32" or "q8 int dot"
     /// (activations rounded to 8 bits per 32-element block, integer dot products: the Vulkan
     /// engine on devices with integer dot products, as llama.cpp's GPU backends decode), which
-    /// names the integer tiles when batches take them (`RAWRXD_MMQ`).
+    /// names the integer tiles when batches take them (`RAWRXD_MMQ`; batches of
+    /// `RAWRXD_MMQ_MIN_BATCH` or more).
     fn decode_matvec(&self) -> &'static str {
         "f32"
     }

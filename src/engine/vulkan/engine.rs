@@ -69,9 +69,13 @@ pub struct VulkanEngineOptions {
     pub int_dot: bool,
     /// Batched products on Q8 activations (2 ..= 16 vectors) on integer tiles (`matmul_q8`),
     /// with `coopmat` and `int_dot` on, where the device and the build have the tiles named.
-    /// Default from `RAWRXD_MMQ` (`matmul_q8::engine_tiles`): none, since on an H100 these
-    /// tiles are still slower than the integer dot products.
+    /// Default from `RAWRXD_MMQ` (`matmul_q8::engine_tiles`): none, so that batched sequences
+    /// equal themselves alone bit for bit; the tiles sum rows in another order (and on an H100
+    /// are faster from 13 vectors: `matmul_q8::min_batch`).
     pub q8_tiles: Option<matmul_q8::Tiles>,
+    /// The smallest batch `q8_tiles` take (default `matmul_q8::min_batch`, from
+    /// `RAWRXD_MMQ_MIN_BATCH`).
+    pub q8_tiles_min_batch: usize,
     /// Prompt chunks of 2 ..= `rows_max` tokens run as rows steps (see [`ROWS_MAX`], its default
     /// and upper bound); longer ones as prefill passes. 1 sends every chunk of several tokens
     /// to a prefill pass (tests of that path).
@@ -89,6 +93,7 @@ impl Default for VulkanEngineOptions {
             coopmat: true,
             int_dot: true,
             q8_tiles: matmul_q8::engine_tiles(),
+            q8_tiles_min_batch: matmul_q8::min_batch(),
             rows_max: ROWS_MAX,
         }
     }
@@ -219,6 +224,8 @@ struct State {
     int_dot: bool,
     /// `VulkanEngineOptions::q8_tiles`, when `coopmat` is on too.
     q8_tiles: Option<matmul_q8::Tiles>,
+    /// `VulkanEngineOptions::q8_tiles_min_batch`.
+    q8_tiles_min_batch: usize,
     /// What the Q8 scratch last written holds, set by the kernel that wrote it and read by the
     /// products after it (see [`State::mul`]).
     xq_holds: std::cell::Cell<Option<Q8Held>>,
@@ -393,7 +400,7 @@ impl State {
             // differently from one vector's, so only with tensor cores on).
             if let Some(tiles) = self
                 .q8_tiles
-                .filter(|&t| matmul_q8::takes(&self.gpu, t, w.ty, n))
+                .filter(|&t| matmul_q8::takes(&self.gpu, t, w.ty, n, self.q8_tiles_min_batch))
             {
                 return matmul_q8::matmul_q8(&self.gpu, rec, descs, w, xq, y, n, out, tiles);
             }
@@ -858,6 +865,7 @@ impl VulkanEngine {
             staging_next: std::cell::Cell::new(0),
             int_dot: opts.int_dot,
             q8_tiles: opts.q8_tiles.filter(|_| opts.coopmat),
+            q8_tiles_min_batch: opts.q8_tiles_min_batch,
             xq_holds: std::cell::Cell::new(None),
         };
         Ok(VulkanEngine {
