@@ -6,10 +6,14 @@
 #      data/eval.txt and a greedy generation, Vulkan against the CPU reference,
 #   4. speed: a synthetic model of --shape (default llama-7b) for each variant, `rawrxd bench
 #      -p 512 -n 128`, and one per-kernel profile,
-#   5. writes everything under --out (default results/gpu_round) and a summary table, summary.md.
+#   5. batched decode of the Q4_K_M model (llama-batched-bench's shape: 128 prompt and 128
+#      generated tokens a sequence, `rawrxd bench --batch`), default and with the integer
+#      tensor-core tiles (RAWRXD_MMQ=1) where the device has them,
+#   6. writes everything under --out (default results/gpu_round) and a summary table, summary.md.
 # Usage: scripts/gpu_round.sh [--out DIR] [--shape llama-7b] [--variants "Q4_K_M Q8_0"]
-#                             [--skip-correctness] [--skip-bench] [--reps 5] [--models DIR]
-#                             [--correct-types "F16 Q8_0 Q4_K_M"]
+#                             [--skip-correctness] [--skip-bench] [--skip-batch] [--reps 5]
+#                             [--models DIR] [--correct-types "F16 Q8_0 Q4_K_M"]
+#                             [--batches 1,2,4,8,12,16]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +25,8 @@ models=${TMPDIR:-/tmp}/rawrxd-models
 do_correct=1
 correct_types="F16 Q8_0 Q4_K_M"
 do_bench=1
+do_batch=1
+batches=1,2,4,8,12,16
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
@@ -31,6 +37,8 @@ while [ $# -gt 0 ]; do
     --correct-types) correct_types=$2; shift 2 ;;
     --skip-correctness) do_correct=0; shift ;;
     --skip-bench) do_bench=0; shift ;;
+    --skip-batch) do_batch=0; shift ;;
+    --batches) batches=$2; shift 2 ;;
     *) echo "gpu_round: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -104,5 +112,37 @@ PY
   done
   say ""
   say "Per-kernel profile (Q4_K_M): $out/profile-Q4_K_M.txt"
+fi
+if [ "$do_batch" = 1 ]; then
+  m="$models/$shape-Q4_K_M.gguf"
+  [ -s "$m" ] || "$bin" synth --shape "$shape" --type Q4_K_M -o "$m" -t "$threads" > "$out/synth-Q4_K_M.log" 2>&1
+  for mode in 0 1; do
+    RAWRXD_MMQ=$mode "$bin" bench -m "$m" --batch "$batches" -p 128 -n 128 --backend vulkan --json \
+      > "$out/batch-mmq$mode.json" 2> "$out/batch-mmq$mode.log" || true
+  done
+  say ""
+  say "## Batched decode: synthetic $shape Q4_K_M, rawrxd bench --batch $batches -p 128 -n 128 (S_TG tok/s)"
+  say ""
+  python3 - "$out/batch-mmq0.json" "$out/batch-mmq1.json" <<'PY' | tee -a "$summary"
+import json, sys
+def load(p):
+    try:
+        return json.load(open(p))
+    except (OSError, ValueError):
+        return None
+d, t = load(sys.argv[1]), load(sys.argv[2])
+if d is None:
+    print("failed: see batch-mmq0.log")
+    sys.exit(0)
+tiles = {r["b"]: r for r in t["rows"]} if t else {}
+print(f"default: {d['decode_matvec']}; RAWRXD_MMQ=1: {t['decode_matvec'] if t else 'failed'}")
+print()
+print("| sequences | default tok/s | step ms p50 | RAWRXD_MMQ=1 tok/s | step ms p50 |")
+print("|---|---|---|---|---|")
+for r in d["rows"]:
+    o = tiles.get(r["b"])
+    tv = f"{o['s_tg']:.1f} | {o['step_ms_p50']:.2f}" if o else "- | -"
+    print(f"| {r['b']} | {r['s_tg']:.1f} | {r['step_ms_p50']:.2f} | {tv} |")
+PY
 fi
 echo "gpu_round: done; summary in $summary"
