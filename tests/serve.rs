@@ -2,7 +2,8 @@
 //! the same request gives the same greedy text in process and over HTTP on loopback, and both
 //! equal `engine::generate` on a fresh single-sequence engine (the oracle, itself checked against
 //! llama.cpp in `tests/cpu_engine.rs`); `/metrics` is valid Prometheus text whose counters match
-//! the requests made; dropping a stream frees its slot; the Phase 2 Lua script measures the same
+//! the requests made; dropping a stream frees its slot; stop sequences cut answers where the
+//! oracle's text has them; the Phase 2 Lua script measures the same
 //! thing against the in-process engine and against the `rawrxd serve` binary.
 
 mod common;
@@ -54,6 +55,12 @@ async fn collect(target: &dyn Target, request: Request) -> (String, Usage) {
 
 /// Greedy continuation of `prompt` (tokenized like the server does) by `engine::generate`.
 fn oracle(model: &Path, prompt: &str, n: usize) -> (String, usize, usize) {
+    let (tok, ids, out) = greedy(model, prompt, n);
+    (tok.decode(&out), ids.len(), out.len())
+}
+
+/// The tokenizer, the prompt's tokens and the greedy continuation's tokens.
+fn greedy(model: &Path, prompt: &str, n: usize) -> (Tokenizer, Vec<u32>, Vec<u32>) {
     let f = Arc::new(GgufFile::open(model).unwrap());
     let tok = Tokenizer::from_gguf(&f).unwrap();
     let ids = tok.encode(prompt, true, true).unwrap();
@@ -72,7 +79,7 @@ fn oracle(model: &Path, prompt: &str, n: usize) -> (String, usize, usize) {
         },
     )
     .unwrap();
-    (tok.decode(&out), ids.len(), out.len())
+    (tok, ids, out)
 }
 
 /// Parses Prometheus text exposition strictly: every sample belongs to a family declared by
@@ -181,15 +188,31 @@ fn histogram_count(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
     last
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_and_in_process_give_the_oracle_text_and_metrics_count_them() {
-    let Some(model) = common::test_model() else {
-        return;
-    };
+/// The test model served on an ephemeral loopback port (`None` without the model).
+async fn serving() -> Option<(PathBuf, Arc<ModelService>, Server)> {
+    let model = common::test_model()?;
     let service = Arc::new(ModelService::load(&model, &config()).unwrap());
     let server = Server::bind(service.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
+    Some((model, service, server))
+}
+
+/// Waits until the scheduler counts `cancelled` cancelled requests and runs none.
+async fn wait_freed(service: &ModelService, cancelled: u64) {
+    let sched = service.scheduler();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sched.metrics().cancelled < cancelled || sched.metrics().running > 0 {
+        assert!(Instant::now() < deadline, "{:?}", sched.metrics());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_and_in_process_give_the_oracle_text_and_metrics_count_them() {
+    let Some((model, service, server)) = serving().await else {
+        return;
+    };
     let http = |endpoint| -> Box<dyn Target> {
         let c = OpenAiHttpConfig::new(server.base_url(), endpoint, "any");
         Box::new(OpenAiHttpTarget::new(c).unwrap())
@@ -272,12 +295,7 @@ async fn http_and_in_process_give_the_oracle_text_and_metrics_count_them() {
     let first = long.chunk().await.unwrap().expect("a first chunk");
     assert!(String::from_utf8_lossy(&first).contains("data:"));
     drop(long);
-    let sched = service.scheduler();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while sched.metrics().cancelled < 1 || sched.metrics().running > 0 {
-        assert!(Instant::now() < deadline, "{:?}", sched.metrics());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_freed(&service, 1).await;
 
     let models: serde_json::Value = client
         .get(url("/v1/models"))
@@ -329,6 +347,95 @@ async fn http_and_in_process_give_the_oracle_text_and_metrics_count_them() {
     );
     assert!(m["rawrxd_memory_bytes{device=\"false\",kind=\"weights\"}"] > 50e6);
     assert!(m["rawrxd_memory_bytes{device=\"false\",kind=\"kv_cache\"}"] > 0.0);
+    server.shutdown().await.unwrap();
+}
+
+/// The text and finish reason of a streamed answer, from its server-sent events.
+async fn sse_text(resp: reqwest::Response) -> (String, String) {
+    let body = resp.text().await.unwrap();
+    let mut text = String::new();
+    let mut finish = String::new();
+    for line in body.lines() {
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        if data == "[DONE]" {
+            break;
+        }
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        if let Some(c) = v["choices"].get(0) {
+            text.push_str(c["text"].as_str().unwrap_or_default());
+            if let Some(f) = c["finish_reason"].as_str() {
+                finish = f.to_string();
+            }
+        }
+    }
+    (text, finish)
+}
+
+/// `stop` over HTTP: the answer is the oracle's greedy text cut before the first occurrence of
+/// a stop string (taken across a token boundary in the middle of that text), whole and
+/// streamed, with `finish_reason` "stop"; the request is cancelled in the
+/// scheduler (its slot freed); a stop string that never occurs changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_sequences_end_the_answer_before_them() {
+    let Some((model, service, server)) = serving().await else {
+        return;
+    };
+    let prompt = "The capital of France is";
+    let n = 24;
+    let (tok, _, out) = greedy(&model, prompt, n);
+    let full = tok.decode(&out);
+    // The stop string: two chars either side of the boundary between two tokens in the middle,
+    // so that the server sees its first part one token before it is complete.
+    let at = (n / 2..n)
+        .map(|k| tok.decode(&out[..k]).len())
+        .find(|&b| full.is_char_boundary(b) && b >= 2)
+        .expect("a token boundary in the middle");
+    let chars: Vec<usize> = full.char_indices().map(|(i, _)| i).collect();
+    let ci = chars.iter().position(|&i| i == at).unwrap();
+    assert!(
+        ci >= 2 && ci + 2 < chars.len(),
+        "the oracle's text is too short: {full:?}"
+    );
+    let stop = &full[chars[ci - 2]..chars[ci + 2]];
+    let want = &full[..full.find(stop).unwrap()];
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/completions", server.base_url());
+    let ask = |stream: bool, stops: serde_json::Value| {
+        client.post(&url).json(&serde_json::json!({
+            "prompt": prompt, "max_tokens": n, "temperature": 0, "stream": stream, "stop": stops,
+        }))
+    };
+
+    let whole: serde_json::Value = ask(false, serde_json::json!(["never here", stop]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        whole["choices"][0]["text"], want,
+        "stop {stop:?} in {full:?}"
+    );
+    assert_eq!(whole["choices"][0]["finish_reason"], "stop");
+    assert!(whole["usage"]["completion_tokens"].as_u64().unwrap() < n as u64);
+
+    let streamed = sse_text(ask(true, serde_json::json!(stop)).send().await.unwrap()).await;
+    assert_eq!(streamed, (want.to_string(), "stop".to_string()));
+
+    // Both requests were cut short in the scheduler, and their slots are free.
+    wait_freed(&service, 2).await;
+
+    let untouched = sse_text(
+        ask(true, serde_json::json!(["never here"]))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(untouched, (full.clone(), "length".to_string()));
     server.shutdown().await.unwrap();
 }
 

@@ -10,6 +10,7 @@
 //! SSE frames are sent with `TCP_NODELAY`, so token timing is not distorted by Nagle's algorithm.
 
 mod routes;
+pub mod stop;
 
 pub mod prometheus;
 pub mod wire;

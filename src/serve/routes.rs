@@ -3,7 +3,9 @@
 //! Timing (for `/metrics`): a request's clock starts when its handler runs; TTFT and ITL are
 //! taken when a token's text is handed to the response body, E2E when the answer's last frame
 //! is. A stream dropped before its end (the client went away) counts as `cancelled`, and dropping
-//! it cancels the request in the scheduler.
+//! it cancels the request in the scheduler. A stop sequence ([`StopScan`]) ends the answer with
+//! `finish_reason` "stop" and cancels the request in the scheduler (which counts it there as
+//! cancelled; the HTTP counters count it as answered).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -19,6 +21,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::prometheus::{self, HttpMetrics, Outcome};
+use super::stop::StopScan;
 use super::wire::{error_body, parse_request, ResponseId};
 use crate::engine::scheduler::{GenErrorKind, GenEvent, RequestHandle, SubmitError};
 use crate::engine::service::ModelService;
@@ -87,6 +90,7 @@ pub(super) async fn generate(state: Arc<AppState>, endpoint: Endpoint, body: Byt
         endpoint: name,
         handle: submitted.handle,
         detok: state.service.detokenizer(),
+        stop: StopScan::new(&request.stop),
         prompt_tokens: submitted.prompt_tokens,
         generated: 0,
         received,
@@ -106,6 +110,7 @@ struct Answer {
     endpoint: &'static str,
     handle: RequestHandle,
     detok: Detokenizer,
+    stop: StopScan,
     prompt_tokens: usize,
     generated: usize,
     received: Instant,
@@ -137,10 +142,21 @@ impl Answer {
                     }
                     self.last_token = Some(now);
                     self.generated += 1;
-                    return Step::Text(self.detok.push(id));
+                    let text = self.detok.push(id);
+                    let scanned = self.stop.push(&text);
+                    if scanned.stopped {
+                        self.handle.cancel();
+                        return Step::Done("stop", scanned.text);
+                    }
+                    return Step::Text(scanned.text);
                 }
                 Some(GenEvent::Done { finish, .. }) => {
-                    return Step::Done(finish.openai(), self.detok.finish());
+                    let rest = self.detok.finish();
+                    let scanned = self.stop.push(&rest);
+                    if scanned.stopped {
+                        return Step::Done("stop", scanned.text);
+                    }
+                    return Step::Done(finish.openai(), scanned.text + &self.stop.finish());
                 }
                 Some(GenEvent::Failed { error, .. }) => {
                     let (status, outcome, kind) = match error.kind {

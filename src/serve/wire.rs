@@ -6,9 +6,10 @@
 //! with string content or a list of `{type: "text", text}` parts); `max_tokens` (chat also
 //! `max_completion_tokens`; default 16 for completions as OpenAI, unbounded for chat),
 //! `temperature`, `top_p`, `top_k`, `min_p`, `repeat_penalty` (or `repetition_penalty`),
-//! `seed`, `ignore_eos`, `stream`, `stream_options.include_usage`, `n` (only 1). `stop`
-//! sequences are refused (not implemented); other fields (`model`, `user`, `logprobs: null`, …)
-//! are ignored. Errors name the field.
+//! `seed`, `ignore_eos`, `stream`, `stream_options.include_usage`, `n` (only 1), `stop` (a
+//! string or a list of up to [`MAX_STOPS`] non-empty strings: the answer ends before the first
+//! of them, `finish_reason` "stop"; see [`super::stop`]); other fields (`model`, `user`,
+//! `logprobs: null`, …) are ignored. Errors name the field.
 //!
 //! Streams follow vLLM's chunk shapes: completions chunks carry `choices[0].text`; chat starts
 //! with an assistant-role delta, then `delta.content` chunks; the last chunk has an empty text or
@@ -28,6 +29,39 @@ pub struct ApiRequest {
     pub stream: bool,
     /// Send a usage chunk at the end of a stream.
     pub include_usage: bool,
+    /// Stop sequences (none: the answer ends at EOS or `max_tokens`).
+    pub stop: Vec<String>,
+}
+
+/// Most stop sequences one request may carry.
+pub const MAX_STOPS: usize = 16;
+
+/// The `stop` field: absent, null, a string or a list of strings, each non-empty.
+fn stop_strings(v: Option<&Value>) -> Result<Vec<String>, String> {
+    let list = match v {
+        None => return Ok(Vec::new()),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| field_error(&format!("stop[{i}]"), "a string", s))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(field_error("stop", "a string or a list of strings", other)),
+    };
+    if list.len() > MAX_STOPS {
+        return Err(format!(
+            "field 'stop': at most {MAX_STOPS} stop sequences, got {}",
+            list.len()
+        ));
+    }
+    if list.iter().any(String::is_empty) {
+        return Err("field 'stop': stop sequences must not be empty".into());
+    }
+    Ok(list)
 }
 
 fn field_error(name: &str, want: &str, got: &Value) -> String {
@@ -148,11 +182,7 @@ pub fn parse_request(endpoint: Endpoint, body: &Value) -> Result<ApiRequest, Str
             return Err(format!("field 'n': only 1 choice is supported, got {n}"));
         }
     }
-    match b.get("stop") {
-        None => {}
-        Some(Value::Array(a)) if a.is_empty() => {}
-        Some(_) => return Err("field 'stop': stop sequences are not supported".into()),
-    }
+    let stop = stop_strings(b.get("stop"))?;
     let max_tokens = match (b.u64("max_tokens")?, endpoint) {
         (Some(n), _) => Some(n),
         (None, Endpoint::Chat) => b.u64("max_completion_tokens")?,
@@ -188,6 +218,7 @@ pub fn parse_request(endpoint: Endpoint, body: &Value) -> Result<ApiRequest, Str
         text,
         stream: b.bool("stream")?.unwrap_or(false),
         include_usage,
+        stop,
     })
 }
 
@@ -329,6 +360,22 @@ mod tests {
         assert_eq!((r.text.seed, r.text.top_k), (Some(5), Some(1)));
         assert_eq!(r.text.repeat_penalty, Some(1.1));
         assert!(r.stream && r.include_usage && r.text.ignore_eos);
+        assert!(r.stop.is_empty());
+        let one = |stop: Value| {
+            parse_request(
+                Endpoint::Completions,
+                &json!({ "prompt": "a", "stop": stop }),
+            )
+            .unwrap()
+            .stop
+        };
+        assert_eq!(one(json!("\n")), vec!["\n".to_string()]);
+        assert_eq!(
+            one(json!(["a", "bc"])),
+            vec!["a".to_string(), "bc".to_string()]
+        );
+        assert!(one(json!([])).is_empty());
+        assert!(one(Value::Null).is_empty());
     }
 
     #[test]
@@ -385,7 +432,22 @@ mod tests {
             ),
             (
                 Endpoint::Completions,
-                json!({ "prompt": "a", "stop": ["\n"] }),
+                json!({ "prompt": "a", "stop": ["\n", 3] }),
+                "stop[1]",
+            ),
+            (
+                Endpoint::Completions,
+                json!({ "prompt": "a", "stop": "" }),
+                "must not be empty",
+            ),
+            (
+                Endpoint::Completions,
+                json!({ "prompt": "a", "stop": vec!["x"; MAX_STOPS + 1] }),
+                "at most",
+            ),
+            (
+                Endpoint::Completions,
+                json!({ "prompt": "a", "stop": { "s": 1 } }),
                 "field 'stop'",
             ),
             (

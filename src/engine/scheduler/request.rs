@@ -178,4 +178,10 @@ impl RequestHandle {
     pub fn try_next(&mut self) -> Option<GenEvent> {
         self.events.try_recv().ok()
     }
+
+    /// Cancels the request as dropping the handle does (the scheduler frees its slot at its
+    /// next step); events already sent can still be read.
+    pub fn cancel(&mut self) {
+        self.events.close();
+    }
 }
