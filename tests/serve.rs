@@ -373,9 +373,9 @@ async fn sse_text(resp: reqwest::Response) -> (String, String) {
     (text, finish)
 }
 
-/// `stop` over HTTP: the answer is the oracle's greedy text cut before the first occurrence of
-/// a stop string (taken across a token boundary in the middle of that text), whole and
-/// streamed, with `finish_reason` "stop"; the request is cancelled in the
+/// `stop` over HTTP and in process: the answer is the oracle's greedy text cut before the first
+/// occurrence of a stop string (taken across a token boundary in the middle of that text), whole
+/// and streamed, and through the pool's targets, with `finish_reason` "stop"; the request is cancelled in the
 /// scheduler (its slot freed); a stop string that never occurs changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_sequences_end_the_answer_before_them() {
@@ -425,8 +425,25 @@ async fn stop_sequences_end_the_answer_before_them() {
     let streamed = sse_text(ask(true, serde_json::json!(stop)).send().await.unwrap()).await;
     assert_eq!(streamed, (want.to_string(), "stop".to_string()));
 
-    // Both requests were cut short in the scheduler, and their slots are free.
-    wait_freed(&service, 2).await;
+    // The pool's targets, in process and over HTTP, with `stop` among the extra fields.
+    let mut request = Request::text(prompt, n as u32);
+    request.temperature = Some(0.0);
+    request
+        .extra
+        .insert("stop".into(), serde_json::json!([stop]));
+    let c = OpenAiHttpConfig::new(server.base_url(), Endpoint::Completions, "any");
+    let targets: [Box<dyn Target>; 2] = [
+        Box::new(EngineTarget::new(service.clone(), Endpoint::Completions)),
+        Box::new(OpenAiHttpTarget::new(c).unwrap()),
+    ];
+    for t in &targets {
+        let (text, usage) = collect(&**t, request.clone()).await;
+        assert_eq!(text, want, "{}", t.describe());
+        assert!(usage.completion_tokens < n as u64, "{}", t.describe());
+    }
+
+    // All four requests were cut short in the scheduler, and their slots are free.
+    wait_freed(&service, 4).await;
 
     let untouched = sse_text(
         ask(true, serde_json::json!(["never here"]))

@@ -659,7 +659,7 @@ function rawrxd.report.sparkline(values, width) end
 ---@field temperature? number
 ---@field top_p? number
 ---@field seed? integer
----@field extra? table            extra body fields: ignore_eos, top_k, min_p, repeat_penalty, …
+---@field extra? table            extra body fields: ignore_eos, top_k, min_p, repeat_penalty, stop (a string or a list: the answer ends before the first; honoured in process too), …
 
 ---@class rawrxd.PoolArrival  an open-loop schedule
 ---@field kind? "poisson"|"constant"|"ramp"  default "poisson"

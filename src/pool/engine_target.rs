@@ -11,6 +11,11 @@
 //! character is split across tokens); `Done` with the scheduler's token counts as usage. The
 //! stream is lazy (submitted on first poll); dropping it cancels the request and frees its slot.
 //!
+//! Stop strings (`stop` in the request's extra fields) end the answer as over HTTP
+//! ([`StopScan`]): the text before the first of them, then `Done` (usage: the tokens sampled so
+//! far), and the request is cancelled in the scheduler. Text the check held back when the answer
+//! ends otherwise goes out as one last chunk, as the server sends it.
+//!
 //! Counting differs from HTTP in one respect: a token whose text is empty (a control token
 //! generated under `ignore_eos`, half of a split character) is a `Tokens` event here, while an
 //! HTTP client sees no chunk for it; so in-process ITL counts every token, HTTP only the chunks.
@@ -25,6 +30,7 @@ use super::target::{ErrorKind, Event, EventStream, RequestError, Target, Usage};
 use crate::engine::scheduler::{GenErrorKind, GenEvent, SubmitError};
 use crate::engine::service::{ModelService, TextRequest};
 use crate::model::detokenize::Detokenizer;
+use crate::serve::stop::StopScan;
 use crate::serve::wire::parse_request;
 
 /// The in-process engine as a target; see the module header.
@@ -47,10 +53,15 @@ impl EngineTarget {
 
     /// `request` as the server would understand it.
     pub fn text_request(&self, request: &Request) -> Result<TextRequest, RequestError> {
+        self.parsed(request).map(|(text, _)| text)
+    }
+
+    /// The request as the server parses it: what to generate and the stop strings.
+    fn parsed(&self, request: &Request) -> Result<(TextRequest, Vec<String>), RequestError> {
         let config = OpenAiHttpConfig::new("", self.endpoint, self.service.id());
         let body = request_body(&config, request)?;
         parse_request(self.endpoint, &body)
-            .map(|r| r.text)
+            .map(|r| (r.text, r.stop))
             .map_err(|m| RequestError::new(ErrorKind::Invalid, m))
     }
 }
@@ -67,47 +78,88 @@ fn submit_error(e: SubmitError) -> RequestError {
 /// One request's stream state.
 enum State {
     Start(Box<EngineTarget>, Box<Request>),
-    Running {
-        handle: crate::engine::scheduler::RequestHandle,
-        detok: Detokenizer,
-        prompt_tokens: usize,
-    },
+    Running(Box<Running>),
+    /// The answer's text is all out (a stop string ended it, or its held-back tail went out):
+    /// `Done` comes next.
+    Stopped(Usage),
     Finished,
+}
+
+/// A request in the scheduler.
+struct Running {
+    handle: crate::engine::scheduler::RequestHandle,
+    detok: Detokenizer,
+    stop: StopScan,
+    prompt_tokens: usize,
+    generated: usize,
 }
 
 type Item = Result<Event, RequestError>;
 
 /// Advances `state` to its next item.
 async fn next_item(state: State) -> Option<(Item, State)> {
-    let (mut handle, mut detok, prompt_tokens) = match state {
+    let mut r = match state {
         State::Finished => return None,
+        State::Stopped(usage) => {
+            let done = Event::Done {
+                at: std::time::Instant::now(),
+                usage: Some(usage),
+            };
+            return Some((Ok(done), State::Finished));
+        }
         State::Start(target, request) => {
-            let submitted = target
-                .text_request(&request)
-                .and_then(|t| target.service.submit(&t).map_err(submit_error));
+            let submitted = target.parsed(&request).and_then(|(t, stop)| {
+                let s = target.service.submit(&t).map_err(submit_error)?;
+                Ok((s, stop))
+            });
             match submitted {
-                Ok(s) => (s.handle, target.service.detokenizer(), s.prompt_tokens),
+                Ok((s, stop)) => Box::new(Running {
+                    handle: s.handle,
+                    detok: target.service.detokenizer(),
+                    stop: StopScan::new(&stop),
+                    prompt_tokens: s.prompt_tokens,
+                    generated: 0,
+                }),
                 Err(e) => return Some((Err(e), State::Finished)),
             }
         }
-        State::Running {
-            handle,
-            detok,
-            prompt_tokens,
-        } => (handle, detok, prompt_tokens),
+        State::Running(r) => r,
     };
-    let item = match handle.next().await {
+    let item = match r.handle.next().await {
         Some(GenEvent::Admitted { at, .. }) => Ok(Event::Accepted { at }),
-        Some(GenEvent::Token { at, id }) => Ok(Event::Tokens {
-            at,
-            count: 1,
-            text: detok.push(id),
-        }),
+        Some(GenEvent::Token { at, id }) => {
+            r.generated += 1;
+            let text = r.detok.push(id);
+            let scanned = r.stop.push(&text);
+            let tokens = Event::Tokens {
+                at,
+                count: 1,
+                text: scanned.text,
+            };
+            if scanned.stopped {
+                // Dropping the handle (with `r`) cancels the request in the scheduler.
+                let usage = Usage {
+                    prompt_tokens: r.prompt_tokens as u64,
+                    completion_tokens: r.generated as u64,
+                };
+                return Some((Ok(tokens), State::Stopped(usage)));
+            }
+            Ok(tokens)
+        }
         Some(GenEvent::Done { at, stats, .. }) => {
             let usage = Usage {
-                prompt_tokens: prompt_tokens as u64,
+                prompt_tokens: r.prompt_tokens as u64,
                 completion_tokens: stats.generated_tokens as u64,
             };
+            // Text still held back (by the stop-string check, or a split character) goes out
+            // as one more chunk, as over HTTP.
+            let tail = r.detok.finish();
+            let scanned = r.stop.push(&tail);
+            let text = scanned.text + &r.stop.finish();
+            if !text.is_empty() {
+                let tokens = Event::Tokens { at, count: 1, text };
+                return Some((Ok(tokens), State::Stopped(usage)));
+            }
             return Some((
                 Ok(Event::Done {
                     at,
@@ -131,14 +183,7 @@ async fn next_item(state: State) -> Option<(Item, State)> {
             return Some((Err(e), State::Finished));
         }
     };
-    Some((
-        item,
-        State::Running {
-            handle,
-            detok,
-            prompt_tokens,
-        },
-    ))
+    Some((item, State::Running(r)))
 }
 
 impl Target for EngineTarget {
