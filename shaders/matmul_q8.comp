@@ -9,9 +9,11 @@
 // shared-memory staging: lane (g, t) = (lane / 4, lane % 4) of a warp holds, of the 16x32
 // weight tile, rows g and g + 8 at tile columns (k-slots) 4t .. 4t + 3 ("lo") and 16 + 4t ..
 // 16 + 4t + 3 ("hi"), and of the 32x8 activation tile, vector g at the same k-slots; its
-// elements of the 16x8 sum are rows g and g + 8 of vectors 2t and 2t + 1. That is the layout
-// of PTX's mma.m16n8k32 s8; NVIDIA does not publish the Vulkan one, so the host checks it once
-// (PROBE, `matmul_q8::layout_matches`) and does not use these tiles where it differs.
+// elements of the 16x8 sum are rows g and g + 8 of vectors 2t and 2t + 1. Those are the lanes'
+// elements in PTX's mma.m16n8k32 s8 (NVIDIA's driver 580 orders the weight tile's words within
+// a lane differently from PTX; `mma` follows the driver). NVIDIA does not publish the Vulkan
+// layout, so the host checks it once (PROBE, `matmul_q8::layout_matches`) and does not use
+// these tiles where it differs.
 // A product sums over k-slots, so which of a block's elements a slot holds is free as long as
 // weights and activations agree: each format puts in lane t's slots the 8 elements one or two
 // aligned loads give it (`frag`; FRAG_AW0/1 name the activation words they meet). Formats

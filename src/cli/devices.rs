@@ -108,7 +108,11 @@ fn describe(c: &DeviceCaps, default: bool, out: &mut impl Write) -> std::io::Res
          integer tiles for batches (16x8x32 s8, RAWRXD_MMQ=1) {}",
         shapes(&c.cooperative_matrix_nv),
         usable(c.nv_coopmat_f16_16x16()),
-        usable(c.nv_coopmat_s8_16x8x32())
+        if c.nv_coopmat_s8_16x8x32() {
+            "offered (their layout is checked when an engine asks)"
+        } else {
+            "not usable"
+        }
     )?;
     let l = &c.limits;
     writeln!(
