@@ -164,12 +164,24 @@ pub fn assumed_layout() -> Vec<f32> {
 }
 
 /// Whether the device's tensor-core tiles have the layout matmul_q8.comp builds its fragments
-/// in ([`assumed_layout`]): one probe dispatch the first time a process asks (the answer is
-/// kept for the process; rawrxd drives one device per process). Where the layout differs,
-/// batches keep matvec_q8 and the log says what the probe read.
+/// in ([`assumed_layout`]): one probe dispatch the first time a process asks for a kind of
+/// device (the answer is kept per device model and driver: the pipeline-cache UUID, which
+/// drivers derive from both). Where the layout differs, batches keep matvec_q8 and the log says
+/// what the probe read.
 pub fn layout_matches(gpu: &Gpu) -> bool {
-    static MATCHES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *MATCHES.get_or_init(|| match probe_layout(gpu) {
+    type Key = (u32, u32, u32, String);
+    static MATCHES: std::sync::Mutex<Vec<(Key, bool)>> = std::sync::Mutex::new(Vec::new());
+    let caps = gpu.caps();
+    let same = |k: &Key| {
+        (k.0, k.1, k.2) == (caps.vendor_id, caps.device_id, caps.driver_version)
+            && k.3 == caps.pipeline_cache_uuid
+    };
+    // A poisoned lock only means another thread panicked while probing: probe again.
+    let mut known = MATCHES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(&(_, ok)) = known.iter().find(|(k, _)| same(k)) {
+        return ok;
+    }
+    let ok = match probe_layout(gpu) {
         Ok(got) => {
             let want = assumed_layout();
             let ok = got.len() == want.len()
@@ -179,8 +191,9 @@ pub fn layout_matches(gpu: &Gpu) -> bool {
                     .all(|(a, b)| a.to_bits() == b.to_bits());
             if !ok {
                 log::warn!(
-                    "integer tensor-core tiles: the fragment layout differs from the one \
+                    "integer tensor-core tiles on {}: the fragment layout differs from the one \
                      matmul_q8 assumes (lane 1 read {:?}, assumed {:?}); batches keep matvec_q8",
+                    caps.name,
                     &got[32..64.min(got.len())],
                     &want[32..64]
                 );
@@ -189,11 +202,21 @@ pub fn layout_matches(gpu: &Gpu) -> bool {
         }
         Err(e) => {
             log::warn!(
-                "integer tensor-core tiles: the layout probe failed ({e}); batches keep matvec_q8"
+                "integer tensor-core tiles on {}: the layout probe failed ({e}); batches keep \
+                 matvec_q8",
+                caps.name
             );
             false
         }
-    })
+    };
+    let key = (
+        caps.vendor_id,
+        caps.device_id,
+        caps.driver_version,
+        caps.pipeline_cache_uuid.clone(),
+    );
+    known.push((key, ok));
+    ok
 }
 
 /// Runs matmul_q8.comp's PROBE on one warp and reads what it wrote.
