@@ -153,9 +153,7 @@ async fn next_item(state: State) -> Option<(Item, State)> {
             };
             // Text still held back (by the stop-string check, or a split character) goes out
             // as one more chunk, as over HTTP.
-            let tail = r.detok.finish();
-            let scanned = r.stop.push(&tail);
-            let text = scanned.text + &r.stop.finish();
+            let text = r.stop.end(&r.detok.finish()).text;
             if !text.is_empty() {
                 let tokens = Event::Tokens { at, count: 1, text };
                 return Some((Ok(tokens), State::Stopped(usage)));

@@ -151,12 +151,13 @@ impl Answer {
                     return Step::Text(scanned.text);
                 }
                 Some(GenEvent::Done { finish, .. }) => {
-                    let rest = self.detok.finish();
-                    let scanned = self.stop.push(&rest);
-                    if scanned.stopped {
-                        return Step::Done("stop", scanned.text);
-                    }
-                    return Step::Done(finish.openai(), scanned.text + &self.stop.finish());
+                    let scanned = self.stop.end(&self.detok.finish());
+                    let reason = if scanned.stopped {
+                        "stop"
+                    } else {
+                        finish.openai()
+                    };
+                    return Step::Done(reason, scanned.text);
                 }
                 Some(GenEvent::Failed { error, .. }) => {
                     let (status, outcome, kind) = match error.kind {

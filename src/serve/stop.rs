@@ -62,12 +62,14 @@ impl StopScan {
         }
     }
 
-    /// The answer ended without a stop string: releases what was held back.
-    pub fn finish(&mut self) -> String {
-        if self.hit {
-            return String::new();
+    /// The answer ended (EOS, length) with `tail` as its last text: releases the text before a
+    /// stop string in it, or else everything still held back.
+    pub fn end(&mut self, tail: &str) -> Scanned {
+        let mut out = self.push(tail);
+        if !out.stopped {
+            out.text.push_str(&std::mem::take(&mut self.held));
         }
-        std::mem::take(&mut self.held)
+        out
     }
 
     /// Bytes at the end of `held` that could still begin a stop string.
@@ -92,15 +94,17 @@ mod tests {
         let stops: Vec<String> = stops.iter().map(|s| s.to_string()).collect();
         let mut s = StopScan::new(&stops);
         let mut out = String::new();
-        for p in pieces {
+        let (last, rest) = pieces.split_last().expect("pieces");
+        for p in rest {
             let Scanned { text, stopped } = s.push(p);
             out.push_str(&text);
             if stopped {
                 return (out, true);
             }
         }
-        out.push_str(&s.finish());
-        (out, false)
+        let Scanned { text, stopped } = s.end(last);
+        out.push_str(&text);
+        (out, stopped)
     }
 
     /// Independent oracle: the whole text cut before the earliest occurrence of any stop.
@@ -141,7 +145,15 @@ mod tests {
         assert_eq!(s.push("b").text, "");
         // "abd" cannot begin "abc": all of it goes.
         assert_eq!(s.push("d").text, "abd");
-        assert_eq!(s.finish(), "");
+        assert_eq!(s.push("xa").text, "x");
+        // At the end the held "a" goes out with the tail.
+        assert_eq!(
+            s.end("b"),
+            Scanned {
+                text: "ab".into(),
+                stopped: false
+            }
+        );
     }
 
     #[test]

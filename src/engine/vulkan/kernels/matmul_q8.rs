@@ -232,8 +232,12 @@ fn probe_layout(gpu: &Gpu) -> VkResult<Vec<f32>> {
         local_size: 32,
         subgroup_sized: true,
     })?;
-    let bytes: u64 = 32 * 32 * 4;
-    let buf = gpu.buffer(bytes, MemoryClass::Readback)?;
+    // 32 values a lane.
+    let mut out = vec![0f32; 32 * 32];
+    let buf = gpu.buffer(
+        std::mem::size_of_val(out.as_slice()) as u64,
+        MemoryClass::Readback,
+    )?;
     let mut rec = Recorder::new(gpu, false)?;
     let mut descs = DescriptorCache::new(gpu);
     rec.begin()?;
@@ -252,12 +256,8 @@ fn probe_layout(gpu: &Gpu) -> VkResult<Vec<f32>> {
         0,
     )?;
     rec.submit_wait()?;
-    let mut raw = vec![0u8; bytes as usize];
-    gpu.download(&buf, 0, &mut raw)?;
-    Ok(raw
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
+    gpu.download(&buf, 0, bytemuck::cast_slice_mut(&mut out))?;
+    Ok(out)
 }
 
 /// Records y = W x (per `out`) for the `n` vectors (2 ..= 16) [`quantize_q8`] wrote into `xq`
