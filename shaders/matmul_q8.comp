@@ -23,19 +23,23 @@
 // Work split. A workgroup owns 16 rows (GLU: 16 gate and the matching 16 up rows) and is KS
 // warps; warp k takes every KS-th step of 8 blocks (256 columns), and the warps' sums are added
 // in warp order at the end (deterministic; not bit-equal to matvec_q8's single-vector sums, so
-// the batched tests allow for the difference).
+// the batched tests allow for the difference). A step is 4 pairs of blocks whose weights the
+// same loads give (`pair_block`: a K-quant's low and high nibbles share bytes, so a lane's one
+// 8-byte load of a Q4_K sub-block pair fills both blocks' fragments); a warp issues the loads of
+// PG pairs (`raw`) before decoding any (`frag2`), so that several are in flight.
 //
 // With EMULATE_MMA (devices without the extension, lavapipe: tests) the tile products are
 // computed from the same fragments through shared memory, in the layout above; the loops are
 // then uniform across the workgroup (its barriers).
 //
-// Bindings: 0 weights (raw GGUF bytes + 16 bytes padding; also uvec4), 1 activations (quants
-// as uint, (d, s) pairs as vec2 from ds_base), 2 y (f32). Push constants: matvec_q8.comp's
-// (`MatvecQ8Push`; the Q8-output fields unused). Specialization: 0 workgroup size (KS * 32),
-// 1 KS, 2 BATCH, 3 GLU, 4 IN_ORDER (the activations' word order, q8_block.glsl), 5 PROBE: one
-// warp writes, per lane, the (row, column) of each of its tile elements into y (32 floats a
-// lane: 16 of the weight tile as row * 32 + k, 8 of the activation tile as k * 8 + vector, 4 of
-// the sum as row * 8 + vector) and nothing else runs.
+// Bindings: 0 weights (raw GGUF bytes + 16 bytes padding; also uvec4 and uvec2), 1 activations
+// (quants as uint and uvec2, (d, s) pairs as vec2 from ds_base), 2 y (f32). Push constants:
+// matvec_q8.comp's (`MatvecQ8Push`; the Q8-output fields unused). Specialization: 0 workgroup
+// size (KS * 32), 1 KS, 2 BATCH, 3 GLU, 4 IN_ORDER (the activations' word order,
+// q8_block.glsl), 5 PROBE: one warp writes, per lane, the (row, column) of each of its tile
+// elements into y (32 floats a lane: 16 of the weight tile as row * 32 + k, 8 of the activation
+// tile as k * 8 + vector, 4 of the sum as row * 8 + vector) and nothing else runs; 6 PG (1, 2
+// or 4).
 // Flags: bit 0 accumulate.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_spirv_intrinsics : require
@@ -53,10 +57,13 @@ layout(constant_id = 2) const uint BATCH = 2;
 layout(constant_id = 3) const bool GLU = false;
 layout(constant_id = 4) const uint IN_ORDER = 0;
 layout(constant_id = 5) const bool PROBE = false;
+layout(constant_id = 6) const uint PG = 1;
 
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
+layout(binding = 0) readonly restrict buffer Weights2 { uvec2 w2[]; };
 layout(binding = 1) readonly restrict buffer XQ { uint xq[]; };
+layout(binding = 1) readonly restrict buffer XQ2 { uvec2 xq2[]; };
 layout(binding = 1) readonly restrict buffer XD { vec2 xd[]; };
 layout(binding = 2) restrict buffer Y { float y[]; };
 #define W4_VIEW
@@ -106,9 +113,16 @@ shared vec2 unused_d[1];
 #define FRAG_AW0(t) (t)
 #define FRAG_AW1(t) (4u + (t))
 #else
-// Slot t: elements 8t .. 8t + 7 (activation words 2t and 2t + 1; half t / 2).
+// Slot t: elements 8t .. 8t + 7 (activation words 2t and 2t + 1; half t / 2). In these formats'
+// word orders (0, 1, 2) a block's words are consecutive, so the two are one 8-byte load.
 #define FRAG_AW0(t) (2u * (t))
 #define FRAG_AW1(t) (2u * (t) + 1u)
+#define FRAG_AW_PAIR 1
+#endif
+
+#if defined(FMT_Q4_K) || defined(FMT_Q5_K) || defined(FMT_Q6_K)
+// Rows are whole 8-block superblocks, so every step is whole.
+#define WHOLE_STEPS 1
 #endif
 
 #define NT ((BATCH + 7u) / 8u)
@@ -126,6 +140,8 @@ struct Frag {
     float m;
 };
 
+#ifndef WHOLE_STEPS
+// (The K-quants build theirs two blocks at a time: frag2.)
 void frag(uint rb, uint j, uint t, out Frag F) {
     F.m = 0.0;
     F.f[1] = 0.0;
@@ -165,51 +181,9 @@ void frag(uint rb, uint j, uint t, out Frag F) {
     F.hi = ((q >> 4) & 0x0F0F0F0Fu) | spread4(qh, 16u + 4u * t);
     F.f[0] = dm.x;
     F.m = -dm.y;
-#elif defined(FMT_Q4_K) || defined(FMT_Q5_K)
-    // Sub-blocks 2i (low nibbles) and 2i + 1 (high) of a superblock share qs bytes 32i ..; slot
-    // t is bytes 8t .. 8t + 7 of them. Q5_K: bit jj of qh bytes 8t .. adds 16.
-    const uint jj = j & 7u;
-    const uint i = jj >> 1;
-    const uint sh = 4u * (jj & 1u);
-#if defined(FMT_Q4_K)
-    const uint b = rb + (j >> 3) * 144u;
-    const uint qw = (b + 16u + 32u * i + 8u * t) >> 2;
-#else
-    const uint b = rb + (j >> 3) * 176u;
-    const uint qw = (b + 48u + 32u * i + 8u * t) >> 2;
-    const uint hw = (b + 16u + 8u * t) >> 2;
-#endif
-    F.lo = (w[qw] >> sh) & 0x0F0F0F0Fu;
-    F.hi = (w[qw + 1u] >> sh) & 0x0F0F0F0Fu;
-#if defined(FMT_Q5_K)
-    F.lo |= ((w[hw] >> jj) & 0x01010101u) << 4;
-    F.hi |= ((w[hw + 1u] >> jj) & 0x01010101u) << 4;
-#endif
-    const uvec4 hdr = w_chunk(b);
-    const vec2 dm = unpackHalf2x16(hdr.x);
-    float sc, mn;
-    unpack_scale_min_k4(hdr.y, hdr.z, hdr.w, jj, sc, mn);
-    F.f[0] = dm.x * sc;
-    F.m = dm.y * mn;
-#elif defined(FMT_Q6_K)
-    // Sub-block jj = 4n + q: element l is the low (q < 2) or high nibble of ql[64n + 32(q & 1)
-    // + l] with bits 2q of qh[32n + l] above it, minus 32, scale byte 8n + 2q + l / 16; slot t
-    // is l = 8t .. 8t + 7 (blocks are 2-byte aligned).
-    const uint jj = j & 7u;
-    const uint n = jj >> 2;
-    const uint q = jj & 3u;
-    const uint b = rb + (j >> 3) * 210u;
-    const uint lb = b + 64u * n + 32u * (q & 1u) + 8u * t;
-    const uint hb = b + 128u + 32u * n + 8u * t;
-    const uint ls = 4u * (q >> 1);
-    const uint hs = 2u * q;
-    F.lo = offset_bytes(((w_u32(lb) >> ls) & 0x0F0F0F0Fu) | (((w_u32(hb) >> hs) & 0x03030303u) << 4), 6u);
-    F.hi = offset_bytes(((w_u32(lb + 4u) >> ls) & 0x0F0F0F0Fu) | (((w_u32(hb + 4u) >> hs) & 0x03030303u) << 4), 6u);
-    const float d = h2f(w_u16(b + 208u));
-    F.f[0] = d * float(w_i8(b + 192u + 8u * n + 2u * q));
-    F.f[1] = d * float(w_i8(b + 193u + 8u * n + 2u * q));
 #endif
 }
+#endif
 
 // Where word xw of activation block xb lies in a vector (q8_word_pos in IN_ORDER; K-quant
 // vectors have only whole 8-block chunks).
@@ -220,6 +194,119 @@ uint in_word(uint xb, uint xw) {
     }
 #endif
     return q8_word_pos(IN_ORDER, pc.nblocks, xb, xw);
+}
+
+// Pair p's blocks (e = 0, 1), counted from its 8-block step's first block: two blocks whose
+// weights one set of loads gives (Q4_K, Q5_K: the low and high nibbles of sub-block pair p;
+// Q6_K, p = 2n + h: sub-blocks 4n + h and 4n + h + 2, the low and high nibbles of one ql run).
+uint pair_block(uint p, uint e) {
+#if defined(FMT_Q6_K)
+    return 4u * (p >> 1) + (p & 1u) + 2u * e;
+#else
+    return 2u * p + e;
+#endif
+}
+
+// What slot t's loads of pair p of a row give, before decoding (`raw`, then `frag2`): the loads
+// of several pairs are issued before any is decoded, so that a warp has several in flight.
+//   Q4_K: q.xy bytes 8t .. 8t + 7 of sub-block pair p (both blocks: low, high nibbles), s the
+//         superblock header; Q5_K: the same, and q.zw the qh bytes 8t .. 8t + 7.
+//   Q6_K: q the ql words (l0, l1) and qh words (h0, h1) both blocks read, s.xy the scale bytes
+//         8n + 2h .. 8n + 2h + 7, s.z the f16 d.
+//   Other formats (one block a fragment): the two fragments, already decoded (q: lo, hi of
+//         each; s: the bits of f[0], m of each).
+struct Raw {
+    uvec4 q;
+    uvec4 s;
+};
+
+// The 8 bytes at byte b (a multiple of 4): one load where 8-byte aligned.
+uvec2 w_8(uint b) {
+    if ((b & 7u) == 0u) {
+        return w2[b >> 3];
+    }
+    return uvec2(w[b >> 2], w[(b >> 2) + 1u]);
+}
+
+// The loads of pair p of step st of the row at byte rb, for slot t; the second block is only
+// read where live1 (it lies in the row).
+Raw raw(uint rb, uint st, uint p, uint t, bool live1) {
+    Raw R;
+    R.q = uvec4(0u);
+    R.s = uvec4(0u);
+#if defined(FMT_Q4_K)
+    const uint b = rb + st * 144u;
+    R.q.xy = w_8(b + 16u + 32u * p + 8u * t);
+    R.s = w_chunk(b);
+#elif defined(FMT_Q5_K)
+    const uint b = rb + st * 176u;
+    R.q.xy = w_8(b + 48u + 32u * p + 8u * t);
+    R.q.zw = w_8(b + 16u + 8u * t);
+    R.s = w_chunk(b);
+#elif defined(FMT_Q6_K)
+    // p = 2n + h: sub-blocks 4n + h and 4n + h + 2 (pair_block) read ql[64n + 32h + l] and
+    // qh[32n + l], l = 8t .. 8t + 7.
+    const uint n = p >> 1;
+    const uint h = p & 1u;
+    const uint b = rb + st * 210u;
+    const uint lb = b + 64u * n + 32u * h + 8u * t;
+    const uint hb = b + 128u + 32u * n + 8u * t;
+    R.q = uvec4(w_u32(lb), w_u32(lb + 4u), w_u32(hb), w_u32(hb + 4u));
+    R.s.x = w_u32(b + 192u + 8u * n + 2u * h);
+    R.s.y = w_u32(b + 196u + 8u * n + 2u * h);
+    R.s.z = w_u16(b + 208u);
+#else
+    Frag F;
+    frag(rb, st * SB + pair_block(p, 0u), t, F);
+    R.q.xy = uvec2(F.lo, F.hi);
+    R.s.xy = floatBitsToUint(vec2(F.f[0], F.m));
+    if (live1) {
+        frag(rb, st * SB + pair_block(p, 1u), t, F);
+        R.q.zw = uvec2(F.lo, F.hi);
+        R.s.zw = floatBitsToUint(vec2(F.f[0], F.m));
+    }
+#endif
+    return R;
+}
+
+// Slot t's fragments F[e] of the blocks pair_block(p, e), from the pair's loads.
+void frag2(Raw R, uint p, out Frag F[2]) {
+    [[unroll]] for (uint e = 0u; e < 2u; ++e) {
+        F[e].f[1] = 0.0;
+        F[e].m = 0.0;
+#if defined(FMT_Q4_K) || defined(FMT_Q5_K)
+        const uint jj = 2u * p + e;
+        F[e].lo = (R.q.x >> (4u * e)) & 0x0F0F0F0Fu;
+        F[e].hi = (R.q.y >> (4u * e)) & 0x0F0F0F0Fu;
+#if defined(FMT_Q5_K)
+        F[e].lo |= ((R.q.z >> jj) & 0x01010101u) << 4;
+        F[e].hi |= ((R.q.w >> jj) & 0x01010101u) << 4;
+#endif
+        const vec2 dm = unpackHalf2x16(R.s.x);
+        float sc, mn;
+        unpack_scale_min_k4(R.s.y, R.s.z, R.s.w, jj, sc, mn);
+        F[e].f[0] = dm.x * sc;
+        F[e].m = dm.y * mn;
+#elif defined(FMT_Q6_K)
+        // Sub-block 4n + q, q = h + 2e: the low (e = 0) or high nibbles, bits 2q of qh above
+        // them; its scales are bytes 2q, 2q + 1 of s.xy (counted from 8n).
+        const uint q = (p & 1u) + 2u * e;
+        const uint ls = 4u * e;
+        const uint hs = 2u * q;
+        F[e].lo = offset_bytes(((R.q.x >> ls) & 0x0F0F0F0Fu) | (((R.q.z >> hs) & 0x03030303u) << 4), 6u);
+        F[e].hi = offset_bytes(((R.q.y >> ls) & 0x0F0F0F0Fu) | (((R.q.w >> hs) & 0x03030303u) << 4), 6u);
+        const float d = h2f(R.s.z);
+        const uint sw = e == 0u ? R.s.x : R.s.y;
+        F[e].f[0] = d * float(bitfieldExtract(int(sw), 0, 8));
+        F[e].f[1] = d * float(bitfieldExtract(int(sw), 8, 8));
+#else
+        F[e].lo = e == 0u ? R.q.x : R.q.z;
+        F[e].hi = e == 0u ? R.q.y : R.q.w;
+        const vec2 fm = uintBitsToFloat(e == 0u ? R.s.xy : R.s.zw);
+        F[e].f[0] = fm.x;
+        F[e].m = fm.y;
+#endif
+    }
 }
 
 // The warps' sums for the final reduction.
@@ -331,52 +418,64 @@ void probe(uint lane) {
 }
 #endif
 
-// Block j's tile products of this lane's rows (rbase) into acc; with live false (the
-// emulation's idle warps) zeros are multiplied.
-void block(uint k, uint lane, uint j, bool live, uint rbase[2], inout float acc[2][2][4]) {
+// Pair p of step st: its two blocks' tile products for this lane's rows (g, g + 8; R their
+// loads) into acc[matrix][vector tile][sum element]. live: the pair's first block lies in the
+// row (the second is checked here); the emulation's idle warps pass false and multiply zeros.
+void pair(uint k, uint lane, uint st, uint p, bool live, Raw R[2][2], inout float acc[2][2][4]) {
     const uint g = lane / 4u;
     const uint t = lane % 4u;
-    // The weight fragments (rows g and g + 8) of each matrix.
-    Frag F[2][2];
-    uvec4 a[2];
+    const uint j0 = st * SB + pair_block(p, 0u);
+    const uint j1 = st * SB + pair_block(p, 1u);
+    const bool live1 = live && j1 < pc.nblocks;
+    // The weight fragments of each matrix, row and block.
+    Frag F[2][2][2];
     [[unroll]] for (uint m = 0u; m < 2u; ++m) {
         [[unroll]] for (uint r = 0u; r < 2u; ++r) {
-            F[m][r].lo = 0u;
-            F[m][r].hi = 0u;
-            F[m][r].f[0] = 0.0;
-            F[m][r].f[1] = 0.0;
-            F[m][r].m = 0.0;
-            if (m < MATS && live) {
-                frag(rbase[r] + m * pc.glu_off, j, t, F[m][r]);
-            }
+            frag2(R[m][r], p, F[m][r]);
         }
-        a[m] = uvec4(F[m][0].lo, F[m][1].lo, F[m][0].hi, F[m][1].hi);
     }
-    [[unroll]] for (uint jt = 0u; jt < NT; ++jt) {
-        // This lane's activation fragment (vector 8jt + g) and the pairs of the vectors
-        // of its sums (8jt + 2t, + 1).
-        const uint cv = jt * 8u + g;
-        uvec2 b = uvec2(0u);
-        if (live && cv < BATCH) {
-            const uint vb = cv * pc.nblocks * 8u;
-            b = uvec2(xq[vb + in_word(j, FRAG_AW0(t))], xq[vb + in_word(j, FRAG_AW1(t))]);
-        }
-        vec2 ds[2];
-        [[unroll]] for (uint e = 0u; e < 2u; ++e) {
-            const uint c = jt * 8u + 2u * t + e;
-            ds[e] = live && c < BATCH ? xd[pc.ds_base + c * pc.nblocks + j] : vec2(0.0);
-        }
-        [[unroll]] for (uint h = 0u; h < HALVES; ++h) {
-            const uvec2 bh = HALVES == 1u || t / 2u == h ? b : uvec2(0u);
-            [[unroll]] for (uint m = 0u; m < MATS; ++m) {
-                const ivec4 c = mma(k, lane, a[m], bh);
-                [[unroll]] for (uint i = 0u; i < 4u; ++i) {
-                    const uint r = i / 2u;
-                    const vec2 dv = ds[i % 2u];
-                    acc[m][jt][i] += dv.x * (F[m][r].f[h] * float(c[i]));
-#ifdef Q8_BLOCK_MIN
-                    acc[m][jt][i] -= F[m][r].m * dv.y;
+    // (The emulation keeps its loops: lavapipe compiles it for each test case.)
+#ifdef EMULATE_MMA
+    [[dont_unroll]]
+#else
+    [[unroll]]
 #endif
+    for (uint e = 0u; e < 2u; ++e) {
+        const uint j = e == 0u ? j0 : j1;
+        const bool le = e == 0u ? live : live1;
+        [[unroll]] for (uint jt = 0u; jt < NT; ++jt) {
+            // This lane's activation fragment (vector 8jt + g) and the pairs of the vectors
+            // of its sums (8jt + 2t, + 1).
+            const uint cv = jt * 8u + g;
+            uvec2 b = uvec2(0u);
+            if (le && cv < BATCH) {
+                const uint vb = cv * pc.nblocks * 8u;
+#ifdef FRAG_AW_PAIR
+                b = xq2[(vb + in_word(j, FRAG_AW0(t))) >> 1];
+#else
+                b = uvec2(xq[vb + in_word(j, FRAG_AW0(t))], xq[vb + in_word(j, FRAG_AW1(t))]);
+#endif
+            }
+            vec2 ds[2];
+            [[unroll]] for (uint i = 0u; i < 2u; ++i) {
+                const uint c = jt * 8u + 2u * t + i;
+                ds[i] = le && c < BATCH ? xd[pc.ds_base + c * pc.nblocks + j] : vec2(0.0);
+            }
+            [[unroll]] for (uint h = 0u; h < HALVES; ++h) {
+                const uvec2 bh = HALVES == 1u || t / 2u == h ? b : uvec2(0u);
+                [[unroll]] for (uint m = 0u; m < MATS; ++m) {
+                    const uvec4 a = uvec4(F[m][0][e].lo, F[m][1][e].lo, F[m][0][e].hi, F[m][1][e].hi);
+                    const ivec4 c = mma(k, lane, a, bh);
+                    [[unroll]] for (uint i = 0u; i < 4u; ++i) {
+                        const uint r = i / 2u;
+                        const vec2 dv = ds[i % 2u];
+                        acc[m][jt][i] += dv.x * (F[m][r][e].f[h] * float(c[i]));
+#ifdef Q8_BLOCK_MIN
+                        if (h == 0u) {
+                            acc[m][jt][i] -= F[m][r][e].m * dv.y;
+                        }
+#endif
+                    }
                 }
             }
         }
@@ -417,19 +516,54 @@ void main() {
     // multiplies zeros there.
     for (uint s0 = 0u; s0 < nsteps; s0 += KS) {
         const uint st = s0 + k;
-        [[dont_unroll]] for (uint jj = 0u; jj < SB; ++jj) {
-            const uint j = st * SB + jj;
-            block(k, lane, j, st < nsteps && j < pc.nblocks, rbase, acc);
+        [[dont_unroll]] for (uint p = 0u; p < SB / 2u; ++p) {
+            const bool live = st < nsteps && st * SB + pair_block(p, 0u) < pc.nblocks;
+            const bool live1 = live && st * SB + pair_block(p, 1u) < pc.nblocks;
+            Raw R[2][2];
+            [[unroll]] for (uint m = 0u; m < 2u; ++m) {
+                [[unroll]] for (uint r = 0u; r < 2u; ++r) {
+                    R[m][r].q = uvec4(0u);
+                    R[m][r].s = uvec4(0u);
+                    if (m < MATS && live) {
+                        R[m][r] = raw(rbase[r] + m * pc.glu_off, st, p, t, live1);
+                    }
+                }
+            }
+            pair(k, lane, st, p, live, R, acc);
         }
     }
 #else
+    // A step's pairs in groups of PG: the group's loads first, then its products.
     for (uint st = k; st < nsteps; st += KS) {
-        [[unroll]] for (uint jj = 0u; jj < SB; ++jj) {
-            const uint j = st * SB + jj;
-            if (j >= pc.nblocks) {
-                continue;
+        [[unroll]] for (uint p0 = 0u; p0 < SB / 2u; p0 += PG) {
+            Raw R[4][2][2];
+            [[unroll]] for (uint pp = 0u; pp < PG; ++pp) {
+                const uint p = p0 + pp;
+                const bool live = st * SB + pair_block(p, 0u) < pc.nblocks;
+                const bool live1 = st * SB + pair_block(p, 1u) < pc.nblocks;
+                [[unroll]] for (uint m = 0u; m < 2u; ++m) {
+                    [[unroll]] for (uint r = 0u; r < 2u; ++r) {
+                        R[pp][m][r].q = uvec4(0u);
+                        R[pp][m][r].s = uvec4(0u);
+#ifdef WHOLE_STEPS
+                        if (m < MATS) {
+#else
+                        if (m < MATS && live) {
+#endif
+                            R[pp][m][r] = raw(rbase[r] + m * pc.glu_off, st, p, t, live1);
+                        }
+                    }
+                }
             }
-            block(k, lane, j, true, rbase, acc);
+            [[unroll]] for (uint pp = 0u; pp < PG; ++pp) {
+                const uint p = p0 + pp;
+#ifndef WHOLE_STEPS
+                if (st * SB + pair_block(p, 0u) >= pc.nblocks) {
+                    continue;
+                }
+#endif
+                pair(k, lane, st, p, true, R[pp], acc);
+            }
         }
     }
 #endif

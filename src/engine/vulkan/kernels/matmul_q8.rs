@@ -60,7 +60,7 @@ impl Tiles {
 
 /// Which tiles engines use for batches, from `RAWRXD_MMQ`: unset or `0` none (the default:
 /// batches then equal each sequence alone bit for bit), `1` the tensor cores where the device
-/// has them (on an H100, 7B Q4_K_M: +21 % at 16 sequences, see docs/BENCHMARKS.md), `emu` the
+/// has them (on an H100, 7B Q4_K_M: +15 % at 12 sequences, +54 % at 16, see docs/BENCHMARKS.md), `emu` the
 /// emulated tiles on any device with integer dot products (slow; for checking the path's
 /// numerics on devices without the tiles).
 pub fn engine_tiles() -> Option<Tiles> {
@@ -74,12 +74,12 @@ pub fn engine_tiles() -> Option<Tiles> {
     )
 }
 
-/// The smallest batch that takes the tiles: `RAWRXD_MMQ_MIN_BATCH` (2 ..= 16, default 13: on
-/// an H100 the tiles win from 13 vectors and lose below, e.g. 12 vectors 1187 against 1251
-/// tok/s; docs/BENCHMARKS.md).
+/// The smallest batch that takes the tiles: `RAWRXD_MMQ_MIN_BATCH` (2 ..= 16, default 8: on an
+/// H100, 7B Q4_K_M, the tiles win from 8 vectors (1221 against 1135 tok/s; 12 vectors 1444
+/// against 1249) and lose below (6 vectors 948 against 994); docs/BENCHMARKS.md).
 pub fn min_batch() -> usize {
     static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *MIN.get_or_init(|| env_in("RAWRXD_MMQ_MIN_BATCH", 2..=MAX_BATCH, 13))
+    *MIN.get_or_init(|| env_in("RAWRXD_MMQ_MIN_BATCH", 2..=MAX_BATCH, 8))
 }
 
 /// Whether the device and this build have `tiles` for weights of `ty`.
@@ -123,6 +123,17 @@ pub fn has_emulated(gpu: &Gpu, ty: GgmlType) -> bool {
 fn max_warps() -> u64 {
     static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *MAX.get_or_init(|| env_in("RAWRXD_MMQ_WARPS", 1..=16, 8) as u64)
+}
+
+/// Pairs of blocks whose weight loads a warp issues before it decodes any: `RAWRXD_MMQ_PG` (1,
+/// 2 or 4; 3 counts as 2; default 2), so that several loads are in flight per warp (on an H100,
+/// 7B Q4_K_M, 12 vectors: 1 1452 / 1467, 2 1440 / 1465, 4 1375 tok/s; docs/BENCHMARKS.md).
+fn pair_group() -> u32 {
+    static PG: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PG.get_or_init(|| match env_in("RAWRXD_MMQ_PG", 1..=4, 2) {
+        3 => 2,
+        n => n as u32,
+    })
 }
 
 /// Columns of one warp step (the shader's SB blocks of 32).
@@ -228,7 +239,7 @@ fn probe_layout(gpu: &Gpu) -> VkResult<Vec<f32>> {
         variant: variant.name.to_string(),
         bindings: 3,
         push_size: std::mem::size_of::<MatvecQ8Push>() as u32,
-        spec: vec![32, 1, 2, 0, 0, 1],
+        spec: vec![32, 1, 2, 0, 0, 1, 1],
         local_size: 32,
         subgroup_sized: true,
     })?;
@@ -301,6 +312,7 @@ pub fn matmul_q8(
             u32::from(glu),
             Q8Order::for_product(w.ty, n) as u32,
             0,
+            pair_group(),
         ],
         local_size: ks * 32,
         // The tensor-core build's warps are subgroups of 32 (the capability check asks for that
