@@ -39,7 +39,7 @@
 // q8_block.glsl), 5 PROBE: one warp writes, per lane, the (row, column) of each of its tile
 // elements into y (32 floats a lane: 16 of the weight tile as row * 32 + k, 8 of the activation
 // tile as k * 8 + vector, 4 of the sum as row * 8 + vector) and nothing else runs; 6 PG (1, 2
-// or 4).
+// or 4), 7 ALIGNED: rows (and the GLU's up rows) start at multiples of 16 bytes.
 // Flags: bit 0 accumulate.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_spirv_intrinsics : require
@@ -58,6 +58,7 @@ layout(constant_id = 3) const bool GLU = false;
 layout(constant_id = 4) const uint IN_ORDER = 0;
 layout(constant_id = 5) const bool PROBE = false;
 layout(constant_id = 6) const uint PG = 1;
+layout(constant_id = 7) const bool ALIGNED = false;
 
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
@@ -220,13 +221,24 @@ struct Raw {
     uvec4 s;
 };
 
-// The 8 bytes at byte b (a multiple of 4): one load where 8-byte aligned.
+// The 8 bytes at byte b (a multiple of 4): one load where 8-byte aligned (always, with ALIGNED:
+// no branch then stands between a warp's loads).
 uvec2 w_8(uint b) {
-    if ((b & 7u) == 0u) {
+    if (ALIGNED || (b & 7u) == 0u) {
         return w2[b >> 3];
     }
     return uvec2(w[b >> 2], w[(b >> 2) + 1u]);
 }
+
+#if defined(FMT_Q4_K) || defined(FMT_Q5_K)
+// The 16-byte superblock header at byte b (a multiple of 4), as w_8.
+uvec4 w_16(uint b) {
+    if (ALIGNED || (b & 15u) == 0u) {
+        return w4[b >> 4];
+    }
+    return w_a128(b);
+}
+#endif
 
 // The loads of pair p of step st of the row at byte rb, for slot t; the second block is only
 // read where live1 (it lies in the row).
@@ -237,12 +249,12 @@ Raw raw(uint rb, uint st, uint p, uint t, bool live1) {
 #if defined(FMT_Q4_K)
     const uint b = rb + st * 144u;
     R.q.xy = w_8(b + 16u + 32u * p + 8u * t);
-    R.s = w_chunk(b);
+    R.s = w_16(b);
 #elif defined(FMT_Q5_K)
     const uint b = rb + st * 176u;
     R.q.xy = w_8(b + 48u + 32u * p + 8u * t);
     R.q.zw = w_8(b + 16u + 8u * t);
-    R.s = w_chunk(b);
+    R.s = w_16(b);
 #elif defined(FMT_Q6_K)
     // p = 2n + h: sub-blocks 4n + h and 4n + h + 2 (pair_block) read ql[64n + 32h + l] and
     // qh[32n + l], l = 8t .. 8t + 7.

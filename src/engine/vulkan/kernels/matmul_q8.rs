@@ -239,7 +239,7 @@ fn probe_layout(gpu: &Gpu) -> VkResult<Vec<f32>> {
         variant: variant.name.to_string(),
         bindings: 3,
         push_size: std::mem::size_of::<MatvecQ8Push>() as u32,
-        spec: vec![32, 1, 2, 0, 0, 1, 1],
+        spec: vec![32, 1, 2, 0, 0, 1, 1, 0],
         local_size: 32,
         subgroup_sized: true,
     })?;
@@ -313,6 +313,8 @@ pub fn matmul_q8(
             Q8Order::for_product(w.ty, n) as u32,
             0,
             pair_group(),
+            // Every row (and so the GLU's up rows) starts 16-byte aligned: K-quant rows always.
+            u32::from(w.row_bytes % 16 == 0),
         ],
         local_size: ks * 32,
         // The tensor-core build's warps are subgroups of 32 (the capability check asks for that
