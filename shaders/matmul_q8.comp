@@ -230,6 +230,18 @@ uvec2 w_8(uint b) {
     return uvec2(w[b >> 2], w[(b >> 2) + 1u]);
 }
 
+#if defined(FMT_Q6_K)
+// The 8 bytes at an even byte b: three word loads (Q6_K blocks are 210 bytes: 2-byte aligned).
+uvec2 w_8u(uint b) {
+    const uint i = b >> 2;
+    const uint s = (b & 2u) << 3;
+    const uint a0 = w[i];
+    const uint a1 = w[i + 1u];
+    const uint a2 = w[i + 2u];
+    return uvec2(fsh(a0, a1, s), fsh(a1, a2, s));
+}
+#endif
+
 #if defined(FMT_Q4_K) || defined(FMT_Q5_K)
 // The 16-byte superblock header at byte b (a multiple of 4), as w_8.
 uvec4 w_16(uint b) {
@@ -263,9 +275,9 @@ Raw raw(uint rb, uint st, uint p, uint t, bool live1) {
     const uint b = rb + st * 210u;
     const uint lb = b + 64u * n + 32u * h + 8u * t;
     const uint hb = b + 128u + 32u * n + 8u * t;
-    R.q = uvec4(w_u32(lb), w_u32(lb + 4u), w_u32(hb), w_u32(hb + 4u));
-    R.s.x = w_u32(b + 192u + 8u * n + 2u * h);
-    R.s.y = w_u32(b + 196u + 8u * n + 2u * h);
+    R.q.xy = w_8u(lb);
+    R.q.zw = w_8u(hb);
+    R.s.xy = w_8u(b + 192u + 8u * n + 2u * h);
     R.s.z = w_u16(b + 208u);
 #else
     Frag F;

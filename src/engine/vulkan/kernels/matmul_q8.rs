@@ -127,7 +127,7 @@ fn max_warps() -> u64 {
 
 /// Pairs of blocks whose weight loads a warp issues before it decodes any: `RAWRXD_MMQ_PG` (1,
 /// 2 or 4; 3 counts as 2; default 2), so that several loads are in flight per warp (on an H100,
-/// 7B Q4_K_M, 12 vectors: 1 1452 / 1467, 2 1440 / 1465, 4 1375 tok/s; docs/BENCHMARKS.md).
+/// 7B Q4_K_M, 16 vectors: 1 1886 / 1903, 2 1990 / 2025, 4 1820 / 2007 tok/s; docs/BENCHMARKS.md).
 fn pair_group() -> u32 {
     static PG: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *PG.get_or_init(|| match env_in("RAWRXD_MMQ_PG", 1..=4, 2) {
