@@ -60,7 +60,7 @@ impl Tiles {
 
 /// Which tiles engines use for batches, from `RAWRXD_MMQ`: unset or `0` none (the default:
 /// batches then equal each sequence alone bit for bit), `1` the tensor cores where the device
-/// has them (on an H100, 7B Q4_K_M: +15 % at 12 sequences, +54 % at 16, see docs/BENCHMARKS.md), `emu` the
+/// has them (on an H100, 7B Q4_K_M: +27 % at 12 sequences, +65 % at 16, see docs/BENCHMARKS.md), `emu` the
 /// emulated tiles on any device with integer dot products (slow; for checking the path's
 /// numerics on devices without the tiles).
 pub fn engine_tiles() -> Option<Tiles> {
@@ -75,8 +75,8 @@ pub fn engine_tiles() -> Option<Tiles> {
 }
 
 /// The smallest batch that takes the tiles: `RAWRXD_MMQ_MIN_BATCH` (2 ..= 16, default 8: on an
-/// H100, 7B Q4_K_M, the tiles win from 8 vectors (1221 against 1135 tok/s; 12 vectors 1444
-/// against 1249) and lose below (6 vectors 948 against 994); docs/BENCHMARKS.md).
+/// H100, 7B Q4_K_M, the tiles win from 8 vectors (1339–1374 against 1129–1131 tok/s; 12
+/// vectors 1586–1598 against 1237–1258) and are level at 6; docs/BENCHMARKS.md).
 pub fn min_batch() -> usize {
     static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *MIN.get_or_init(|| env_in("RAWRXD_MMQ_MIN_BATCH", 2..=MAX_BATCH, 8))
