@@ -1662,9 +1662,21 @@ fn matmul_q8_matches_cpu_on_q8_activations() {
             }
             let ncols = if ty.is_k_quant() { 768 } else { 352 };
             // Each case is its own pipeline: two a format (every case for some formats, the
-            // store, accumulate and GLU forms for each).
-            let picked = [cases[ti % 6], cases[(ti + 3) % 6]];
-            for (nrows, n, out) in picked {
+            // store, accumulate and GLU forms for each), and for the K-quants one of 8192
+            // columns (32 steps: four a warp).
+            let mut picked = vec![
+                (cases[ti % 6].0, cases[ti % 6].1, cases[ti % 6].2, ncols),
+                (
+                    cases[(ti + 3) % 6].0,
+                    cases[(ti + 3) % 6].1,
+                    cases[(ti + 3) % 6].2,
+                    ncols,
+                ),
+            ];
+            if ty.is_k_quant() {
+                picked.push((40, 12, Output::Accumulate, 8192));
+            }
+            for (nrows, n, out, ncols) in picked {
                 let case = Q8Case::new(&h, &mut rng, ty, ncols, nrows, n, out);
                 let (mut rec, mut descs) = h.recorder();
                 rec.begin().unwrap();

@@ -139,12 +139,18 @@ fn pair_group() -> u32 {
 /// Columns of one warp step (the shader's SB blocks of 32).
 const STEP_COLS: usize = 8 * 32;
 
-/// Warps per workgroup (the K split): at most [`max_warps`] and at most one per step of the
-/// row.
-fn warps(caps: &DeviceCaps, ncols: usize) -> u32 {
+/// Warps per workgroup (the K split): at most [`max_warps`], one per step of the row, and what
+/// the device allows: its invocations, and its shared memory for the shader's per-warp arrays
+/// (the final sums of `mats` 16x16 tiles, and the emulation's fragments).
+fn warps(caps: &DeviceCaps, ncols: usize, mats: u32, emulated: bool) -> u32 {
     let steps = ncols.div_ceil(STEP_COLS) as u64;
     let by_invocations = u64::from(caps.limits.max_workgroup_invocations / 32).max(1);
-    max_warps().min(steps.max(1)).min(by_invocations) as u32
+    let per_warp = u64::from(mats) * 16 * 16 * 4 + if emulated { 32 * 24 } else { 0 };
+    let by_shared = (u64::from(caps.limits.max_compute_shared_memory_size) / per_warp).max(1);
+    max_warps()
+        .min(steps.max(1))
+        .min(by_invocations)
+        .min(by_shared) as u32
 }
 
 /// The element positions matmul_q8.comp assumes for the tensor-core tiles (PTX's
@@ -300,7 +306,12 @@ pub fn matmul_q8(
         VulkanError::MissingShader(format!("matmul_q8_{} ({tiles:?} tiles)", w.ty))
     })?;
     let glu = out == Output::Glu;
-    let ks = warps(caps, w.ncols);
+    let ks = warps(
+        caps,
+        w.ncols,
+        if glu { 2 } else { 1 },
+        tiles == Tiles::Emulated,
+    );
     let kernel = gpu.kernel(&KernelSpec {
         variant: variant.name.to_string(),
         bindings: 3,
