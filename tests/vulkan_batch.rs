@@ -434,7 +434,9 @@ fn teacher_forced(
 
 /// After `prepare`, serving builds no pipeline: decode steps of every bucket up to the slot count
 /// and rows steps of every bucket (prompt chunks of 1, 2, 5 and 16 tokens here, beside decode
-/// rows) find theirs compiled, so no request waits for a compile (Phase 2's cold ITL spikes).
+/// rows), and prompt chunks long enough for the prefill pass (50 and 60 tokens) find theirs
+/// compiled, so no request waits for a compile (Phase 2's cold ITL and TTFT spikes); also with
+/// batches on integer tiles (emulated where the device has none).
 #[test]
 fn prepare_compiles_what_serving_needs() {
     let Some(h) = harness_with(false) else { return };
@@ -442,7 +444,24 @@ fn prepare_compiles_what_serving_needs() {
         return;
     };
     let file = Arc::new(GgufFile::open(&path).expect("open model"));
-    let mut eng = load(&h, &file, 3);
+    let mut modes = vec![None];
+    if h.gpu.caps().nv_coopmat_s8_16x8x32() {
+        modes.push(Some(Tiles::Tensor));
+    } else if h.gpu.caps().integer_dot_product.is_some() {
+        modes.push(Some(Tiles::Emulated));
+    }
+    for tiles in modes {
+        prepared_serving_builds_nothing(&h, &file, tiles);
+    }
+    h.finish();
+}
+
+fn prepared_serving_builds_nothing(
+    h: &vulkan_support::Harness,
+    file: &GgufFile,
+    tiles: Option<Tiles>,
+) {
+    let mut eng = load_opts(h, file, 3, false, true, tiles);
     eng.prepare().unwrap();
     let before = h.gpu.kernels_built();
     let toks: Vec<u32> = (0..16).map(|i| 100 + 7 * i).collect();
@@ -457,11 +476,13 @@ fn prepare_compiles_what_serving_needs() {
     ])
     .unwrap();
     eng.forward_batch(&[item(2, &toks[2..3], 2)]).unwrap();
+    // Prompt chunks longer than rows steps take (the prefill pass), of two lengths.
+    let long: Vec<u32> = (0..60).map(|i| 100 + 3 * i).collect();
+    eng.forward_batch(&[item(0, &long[..50], 0)]).unwrap();
+    eng.forward_batch(&[item(1, &long, 0)]).unwrap();
     assert_eq!(
         h.gpu.kernels_built(),
         before,
-        "pipelines built while serving after prepare()"
+        "pipelines built while serving after prepare() (tiles {tiles:?})"
     );
-    drop(eng);
-    h.finish();
 }

@@ -1307,8 +1307,10 @@ impl BatchEngine for VulkanEngine {
     }
 
     /// Records the decode step of every bucket up to the slot count and the rows step of every
-    /// bucket (one sequence's short prompt chunk fills every rows step it needs), so that no
-    /// request waits for a pipeline compile or a recording.
+    /// bucket (one sequence's short prompt chunk fills every rows step it needs), and runs one
+    /// throwaway prompt chunk just too long for rows steps through slot 0 (cleared after), whose
+    /// prefill pass builds the pipelines longer prompts take: so that no request waits for a
+    /// pipeline compile or a recording (on an H100, the first long prompt waited ~1.2 s).
     fn prepare(&mut self) -> Result<()> {
         let top = bucket_of(self.st.n_slots.min(DECODE_MAX_BATCH));
         let profiling = self.profile.is_some();
@@ -1317,6 +1319,16 @@ impl BatchEngine for VulkanEngine {
         }
         for (step, &b) in self.rows.iter_mut().zip(&DECODE_BUCKETS) {
             Self::bucket_step(step, &self.st, &mut self.descs, profiling, b, Pass::Rows)?;
+        }
+        let long = self.rows_max + 1;
+        if long <= self.n_ctx() {
+            let tokens = vec![0u32; long];
+            self.forward_batch(&[BatchItem {
+                slot: 0,
+                tokens: &tokens,
+                pos: 0,
+            }])?;
+            self.clear_slot(0);
         }
         Ok(())
     }
