@@ -68,6 +68,8 @@ layout(binding = 1) readonly restrict buffer XQ2 { uvec2 xq2[]; };
 layout(binding = 1) readonly restrict buffer XD { vec2 xd[]; };
 layout(binding = 2) restrict buffer Y { float y[]; };
 #define W4_VIEW
+// Every superblock header w_chunk reads starts 16-byte aligned where ALIGNED.
+#define W4_ALIGNED ALIGNED
 
 layout(push_constant) uniform Push {
     uint ncols;
@@ -242,16 +244,6 @@ uvec2 w_8u(uint b) {
 }
 #endif
 
-#if defined(FMT_Q4_K) || defined(FMT_Q5_K)
-// The 16-byte superblock header at byte b (a multiple of 4), as w_8.
-uvec4 w_16(uint b) {
-    if (ALIGNED || (b & 15u) == 0u) {
-        return w4[b >> 4];
-    }
-    return w_a128(b);
-}
-#endif
-
 // The loads of pair p of step st of the row at byte rb, for slot t; the second block is only
 // read where live1 (it lies in the row).
 Raw raw(uint rb, uint st, uint p, uint t, bool live1) {
@@ -261,12 +253,12 @@ Raw raw(uint rb, uint st, uint p, uint t, bool live1) {
 #if defined(FMT_Q4_K)
     const uint b = rb + st * 144u;
     R.q.xy = w_8(b + 16u + 32u * p + 8u * t);
-    R.s = w_16(b);
+    R.s = w_chunk(b);
 #elif defined(FMT_Q5_K)
     const uint b = rb + st * 176u;
     R.q.xy = w_8(b + 48u + 32u * p + 8u * t);
     R.q.zw = w_8(b + 16u + 8u * t);
-    R.s = w_16(b);
+    R.s = w_chunk(b);
 #elif defined(FMT_Q6_K)
     // p = 2n + h: sub-blocks 4n + h and 4n + h + 2 (pair_block) read ql[64n + 32h + l] and
     // qh[32n + l], l = 8t .. 8t + 7.

@@ -69,10 +69,16 @@ float q3k_scale(uint sb, uint s) {
 #endif
 
 #if defined(FMT_Q4_K) || defined(FMT_Q5_K)
+// A shader that knows every b it passes to w_chunk is 16-byte aligned defines W4_ALIGNED (an
+// expression, e.g. a specialization constant) so that the test folds away.
+#ifndef W4_ALIGNED
+#define W4_ALIGNED false
+#endif
+
 // The 16 bytes at byte b (a multiple of 4): through the uvec4 view when 16-byte aligned.
 uvec4 w_chunk(uint b) {
 #ifdef W4_VIEW
-    if ((b & 15u) == 0u) {
+    if (W4_ALIGNED || (b & 15u) == 0u) {
         return w4[b >> 4];
     }
 #endif
