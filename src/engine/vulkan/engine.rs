@@ -1322,6 +1322,8 @@ impl BatchEngine for VulkanEngine {
         }
         let long = self.rows_max + 1;
         if long <= self.n_ctx() {
+            // Its dispatches are not part of what a profile measures.
+            let kept = self.take_profile();
             let tokens = vec![0u32; long];
             self.forward_batch(&[BatchItem {
                 slot: 0,
@@ -1329,6 +1331,9 @@ impl BatchEngine for VulkanEngine {
                 pos: 0,
             }])?;
             self.clear_slot(0);
+            if kept.is_some() {
+                self.profile = kept;
+            }
         }
         Ok(())
     }
