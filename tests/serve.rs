@@ -256,15 +256,12 @@ async fn http_and_in_process_give_the_oracle_text_and_metrics_count_them() {
     // The same completion, not streamed.
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", server.base_url());
-    let whole: serde_json::Value = client
-        .post(url("/v1/completions"))
-        .json(&serde_json::json!({ "prompt": prompt, "max_tokens": 6, "temperature": 0 }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let whole = json_reply(
+        client
+            .post(url("/v1/completions"))
+            .json(&serde_json::json!({ "prompt": prompt, "max_tokens": 6, "temperature": 0 })),
+    )
+    .await;
     assert_eq!(whole["choices"][0]["text"], want.as_str());
     assert_eq!(whole["usage"]["completion_tokens"], n_gen);
 
@@ -297,14 +294,7 @@ async fn http_and_in_process_give_the_oracle_text_and_metrics_count_them() {
     drop(long);
     wait_freed(&service, 1).await;
 
-    let models: serde_json::Value = client
-        .get(url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models = json_reply(client.get(url("/v1/models"))).await;
     assert_eq!(models["data"][0]["id"], "SmolLM2-135M-Instruct.Q4_1");
     let health = client.get(url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -348,6 +338,11 @@ async fn http_and_in_process_give_the_oracle_text_and_metrics_count_them() {
     assert!(m["rawrxd_memory_bytes{device=\"false\",kind=\"weights\"}"] > 50e6);
     assert!(m["rawrxd_memory_bytes{device=\"false\",kind=\"kv_cache\"}"] > 0.0);
     server.shutdown().await.unwrap();
+}
+
+/// The JSON body of the reply to `req`.
+async fn json_reply(req: reqwest::RequestBuilder) -> serde_json::Value {
+    req.send().await.unwrap().json().await.unwrap()
 }
 
 /// The text and finish reason of a streamed answer, from its server-sent events.
@@ -408,13 +403,7 @@ async fn stop_sequences_end_the_answer_before_them() {
         }))
     };
 
-    let whole: serde_json::Value = ask(false, serde_json::json!(["never here", stop]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let whole = json_reply(ask(false, serde_json::json!(["never here", stop]))).await;
     assert_eq!(
         whole["choices"][0]["text"], want,
         "stop {stop:?} in {full:?}"

@@ -1664,15 +1664,8 @@ fn matmul_q8_matches_cpu_on_q8_activations() {
             // Each case is its own pipeline: two a format (every case for some formats, the
             // store, accumulate and GLU forms for each), and for the K-quants one of 8192
             // columns (32 steps: four a warp).
-            let mut picked = vec![
-                (cases[ti % 6].0, cases[ti % 6].1, cases[ti % 6].2, ncols),
-                (
-                    cases[(ti + 3) % 6].0,
-                    cases[(ti + 3) % 6].1,
-                    cases[(ti + 3) % 6].2,
-                    ncols,
-                ),
-            ];
+            let with_cols = |(nrows, n, out): (usize, usize, Output)| (nrows, n, out, ncols);
+            let mut picked = vec![with_cols(cases[ti % 6]), with_cols(cases[(ti + 3) % 6])];
             if ty.is_k_quant() {
                 picked.push((40, 12, Output::Accumulate, 8192));
             }
