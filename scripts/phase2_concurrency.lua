@@ -19,8 +19,9 @@
 --   --endpoint E          completions (default) or chat
 --   --ctx N, --threads N  engine context per stream and CPU threads
 --   --prefill-chunk N     prompt tokens the scheduler feeds per step (engine target; default
---                         256): smaller keeps decode steps short while prompts arrive (ITL),
---                         larger gets prompts through sooner (TTFT)
+--                         256; while other streams decode, also at most what fills the
+--                         Vulkan engine's 16-row pass): smaller keeps decode steps short while
+--                         prompts arrive (ITL), larger gets prompts through sooner (TTFT)
 --   --model-name NAME     the `model` field sent to an HTTP target (default "default")
 --   --db PATH             results database (default: $RAWRXD_RESULTS or results/rawrxd.sqlite)
 --   --no-store            do not record anything

@@ -682,7 +682,7 @@ function rawrxd.report.sparkline(values, width) end
 ---@field ctx? integer            KV positions per sequence (default 2048)
 ---@field threads? integer        CPU threads (default: one per core)
 ---@field queue? integer          requests that may wait for a slot (default 256)
----@field prefill_chunk? integer  prompt tokens per engine step (default 256)
+---@field prefill_chunk? integer  prompt tokens per engine step (default 256; next to running decodes, at most what fills the engine's pass)
 ---@field timeout? number         seconds, per request (default: none)
 
 ---@class rawrxd.PoolEngine  an in-process engine behind the continuous-batching scheduler

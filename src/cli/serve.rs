@@ -45,7 +45,8 @@ pub struct ServeArgs {
     /// Requests that may wait for a slot; more are answered with HTTP 503.
     #[arg(long, default_value_t = 256)]
     pub queue: usize,
-    /// Prompt tokens prefilled per engine step, over all sequences.
+    /// Prompt tokens prefilled per engine step, over all sequences (while others decode, also
+    /// at most what fills the engine's 16-row pass).
     #[arg(long, default_value_t = 256)]
     pub prefill_chunk: usize,
     /// Limit on one request, seconds (default: none).

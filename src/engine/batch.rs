@@ -46,6 +46,13 @@ pub trait BatchEngine: Engine {
     fn prepare(&mut self) -> Result<()> {
         Ok(())
     }
+    /// Token rows one pass of the engine holds, where a step of more rows runs as several
+    /// passes that each cost about a whole one: the scheduler then feeds prompt tokens next to
+    /// running decodes only as far as they fill the step's last pass. Default: none (a step
+    /// costs by its rows).
+    fn pass_rows(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Checks the item list against `n_slots` and `n_ctx`: slots in range and distinct, tokens

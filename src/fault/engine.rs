@@ -208,6 +208,12 @@ impl BatchEngine for FaultyEngine {
     fn clear_slot(&mut self, slot: usize) {
         self.inner.clear_slot(slot)
     }
+    fn prepare(&mut self) -> Result<()> {
+        self.inner.prepare()
+    }
+    fn pass_rows(&self) -> Option<usize> {
+        self.inner.pass_rows()
+    }
 }
 
 #[cfg(test)]

@@ -216,6 +216,20 @@ impl Sampler {
 
     /// Samples the next token from `logits` (`[n_vocab]`). Does not [`accept`](Self::accept) it.
     pub fn sample(&mut self, logits: &[f32]) -> Result<u32> {
+        if self.params.temp <= 0.0 && (self.params.repeat_penalty == 1.0 || self.history.is_empty())
+        {
+            // Greedy without penalties: the first largest logit, as `candidates` picks it, without
+            // copying the vocabulary (a scheduler step samples every running sequence).
+            let mut best: Option<(usize, f32)> = None;
+            for (i, &l) in logits.iter().enumerate() {
+                if best.is_none_or(|(_, b)| l > b) {
+                    best = Some((i, l));
+                }
+            }
+            return best
+                .map(|(i, _)| i as u32)
+                .ok_or_else(|| Error::Invalid("sampling: empty logits".into()));
+        }
         let c = self.candidates(logits);
         if c.is_empty() {
             return Err(Error::Invalid("sampling: empty logits".into()));
@@ -380,6 +394,26 @@ mod tests {
         assert_eq!(s.sample(&l).unwrap(), 1);
         s.accept(1); // 5 / 2 = 2.5 < 4
         assert_eq!(s.sample(&l).unwrap(), 2);
+    }
+
+    /// Plain greedy sampling (no penalty) takes the same token as the candidate pipeline's
+    /// argmax: the first of tied maxima, a NaN in front kept as `candidates` keeps it.
+    #[test]
+    fn plain_greedy_matches_the_candidates_argmax() {
+        let mut s = Sampler::new(SamplerParams::greedy()).unwrap();
+        let cases: [&[f32]; 5] = [
+            &[1.0, 5.0, 4.0, 5.0],
+            &[-2.0, -1.0, -1.0],
+            &[f32::NAN, 3.0, 2.0],
+            &[0.5, f32::NAN, 7.0, 7.0],
+            &[f32::NEG_INFINITY, f32::NEG_INFINITY],
+        ];
+        for l in cases {
+            let want = s.candidates(l)[0].id;
+            assert_eq!(s.sample(l).unwrap(), want, "{l:?}");
+        }
+        assert_eq!(s.sample(&[1.0, 5.0, 4.0, 5.0]).unwrap(), 1);
+        assert!(s.sample(&[]).is_err());
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! Between two steps the scheduler thread retires finished, cancelled and timed-out sequences
 //! (freeing their KV cache slots) and admits waiting requests into free slots in arrival order
 //! (FIFO), up to `max_batch` sequences. Each step feeds one token of every decoding sequence plus
-//! prompt chunks of sequences still in prefill, handed out in admission order until
-//! `prefill_chunk` prompt tokens are spent — so a long prompt is prefilled over several steps and
-//! never stalls the running decodes for longer than one chunk.
+//! prompt chunks of sequences still in prefill, handed out in admission order until the step's
+//! prompt budget is spent: `prefill_chunk` tokens while nothing decodes, and while sequences
+//! decode on an engine that runs steps in passes ([`BatchEngine::pass_rows`]), only what fills
+//! the last pass their tokens leave part empty — so a long prompt is prefilled over several
+//! steps, and a prompt arriving among running decodes adds no pass they wait for.
 //!
 //! Invariants:
 //! - The waiting queue holds at most `queue_capacity` requests; `submit` refuses more at once.
@@ -60,7 +62,8 @@ pub struct SchedulerConfig {
     /// Sequences decoded together at most; `None` (or more than the engine holds) means one per
     /// KV cache slot.
     pub max_batch: Option<usize>,
-    /// Prompt tokens fed per step at most, over all sequences in prefill (at least 1).
+    /// Prompt tokens fed per step at most, over all sequences in prefill (at least 1); while
+    /// sequences decode, also at most what fills the engine's last pass (see the module header).
     pub prefill_chunk: usize,
     /// Limit on a request from submission to its end when it sets none; `None`: no limit.
     pub default_timeout: Option<Duration>,

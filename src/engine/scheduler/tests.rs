@@ -30,6 +30,8 @@ struct Toy {
     poison: Option<u32>,
     /// Sleep per step.
     delay: Duration,
+    /// What `pass_rows` reports.
+    pass_rows: Option<usize>,
 }
 
 fn toy(n_slots: usize, n_ctx: usize) -> (Toy, Arc<Mutex<Log>>) {
@@ -59,6 +61,7 @@ fn toy(n_slots: usize, n_ctx: usize) -> (Toy, Arc<Mutex<Log>>) {
         log: log.clone(),
         poison: None,
         delay: Duration::ZERO,
+        pass_rows: None,
     };
     (engine, log)
 }
@@ -127,6 +130,9 @@ impl BatchEngine for Toy {
         if let Some(s) = self.log.lock().unwrap().slots.get_mut(slot) {
             s.clear();
         }
+    }
+    fn pass_rows(&self) -> Option<usize> {
+        self.pass_rows
     }
 }
 
@@ -323,6 +329,76 @@ fn long_prompts_are_prefilled_in_chunks_between_decodes() {
         vec![8, 8, 8, 8, 8, 8, 2],
         "50 tokens: 6 chunks of 8 and one of 2"
     );
+}
+
+#[test]
+fn prompt_budget_fills_the_last_pass() {
+    use super::worker::prompt_budget;
+    // (chunk, decoding, pass rows) -> prompt tokens.
+    for (chunk, decoding, pass, want) in [
+        (256, 0, Some(16), 256), // nothing decodes: the whole chunk
+        (256, 12, Some(16), 4),  // 12 decode rows leave 4 of the pass
+        (256, 15, Some(16), 1),
+        (256, 16, Some(16), 16), // a full pass: the prompt gets a pass of its own
+        (256, 20, Some(16), 12), // 16 + 4: the second pass's rest
+        (3, 12, Some(16), 3),    // never more than the chunk
+        (256, 5, None, 256),     // engines without passes: the chunk
+    ] {
+        assert_eq!(
+            prompt_budget(chunk, decoding, pass),
+            want,
+            "chunk {chunk}, decoding {decoding}, pass {pass:?}"
+        );
+    }
+}
+
+/// On an engine with passes of 4 rows, a 10-token prompt arriving next to two decoding
+/// sequences goes in chunks of 2 (every step 4 rows), while the first request's prompt, sent
+/// when nothing decoded, went in one step.
+#[test]
+fn prompts_among_decodes_fill_the_engines_pass() {
+    let (mut engine, log) = toy(3, 1 << 20);
+    engine.pass_rows = Some(4);
+    let s = start(engine, SchedulerConfig::default());
+    let first_prompt: Vec<u32> = (1..=9).collect();
+    let mut a = s.submit(forever(&first_prompt)).unwrap();
+    assert!(matches!(
+        a.blocking_next(),
+        Some(GenEvent::Admitted { slot: 0, .. })
+    ));
+    assert!(matches!(
+        a.blocking_next(),
+        Some(GenEvent::Token { id: 10, .. })
+    ));
+    let mut b = s.submit(forever(&[1])).unwrap();
+    assert!(matches!(
+        b.blocking_next(),
+        Some(GenEvent::Admitted { slot: 1, .. })
+    ));
+    assert!(matches!(
+        b.blocking_next(),
+        Some(GenEvent::Token { id: 2, .. })
+    ));
+    let prompt: Vec<u32> = (1..=10).collect();
+    let c = drain(s.submit(request(&prompt, 3)).unwrap());
+    drop((a, b));
+    assert_eq!(tokens(&c), vec![11, 12, 13]);
+    let log = log.lock().unwrap();
+    assert_eq!(log.steps[0], vec![(0, first_prompt.clone(), 0)]);
+    let chunks: Vec<usize> = log
+        .steps
+        .iter()
+        .filter_map(|step| {
+            let fed = step.iter().find(|(slot, _, pos)| *slot == 2 && *pos < 10)?;
+            let rows: usize = step.iter().map(|(_, t, _)| t.len()).sum();
+            assert_eq!(
+                rows, 4,
+                "every step with the prompt fills the pass: {step:?}"
+            );
+            Some(fed.1.len())
+        })
+        .collect();
+    assert_eq!(chunks, vec![2, 2, 2, 2, 2], "10 tokens next to 2 decodes");
 }
 
 #[test]

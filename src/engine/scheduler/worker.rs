@@ -17,6 +17,53 @@ use crate::model::Sampler;
 /// How often the device heaps are read (between steps).
 const HEAPS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How often the step timings are logged (debug level).
+const CLOCK_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Where the scheduler thread's time goes, logged every [`CLOCK_EVERY`] at debug level: the
+/// engine's share of each step against the thread's own (planning, sampling, sending).
+struct StepClock {
+    since: Instant,
+    steps: u32,
+    fed: usize,
+    engine: std::time::Duration,
+    step: std::time::Duration,
+}
+
+impl StepClock {
+    fn new() -> Self {
+        StepClock {
+            since: Instant::now(),
+            steps: 0,
+            fed: 0,
+            engine: std::time::Duration::ZERO,
+            step: std::time::Duration::ZERO,
+        }
+    }
+
+    fn add(&mut self, fed: usize, engine: std::time::Duration, step: std::time::Duration) {
+        self.steps += 1;
+        self.fed += fed;
+        self.engine += engine;
+        self.step += step;
+        let wall = self.since.elapsed();
+        if wall >= CLOCK_EVERY {
+            let per = |d: std::time::Duration| d.as_secs_f64() * 1e3 / f64::from(self.steps);
+            log::debug!(
+                "scheduler: {} steps in {:.1} s, {:.1} tokens a step; engine {:.2} ms, own {:.2} \
+                 ms a step; idle {:.1} %",
+                self.steps,
+                wall.as_secs_f64(),
+                self.fed as f64 / f64::from(self.steps),
+                per(self.engine),
+                per(self.step.saturating_sub(self.engine)),
+                100.0 * (1.0 - self.step.as_secs_f64() / wall.as_secs_f64()),
+            );
+            *self = StepClock::new();
+        }
+    }
+}
+
 /// A sequence holding a slot.
 struct Running {
     id: u64,
@@ -65,6 +112,22 @@ enum Outcome {
     Failed,
 }
 
+/// Prompt tokens a step feeds: `chunk` while no sequence decodes; else, on an engine that runs
+/// steps in passes of `pass_rows`, what fills the last pass the `decoding` tokens leave part
+/// empty (a whole pass when they fill theirs exactly), at most `chunk`. A prompt arriving among
+/// running decodes then rides in rows the step pays for anyway instead of adding passes that
+/// every decoding sequence waits for (vLLM's chunked prefill with a token budget of the
+/// engine's pass).
+pub(super) fn prompt_budget(chunk: usize, decoding: usize, pass_rows: Option<usize>) -> usize {
+    match pass_rows {
+        Some(p) if p > 0 && decoding > 0 => {
+            let room = (p - decoding % p) % p;
+            chunk.min(if room == 0 { p } else { room })
+        }
+        _ => chunk,
+    }
+}
+
 /// The thread's state besides the shared queue.
 struct Worker {
     shared: Arc<Shared>,
@@ -75,6 +138,7 @@ struct Worker {
     max_batch: usize,
     /// When the device heaps were last read.
     heaps_read: Instant,
+    clock: StepClock,
 }
 
 /// The thread's entry point: loops until shutdown; a panic in the engine marks the scheduler
@@ -91,6 +155,7 @@ pub(super) fn run(shared: Arc<Shared>, engine: Box<dyn BatchEngine>, is_eog: Eog
         free_slots: (0..n_slots).rev().collect(),
         max_batch,
         heaps_read: Instant::now(),
+        clock: StepClock::new(),
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.main_loop()));
     if outcome.is_err() {
@@ -260,7 +325,13 @@ impl Worker {
 
     /// One engine step over every running sequence.
     fn step(&mut self) {
-        let mut budget = self.shared.config.prefill_chunk;
+        let started = Instant::now();
+        let decoding = self.running.iter().filter(|r| r.next.is_some()).count();
+        let mut budget = prompt_budget(
+            self.shared.config.prefill_chunk,
+            decoding,
+            self.engine.pass_rows(),
+        );
         // (index into `running`, tokens) of every sequence fed this step, in `running` order:
         // admission order, so prefill chunks go to the oldest prompts first (FIFO).
         let mut plan: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
@@ -294,7 +365,9 @@ impl Worker {
             })
             .collect();
         let fed: usize = items.iter().map(|it| it.tokens.len()).sum();
+        let engine_started = Instant::now();
         let result = self.engine.forward_batch(&items);
+        let engine_time = engine_started.elapsed();
         drop(items);
         let shared = self.shared.clone();
         let m = &shared.metrics;
@@ -346,6 +419,7 @@ impl Worker {
                 Outcome::Failed | Outcome::Continue => {}
             }
         }
+        self.clock.add(fed, engine_time, started.elapsed());
     }
 
     /// Books `n` fed tokens of `running[i]` and, once its prompt is cached, samples from `logits`.

@@ -1306,6 +1306,11 @@ impl BatchEngine for VulkanEngine {
         }
     }
 
+    /// Decode and rows steps run [`DECODE_MAX_BATCH`] rows a pass (a bucket's recorded step).
+    fn pass_rows(&self) -> Option<usize> {
+        Some(DECODE_MAX_BATCH)
+    }
+
     /// Records the decode step of every bucket up to the slot count and the rows step of every
     /// bucket (one sequence's short prompt chunk fills every rows step it needs), and runs one
     /// throwaway prompt chunk just too long for rows steps through slot 0 (cleared after), whose
