@@ -17,6 +17,7 @@ use std::path::Path;
 
 use super::logprobs::{LogProbHeader, LogProbReader, LogProbWriter};
 use super::Engine;
+use crate::model::argmax;
 use crate::{Error, Result};
 
 /// Tokens fed to the engine per `forward` call within a chunk.
@@ -140,16 +141,6 @@ fn log_sum_exp(logits: &[f32]) -> (f32, f64) {
 fn nll(logits: &[f32], tok: u32) -> f64 {
     let (max, lse) = log_sum_exp(logits);
     -((logits[tok as usize] - max) as f64 - lse)
-}
-
-fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// Evaluates one chunk from an empty cache and returns the logits of positions `first..n_ctx-1`

@@ -12,5 +12,5 @@ mod weights;
 
 pub use hparams::{LlamaHParams, RopeMode};
 pub use role::TensorRole;
-pub use sampler::{Candidate, Sampler, SamplerParams};
+pub use sampler::{argmax, Candidate, Sampler, SamplerParams};
 pub use weights::{LayerWeights, LlamaWeights, TensorRef};

@@ -91,6 +91,18 @@ pub struct Sampler {
     rng: StdRng,
 }
 
+/// Index of the first largest value (0 for an empty slice). NaN never beats an earlier value, and
+/// one in front stays in front.
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
 /// Sorts candidates by logit, highest first (ties: lower id first, for determinism).
 fn sort_desc(c: &mut [Candidate]) {
     c.sort_by(|a, b| b.logit.total_cmp(&a.logit).then(a.id.cmp(&b.id)));
@@ -145,10 +157,10 @@ impl Sampler {
     /// Applies the repetition penalty to `logits` in place: each distinct token among the last
     /// `repeat_last_n` accepted has its logit divided by the penalty if positive, multiplied if not.
     pub fn apply_penalties(&self, logits: &mut [f32]) {
-        let pen = self.params.repeat_penalty;
-        if pen == 1.0 || self.history.is_empty() {
+        if !self.penalises() {
             return;
         }
+        let pen = self.params.repeat_penalty;
         let seen: HashSet<u32> = self.history.iter().copied().collect();
         for &t in &seen {
             if let Some(l) = logits.get_mut(t as usize) {
@@ -161,9 +173,36 @@ impl Sampler {
         }
     }
 
+    /// Whether [`apply_penalties`](Self::apply_penalties) changes anything.
+    fn penalises(&self) -> bool {
+        self.params.repeat_penalty != 1.0 && !self.history.is_empty()
+    }
+
     /// Runs every stage but the draw: the surviving candidates, most likely first, with `p` the
-    /// probabilities the draw uses (after temperature). For `temp <= 0`, the single argmax.
+    /// probabilities the draw uses (after temperature). For `temp <= 0`, the single argmax
+    /// ([`argmax`]), found without copying the vocabulary unless a penalty applies (a scheduler
+    /// step samples every running sequence).
     pub fn candidates(&self, logits: &[f32]) -> Vec<Candidate> {
+        if logits.is_empty() {
+            return Vec::new();
+        }
+        if self.params.temp <= 0.0 {
+            let pick = |l: &[f32]| {
+                let id = argmax(l);
+                Candidate {
+                    id: id as u32,
+                    logit: l[id],
+                    p: 1.0,
+                }
+            };
+            return vec![if self.penalises() {
+                let mut l = logits.to_vec();
+                self.apply_penalties(&mut l);
+                pick(&l)
+            } else {
+                pick(logits)
+            }];
+        }
         let mut l = logits.to_vec();
         self.apply_penalties(&mut l);
         let mut c: Vec<Candidate> = l
@@ -175,16 +214,7 @@ impl Sampler {
                 p: 0.0,
             })
             .collect();
-        if c.is_empty() {
-            return c;
-        }
         let p = &self.params;
-        if p.temp <= 0.0 {
-            let best = c
-                .iter()
-                .fold(c[0], |b, x| if x.logit > b.logit { *x } else { b });
-            return vec![Candidate { p: 1.0, ..best }];
-        }
         sort_desc(&mut c);
         if p.top_k > 0 && p.top_k < c.len() {
             c.truncate(p.top_k);
@@ -216,20 +246,6 @@ impl Sampler {
 
     /// Samples the next token from `logits` (`[n_vocab]`). Does not [`accept`](Self::accept) it.
     pub fn sample(&mut self, logits: &[f32]) -> Result<u32> {
-        if self.params.temp <= 0.0 && (self.params.repeat_penalty == 1.0 || self.history.is_empty())
-        {
-            // Greedy without penalties: the first largest logit, as `candidates` picks it, without
-            // copying the vocabulary (a scheduler step samples every running sequence).
-            let mut best: Option<(usize, f32)> = None;
-            for (i, &l) in logits.iter().enumerate() {
-                if best.is_none_or(|(_, b)| l > b) {
-                    best = Some((i, l));
-                }
-            }
-            return best
-                .map(|(i, _)| i as u32)
-                .ok_or_else(|| Error::Invalid("sampling: empty logits".into()));
-        }
         let c = self.candidates(logits);
         if c.is_empty() {
             return Err(Error::Invalid("sampling: empty logits".into()));
@@ -396,20 +412,20 @@ mod tests {
         assert_eq!(s.sample(&l).unwrap(), 2);
     }
 
-    /// Plain greedy sampling (no penalty) takes the same token as the candidate pipeline's
-    /// argmax: the first of tied maxima, a NaN in front kept as `candidates` keeps it.
+    /// Plain greedy sampling (no penalty) takes the first of tied maxima; a NaN never wins over
+    /// an earlier value and one in front stays; candidates and the draw agree.
     #[test]
     fn plain_greedy_matches_the_candidates_argmax() {
         let mut s = Sampler::new(SamplerParams::greedy()).unwrap();
-        let cases: [&[f32]; 5] = [
-            &[1.0, 5.0, 4.0, 5.0],
-            &[-2.0, -1.0, -1.0],
-            &[f32::NAN, 3.0, 2.0],
-            &[0.5, f32::NAN, 7.0, 7.0],
-            &[f32::NEG_INFINITY, f32::NEG_INFINITY],
+        let cases: [(&[f32], u32); 5] = [
+            (&[1.0, 5.0, 4.0, 5.0], 1),
+            (&[-2.0, -1.0, -1.0], 1),
+            (&[f32::NAN, 3.0, 2.0], 0),
+            (&[0.5, f32::NAN, 7.0, 7.0], 2),
+            (&[f32::NEG_INFINITY, f32::NEG_INFINITY], 0),
         ];
-        for l in cases {
-            let want = s.candidates(l)[0].id;
+        for (l, want) in cases {
+            assert_eq!(s.candidates(l)[0].id, want, "{l:?}");
             assert_eq!(s.sample(l).unwrap(), want, "{l:?}");
         }
         assert_eq!(s.sample(&[1.0, 5.0, 4.0, 5.0]).unwrap(), 1);

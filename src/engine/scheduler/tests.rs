@@ -192,6 +192,20 @@ fn forever(prompt: &[u32]) -> GenRequest {
     }
 }
 
+/// Reads `h`'s admission into `slot` and its first token, which must be `first`.
+fn admitted_then(h: &mut RequestHandle, slot: usize, first: u32) {
+    let e = h.blocking_next();
+    assert!(
+        matches!(e, Some(GenEvent::Admitted { slot: s, .. }) if s == slot),
+        "{e:?}"
+    );
+    let e = h.blocking_next();
+    assert!(
+        matches!(e, Some(GenEvent::Token { id, .. }) if id == first),
+        "{e:?}"
+    );
+}
+
 /// Waits (bounded) until the scheduler's counters satisfy `pred`.
 fn wait_for(s: &Scheduler, pred: impl Fn(&MetricsSnapshot) -> bool) -> MetricsSnapshot {
     for _ in 0..2000 {
@@ -290,14 +304,7 @@ fn long_prompts_are_prefilled_in_chunks_between_decodes() {
     let s = start(engine, config);
     let mut decoding = s.submit(forever(&[1])).unwrap();
     // Wait until the first request decodes, then send a 50-token prompt.
-    assert!(matches!(
-        decoding.blocking_next(),
-        Some(GenEvent::Admitted { slot: 0, .. })
-    ));
-    assert!(matches!(
-        decoding.blocking_next(),
-        Some(GenEvent::Token { id: 2, .. })
-    ));
+    admitted_then(&mut decoding, 0, 2);
     let long_prompt: Vec<u32> = (0..50).map(|i| 1 + i % 14).collect();
     let long = s.submit(request(&long_prompt, 2)).unwrap();
     let b = drain(long);
@@ -362,23 +369,9 @@ fn prompts_among_decodes_fill_the_engines_pass() {
     let s = start(engine, SchedulerConfig::default());
     let first_prompt: Vec<u32> = (1..=9).collect();
     let mut a = s.submit(forever(&first_prompt)).unwrap();
-    assert!(matches!(
-        a.blocking_next(),
-        Some(GenEvent::Admitted { slot: 0, .. })
-    ));
-    assert!(matches!(
-        a.blocking_next(),
-        Some(GenEvent::Token { id: 10, .. })
-    ));
+    admitted_then(&mut a, 0, 10);
     let mut b = s.submit(forever(&[1])).unwrap();
-    assert!(matches!(
-        b.blocking_next(),
-        Some(GenEvent::Admitted { slot: 1, .. })
-    ));
-    assert!(matches!(
-        b.blocking_next(),
-        Some(GenEvent::Token { id: 2, .. })
-    ));
+    admitted_then(&mut b, 1, 2);
     let prompt: Vec<u32> = (1..=10).collect();
     let c = drain(s.submit(request(&prompt, 3)).unwrap());
     drop((a, b));

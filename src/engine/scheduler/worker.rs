@@ -5,7 +5,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -15,10 +15,10 @@ use crate::engine::batch::{BatchEngine, BatchItem};
 use crate::model::Sampler;
 
 /// How often the device heaps are read (between steps).
-const HEAPS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const HEAPS_EVERY: Duration = Duration::from_secs(1);
 
 /// How often the step timings are logged (debug level).
-const CLOCK_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+const CLOCK_EVERY: Duration = Duration::from_secs(10);
 
 /// Where the scheduler thread's time goes, logged every [`CLOCK_EVERY`] at debug level: the
 /// engine's share of each step against the thread's own (planning, sampling, sending).
@@ -26,8 +26,8 @@ struct StepClock {
     since: Instant,
     steps: u32,
     fed: usize,
-    engine: std::time::Duration,
-    step: std::time::Duration,
+    engine: Duration,
+    step: Duration,
 }
 
 impl StepClock {
@@ -36,19 +36,19 @@ impl StepClock {
             since: Instant::now(),
             steps: 0,
             fed: 0,
-            engine: std::time::Duration::ZERO,
-            step: std::time::Duration::ZERO,
+            engine: Duration::ZERO,
+            step: Duration::ZERO,
         }
     }
 
-    fn add(&mut self, fed: usize, engine: std::time::Duration, step: std::time::Duration) {
+    fn add(&mut self, fed: usize, engine: Duration, step: Duration) {
         self.steps += 1;
         self.fed += fed;
         self.engine += engine;
         self.step += step;
         let wall = self.since.elapsed();
         if wall >= CLOCK_EVERY {
-            let per = |d: std::time::Duration| d.as_secs_f64() * 1e3 / f64::from(self.steps);
+            let per = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(self.steps);
             log::debug!(
                 "scheduler: {} steps in {:.1} s, {:.1} tokens a step; engine {:.2} ms, own {:.2} \
                  ms a step; idle {:.1} %",
@@ -120,10 +120,8 @@ enum Outcome {
 /// engine's pass).
 pub(super) fn prompt_budget(chunk: usize, decoding: usize, pass_rows: Option<usize>) -> usize {
     match pass_rows {
-        Some(p) if p > 0 && decoding > 0 => {
-            let room = (p - decoding % p) % p;
-            chunk.min(if room == 0 { p } else { room })
-        }
+        // 1 ..= p: a whole pass when the decodes fill theirs exactly.
+        Some(p) if p > 0 && decoding > 0 => chunk.min(p - decoding % p),
         _ => chunk,
     }
 }
