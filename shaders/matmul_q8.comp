@@ -39,7 +39,12 @@
 // q8_block.glsl), 5 PROBE: one warp writes, per lane, the (row, column) of each of its tile
 // elements into y (32 floats a lane: 16 of the weight tile as row * 32 + k, 8 of the activation
 // tile as k * 8 + vector, 4 of the sum as row * 8 + vector) and nothing else runs; 6 PG (1, 2
-// or 4), 7 ALIGNED: rows (and the GLU's up rows) start at multiples of 16 bytes.
+// or 4), 7 ALIGNED: rows (and the GLU's up rows) start at multiples of 16 bytes, 8 TILED
+// (K-quants): the weights are in 16-row tile order (weights.rs `tile16`): the 16 rows of a
+// workgroup's tile lie together, each superblock column's 16 x SBB bytes ordered so that each
+// lane's 16-byte load is at lane * 16 of a 512-byte run one warp load reads whole (`unit`),
+// where row-major loads read 32 bytes from each of 8 rows; the GLU's up rows are whole tiles
+// glu_off after the gate rows.
 // Flags: bit 0 accumulate.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_spirv_intrinsics : require
@@ -59,6 +64,7 @@ layout(constant_id = 4) const uint IN_ORDER = 0;
 layout(constant_id = 5) const bool PROBE = false;
 layout(constant_id = 6) const uint PG = 1;
 layout(constant_id = 7) const bool ALIGNED = false;
+layout(constant_id = 8) const bool TILED = false;
 
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
@@ -232,6 +238,20 @@ uvec2 w_8(uint b) {
     return uvec2(w[b >> 2], w[(b >> 2) + 1u]);
 }
 
+#if defined(FMT_Q4_K)
+#define SBB 144u
+#elif defined(FMT_Q5_K)
+#define SBB 176u
+#elif defined(FMT_Q6_K)
+#define SBB 210u
+#endif
+
+#ifdef SBB
+// TILED: the 16 bytes of 512-byte unit k of the chunk at c that lane L reads (weights.rs
+// `tile16_pos`).
+uvec4 unit(uint c, uint k, uint lane) { return w4[(c + 512u * k + 16u * lane) >> 4]; }
+#endif
+
 #if defined(FMT_Q6_K)
 // The 8 bytes at an even byte b: three word loads (Q6_K blocks are 210 bytes: 2-byte aligned).
 uvec2 w_8u(uint b) {
@@ -246,31 +266,60 @@ uvec2 w_8u(uint b) {
 
 // The loads of pair p of step st of the row at byte rb, for slot t; the second block is only
 // read where live1 (it lies in the row).
-Raw raw(uint rb, uint st, uint p, uint t, bool live1) {
+Raw raw(uint rb, uint rr, uint st, uint p, uint t, bool live1) {
     Raw R;
     R.q = uvec4(0u);
     R.s = uvec4(0u);
+#ifdef SBB
+    // TILED: rb is the tile's first row, rr this row in it (lane 4 (rr % 8) + t, half rr / 8).
+    const uint c = rb + st * 16u * SBB;
+    const uint hi = rr >> 3;
+    const uint lane = 4u * (rr & 7u) + t;
+#endif
+#if defined(FMT_Q4_K) || defined(FMT_Q5_K)
 #if defined(FMT_Q4_K)
-    const uint b = rb + st * 144u;
-    R.q.xy = w_8(b + 16u + 32u * p + 8u * t);
-    R.s = w_chunk(b);
-#elif defined(FMT_Q5_K)
-    const uint b = rb + st * 176u;
-    R.q.xy = w_8(b + 48u + 32u * p + 8u * t);
-    R.q.zw = w_8(b + 16u + 8u * t);
-    R.s = w_chunk(b);
+    const uint qs = 16u;
+    const uint qsu = 256u;
+#else
+    const uint qs = 48u;
+    const uint qsu = 768u;
+#endif
+    if (TILED) {
+        const uvec4 u = unit(c + qsu, 2u * hi + (p >> 1), lane);
+        R.q.xy = (p & 1u) == 0u ? u.xy : u.zw;
+#if defined(FMT_Q5_K)
+        const uvec4 v = unit(c + 256u, 0u, lane);
+        R.q.zw = hi == 0u ? v.xy : v.zw;
+#endif
+        R.s = w4[(c + 16u * rr) >> 4];
+    } else {
+        const uint b = rb + st * SBB;
+        R.q.xy = w_8(b + qs + 32u * p + 8u * t);
+#if defined(FMT_Q5_K)
+        R.q.zw = w_8(b + 16u + 8u * t);
+#endif
+        R.s = w_chunk(b);
+    }
 #elif defined(FMT_Q6_K)
     // p = 2n + h: sub-blocks 4n + h and 4n + h + 2 (pair_block) read ql[64n + 32h + l] and
     // qh[32n + l], l = 8t .. 8t + 7.
     const uint n = p >> 1;
     const uint h = p & 1u;
-    const uint b = rb + st * 210u;
-    const uint lb = b + 64u * n + 32u * h + 8u * t;
-    const uint hb = b + 128u + 32u * n + 8u * t;
-    R.q.xy = w_8u(lb);
-    R.q.zw = w_8u(hb);
-    R.s.xy = w_8u(b + 192u + 8u * n + 2u * h);
-    R.s.z = w_u16(b + 208u);
+    if (TILED) {
+        const uvec4 l = unit(c, 2u * hi + n, lane);
+        const uvec4 q = unit(c + 2048u, hi, lane);
+        const uvec4 sc = w4[(c + 3072u + 16u * rr) >> 4];
+        R.q.xy = h == 0u ? l.xy : l.zw;
+        R.q.zw = n == 0u ? q.xy : q.zw;
+        R.s.xy = (n == 0u ? sc.xy : sc.zw) >> (16u * h);
+        R.s.z = w_u16(c + 3328u + 2u * rr);
+    } else {
+        const uint b = rb + st * 210u;
+        R.q.xy = w_8u(b + 64u * n + 32u * h + 8u * t);
+        R.q.zw = w_8u(b + 128u + 32u * n + 8u * t);
+        R.s.xy = w_8u(b + 192u + 8u * n + 2u * h);
+        R.s.z = w_u16(b + 208u);
+    }
 #else
     Frag F;
     frag(rb, st * SB + pair_block(p, 0u), t, F);
@@ -515,8 +564,11 @@ void main() {
     const uint row0 = linear_group() * 16u;
     const uint nsteps = (pc.nblocks + SB - 1u) / SB;
     // Rows past the end repeat the last row (never stored).
-    const uint rbase[2] = uint[2](min(row0 + g, pc.nrows - 1u) * pc.row_bytes,
-                                  min(row0 + g + 8u, pc.nrows - 1u) * pc.row_bytes);
+    // TILED: both rows' tile, and their rows in it.
+    const uint rbase[2] = TILED ? uint[2](row0 * pc.row_bytes, row0 * pc.row_bytes)
+                                : uint[2](min(row0 + g, pc.nrows - 1u) * pc.row_bytes,
+                                          min(row0 + g + 8u, pc.nrows - 1u) * pc.row_bytes);
+    const uint rrow[2] = uint[2](g, g + 8u);
 
     float acc[2][2][4];
     [[unroll]] for (uint m = 0u; m < 2u; ++m) {
@@ -541,7 +593,7 @@ void main() {
                     R[m][r].q = uvec4(0u);
                     R[m][r].s = uvec4(0u);
                     if (m < MATS && live) {
-                        R[m][r] = raw(rbase[r] + m * pc.glu_off, st, p, t, live1);
+                        R[m][r] = raw(rbase[r] + m * pc.glu_off, rrow[r], st, p, t, live1);
                     }
                 }
             }
@@ -566,7 +618,7 @@ void main() {
 #else
                         if (m < MATS && live) {
 #endif
-                            R[pp][m][r] = raw(rbase[r] + m * pc.glu_off, st, p, t, live1);
+                            R[pp][m][r] = raw(rbase[r] + m * pc.glu_off, rrow[r], st, p, t, live1);
                         }
                     }
                 }

@@ -1663,14 +1663,23 @@ fn matmul_q8_matches_cpu_on_q8_activations() {
             let ncols = if ty.is_k_quant() { 768 } else { 352 };
             // Each case is its own pipeline: two a format (every case for some formats, the
             // store, accumulate and GLU forms for each), and for the K-quants one of 8192
-            // columns (32 steps: four a warp).
-            let with_cols = |(nrows, n, out): (usize, usize, Output)| (nrows, n, out, ncols);
+            // columns (32 steps: four a warp) and a GLU whose halves are whole 16-row tiles,
+            // these two and the second case from a copy in tile order (`WeightPiece::tile_order`).
+            let with_cols = |(nrows, n, out): (usize, usize, Output)| (nrows, n, out, ncols, false);
             let mut picked = vec![with_cols(cases[ti % 6]), with_cols(cases[(ti + 3) % 6])];
             if ty.is_k_quant() {
-                picked.push((40, 12, Output::Accumulate, 8192));
+                picked[1].4 = true;
+                picked.push((40, 12, Output::Accumulate, 8192, true));
+                picked.push((96, 11, Output::Glu, ncols, true));
             }
-            for (nrows, n, out, ncols) in picked {
-                let case = Q8Case::new(&h, &mut rng, ty, ncols, nrows, n, out);
+            for (nrows, n, out, ncols, tile_order) in picked {
+                let mut case = Q8Case::new(&h, &mut rng, ty, ncols, nrows, n, out);
+                if tile_order {
+                    let wb = case.w.download_rows(&h.gpu, 0, nrows).unwrap();
+                    case.w = WeightMatrix::upload_with_tile_order(&h.gpu, ty, ncols, &[&wb], true)
+                        .unwrap();
+                    assert!(case.w.has_tile_order(), "{ty} has a tile order");
+                }
                 let (mut rec, mut descs) = h.recorder();
                 rec.begin().unwrap();
                 case.quantize(&h, &mut rec, &mut descs);
@@ -1690,7 +1699,10 @@ fn matmul_q8_matches_cpu_on_q8_activations() {
                 let got = h.download_f32(&case.yb);
                 let want = case.want(&case.x_q8(&h));
                 assert_close(
-                    &format!("matmul_q8 {tiles:?} {ty} {out:?} {nrows}x{ncols} n={n}"),
+                    &format!(
+                        "matmul_q8 {tiles:?} {ty} {out:?} {nrows}x{ncols} n={n} tile order \
+                         {tile_order}"
+                    ),
                     &got,
                     &want,
                     1e-9,

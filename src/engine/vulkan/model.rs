@@ -54,8 +54,11 @@ pub struct DeviceModel {
     /// `None` when embeddings are tied (`token_embd` is the output projection).
     pub output: Option<WeightMatrix>,
     pub layers: Vec<DeviceLayer>,
-    /// Bytes of weights on the device.
+    /// Bytes of weights on the device (the tile-ordered copies not counted).
     pub bytes: u64,
+    /// Whether the matrices the batched tile products read also keep a copy in tile order
+    /// (`WeightPiece::tile_order`); matrices swapped in later get one too.
+    pub tile_order: bool,
 }
 
 impl DeviceModel {
@@ -102,43 +105,45 @@ impl<'a> Rows<'a> {
 }
 
 /// One matrix of `parts` (all of the first part's type) stacked by rows; errors name the first.
-fn stack(gpu: &Gpu, parts: &[Rows<'_>]) -> Result<WeightMatrix> {
+/// `tile_order`: also a copy in tile order (`WeightMatrix::upload_with_tile_order`).
+fn stack(gpu: &Gpu, parts: &[Rows<'_>], tile_order: bool) -> Result<WeightMatrix> {
     let slices: Vec<&[u8]> = parts.iter().map(|p| p.bytes).collect();
-    WeightMatrix::upload(gpu, parts[0].ty, parts[0].ncols, &slices).map_err(|e| Error::Shape {
-        name: parts[0].name.to_string(),
-        msg: format!("uploading to the device: {e}"),
-    })
+    WeightMatrix::upload_with_tile_order(gpu, parts[0].ty, parts[0].ncols, &slices, tile_order)
+        .map_err(|e| Error::Shape {
+            name: parts[0].name.to_string(),
+            msg: format!("uploading to the device: {e}"),
+        })
 }
 
-fn matrix(gpu: &Gpu, t: &TensorRef<'_>) -> Result<WeightMatrix> {
-    stack(gpu, &[Rows::of(t)])
+fn matrix(gpu: &Gpu, t: &TensorRef<'_>, tile_order: bool) -> Result<WeightMatrix> {
+    stack(gpu, &[Rows::of(t)], tile_order)
 }
 
 /// q|k|v fused into one matrix when the three share a type, else three matrices.
-fn build_qkv(gpu: &Gpu, [q, k, v]: [Rows<'_>; 3]) -> Result<Qkv> {
+fn build_qkv(gpu: &Gpu, [q, k, v]: [Rows<'_>; 3], tile_order: bool) -> Result<Qkv> {
     Ok(if q.ty == k.ty && k.ty == v.ty {
-        Qkv::Fused(stack(gpu, &[q, k, v])?)
+        Qkv::Fused(stack(gpu, &[q, k, v], tile_order)?)
     } else {
         Qkv::Split {
-            q: stack(gpu, &[q])?,
-            k: stack(gpu, &[k])?,
-            v: stack(gpu, &[v])?,
+            q: stack(gpu, &[q], tile_order)?,
+            k: stack(gpu, &[k], tile_order)?,
+            v: stack(gpu, &[v], tile_order)?,
         }
     })
 }
 
 /// gate|up fused when they share a type and fit one binding (the GLU matvec needs a single
 /// piece), else two matrices.
-fn build_gate_up(gpu: &Gpu, [gate, up]: [Rows<'_>; 2]) -> Result<GateUp> {
+fn build_gate_up(gpu: &Gpu, [gate, up]: [Rows<'_>; 2], tile_order: bool) -> Result<GateUp> {
     if gate.ty == up.ty {
-        let m = stack(gpu, &[gate, up])?;
+        let m = stack(gpu, &[gate, up], tile_order)?;
         if m.pieces.len() == 1 {
             return Ok(GateUp::Fused(m));
         }
     }
     Ok(GateUp::Split {
-        gate: stack(gpu, &[gate])?,
-        up: stack(gpu, &[up])?,
+        gate: stack(gpu, &[gate], tile_order)?,
+        up: stack(gpu, &[up], tile_order)?,
     })
 }
 
@@ -257,18 +262,25 @@ fn gate_up_parts(gpu: &Gpu, gu: &GateUp) -> super::error::VkResult<Vec<Part>> {
 }
 
 impl DeviceModel {
-    /// Uploads every weight of `w`.
-    pub fn upload(gpu: &Gpu, hp: &LlamaHParams, w: &LlamaWeights<'_>) -> Result<Self> {
-        let token_embd = matrix(gpu, &w.token_embd)?;
+    /// Uploads every weight of `w`; with `tile_order`, the matrices of the layers and the
+    /// (untied) output projection also in tile order, for the batched tile products.
+    pub fn upload(
+        gpu: &Gpu,
+        hp: &LlamaHParams,
+        w: &LlamaWeights<'_>,
+        tile_order: bool,
+    ) -> Result<Self> {
+        let t = tile_order;
+        let token_embd = matrix(gpu, &w.token_embd, false)?;
         let output_norm = vector(gpu, &f32_values(&w.output_norm)?)?;
         let output = if hp.tied_embeddings || std::ptr::eq(w.output.info, w.token_embd.info) {
             None
         } else {
-            Some(matrix(gpu, &w.output)?)
+            Some(matrix(gpu, &w.output, t)?)
         };
         let mut layers = Vec::with_capacity(w.layers.len());
         for l in &w.layers {
-            let qkv = build_qkv(gpu, [Rows::of(&l.wq), Rows::of(&l.wk), Rows::of(&l.wv)])?;
+            let qkv = build_qkv(gpu, [Rows::of(&l.wq), Rows::of(&l.wk), Rows::of(&l.wv)], t)?;
             let qkv_bias = match (&l.bq, &l.bk, &l.bv) {
                 (None, None, None) => None,
                 (Some(bq), Some(bk), Some(bv)) => {
@@ -283,15 +295,15 @@ impl DeviceModel {
                     ))
                 }
             };
-            let gate_up = build_gate_up(gpu, [Rows::of(&l.ffn_gate), Rows::of(&l.ffn_up)])?;
+            let gate_up = build_gate_up(gpu, [Rows::of(&l.ffn_gate), Rows::of(&l.ffn_up)], t)?;
             layers.push(DeviceLayer {
                 attn_norm: vector(gpu, &f32_values(&l.attn_norm)?)?,
                 qkv,
                 qkv_bias,
-                wo: matrix(gpu, &l.wo)?,
+                wo: matrix(gpu, &l.wo, t)?,
                 ffn_norm: vector(gpu, &f32_values(&l.ffn_norm)?)?,
                 gate_up,
-                down: matrix(gpu, &l.ffn_down)?,
+                down: matrix(gpu, &l.ffn_down, t)?,
             });
         }
         let mut m = DeviceModel {
@@ -300,6 +312,7 @@ impl DeviceModel {
             output,
             layers,
             bytes: 0,
+            tile_order,
         };
         m.bytes = m.weight_bytes();
         Ok(m)
@@ -328,15 +341,18 @@ impl DeviceModel {
             ncols,
             bytes,
         };
-        let upload_like = |old: &WeightMatrix| -> Result<WeightMatrix> {
+        // Every matrix but the embeddings (rows looked up, never multiplied in batches) in
+        // tile order again where the model keeps it.
+        let t = self.tile_order;
+        let upload_like = |old: &WeightMatrix, tile_order: bool| -> Result<WeightMatrix> {
             check_shape(old.ncols, old.nrows, ty, bytes).map_err(bad)?;
-            stack(gpu, &[new(old.ncols)])
+            stack(gpu, &[new(old.ncols)], tile_order)
         };
         match name {
-            "token_embd.weight" => self.token_embd = upload_like(&self.token_embd)?,
+            "token_embd.weight" => self.token_embd = upload_like(&self.token_embd, false)?,
             "output.weight" => match &self.output {
-                Some(o) => self.output = Some(upload_like(o)?),
-                None => self.token_embd = upload_like(&self.token_embd)?,
+                Some(o) => self.output = Some(upload_like(o, t)?),
+                None => self.token_embd = upload_like(&self.token_embd, false)?,
             },
             _ => {
                 let (layer, role) = parse_layer_name(name).ok_or_else(|| {
@@ -351,8 +367,8 @@ impl DeviceModel {
                     .get_mut(layer)
                     .ok_or_else(|| bad(format!("layer {layer} of a {n_layers}-layer model")))?;
                 match role {
-                    "attn_output" => l.wo = upload_like(&l.wo)?,
-                    "ffn_down" => l.down = upload_like(&l.down)?,
+                    "attn_output" => l.wo = upload_like(&l.wo, t)?,
+                    "ffn_down" => l.down = upload_like(&l.down, t)?,
                     "attn_q" | "attn_k" | "attn_v" => {
                         let parts = qkv_parts(gpu, &l.qkv, hp.n_embd_q())
                             .map_err(|e| bad(e.to_string()))?;
@@ -362,7 +378,7 @@ impl DeviceModel {
                             .unwrap_or(0);
                         check_shape(parts[i].ncols, parts[i].nrows, ty, bytes).map_err(bad)?;
                         let r = swapped(&parts, i, new(parts[i].ncols));
-                        l.qkv = build_qkv(gpu, [r[0], r[1], r[2]])?;
+                        l.qkv = build_qkv(gpu, [r[0], r[1], r[2]], t)?;
                     }
                     "ffn_gate" | "ffn_up" => {
                         let parts =
@@ -370,7 +386,7 @@ impl DeviceModel {
                         let i = usize::from(role == "ffn_up");
                         check_shape(parts[i].ncols, parts[i].nrows, ty, bytes).map_err(bad)?;
                         let r = swapped(&parts, i, new(parts[i].ncols));
-                        l.gate_up = build_gate_up(gpu, [r[0], r[1]])?;
+                        l.gate_up = build_gate_up(gpu, [r[0], r[1]], t)?;
                     }
                     _ => {
                         return Err(bad(format!(

@@ -7,7 +7,9 @@
 //! Each lane builds its parts of the tiles in registers from memory (no shared-memory stage), in
 //! the fragment layout [`assumed_layout`]; a device whose layout differs ([`layout_matches`],
 //! one probe dispatch) keeps matvec_q8. Every quantized format but Q2_K and Q3_K has lane
-//! fragments; those two keep matvec_q8 for batches.
+//! fragments; those two keep matvec_q8 for batches. Where a K-quant matrix keeps a copy in tile
+//! order ([`WeightPiece::tile_order`](super::weights::WeightPiece::tile_order)) the products read that: each warp load then reads whole
+//! 512-byte runs (on an H100, 7B Q4_K_M: +5–10 % at 12–16 sequences, docs/BENCHMARKS.md).
 //!
 //! Invariants: the input is what [`quantize_q8`](super::matvec_q8::quantize_q8) writes for `n`
 //! vectors in `Q8Order::for_product(ty, n)`; 2 <= `n` <= 16. A workgroup owns 16 output rows
@@ -80,6 +82,14 @@ pub fn engine_tiles() -> Option<Tiles> {
 pub fn min_batch() -> usize {
     static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *MIN.get_or_init(|| env_in("RAWRXD_MMQ_MIN_BATCH", 2..=MAX_BATCH, 8))
+}
+
+/// Whether engines taking the tiles also keep the K-quant matrices in the tiles' load order
+/// (`WeightPiece::tile_order`), from `RAWRXD_MMQ_TILE_ORDER`: on unless `0` (which saves the copy's
+/// device memory for ~5–10 % of the tiles' speed on an H100, docs/BENCHMARKS.md).
+pub fn engine_tile_order() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("RAWRXD_MMQ_TILE_ORDER").map_or(true, |v| v.trim() != "0"))
 }
 
 /// Whether the device and this build have `tiles` for weights of `ty`.
@@ -245,7 +255,7 @@ fn probe_layout(gpu: &Gpu) -> VkResult<Vec<f32>> {
         variant: variant.name.to_string(),
         bindings: 3,
         push_size: std::mem::size_of::<MatvecQ8Push>() as u32,
-        spec: vec![32, 1, 2, 0, 0, 1, 1, 0],
+        spec: vec![32, 1, 2, 0, 0, 1, 1, 0, 0],
         local_size: 32,
         subgroup_sized: true,
     })?;
@@ -306,6 +316,8 @@ pub fn matmul_q8(
         VulkanError::MissingShader(format!("matmul_q8_{} ({tiles:?} tiles)", w.ty))
     })?;
     let glu = out == Output::Glu;
+    // The tile-ordered copy, where the GLU's up rows start a tile.
+    let tiled = w.has_tile_order() && (!glu || (w.nrows / 2) % 16 == 0);
     let ks = warps(
         caps,
         w.ncols,
@@ -325,7 +337,9 @@ pub fn matmul_q8(
             0,
             pair_group(),
             // Every row (and so the GLU's up rows) starts 16-byte aligned: K-quant rows always.
-            u32::from(w.row_bytes % 16 == 0),
+            u32::from(w.row_bytes % 16 == 0 || tiled),
+            // Tile order: 16-byte loads only (every chunk starts at 16 tile rows' bytes).
+            u32::from(tiled),
         ],
         local_size: ks * 32,
         // The tensor-core build's warps are subgroups of 32 (the capability check asks for that
@@ -352,7 +366,10 @@ pub fn matmul_q8(
             descs,
             &kernel,
             &[
-                Binding::read(piece.range),
+                Binding::read(match piece.tile_order {
+                    Some(t) if tiled => t,
+                    _ => piece.range,
+                }),
                 Binding::read(xq),
                 Binding::write(y.range),
             ],

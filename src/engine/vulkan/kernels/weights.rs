@@ -5,6 +5,11 @@
 //! plus 16 bytes of padding that unaligned shader loads may touch) fits the device's
 //! `maxStorageBufferRange`. Each piece is its own allocation. Fused matrices (q|k|v, gate|up) are
 //! several tensors of one type stacked by rows.
+//!
+//! On request a matrix also keeps a second copy in 16-row tile order ([`tile16`]): the order
+//! in which matmul_q8.comp's lanes read K-quant blocks, so that each of its weight loads reads
+//! whole 512-byte runs instead of 32 bytes from each of 8 rows. The row-major copy stays: every
+//! other kernel reads it, and swapping a tensor reads it back.
 
 use super::super::buffer::{BufRange, GpuBuffer};
 use super::super::context::Gpu;
@@ -19,6 +24,10 @@ pub const PAD: u64 = 16;
 pub struct WeightPiece {
     /// The bound range (rows plus padding).
     pub range: BufRange,
+    /// The same rows in 16-row tile order ([`tile16`]; its last tile padded with zero rows),
+    /// where the batched tile products (matmul_q8) read them; uploaded on request
+    /// ([`WeightMatrix::upload_with_tile_order`]).
+    pub tile_order: Option<BufRange>,
     /// First row.
     pub row_start: usize,
     /// Number of rows.
@@ -40,9 +49,97 @@ pub struct WeightMatrix {
     _buffers: Vec<GpuBuffer>,
 }
 
+/// Superblock bytes of the formats [`tile16`] reorders.
+pub fn tile16_superblock(ty: GgmlType) -> Option<usize> {
+    match ty {
+        GgmlType::Q4K => Some(144),
+        GgmlType::Q5K => Some(176),
+        GgmlType::Q6K => Some(210),
+        _ => None,
+    }
+}
+
+/// Where byte `b` of row `rr`'s superblock lies in its 16-row chunk (rows 0 .. 15 of one
+/// superblock column, `16 * sbb` bytes), in the order matmul_q8.comp's lanes read: lane L = 4g +
+/// t of a warp holds rows g and g + 8 (hi = rr / 8) at quant bytes 8t .. 8t + 7 of each 32-byte
+/// run, so each 16 bytes a lane loads lie at L * 16 of a 512-byte unit that one warp load
+/// reads whole. Per format:
+/// - Q4_K: the 16-byte headers row by row (256 bytes), then 4 units: unit 2 hi + p / 2 holds
+///   sub-block pairs p of rows g + 8 hi, pair p % 2 in the lane's second 8 bytes.
+/// - Q5_K: headers; one unit of qh (row g's 8 bytes, then row g + 8's); the 4 qs units as Q4_K.
+/// - Q6_K: 4 ql units (unit 2 hi + n holds ql[64n + 32h + 8t ..] at 8h), 2 qh units (unit hi
+///   holds qh[32n + 8t ..] at 8n), the 16 scale bytes row by row, the f16 d row by row.
+pub fn tile16_pos(ty: GgmlType, rr: usize, b: usize) -> usize {
+    let (g, hi) = (rr % 8, rr / 8);
+    let lane = |t: usize| 16 * (4 * g + t);
+    match ty {
+        GgmlType::Q4K | GgmlType::Q5K => {
+            let qs = if ty == GgmlType::Q4K { 16 } else { 48 };
+            if b < 16 {
+                rr * 16 + b
+            } else if b < qs {
+                let q = b - 16;
+                256 + lane(q / 8) + 8 * hi + q % 8
+            } else {
+                let q = b - qs;
+                let (p, t, i) = (q / 32, q % 32 / 8, q % 8);
+                let base = if ty == GgmlType::Q4K { 256 } else { 768 };
+                base + (2 * hi + p / 2) * 512 + lane(t) + 8 * (p % 2) + i
+            }
+        }
+        GgmlType::Q6K => {
+            if b < 128 {
+                let (n, h, t, i) = (b / 64, b % 64 / 32, b % 32 / 8, b % 8);
+                (2 * hi + n) * 512 + lane(t) + 8 * h + i
+            } else if b < 192 {
+                let q = b - 128;
+                let (n, t, i) = (q / 32, q % 32 / 8, q % 8);
+                2048 + hi * 512 + lane(t) + 8 * n + i
+            } else if b < 208 {
+                3072 + rr * 16 + (b - 192)
+            } else {
+                3328 + rr * 2 + (b - 208)
+            }
+        }
+        _ => unreachable!("tile16_pos: {ty} has no tile order"),
+    }
+}
+
+/// `rows` (whole rows of `row_bytes`, superblocks of `sbb` bytes) in 16-row tile order: tile T
+/// (rows 16T .. 16T + 15, zero rows past the end) at 16 T row_bytes, its superblock column s at
+/// 16 s sbb, bytes by [`tile16_pos`].
+pub fn tile16(ty: GgmlType, sbb: usize, row_bytes: usize, rows: &[u8]) -> Vec<u8> {
+    let nrows = rows.len() / row_bytes;
+    let ntiles = nrows.div_ceil(16);
+    let mut out = vec![0u8; ntiles * 16 * row_bytes];
+    for (row, src) in rows.chunks_exact(row_bytes).enumerate() {
+        let (tile, rr) = (row / 16, row % 16);
+        for (s, sb) in src.chunks_exact(sbb).enumerate() {
+            let base = tile * 16 * row_bytes + s * 16 * sbb;
+            for (b, &v) in sb.iter().enumerate() {
+                out[base + tile16_pos(ty, rr, b)] = v;
+            }
+        }
+    }
+    out
+}
+
 impl WeightMatrix {
     /// Uploads `parts` (each whole rows of `ncols` elements of `ty`, raw GGUF bytes) stacked by rows.
     pub fn upload(gpu: &Gpu, ty: GgmlType, ncols: usize, parts: &[&[u8]]) -> VkResult<Self> {
+        Self::upload_with_tile_order(gpu, ty, ncols, parts, false)
+    }
+
+    /// As [`upload`](Self::upload), and with `tile_order` also a copy of the rows in 16-row
+    /// tile order ([`WeightPiece::tile_order`]) where the format has one
+    /// ([`tile16_superblock`]). The copy takes as much device memory again.
+    pub fn upload_with_tile_order(
+        gpu: &Gpu,
+        ty: GgmlType,
+        ncols: usize,
+        parts: &[&[u8]],
+        tile_order: bool,
+    ) -> VkResult<Self> {
         let row_bytes = ty.row_bytes(ncols).ok_or_else(|| {
             VulkanError::invalid(
                 "weights",
@@ -94,11 +191,28 @@ impl WeightMatrix {
             }
             pieces.push(WeightPiece {
                 range: buf.range(),
+                tile_order: None,
                 row_start: row,
                 nrows: n,
             });
             buffers.push(buf);
             row += n;
+        }
+        // Each piece in its own tiles (the products count rows from a piece's first).
+        if let Some(sbb) = tile16_superblock(ty).filter(|_| tile_order) {
+            let all: Vec<u8> = parts.concat();
+            for p in &mut pieces {
+                let src = &all[p.row_start * row_bytes..(p.row_start + p.nrows) * row_bytes];
+                let t = tile16(ty, sbb, row_bytes, src);
+                let buf = GpuBuffer::new(
+                    gpu,
+                    (t.len() as u64 + PAD).div_ceil(4) * 4,
+                    MemoryClass::Device,
+                )?;
+                gpu.upload(&buf, 0, &t)?;
+                p.tile_order = Some(buf.range());
+                buffers.push(buf);
+            }
         }
         Ok(WeightMatrix {
             ty,
@@ -136,8 +250,44 @@ impl WeightMatrix {
         Ok(out)
     }
 
-    /// Bytes of weight data (without padding).
+    /// Bytes of weight data (without padding; the tile-ordered copy not counted).
     pub fn bytes(&self) -> u64 {
         (self.nrows * self.row_bytes) as u64
+    }
+
+    /// Whether every piece also has its rows in tile order.
+    pub fn has_tile_order(&self) -> bool {
+        self.pieces.iter().all(|p| p.tile_order.is_some())
+    }
+
+    /// Bytes of the tile-ordered copy (0 without one).
+    pub fn tile_order_bytes(&self) -> u64 {
+        self.pieces
+            .iter()
+            .filter(|p| p.tile_order.is_some())
+            .map(|p| (p.nrows.div_ceil(16) * 16 * self.row_bytes) as u64)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{tile16_pos, tile16_superblock};
+    use crate::quant::GgmlType;
+
+    /// Each format's tile order is a permutation of a 16-row chunk.
+    #[test]
+    fn tile16_pos_permutes_a_chunk() {
+        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+            let sbb = tile16_superblock(ty).unwrap();
+            let mut seen = vec![false; 16 * sbb];
+            for rr in 0..16 {
+                for b in 0..sbb {
+                    let p = tile16_pos(ty, rr, b);
+                    assert!(p < seen.len() && !seen[p], "{ty} row {rr} byte {b} -> {p}");
+                    seen[p] = true;
+                }
+            }
+        }
     }
 }
