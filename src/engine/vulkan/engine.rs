@@ -71,7 +71,7 @@ pub struct VulkanEngineOptions {
     /// with `coopmat` and `int_dot` on, where the device and the build have the tiles named.
     /// Default from `RAWRXD_MMQ` (`matmul_q8::engine_tiles`): none, so that batched sequences
     /// equal themselves alone bit for bit; the tiles sum rows in another order (and on an H100
-    /// are faster from 8 vectors: `matmul_q8::min_batch`).
+    /// are faster from 6 vectors: `matmul_q8::min_batch`).
     pub q8_tiles: Option<matmul_q8::Tiles>,
     /// The smallest batch `q8_tiles` take (default `matmul_q8::min_batch`, from
     /// `RAWRXD_MMQ_MIN_BATCH`).

@@ -76,12 +76,14 @@ pub fn engine_tiles() -> Option<Tiles> {
     )
 }
 
-/// The smallest batch that takes the tiles: `RAWRXD_MMQ_MIN_BATCH` (2 ..= 16, default 8: on an
-/// H100, 7B Q4_K_M, the tiles win from 8 vectors (1339–1374 against 1129–1131 tok/s; 12
-/// vectors 1586–1598 against 1237–1258) and are level at 6; docs/BENCHMARKS.md).
+/// The smallest batch that takes the tiles: `RAWRXD_MMQ_MIN_BATCH` (2 ..= 16, default 6: on an
+/// H100, 7B Q4_K_M, with the tile order the tiles win from 6 vectors (1133–1137 against
+/// 963–976 tok/s; 8 vectors 1491–1514 against 1108–1123) and lose at 4 (769–775 against 820);
+/// docs/BENCHMARKS.md). Decode steps run in buckets (`DECODE_BUCKETS`), so 5 sequences take
+/// the 6-vector tiles too.
 pub fn min_batch() -> usize {
     static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *MIN.get_or_init(|| env_in("RAWRXD_MMQ_MIN_BATCH", 2..=MAX_BATCH, 8))
+    *MIN.get_or_init(|| env_in("RAWRXD_MMQ_MIN_BATCH", 2..=MAX_BATCH, 6))
 }
 
 /// Whether engines taking the tiles also keep the K-quant matrices in the tiles' load order
