@@ -69,10 +69,12 @@ pub fn tile16_superblock(ty: GgmlType) -> Option<usize> {
 /// - Q5_K: headers; one unit of qh (row g's 8 bytes, then row g + 8's); the 4 qs units as Q4_K.
 /// - Q6_K: 4 ql units (unit 2 hi + n holds ql[64n + 32h + 8t ..] at 8h), 2 qh units (unit hi
 ///   holds qh[32n + 8t ..] at 8n), the 16 scale bytes row by row, the f16 d row by row.
-pub fn tile16_pos(ty: GgmlType, rr: usize, b: usize) -> usize {
+///
+/// `None` for formats without a tile order.
+pub fn tile16_pos(ty: GgmlType, rr: usize, b: usize) -> Option<usize> {
     let (g, hi) = (rr % 8, rr / 8);
     let lane = |t: usize| 16 * (4 * g + t);
-    match ty {
+    Some(match ty {
         GgmlType::Q4K | GgmlType::Q5K => {
             let qs = if ty == GgmlType::Q4K { 16 } else { 48 };
             if b < 16 {
@@ -101,27 +103,39 @@ pub fn tile16_pos(ty: GgmlType, rr: usize, b: usize) -> usize {
                 3328 + rr * 2 + (b - 208)
             }
         }
-        _ => unreachable!("tile16_pos: {ty} has no tile order"),
-    }
+        _ => return None,
+    })
 }
 
-/// `rows` (whole rows of `row_bytes`, superblocks of `sbb` bytes) in 16-row tile order: tile T
-/// (rows 16T .. 16T + 15, zero rows past the end) at 16 T row_bytes, its superblock column s at
-/// 16 s sbb, bytes by [`tile16_pos`].
-pub fn tile16(ty: GgmlType, sbb: usize, row_bytes: usize, rows: &[u8]) -> Vec<u8> {
+/// `rows` (whole rows of `row_bytes` bytes of `ty`) in 16-row tile order: tile T (rows 16T ..
+/// 16T + 15, zero rows past the end) at 16 T row_bytes, its superblock column s at 16 s sbb,
+/// bytes by [`tile16_pos`]; `None` for formats without a tile order. Copies runs of
+/// consecutive bytes (8 or 16 in these orders, Q6_K's d 2), not bytes one by one.
+pub fn tile16(ty: GgmlType, row_bytes: usize, rows: &[u8]) -> Option<Vec<u8>> {
+    let sbb = tile16_superblock(ty)?;
+    // Per row of a tile: (source offset, destination offset, length) of each run.
+    let mut runs: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); 16];
+    for (rr, r) in runs.iter_mut().enumerate() {
+        for b in 0..sbb {
+            let pos = tile16_pos(ty, rr, b)?;
+            match r.last_mut() {
+                Some((src, dst, len)) if *src + *len == b && *dst + *len == pos => *len += 1,
+                _ => r.push((b, pos, 1)),
+            }
+        }
+    }
     let nrows = rows.len() / row_bytes;
-    let ntiles = nrows.div_ceil(16);
-    let mut out = vec![0u8; ntiles * 16 * row_bytes];
+    let mut out = vec![0u8; nrows.div_ceil(16) * 16 * row_bytes];
     for (row, src) in rows.chunks_exact(row_bytes).enumerate() {
         let (tile, rr) = (row / 16, row % 16);
         for (s, sb) in src.chunks_exact(sbb).enumerate() {
             let base = tile * 16 * row_bytes + s * 16 * sbb;
-            for (b, &v) in sb.iter().enumerate() {
-                out[base + tile16_pos(ty, rr, b)] = v;
+            for &(from, to, len) in &runs[rr] {
+                out[base + to..base + to + len].copy_from_slice(&sb[from..from + len]);
             }
         }
     }
-    out
+    Some(out)
 }
 
 impl WeightMatrix {
@@ -199,11 +213,13 @@ impl WeightMatrix {
             row += n;
         }
         // Each piece in its own tiles (the products count rows from a piece's first).
-        if let Some(sbb) = tile16_superblock(ty).filter(|_| tile_order) {
+        if tile_order && tile16_superblock(ty).is_some() {
             let all: Vec<u8> = parts.concat();
             for p in &mut pieces {
                 let src = &all[p.row_start * row_bytes..(p.row_start + p.nrows) * row_bytes];
-                let t = tile16(ty, sbb, row_bytes, src);
+                let Some(t) = tile16(ty, row_bytes, src) else {
+                    break;
+                };
                 let buf = GpuBuffer::new(
                     gpu,
                     (t.len() as u64 + PAD).div_ceil(4) * 4,
@@ -272,7 +288,7 @@ impl WeightMatrix {
 
 #[cfg(test)]
 mod tests {
-    use super::{tile16_pos, tile16_superblock};
+    use super::{tile16, tile16_pos, tile16_superblock};
     use crate::quant::GgmlType;
 
     /// Each format's tile order is a permutation of a 16-row chunk.
@@ -283,11 +299,44 @@ mod tests {
             let mut seen = vec![false; 16 * sbb];
             for rr in 0..16 {
                 for b in 0..sbb {
-                    let p = tile16_pos(ty, rr, b);
+                    let p = tile16_pos(ty, rr, b).unwrap();
                     assert!(p < seen.len() && !seen[p], "{ty} row {rr} byte {b} -> {p}");
                     seen[p] = true;
                 }
             }
         }
+        assert_eq!(tile16_pos(GgmlType::Q8_0, 0, 0), None);
+    }
+
+    /// tile16 puts byte b of row r's superblock s where the layout says (the byte by byte
+    /// placement as the oracle for its run copies), pads the last tile with zero rows, and
+    /// declines formats without an order.
+    #[test]
+    fn tile16_places_every_byte() {
+        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+            let sbb = tile16_superblock(ty).unwrap();
+            let (nrows, nsb) = (21, 3);
+            let row_bytes = nsb * sbb;
+            // Distinct-ish values: byte i of the matrix is a hash of i, never 0.
+            let rows: Vec<u8> = (0..nrows * row_bytes)
+                .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8 | 1)
+                .collect();
+            let out = tile16(ty, row_bytes, &rows).unwrap();
+            assert_eq!(out.len(), 32 * row_bytes);
+            let mut want = vec![0u8; out.len()];
+            for r in 0..nrows {
+                for s in 0..nsb {
+                    for b in 0..sbb {
+                        let at = (r / 16) * 16 * row_bytes
+                            + s * 16 * sbb
+                            + tile16_pos(ty, r % 16, b).unwrap();
+                        want[at] = rows[r * row_bytes + s * sbb + b];
+                    }
+                }
+            }
+            assert_eq!(out, want, "{ty}");
+            assert!(out[..16 * row_bytes].iter().all(|&v| v != 0));
+        }
+        assert_eq!(tile16(GgmlType::Q8_0, 34, &[0u8; 68]), None);
     }
 }
