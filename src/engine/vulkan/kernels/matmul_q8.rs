@@ -62,9 +62,9 @@ impl Tiles {
 
 /// Which tiles engines use for batches, from `RAWRXD_MMQ`: unset or `0` none (the default:
 /// batches then equal each sequence alone bit for bit), `1` the tensor cores where the device
-/// has them (on an H100, 7B Q4_K_M, with the tile order: +36–40 % at 12 sequences, +78 % at 16, see
-/// docs/BENCHMARKS.md), `emu` the emulated tiles on any device with integer dot products (slow;
-/// for checking the path's numerics on devices without the tiles).
+/// has them (on an H100, 7B Q4_K_M, with the tile order: +36–40 % at 12 sequences, +78 % at
+/// 16, see docs/BENCHMARKS.md), `emu` the emulated tiles on any device with integer dot
+/// products (slow; for checking the path's numerics on devices without the tiles).
 pub fn engine_tiles() -> Option<Tiles> {
     static MODE: std::sync::OnceLock<Option<Tiles>> = std::sync::OnceLock::new();
     *MODE.get_or_init(
