@@ -314,7 +314,7 @@ Raw raw(uint rb, uint rr, uint st, uint p, uint t, bool live1) {
         R.s.xy = (n == 0u ? sc.xy : sc.zw) >> (16u * h);
         R.s.z = w_u16(c + 3328u + 2u * rr);
     } else {
-        const uint b = rb + st * 210u;
+        const uint b = rb + st * SBB;
         R.q.xy = w_8u(b + 64u * n + 32u * h + 8u * t);
         R.q.zw = w_8u(b + 128u + 32u * n + 8u * t);
         R.s.xy = w_8u(b + 192u + 8u * n + 2u * h);

@@ -327,15 +327,8 @@ fn batched_q8_tiles_stay_close_to_each_sequence_alone() {
         .wq
         .info
         .ty;
-    let tiles = if matmul_q8::has_tensor_tiles(&h.gpu, ty) {
-        Tiles::Tensor
-    } else if matmul_q8::has_emulated(&h.gpu, ty) {
-        Tiles::Emulated
-    } else {
-        eprintln!(
-            "batched_q8_tiles_stay_close_to_each_sequence_alone: {} has no integer dot products; nothing to check",
-            h.gpu.caps().name
-        );
+    let Some(tiles) = tiles_for(&h, ty, "batched_q8_tiles_stay_close_to_each_sequence_alone")
+    else {
         h.finish();
         return;
     };
@@ -384,6 +377,26 @@ fn batched_q8_tiles_stay_close_to_each_sequence_alone() {
     );
     drop(batch);
     h.finish();
+}
+
+/// The integer tiles the device runs products of `ty` on: the tensor cores where it has them,
+/// else the emulated tiles; `None` (and a line naming `test`) without integer dot products.
+fn tiles_for(
+    h: &vulkan_support::Harness,
+    ty: rawrxd::quant::GgmlType,
+    test: &str,
+) -> Option<Tiles> {
+    if matmul_q8::has_tensor_tiles(&h.gpu, ty) {
+        Some(Tiles::Tensor)
+    } else if matmul_q8::has_emulated(&h.gpu, ty) {
+        Some(Tiles::Emulated)
+    } else {
+        eprintln!(
+            "{test}: {} has no integer dot products; nothing to check",
+            h.gpu.caps().name
+        );
+        None
+    }
 }
 
 /// Runs `batch` (a slot per prompt) over `prompts`, then for GEN - 1 more steps over the tokens
@@ -500,15 +513,11 @@ fn tile_order_batches_equal_row_major_batches() {
     use rawrxd::quant::mix::mix_types;
     use rawrxd::quant::{GgmlType, Mix, MixModel};
     let Some(h) = harness_with(false) else { return };
-    let tiles = if matmul_q8::has_tensor_tiles(&h.gpu, GgmlType::Q4K) {
-        Tiles::Tensor
-    } else if matmul_q8::has_emulated(&h.gpu, GgmlType::Q4K) {
-        Tiles::Emulated
-    } else {
-        eprintln!(
-            "tile_order_batches_equal_row_major_batches: {} has no integer dot products; nothing to check",
-            h.gpu.caps().name
-        );
+    let Some(tiles) = tiles_for(
+        &h,
+        GgmlType::Q4K,
+        "tile_order_batches_equal_row_major_batches",
+    ) else {
         h.finish();
         return;
     };

@@ -77,8 +77,8 @@ pub struct VulkanEngineOptions {
     /// `RAWRXD_MMQ_MIN_BATCH`).
     pub q8_tiles_min_batch: usize,
     /// With `q8_tiles` taken, also keep the K-quant matrices in the tiles' load order
-    /// (`WeightPiece::tile_order`): on an H100, 7B Q4_K_M, +5–10 % at 12–16 sequences, for as much
-    /// device memory again as those matrices take. Default from `RAWRXD_MMQ_TILE_ORDER`
+    /// (`WeightPiece::tile_order`): on an H100, 7B Q4_K_M, +5–10 % at 12–16 sequences, for as
+    /// much device memory again as those matrices take. Default from `RAWRXD_MMQ_TILE_ORDER`
     /// (`matmul_q8::engine_tile_order`: on unless `0`).
     pub q8_tile_order: bool,
     /// Prompt chunks of 2 ..= `rows_max` tokens run as rows steps (see [`ROWS_MAX`], its default
@@ -797,12 +797,10 @@ impl VulkanEngine {
                 range >> 20
             )));
         }
-        // The tile-ordered copies only where the tiles will run.
+        // Integer tiles only with tensor cores on; their tile-ordered copies only where they run.
+        let q8_tiles = opts.q8_tiles.filter(|_| opts.coopmat);
         let tile_order = opts.q8_tile_order
-            && opts
-                .q8_tiles
-                .filter(|_| opts.coopmat)
-                .is_some_and(|t| matmul_q8::available(&gpu, t, crate::quant::GgmlType::Q4K));
+            && q8_tiles.is_some_and(|t| matmul_q8::available(&gpu, t, crate::quant::GgmlType::Q4K));
         let model = DeviceModel::upload(&gpu, hp, w, tile_order)?;
         if tile_order {
             let extra: u64 = model.products().iter().map(|m| m.tile_order_bytes()).sum();
@@ -884,7 +882,7 @@ impl VulkanEngine {
             staging,
             staging_next: std::cell::Cell::new(0),
             int_dot: opts.int_dot,
-            q8_tiles: opts.q8_tiles.filter(|_| opts.coopmat),
+            q8_tiles,
             q8_tiles_min_batch: opts.q8_tiles_min_batch,
             xq_holds: std::cell::Cell::new(None),
         };

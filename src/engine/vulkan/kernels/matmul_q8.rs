@@ -8,8 +8,10 @@
 //! the fragment layout [`assumed_layout`]; a device whose layout differs ([`layout_matches`],
 //! one probe dispatch) keeps matvec_q8. Every quantized format but Q2_K and Q3_K has lane
 //! fragments; those two keep matvec_q8 for batches. Where a K-quant matrix keeps a copy in tile
-//! order ([`WeightPiece::tile_order`](super::weights::WeightPiece::tile_order)) the products read that: each warp load then reads whole
+//! order ([`WeightPiece::tile_order`]) the products read that: each warp load then reads whole
 //! 512-byte runs (on an H100, 7B Q4_K_M: +5–10 % at 12–16 sequences, docs/BENCHMARKS.md).
+//!
+//! [`WeightPiece::tile_order`]: super::weights::WeightPiece::tile_order
 //!
 //! Invariants: the input is what [`quantize_q8`](super::matvec_q8::quantize_q8) writes for `n`
 //! vectors in `Q8Order::for_product(ty, n)`; 2 <= `n` <= 16. A workgroup owns 16 output rows
@@ -87,8 +89,8 @@ pub fn min_batch() -> usize {
 }
 
 /// Whether engines taking the tiles also keep the K-quant matrices in the tiles' load order
-/// (`WeightPiece::tile_order`), from `RAWRXD_MMQ_TILE_ORDER`: on unless `0` (which saves the copy's
-/// device memory for ~5–10 % of the tiles' speed on an H100, docs/BENCHMARKS.md).
+/// (`WeightPiece::tile_order`), from `RAWRXD_MMQ_TILE_ORDER`: on unless `0` (which saves the
+/// copy's device memory for ~5–10 % of the tiles' speed on an H100, docs/BENCHMARKS.md).
 pub fn engine_tile_order() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var("RAWRXD_MMQ_TILE_ORDER").map_or(true, |v| v.trim() != "0"))

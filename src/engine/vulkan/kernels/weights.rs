@@ -139,7 +139,8 @@ pub fn tile16(ty: GgmlType, row_bytes: usize, rows: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl WeightMatrix {
-    /// Uploads `parts` (each whole rows of `ncols` elements of `ty`, raw GGUF bytes) stacked by rows.
+    /// Uploads `parts` (each whole rows of `ncols` elements of `ty`, raw GGUF bytes) stacked by
+    /// rows.
     pub fn upload(gpu: &Gpu, ty: GgmlType, ncols: usize, parts: &[&[u8]]) -> VkResult<Self> {
         Self::upload_with_tile_order(gpu, ty, ncols, parts, false)
     }
