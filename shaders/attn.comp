@@ -2,13 +2,15 @@
 // Attention over the f16 KV cache, split over the cache length (flash-decoding), with the splits
 // merged in the same dispatch. Workgroup (h, s, t): query head h of token row t, positions of
 // split s out of n_split. Row t sits at position rows[t].x of cache slot rows[t].y and sees
-// positions 0 ..= rows[t].x of that slot (causal); split s covers the s-th of n_split equal
-// chunks of that range. Rows are independent: a row's result does not depend on which other rows
-// share the dispatch.
+// positions 0 ..= rows[t].x of that slot (causal); split s covers the s-th of ns equal chunks
+// of that range, ns = n_split, or with split_chunk > 0 ceil(n_kv / split_chunk) clamped to
+// 1 ..= n_split (the row's own length decides; workgroups of splits past ns exit at once).
+// Rows are independent: a row's result does not depend on which other rows share the
+// dispatch.
 //
 // Each workgroup writes its unnormalised sum_p e_p * v_p (head_dim f32), m = max score (scaled)
 // and l = sum_p e_p with e_p = exp(score_p - m) to the partials, then counts itself done on the
-// (t, h) counter; the last of the n_split workgroups merges them: out[d] = sum_s o_s[d] *
+// (t, h) counter; the last of the ns workgroups merges them: out[d] = sum_s o_s[d] *
 // exp(m_s - M) / L with M = max_s m_s, L = sum_s l_s * exp(m_s - M) (empty splits carry
 // m = -1e30, l = 0 and drop out), and resets the counter to 0 for the next dispatch (the host
 // zeroes the counters once). Partials and counters are coherent: a workgroup's writes are made
@@ -23,10 +25,12 @@
 // cache. Without ROPE, q is already rotated and the cache already holds the position.
 //
 // Scores: one invocation per position (16-byte loads of its key when head_dim / 2 is a multiple
-// of 4), blocks of WG positions with the softmax online across blocks. Values: invocation i
-// owns f16 pair (i % hd2) for positions congruent to i / hd2, four positions' loads in flight,
-// reduced through shared memory at the end. Needs WG >= head_dim / 2 and head_dim <= 256 (the
-// host checks).
+// of 4), blocks of WG positions with the softmax online across blocks. Values: where head_dim
+// is a multiple of 8, invocation i owns the 8 elements of octet (i % oct) (one 16-byte load,
+// oct = head_dim / 8 invocations a position) for positions congruent to i / oct, four
+// positions' loads in flight; otherwise f16 pair (i % hd2) for positions congruent to i / hd2.
+// The groups' sums are reduced through shared memory at the end. Needs WG >= head_dim / 2 and
+// head_dim <= 256 (the host checks).
 //
 // Bindings: 0 src (f32: q, and with ROPE also k and v), 1 k cache, 2 v cache
 // ([slot][head_kv][n_ctx][head_dim] f16 pairs), 3 partials (f32, [t][h][s][head_dim + 2]),
@@ -41,6 +45,7 @@
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 64;
 layout(constant_id = 1) const bool ROPE = false;
 layout(constant_id = 2) const uint Q8_ORDER = 0;
 
@@ -48,6 +53,7 @@ layout(binding = 0) readonly restrict buffer Src { float src[]; };
 layout(binding = 1) buffer KCache { uint kc[]; };
 layout(binding = 1) buffer KCache4 { uvec4 kc4[]; };
 layout(binding = 2) restrict buffer VCache { uint vc[]; };
+layout(binding = 2) restrict buffer VCache4 { uvec4 vc4[]; };
 layout(binding = 3) coherent restrict buffer Part { float part[]; };
 layout(binding = 4) readonly restrict buffer Rows { uvec2 rows[]; };
 layout(binding = 5) coherent restrict buffer Counters { uint cnt[]; };
@@ -78,6 +84,7 @@ layout(push_constant) uniform Push {
     uint out_stride;
     uint nblocks;
     uint ds_base;
+    uint split_chunk;
 } pc;
 
 #include "rope.glsl"
@@ -87,9 +94,10 @@ layout(push_constant) uniform Push {
 shared vec2 qs[128];
 shared uint kcur[128];
 shared uint vcur[128];
-shared float sc[1024];
+shared float sc[WG];
 shared float red[MAX_SUBGROUPS];
-shared vec2 accs[1024];
+// Value sums to reduce: WG f16-pair sums (pairs), or WG x 4 (octets).
+shared vec2 accs[4u * WG];
 shared bool merge_here;
 #ifdef Q8_OUT
 shared float vals[256];
@@ -110,22 +118,22 @@ float wg_reduce(float v, bool is_max) {
     return r;
 }
 
-// The last workgroup of (t, h): merges the n_split partials into out (and its Q8 form).
-void merge_splits(uint t, uint h) {
+// The last workgroup of (t, h): merges the ns partials into out (and its Q8 form).
+void merge_splits(uint t, uint h, uint ns) {
     const uint stride = pc.head_dim + 2u;
     const uint base = (t * pc.n_head + h) * pc.n_split * stride;
     float big_m = NEG_BIG;
-    for (uint s = 0u; s < pc.n_split; ++s) {
+    for (uint s = 0u; s < ns; ++s) {
         big_m = max(big_m, part[base + s * stride + pc.head_dim]);
     }
     float big_l = 0.0;
-    for (uint s = 0u; s < pc.n_split; ++s) {
+    for (uint s = 0u; s < ns; ++s) {
         big_l += part[base + s * stride + pc.head_dim + 1u] * exp(part[base + s * stride + pc.head_dim] - big_m);
     }
     const float inv_l = 1.0 / big_l;
     for (uint d = gl_LocalInvocationID.x; d < pc.head_dim; d += gl_WorkGroupSize.x) {
         float acc = 0.0;
-        for (uint s = 0u; s < pc.n_split; ++s) {
+        for (uint s = 0u; s < ns; ++s) {
             acc += part[base + s * stride + d] * exp(part[base + s * stride + pc.head_dim] - big_m);
         }
         o[pc.out_off + t * pc.out_stride + h * pc.head_dim + d] = acc * inv_l;
@@ -161,7 +169,14 @@ void main() {
     const uvec2 row_info = rows[t];
     const uint pos = row_info.x;
     const uint n_kv = pos + 1u;
-    const uint chunk = (n_kv + pc.n_split - 1u) / pc.n_split;
+    // This row's splits: by its own length where split_chunk is set (uniform per workgroup).
+    const uint ns = pc.split_chunk == 0u
+        ? pc.n_split
+        : clamp((n_kv + pc.split_chunk - 1u) / pc.split_chunk, 1u, pc.n_split);
+    if (s >= ns) {
+        return;
+    }
+    const uint chunk = (n_kv + ns - 1u) / ns;
     const uint p0 = min(s * chunk, n_kv);
     const uint p1 = min(p0 + chunk, n_kv);
     const uint kvbase = (row_info.y * pc.n_head_kv + hk) * pc.n_ctx * hd2;
@@ -190,12 +205,16 @@ void main() {
     }
     barrier();
 
-    const uint my_pair = tid % hd2;
-    const uint my_group = tid / hd2;
-    const uint n_groups = wg / hd2;
+    // Octets (16-byte value loads) where head_dim is a multiple of 8, else f16 pairs.
+    const bool octets = (hd2 & 3u) == 0u;
+    const uint lanes = octets ? hd2 / 4u : hd2;
+    const uint my_pair = tid % lanes;
+    const uint my_group = tid / lanes;
+    const uint n_groups = wg / lanes;
     float m = NEG_BIG;
     float l = 0.0;
-    vec2 acc = vec2(0.0);
+    // Pairs: acc[0].xy; octets: elements 8 my_pair .. + 7.
+    vec4 acc[2] = vec4[2](vec4(0.0), vec4(0.0));
 
     for (uint blk = p0; blk < p1; blk += wg) {
         const uint n = min(wg, p1 - blk);
@@ -230,10 +249,42 @@ void main() {
         // wg_reduce's barriers also publish the exponentials written to sc.
         l = l * corr + wg_reduce(e, false);
         m = m_new;
-        acc *= corr;
-        if (my_group < n_groups) {
+        acc[0] *= corr;
+        acc[1] *= corr;
+        if (octets && my_group < n_groups) {
+            // uvec4 index of this octet at the block's first position; a position is `lanes`.
+            const uint vb = (kvbase + blk * hd2) / 4u + my_pair;
+            uint i = my_group;
+            for (; i + 3u * n_groups < n; i += 4u * n_groups) {
+                uvec4 w[4];
+                [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+                    w[u] = vc4[vb + (i + u * n_groups) * lanes];
+                }
+                [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+                    const uint iu = i + u * n_groups;
+                    if (holds_pos && blk + iu == pos) {
+                        w[u] = uvec4(vcur[4u * my_pair], vcur[4u * my_pair + 1u],
+                                     vcur[4u * my_pair + 2u], vcur[4u * my_pair + 3u]);
+                    }
+                    const float e = sc[iu];
+                    acc[0] += e * vec4(unpackHalf2x16(w[u].x), unpackHalf2x16(w[u].y));
+                    acc[1] += e * vec4(unpackHalf2x16(w[u].z), unpackHalf2x16(w[u].w));
+                }
+            }
+            for (; i < n; i += n_groups) {
+                uvec4 w0 = vc4[vb + i * lanes];
+                if (holds_pos && blk + i == pos) {
+                    w0 = uvec4(vcur[4u * my_pair], vcur[4u * my_pair + 1u],
+                               vcur[4u * my_pair + 2u], vcur[4u * my_pair + 3u]);
+                }
+                const float e = sc[i];
+                acc[0] += e * vec4(unpackHalf2x16(w0.x), unpackHalf2x16(w0.y));
+                acc[1] += e * vec4(unpackHalf2x16(w0.z), unpackHalf2x16(w0.w));
+            }
+        } else if (my_group < n_groups) {
             const uint vb = kvbase + blk * hd2 + my_pair;
             const uint step = n_groups * hd2;
+            vec2 a2 = acc[0].xy;
             uint i = my_group;
             for (; i + 3u * n_groups < n; i += 4u * n_groups) {
                 uint w0 = vc[vb + i * hd2];
@@ -247,23 +298,35 @@ void main() {
                     w2 = i + 2u * n_groups == k ? vcur[my_pair] : w2;
                     w3 = i + 3u * n_groups == k ? vcur[my_pair] : w3;
                 }
-                acc += sc[i] * unpackHalf2x16(w0);
-                acc += sc[i + n_groups] * unpackHalf2x16(w1);
-                acc += sc[i + 2u * n_groups] * unpackHalf2x16(w2);
-                acc += sc[i + 3u * n_groups] * unpackHalf2x16(w3);
+                a2 += sc[i] * unpackHalf2x16(w0);
+                a2 += sc[i + n_groups] * unpackHalf2x16(w1);
+                a2 += sc[i + 2u * n_groups] * unpackHalf2x16(w2);
+                a2 += sc[i + 3u * n_groups] * unpackHalf2x16(w3);
             }
             for (; i < n; i += n_groups) {
                 uint w0 = vc[vb + i * hd2];
                 if (holds_pos && blk + i == pos) {
                     w0 = vcur[my_pair];
                 }
-                acc += sc[i] * unpackHalf2x16(w0);
+                a2 += sc[i] * unpackHalf2x16(w0);
             }
+            acc[0].xy = a2;
         }
         barrier();
     }
 
-    accs[tid] = acc;
+    // Group g's sum of f16 pair c at accs[g * hd2 + c].
+    if (my_group < n_groups) {
+        if (octets) {
+            const uint a = my_group * hd2 + 4u * my_pair;
+            accs[a] = acc[0].xy;
+            accs[a + 1u] = acc[0].zw;
+            accs[a + 2u] = acc[1].xy;
+            accs[a + 3u] = acc[1].zw;
+        } else {
+            accs[my_group * hd2 + my_pair] = acc[0].xy;
+        }
+    }
     barrier();
     const uint ob = ((t * pc.n_head + h) * pc.n_split + s) * (pc.head_dim + 2u);
     if (tid < hd2) {
@@ -283,8 +346,8 @@ void main() {
     barrier();
     if (tid == 0u) {
         const uint ci = t * pc.n_head + h;
-        merge_here = pc.n_split == 1u || atomicAdd(cnt[ci], 1u) == pc.n_split - 1u;
-        if (merge_here && pc.n_split > 1u) {
+        merge_here = ns == 1u || atomicAdd(cnt[ci], 1u) == ns - 1u;
+        if (merge_here && ns > 1u) {
             atomicExchange(cnt[ci], 0u);
         }
     }
@@ -293,5 +356,5 @@ void main() {
         return;
     }
     memoryBarrierBuffer();
-    merge_splits(t, h);
+    merge_splits(t, h, ns);
 }

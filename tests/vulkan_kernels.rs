@@ -566,14 +566,19 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
         let n_ctx = 300usize;
         // Two cache slots of different contents; rows alternate between them.
         let c = two_slot_caches(&h, &mut rng, n_head_kv * n_ctx * head_dim);
-        for &(pos, n, n_split) in &[
-            (0usize, 1usize, 1usize),
-            (0, 1, 4),
-            (257, 1, 7),
-            (299, 1, 64),
-            (10, 5, 1),
-            (200, 9, 3),
-            (0, 40, 1),
+        // (first position, rows, most splits, positions a split covers at least: 0 = every
+        // row takes every split; otherwise the rows of one call take different split counts).
+        for &(pos, n, n_split, split_chunk) in &[
+            (0usize, 1usize, 1usize, 0usize),
+            (0, 1, 4, 0),
+            (257, 1, 7, 0),
+            (299, 1, 64, 0),
+            (10, 5, 1, 0),
+            (200, 9, 3, 0),
+            (0, 40, 1, 0),
+            (10, 5, 8, 4),
+            (200, 9, 8, 16),
+            (0, 40, 8, 64),
         ] {
             if pos + n > n_ctx {
                 continue;
@@ -584,6 +589,7 @@ fn attention_matches_cpu_for_gqa_ratios_and_splits() {
                 head_dim,
                 n_ctx,
                 n_split,
+                split_chunk,
             };
             let nq = n_head * head_dim;
             let q = rng.vec(n * nq);
@@ -673,11 +679,13 @@ fn decode_attention_with_rope_equals_rope_kv_then_attention() {
         let base = 10000.0;
         let (nq, nk) = (n_head * head_dim, n_head_kv * head_dim);
         let angles = h.upload_f32(&rope::angle_table(n_ctx, n_rot, base));
-        for &(n_split, ref positions) in &[
-            (1usize, vec![0usize]),
-            (3, vec![5, 0, 79]),
-            (8, vec![31, 32, 7, 63]),
-            (64, vec![40]),
+        for &(n_split, split_chunk, ref positions) in &[
+            (1usize, 0usize, vec![0usize]),
+            (3, 0, vec![5, 0, 79]),
+            (8, 0, vec![31, 32, 7, 63]),
+            (64, 0, vec![40]),
+            // Rows of 32, 33, 8 and 64 positions: 2, 3, 1 and 4 splits of 16.
+            (8, 16, vec![31, 32, 7, 63]),
         ] {
             let n = positions.len();
             let s = AttnShape {
@@ -686,6 +694,7 @@ fn decode_attention_with_rope_equals_rope_kv_then_attention() {
                 head_dim,
                 n_ctx,
                 n_split,
+                split_chunk,
             };
             let rope_shape = RopeShape {
                 n_head,
@@ -828,6 +837,7 @@ fn prefill_attention_matches_cpu_for_tiles_and_offsets() {
                 head_dim,
                 n_ctx,
                 n_split: 1,
+                split_chunk: 0,
             };
             let nq = n_head * head_dim;
             let q = rng.vec(n * nq);

@@ -215,6 +215,8 @@ struct State {
     n_slots: usize,
     max_batch: usize,
     decode_splits: usize,
+    /// Positions a decode split covers at least (`AttnShape::split_chunk`).
+    decode_split_chunk: usize,
     model: DeviceModel,
     kv: Vec<(GpuBuffer, GpuBuffer)>,
     s: Scratch,
@@ -462,6 +464,11 @@ impl State {
             head_dim: self.hp.head_dim,
             n_ctx: self.n_ctx,
             n_split,
+            split_chunk: if n_split > 1 {
+                self.decode_split_chunk
+            } else {
+                0
+            },
         }
     }
 
@@ -811,6 +818,7 @@ impl VulkanEngine {
             );
         }
         let decode_splits = attention::decode_splits(n_ctx, hp.n_head);
+        let decode_split_chunk = attention::decode_split_chunk();
         let mut kv = Vec::with_capacity(hp.n_layer);
         for _ in 0..hp.n_layer {
             kv.push((State::buf(&gpu, kv_floats)?, State::buf(&gpu, kv_floats)?));
@@ -875,6 +883,7 @@ impl VulkanEngine {
             n_slots,
             max_batch,
             decode_splits,
+            decode_split_chunk,
             model,
             kv,
             s,

@@ -41,6 +41,7 @@ pub struct AttnPush {
     pub out_stride: u32,
     pub nblocks: u32,
     pub ds_base: u32,
+    pub split_chunk: u32,
 }
 
 /// RoPE and the cache write done by the decode attention itself (one dispatch fewer per layer
@@ -88,7 +89,12 @@ pub struct AttnShape {
     pub n_head_kv: usize,
     pub head_dim: usize,
     pub n_ctx: usize,
+    /// Splits of the cache length (decode): the most a row takes.
     pub n_split: usize,
+    /// Positions a split covers at least: a row of `n_kv` positions takes `ceil(n_kv /
+    /// split_chunk)` splits, at most `n_split`, so its count (and its rounding) depends on its
+    /// own length only, never on the other rows of the dispatch. 0: every row takes `n_split`.
+    pub split_chunk: usize,
 }
 
 /// f32 elements of the partials buffer for `n` tokens.
@@ -101,19 +107,44 @@ pub fn counters_len(s: &AttnShape, n: usize) -> usize {
     n * s.n_head
 }
 
+/// The most splits `decode_splits` picks.
+const MAX_SPLITS: usize = 64;
+
 /// A split count for decode: enough workgroups to fill the device, chunks of >= 32 positions;
 /// `RAWRXD_ATTN_SPLITS=k` (1..=64) sets it for tuning runs.
 pub fn decode_splits(n_ctx: usize, n_head: usize) -> usize {
     if let Some(k) = std::env::var("RAWRXD_ATTN_SPLITS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|k| (1..=64).contains(k))
+        .filter(|k| (1..=MAX_SPLITS).contains(k))
     {
         return k;
     }
     let by_ctx = n_ctx.div_ceil(32).max(1);
     let want = 256usize.div_ceil(n_head.max(1)).max(1);
-    want.min(by_ctx).min(64)
+    want.min(by_ctx).min(MAX_SPLITS)
+}
+
+/// Positions a decode split covers at least (`AttnShape::split_chunk`): 128, so that a batch of
+/// sequences of a few hundred positions takes 1 to 4 splits each instead of `decode_splits`
+/// (docs/BENCHMARKS.md, "Batched decode attention"), while long rows still take
+/// `decode_splits`; `RAWRXD_ATTN_CHUNK=k` sets it for tuning runs (0: always every split).
+pub fn decode_split_chunk() -> usize {
+    std::env::var("RAWRXD_ATTN_CHUNK")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|k| *k <= 1 << 20)
+        .unwrap_or(128)
+}
+
+/// The attention's smallest workgroup: 128 invocations (8 groups of 16-byte value loads for a
+/// head of 128); `RAWRXD_ATTN_WG=n` (32..=1024) sets it for tuning runs.
+fn decode_wg() -> u32 {
+    std::env::var("RAWRXD_ATTN_WG")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|k| (32..=1024).contains(k))
+        .unwrap_or(128)
 }
 
 /// Refuses shapes a kernel cannot take: an odd or too large head, a head count that is not a
@@ -196,7 +227,7 @@ pub fn attention_into(
         }
     }
     let caps = gpu.caps();
-    let wg = wg_at_least(caps, (s.head_dim as u32 / 2).max(64));
+    let wg = wg_at_least(caps, (s.head_dim as u32 / 2).max(decode_wg()));
     if wg < s.head_dim as u32 / 2 || wg > 1024 {
         return Err(VulkanError::unsupported(format!(
             "attention with head_dim {} on this device",
@@ -235,6 +266,7 @@ pub fn attention_into(
         out_stride: u32_of("out_stride", out.stride)?,
         nblocks,
         ds_base,
+        split_chunk: u32_of("split_chunk", s.split_chunk)?,
     };
     // Without RoPE the kernel only reads the caches; binding 7 (the angle table) is then never
     // read and takes `rows` as a stand-in.
