@@ -118,6 +118,17 @@ float wg_reduce(float v, bool is_max) {
     return r;
 }
 
+// Octet o (8 f16 values) of the new position's value (ROPE; vcur holds f16 pairs).
+uvec4 vcur_octet(uint o) {
+    return uvec4(vcur[4u * o], vcur[4u * o + 1u], vcur[4u * o + 2u], vcur[4u * o + 3u]);
+}
+
+// acc (8 f32 elements) += e * the octet w of f16 values.
+void add_octet(inout vec4 acc[2], float e, uvec4 w) {
+    acc[0] += e * vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+    acc[1] += e * vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
+}
+
 // The last workgroup of (t, h): merges the ns partials into out (and its Q8 form).
 void merge_splits(uint t, uint h, uint ns) {
     const uint stride = pc.head_dim + 2u;
@@ -262,24 +273,13 @@ void main() {
                 }
                 [[unroll]] for (uint u = 0u; u < 4u; ++u) {
                     const uint iu = i + u * n_groups;
-                    if (holds_pos && blk + iu == pos) {
-                        w[u] = uvec4(vcur[4u * my_pair], vcur[4u * my_pair + 1u],
-                                     vcur[4u * my_pair + 2u], vcur[4u * my_pair + 3u]);
-                    }
-                    const float e = sc[iu];
-                    acc[0] += e * vec4(unpackHalf2x16(w[u].x), unpackHalf2x16(w[u].y));
-                    acc[1] += e * vec4(unpackHalf2x16(w[u].z), unpackHalf2x16(w[u].w));
+                    const bool cur = holds_pos && blk + iu == pos;
+                    add_octet(acc, sc[iu], cur ? vcur_octet(my_pair) : w[u]);
                 }
             }
             for (; i < n; i += n_groups) {
-                uvec4 w0 = vc4[vb + i * lanes];
-                if (holds_pos && blk + i == pos) {
-                    w0 = uvec4(vcur[4u * my_pair], vcur[4u * my_pair + 1u],
-                               vcur[4u * my_pair + 2u], vcur[4u * my_pair + 3u]);
-                }
-                const float e = sc[i];
-                acc[0] += e * vec4(unpackHalf2x16(w0.x), unpackHalf2x16(w0.y));
-                acc[1] += e * vec4(unpackHalf2x16(w0.z), unpackHalf2x16(w0.w));
+                const uvec4 w0 = vc4[vb + i * lanes];
+                add_octet(acc, sc[i], holds_pos && blk + i == pos ? vcur_octet(my_pair) : w0);
             }
         } else if (my_group < n_groups) {
             const uint vb = kvbase + blk * hd2 + my_pair;
