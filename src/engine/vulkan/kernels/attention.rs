@@ -110,8 +110,9 @@ pub fn counters_len(s: &AttnShape, n: usize) -> usize {
 /// The most splits `decode_splits` picks.
 const MAX_SPLITS: usize = 64;
 
-/// A split count for decode: enough workgroups to fill the device, chunks of >= 32 positions;
-/// `RAWRXD_ATTN_SPLITS=k` (1..=64) sets it for tuning runs.
+/// The most splits a decode row takes (`AttnShape::n_split`; shorter rows take fewer, see
+/// [`decode_split_chunk`]): enough workgroups to fill the device for one sequence, chunks of >= 32
+/// positions of the context; `RAWRXD_ATTN_SPLITS=k` (1..=64) sets it for tuning runs.
 pub fn decode_splits(n_ctx: usize, n_head: usize) -> usize {
     if let Some(k) = std::env::var("RAWRXD_ATTN_SPLITS")
         .ok()
