@@ -1821,6 +1821,8 @@ fn rms_norm_q8_equals_norm_then_quantize() {
         (576usize, Q8Order::KQuads),
         (1000, Q8Order::Halves),
         (1000, Q8Order::Q6K),
+        // Rows wider than one pass of the workgroup (4 elements an invocation).
+        (8288, Q8Order::Halves),
     ] {
         let rows = 3;
         let x: Vec<f32> = rng.vec(rows * n).iter().map(|v| v * 3.0).collect();
