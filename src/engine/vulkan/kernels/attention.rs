@@ -139,13 +139,17 @@ pub fn decode_split_chunk() -> usize {
 }
 
 /// The attention's smallest workgroup: 128 invocations (8 groups of 16-byte value loads for a
-/// head of 128); `RAWRXD_ATTN_WG=n` (32..=1024) sets it for tuning runs.
+/// head of 128); `RAWRXD_ATTN_WG=n` (32..=1024) sets it for tuning runs (read once a process:
+/// this runs for every recorded attention).
 fn decode_wg() -> u32 {
-    std::env::var("RAWRXD_ATTN_WG")
-        .ok()
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .filter(|k| (32..=1024).contains(k))
-        .unwrap_or(128)
+    static WG: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *WG.get_or_init(|| {
+        std::env::var("RAWRXD_ATTN_WG")
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|k| (32..=1024).contains(k))
+            .unwrap_or(128)
+    })
 }
 
 /// Refuses shapes a kernel cannot take: an odd or too large head, a head count that is not a
