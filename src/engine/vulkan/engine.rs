@@ -464,11 +464,8 @@ impl State {
             head_dim: self.hp.head_dim,
             n_ctx: self.n_ctx,
             n_split,
-            split_chunk: if n_split > 1 {
-                self.decode_split_chunk
-            } else {
-                0
-            },
+            // (One split leaves nothing to choose: every row takes it.)
+            split_chunk: self.decode_split_chunk,
         }
     }
 

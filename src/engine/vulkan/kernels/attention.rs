@@ -17,7 +17,7 @@ use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::matvec::Act;
 use super::matvec_q8::{self, Q8Order};
 use super::rope::RopeMode;
-use super::{push_bytes, u32_of, wg_at_least};
+use super::{env_in, push_bytes, u32_of, wg_at_least};
 
 /// Push constants of attn.comp.
 #[repr(C)]
@@ -114,16 +114,13 @@ const MAX_SPLITS: usize = 64;
 /// [`decode_split_chunk`]): enough workgroups to fill the device for one sequence, chunks of >= 32
 /// positions of the context; `RAWRXD_ATTN_SPLITS=k` (1..=64) sets it for tuning runs.
 pub fn decode_splits(n_ctx: usize, n_head: usize) -> usize {
-    if let Some(k) = std::env::var("RAWRXD_ATTN_SPLITS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|k| (1..=MAX_SPLITS).contains(k))
-    {
-        return k;
-    }
     let by_ctx = n_ctx.div_ceil(32).max(1);
     let want = 256usize.div_ceil(n_head.max(1)).max(1);
-    want.min(by_ctx).min(MAX_SPLITS)
+    env_in(
+        "RAWRXD_ATTN_SPLITS",
+        1..=MAX_SPLITS,
+        want.min(by_ctx).min(MAX_SPLITS),
+    )
 }
 
 /// Positions a decode split covers at least (`AttnShape::split_chunk`): 128, so that a batch of
@@ -131,11 +128,7 @@ pub fn decode_splits(n_ctx: usize, n_head: usize) -> usize {
 /// (docs/BENCHMARKS.md, "Batched decode attention"), while long rows still take
 /// `decode_splits`; `RAWRXD_ATTN_CHUNK=k` sets it for tuning runs (0: always every split).
 pub fn decode_split_chunk() -> usize {
-    std::env::var("RAWRXD_ATTN_CHUNK")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|k| *k <= 1 << 20)
-        .unwrap_or(128)
+    env_in("RAWRXD_ATTN_CHUNK", 0..=1 << 20, 128)
 }
 
 /// The attention's smallest workgroup: 128 invocations (8 groups of 16-byte value loads for a
@@ -143,13 +136,7 @@ pub fn decode_split_chunk() -> usize {
 /// this runs for every recorded attention).
 fn decode_wg() -> u32 {
     static WG: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *WG.get_or_init(|| {
-        std::env::var("RAWRXD_ATTN_WG")
-            .ok()
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .filter(|k| (32..=1024).contains(k))
-            .unwrap_or(128)
-    })
+    *WG.get_or_init(|| env_in("RAWRXD_ATTN_WG", 32..=1024, 128) as u32)
 }
 
 /// Refuses shapes a kernel cannot take: an odd or too large head, a head count that is not a
