@@ -7,7 +7,8 @@
 //! tensor-core matmul off, the engine's kernels compute each token row on its own, in the same
 //! order whatever the batch, so logits must be bit-identical, not merely close. With it on (where
 //! the device has it), batches of two or more rows take f16 operands, or integer tiles summed in
-//! another order, and single rows do not, so the last test asks for closeness instead.
+//! another order, and single rows do not, so those tests ask for closeness instead (and one
+//! checks that with the tiles taking single rows too, batches are bit-identical again).
 
 mod common;
 mod vulkan_support;
@@ -63,6 +64,19 @@ fn load_opts(
     int_dot: bool,
     q8_tiles: Option<Tiles>,
 ) -> VulkanEngine {
+    load_tiles_from(h, file, n_slots, coopmat, int_dot, q8_tiles, 2)
+}
+
+/// [`load_opts`], with the tiles taking products of `min_batch` vectors or more.
+fn load_tiles_from(
+    h: &vulkan_support::Harness,
+    file: &GgufFile,
+    n_slots: usize,
+    coopmat: bool,
+    int_dot: bool,
+    q8_tiles: Option<Tiles>,
+    min_batch: usize,
+) -> VulkanEngine {
     let hp = LlamaHParams::from_gguf(file).unwrap();
     let weights = LlamaWeights::from_gguf(file, &hp).unwrap();
     let opts = VulkanEngineOptions {
@@ -71,7 +85,7 @@ fn load_opts(
         coopmat,
         int_dot,
         q8_tiles,
-        q8_tiles_min_batch: 2,
+        q8_tiles_min_batch: min_batch,
         ..Default::default()
     };
     VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load")
@@ -375,6 +389,53 @@ fn batched_q8_tiles_stay_close_to_each_sequence_alone() {
         "batched decode on {tiles:?} Q8 tiles: worst logits NMSE against alone {worst:.3e}; \
          {ties} near ties decided otherwise"
     );
+    drop(batch);
+    h.finish();
+}
+
+/// With the integer tiles taking every product from one vector on (`RAWRXD_MMQ_MIN_BATCH=1`),
+/// batches equal each sequence alone bit for bit again: a vector's tile sums are exact integers
+/// scaled and added in an order that depends only on the vector's own position in the tiles'
+/// layout and the row's length, never on the other vectors or the batch size. Four sequences
+/// decoded together (prompts one at a time, as rows steps), fed the tokens they produce alone,
+/// against a one-slot engine on the same tiles. (With the tiles from two vectors, as above, the
+/// single sequence takes matvec_q8 and this fails.)
+#[test]
+fn q8_tiles_from_one_vector_batch_as_each_sequence_alone() {
+    let Some(h) = harness_with(false) else { return };
+    let Some(path) = common::test_model() else {
+        return;
+    };
+    let file = Arc::new(GgufFile::open(&path).expect("open model"));
+    let ty = LlamaWeights::from_gguf(&file, &LlamaHParams::from_gguf(&file).unwrap())
+        .unwrap()
+        .layers[0]
+        .wq
+        .info
+        .ty;
+    let test = "q8_tiles_from_one_vector_batch_as_each_sequence_alone";
+    let Some(tiles) = tiles_for(&h, ty, test) else {
+        h.finish();
+        return;
+    };
+    let tok = Tokenizer::from_gguf(&file).unwrap();
+    let prompts = batch_prompts(&tok);
+    let load = |n_slots| load_tiles_from(&h, &file, n_slots, true, true, Some(tiles), 1);
+    let mut single = load(1);
+    let reference: Vec<_> = prompts
+        .iter()
+        .map(|p| greedy_alone(&mut single, p, GEN))
+        .collect();
+    drop(single);
+    let mut batch = load(4);
+    teacher_forced(&mut batch, &prompts, &reference, true, |s, k, l| {
+        let want = &reference[s].1[k];
+        assert!(
+            l == want,
+            "{tiles:?} tiles from one vector, sequence {s}, token {k}: differs by {}",
+            max_diff(l, want)
+        );
+    });
     drop(batch);
     h.finish();
 }

@@ -67,14 +67,15 @@ pub struct VulkanEngineOptions {
     /// with integer dot products where the device has them (see `matvec_q8`, and
     /// `RAWRXD_INTDOT=0`); longer prompt chunks take the matmuls. Off, those products run in f32.
     pub int_dot: bool,
-    /// Batched products on Q8 activations (2 ..= 16 vectors) on integer tiles (`matmul_q8`),
-    /// with `coopmat` and `int_dot` on, where the device and the build have the tiles named.
-    /// Default from `RAWRXD_MMQ` (`matmul_q8::engine_tiles`): none, so that batched sequences
-    /// equal themselves alone bit for bit; the tiles sum rows in another order (and on an H100
-    /// are faster from 6 vectors: `matmul_q8::min_batch`).
+    /// Batched products on Q8 activations (`q8_tiles_min_batch` ..= 16 vectors) on integer
+    /// tiles (`matmul_q8`), with `coopmat` and `int_dot` on, where the device and the build
+    /// have the tiles named. Default from `RAWRXD_MMQ` (`matmul_q8::engine_tiles`): none, so
+    /// that batched sequences equal themselves alone bit for bit; the tiles sum rows in another
+    /// order than matvec_q8 (and on an H100 are faster from 6 vectors: `matmul_q8::min_batch`),
+    /// so batches equal sequences alone again only with the tiles from one vector on.
     pub q8_tiles: Option<matmul_q8::Tiles>,
     /// The smallest batch `q8_tiles` take (default `matmul_q8::min_batch`, from
-    /// `RAWRXD_MMQ_MIN_BATCH`).
+    /// `RAWRXD_MMQ_MIN_BATCH`); 1 puts every product of the Q8 route on them.
     pub q8_tiles_min_batch: usize,
     /// With `q8_tiles` taken, also keep the K-quant matrices in the tiles' load order
     /// (`WeightPiece::tile_order`): on an H100, 7B Q4_K_M, +5–10 % at 12–16 sequences, for as
@@ -374,6 +375,16 @@ impl State {
         if route == matvec::Route::MatvecQ8 {
             let second = self.q8_input(rec, descs, x, w, n)?;
             let xq = self.xq_buf(second);
+            // Batches on integer tiles where the options ask for them (their sums are ordered
+            // differently from matvec_q8's, so only with tensor cores on); with the tiles from
+            // one vector on, one sequence's products too (the GLU's Q8 output below is
+            // matvec_q8's).
+            if let Some(tiles) = self
+                .q8_tiles
+                .filter(|&t| matmul_q8::takes(&self.gpu, t, w.ty, n, self.q8_tiles_min_batch))
+            {
+                return matmul_q8::matmul_q8(&self.gpu, rec, descs, w, xq, y, n, out, tiles);
+            }
             let glu_next = next.filter(|nx| {
                 out == Output::Glu
                     && y.off == 0
@@ -403,14 +414,6 @@ impl State {
                     second: !second,
                 }));
                 return Ok(());
-            }
-            // Batches on integer tiles where the options ask for them (their sums are ordered
-            // differently from one vector's, so only with tensor cores on).
-            if let Some(tiles) = self
-                .q8_tiles
-                .filter(|&t| matmul_q8::takes(&self.gpu, t, w.ty, n, self.q8_tiles_min_batch))
-            {
-                return matmul_q8::matmul_q8(&self.gpu, rec, descs, w, xq, y, n, out, tiles);
             }
             return matvec_q8::matvec_q8(&self.gpu, rec, descs, w, xq, y, n, out);
         }

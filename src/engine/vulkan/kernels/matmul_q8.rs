@@ -14,11 +14,14 @@
 //! [`WeightPiece::tile_order`]: super::weights::WeightPiece::tile_order
 //!
 //! Invariants: the input is what [`quantize_q8`](super::matvec_q8::quantize_q8) writes for `n`
-//! vectors in `Q8Order::for_product(ty, n)`; 2 <= `n` <= 16. A workgroup owns 16 output rows
-//! and splits the columns between its warps ([`warps`]); the warps' sums are added in warp order,
-//! so results are deterministic, but they are not bit-equal to the one-vector product (different
-//! f32 summation order): engines take this path only when asked (`RAWRXD_MMQ`) and with tensor
-//! cores on (`VulkanEngineOptions::coopmat`), as they do for the f16 tensor-core matmul.
+//! vectors in `Q8Order::for_product(ty, n)`; 1 <= `n` <= 16. A workgroup owns 16 output rows
+//! and splits the columns between its warps ([`warps`], which depends on the columns only); the
+//! warps' sums are added in warp order, so results are deterministic, but they are not bit-equal
+//! to matvec_q8's (different f32 summation order): engines take this path only when asked
+//! (`RAWRXD_MMQ`) and with tensor cores on (`VulkanEngineOptions::coopmat`), as they do for the
+//! f16 tensor-core matmul. A vector's results do not depend on the other vectors or on `n` (its
+//! block sums are exact integers, scaled and added in an order fixed by the row): with the tiles
+//! from one vector on ([`min_batch`] 1) batches equal each sequence alone bit for bit.
 //! [`Tiles::Emulated`] runs the same shader with the tile products computed lane by lane in the
 //! same layout (devices without the extension: tests).
 
@@ -78,14 +81,17 @@ pub fn engine_tiles() -> Option<Tiles> {
     )
 }
 
-/// The smallest batch that takes the tiles: `RAWRXD_MMQ_MIN_BATCH` (2 ..= 16, default 6: on an
+/// The smallest batch that takes the tiles: `RAWRXD_MMQ_MIN_BATCH` (1 ..= 16, default 6: on an
 /// H100, 7B Q4_K_M, with the tile order the tiles win from 6 vectors (1133–1137 against
 /// 963–976 tok/s; 8 vectors 1491–1514 against 1108–1123) and lose at 4 (769–775 against 820);
 /// docs/BENCHMARKS.md). Decode steps run in buckets (`DECODE_BUCKETS`), so 5 sequences take
-/// the 6-vector tiles too.
+/// the 6-vector tiles too. 1 puts every product on the tiles, one sequence's too: batches then
+/// equal each sequence alone bit for bit, and one sequence decodes at the tiles' speed (on the
+/// H100 212 against matvec_q8's 301 t/s: a tile product takes as long for one vector as for
+/// twelve).
 pub fn min_batch() -> usize {
     static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *MIN.get_or_init(|| env_in("RAWRXD_MMQ_MIN_BATCH", 2..=MAX_BATCH, 6))
+    *MIN.get_or_init(|| env_in("RAWRXD_MMQ_MIN_BATCH", 1..=MAX_BATCH, 6))
 }
 
 /// Whether engines taking the tiles also keep the K-quant matrices in the tiles' load order
@@ -106,9 +112,9 @@ pub fn available(gpu: &Gpu, tiles: Tiles, ty: GgmlType) -> bool {
 
 /// Whether an engine asking for `tiles` from `min` vectors on (its [`min_batch`]) runs its
 /// product of `n` vectors of `ty` on them: they are [`available`], and `n` is within `min`
-/// ..= 16.
+/// (at least 1) ..= 16.
 pub fn takes(gpu: &Gpu, tiles: Tiles, ty: GgmlType, n: usize, min: usize) -> bool {
-    n >= min.max(2) && n <= MAX_BATCH && available(gpu, tiles, ty)
+    n >= min.max(1) && n <= MAX_BATCH && available(gpu, tiles, ty)
 }
 
 /// True when `gpu` can run products of `ty` on integer tensor-core tiles: the device has the
@@ -291,7 +297,7 @@ fn probe_layout(gpu: &Gpu) -> VkResult<Vec<f32>> {
     Ok(out)
 }
 
-/// Records y = W x (per `out`) for the `n` vectors (2 ..= 16) [`quantize_q8`] wrote into `xq`
+/// Records y = W x (per `out`) for the `n` vectors (1 ..= 16) [`quantize_q8`] wrote into `xq`
 /// in `Q8Order::for_product(w.ty, n)`, on tensor-core tiles or emulated ones.
 ///
 /// [`quantize_q8`]: super::matvec_q8::quantize_q8
@@ -307,10 +313,10 @@ pub fn matmul_q8(
     out: Output,
     tiles: Tiles,
 ) -> VkResult<()> {
-    if !(2..=MAX_BATCH).contains(&n) {
+    if !(1..=MAX_BATCH).contains(&n) {
         return Err(VulkanError::invalid(
             "matmul_q8",
-            format!("{n} vectors (takes 2 ..= {MAX_BATCH})"),
+            format!("{n} vectors (takes 1 ..= {MAX_BATCH})"),
         ));
     }
     let (out_rows, glu_off) = matvec::decode_rows("matmul_q8", w, n, out)?;
