@@ -34,7 +34,7 @@ const FORMATS: &[(&str, &str, &str)] = &[
 ];
 
 /// Formats matmul_q8.comp has no lane fragments for (their batches keep matvec_q8).
-const MATMUL_Q8_SKIP: &[&str] = &["q2_k", "q3_k"];
+const MATMUL_Q8_SKIP: &[&str] = &["q2_k"];
 
 /// Suffixes of the float formats in [`FORMATS`].
 const FLOAT_SUFFIXES: &[&str] = &["f32", "f16", "bf16"];

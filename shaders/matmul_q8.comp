@@ -17,8 +17,9 @@
 // A product sums over k-slots, so which of a block's elements a slot holds is free as long as
 // weights and activations agree: each format puts in lane t's slots the 8 elements one or two
 // aligned loads give it (`frag`; FRAG_AW0/1 name the activation words they meet). Formats
-// whose scales cover 16 elements (Q6_K) take two products per block, each with the other
-// half's activation words zeroed; Q2_K and Q3_K have no fragments here (build.rs skips them).
+// whose scales cover 16 elements (Q3_K, Q6_K) take two products per block, each with the other
+// half's activation words zeroed; Q2_K has no fragments here (build.rs skips it: its 16-element
+// mins would need the activations' half-block sums).
 //
 // Work split. A workgroup owns 16 rows (GLU: 16 gate and the matching 16 up rows) and is KS
 // warps; warp k takes every KS-th step of 8 blocks (256 columns), and the warps' sums are added
@@ -105,11 +106,11 @@ shared vec2 unused_d[1];
 #include "q8_block.glsl"
 #include "piece_q8.glsl"
 
-#if defined(FMT_Q2_K) || defined(FMT_Q3_K)
-#error "matmul_q8.comp: no lane fragments for Q2_K and Q3_K"
+#if defined(FMT_Q2_K)
+#error "matmul_q8.comp: no lane fragments for Q2_K"
 #endif
 
-#if defined(FMT_Q6_K)
+#if defined(FMT_Q3_K) || defined(FMT_Q6_K)
 // Scales cover 16 elements: two products per block.
 #define HALVES 2u
 #else
@@ -129,7 +130,7 @@ shared vec2 unused_d[1];
 #define FRAG_AW_PAIR 1
 #endif
 
-#if defined(FMT_Q4_K) || defined(FMT_Q5_K) || defined(FMT_Q6_K)
+#if defined(FMT_Q3_K) || defined(FMT_Q4_K) || defined(FMT_Q5_K) || defined(FMT_Q6_K)
 // Rows are whole 8-block superblocks, so every step is whole.
 #define WHOLE_STEPS 1
 #endif
@@ -207,7 +208,8 @@ uint in_word(uint xb, uint xw) {
 
 // Pair p's blocks (e = 0, 1), counted from its 8-block step's first block: two blocks whose
 // weights one set of loads gives (Q4_K, Q5_K: the low and high nibbles of sub-block pair p;
-// Q6_K, p = 2n + h: sub-blocks 4n + h and 4n + h + 2, the low and high nibbles of one ql run).
+// Q6_K, p = 2n + h: sub-blocks 4n + h and 4n + h + 2, the low and high nibbles of one ql run;
+// Q3_K, p = 2n + q: blocks 4n + 2q and 4n + 2q + 1, bit pairs 2q and 2q + 1 of one qs run).
 uint pair_block(uint p, uint e) {
 #if defined(FMT_Q6_K)
     return 4u * (p >> 1) + (p & 1u) + 2u * e;
@@ -222,6 +224,8 @@ uint pair_block(uint p, uint e) {
 //         superblock header; Q5_K: the same, and q.zw the qh bytes 8t .. 8t + 7.
 //   Q6_K: q the ql words (l0, l1) and qh words (h0, h1) both blocks read, s.xy the scale bytes
 //         8n + 2h .. 8n + 2h + 7, s.z the f16 d.
+//   Q3_K: q.xy qs bytes 32n + 8t .. 32n + 8t + 7 (p = 2n + q), q.zw hmask bytes 8t .. 8t + 7,
+//         s.xyz the 12 scale bytes, s.w the f16 d.
 //   Other formats (one block a fragment): the two fragments, already decoded (q: lo, hi of
 //         each; s: the bits of f[0], m of each).
 struct Raw {
@@ -252,8 +256,9 @@ uvec2 w_8(uint b) {
 uvec4 unit(uint c, uint k, uint lane) { return w4[(c + 512u * k + 16u * lane) >> 4]; }
 #endif
 
-#if defined(FMT_Q6_K)
-// The 8 bytes at an even byte b: three word loads (Q6_K blocks are 210 bytes: 2-byte aligned).
+#if defined(FMT_Q3_K) || defined(FMT_Q6_K)
+// The 8 bytes at an even byte b: three word loads (Q6_K blocks are 210 bytes, Q3_K's 110: 2-byte
+// aligned).
 uvec2 w_8u(uint b) {
     const uint i = b >> 2;
     const uint s = (b & 2u) << 3;
@@ -320,6 +325,15 @@ Raw raw(uint rb, uint rr, uint st, uint p, uint t, bool live1) {
         R.s.xy = w_8u(b + 192u + 8u * n + 2u * h);
         R.s.z = w_u16(b + 208u);
     }
+#elif defined(FMT_Q3_K)
+    // block_q3_K {hmask[32], qs[64], scales[12], f16 d}: blocks 4n + j read qs[32n + l] (bits
+    // 2j) and hmask[l] (bit 4n + j), l = 8t .. 8t + 7.
+    const uint b = rb + st * 110u;
+    R.q.xy = w_8u(b + 32u + 32u * (p >> 1) + 8u * t);
+    R.q.zw = w_8u(b + 8u * t);
+    R.s.xy = w_8u(b + 96u);
+    R.s.z = w_u32(b + 104u);
+    R.s.w = w_u16(b + 108u);
 #else
     Frag F;
     frag(rb, st * SB + pair_block(p, 0u), t, F);
@@ -364,6 +378,23 @@ void frag2(Raw R, uint p, out Frag F[2]) {
         const uint sw = e == 0u ? R.s.x : R.s.y;
         F[e].f[0] = d * float(bitfieldExtract(int(sw), 0, 8));
         F[e].f[1] = d * float(bitfieldExtract(int(sw), 8, 8));
+#elif defined(FMT_Q3_K)
+        // Block 4n + j, j = 2q + e: bits 2j of qs, bit 4n + j of hmask above them (clear
+        // meaning -4: the 3-bit value less 4); half h's scale is scale 8n + 2j + h (6 bits, less
+        // 32): low nibble n of byte 2j + h, two bits 2(2n + q) of byte 8 + 2e + h.
+        const uint n = p >> 1;
+        const uint q = p & 1u;
+        const uint j = 2u * q + e;
+        F[e].lo = offset_bytes(((R.q.x >> (2u * j)) & 0x03030303u) | (((R.q.z >> (4u * n + j)) & 0x01010101u) << 2), 3u);
+        F[e].hi = offset_bytes(((R.q.y >> (2u * j)) & 0x03030303u) | (((R.q.w >> (4u * n + j)) & 0x01010101u) << 2), 3u);
+        const float d = h2f(R.s.w);
+        const uint sw = q == 0u ? R.s.x : R.s.y;
+        [[unroll]] for (uint h = 0u; h < 2u; ++h) {
+            const uint bb = 8u * (2u * e + h);
+            const uint lo = (sw >> (bb + 4u * n)) & 0xFu;
+            const uint hi = (R.s.z >> (bb + 2u * (2u * n + q))) & 3u;
+            F[e].f[h] = d * float(int(lo | (hi << 4)) - 32);
+        }
 #else
         F[e].lo = e == 0u ? R.q.x : R.q.z;
         F[e].hi = e == 0u ? R.q.y : R.q.w;
