@@ -242,7 +242,9 @@ uvec2 w_8(uint b) {
     return uvec2(w[b >> 2], w[(b >> 2) + 1u]);
 }
 
-#if defined(FMT_Q4_K)
+#if defined(FMT_Q3_K)
+#define SBB 110u
+#elif defined(FMT_Q4_K)
 #define SBB 144u
 #elif defined(FMT_Q5_K)
 #define SBB 176u
@@ -328,12 +330,22 @@ Raw raw(uint rb, uint rr, uint st, uint p, uint t, bool live1) {
 #elif defined(FMT_Q3_K)
     // block_q3_K {hmask[32], qs[64], scales[12], f16 d}: blocks 4n + j read qs[32n + l] (bits
     // 2j) and hmask[l] (bit 4n + j), l = 8t .. 8t + 7.
-    const uint b = rb + st * 110u;
-    R.q.xy = w_8u(b + 32u + 32u * (p >> 1) + 8u * t);
-    R.q.zw = w_8u(b + 8u * t);
-    R.s.xy = w_8u(b + 96u);
-    R.s.z = w_u32(b + 104u);
-    R.s.w = w_u16(b + 108u);
+    if (TILED) {
+        const uvec4 hm = unit(c, 0u, lane);
+        const uvec4 q = unit(c + 512u, hi, lane);
+        R.q.xy = (p >> 1) == 0u ? q.xy : q.zw;
+        R.q.zw = hi == 0u ? hm.xy : hm.zw;
+        const uint sw = (c + 1536u + 12u * rr) >> 2;
+        R.s.xyz = uvec3(w[sw], w[sw + 1u], w[sw + 2u]);
+        R.s.w = w_u16(c + 1728u + 2u * rr);
+    } else {
+        const uint b = rb + st * 110u;
+        R.q.xy = w_8u(b + 32u + 32u * (p >> 1) + 8u * t);
+        R.q.zw = w_8u(b + 8u * t);
+        R.s.xy = w_8u(b + 96u);
+        R.s.z = w_u32(b + 104u);
+        R.s.w = w_u16(b + 108u);
+    }
 #else
     Frag F;
     frag(rb, st * SB + pair_block(p, 0u), t, F);

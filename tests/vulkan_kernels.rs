@@ -1674,15 +1674,13 @@ fn matmul_q8_matches_cpu_on_q8_activations() {
             // Each case is its own pipeline: two a format (every case for some formats, the
             // store, accumulate and GLU forms for each), and for the K-quants one of 8192
             // columns (32 steps: four a warp) and a GLU whose halves are whole 16-row tiles,
-            // these two and the second case from a copy in tile order (`WeightPiece::tile_order`)
-            // where the format has one (Q4_K, Q5_K, Q6_K; Q3_K is read row-major).
+            // these two and the second case from a copy in tile order (`WeightPiece::tile_order`).
             let with_cols = |(nrows, n, out): (usize, usize, Output)| (nrows, n, out, ncols, false);
             let mut picked = vec![with_cols(cases[ti % 6]), with_cols(cases[(ti + 3) % 6])];
             if ty.is_k_quant() {
-                let ordered = ty != GgmlType::Q3K;
-                picked[1].4 = ordered;
-                picked.push((40, 12, Output::Accumulate, 8192, ordered));
-                picked.push((96, 11, Output::Glu, ncols, ordered));
+                picked[1].4 = true;
+                picked.push((40, 12, Output::Accumulate, 8192, true));
+                picked.push((96, 11, Output::Glu, ncols, true));
             }
             for (nrows, n, out, ncols, tile_order) in picked {
                 let mut case = Q8Case::new(&h, &mut rng, ty, ncols, nrows, n, out);

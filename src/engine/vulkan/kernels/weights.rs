@@ -52,6 +52,7 @@ pub struct WeightMatrix {
 /// Superblock bytes of the formats [`tile16`] reorders.
 pub fn tile16_superblock(ty: GgmlType) -> Option<usize> {
     match ty {
+        GgmlType::Q3K => Some(110),
         GgmlType::Q4K => Some(144),
         GgmlType::Q5K => Some(176),
         GgmlType::Q6K => Some(210),
@@ -69,6 +70,8 @@ pub fn tile16_superblock(ty: GgmlType) -> Option<usize> {
 /// - Q5_K: headers; one unit of qh (row g's 8 bytes, then row g + 8's); the 4 qs units as Q4_K.
 /// - Q6_K: 4 ql units (unit 2 hi + n holds ql[64n + 32h + 8t ..] at 8h), 2 qh units (unit hi
 ///   holds qh[32n + 8t ..] at 8n), the 16 scale bytes row by row, the f16 d row by row.
+/// - Q3_K: one hmask unit (row g's 8 bytes, then row g + 8's), 2 qs units (unit hi holds
+///   qs[32n + 8t ..] at 8n), the 12 scale bytes row by row, the f16 d row by row.
 ///
 /// `None` for formats without a tile order.
 pub fn tile16_pos(ty: GgmlType, rr: usize, b: usize) -> Option<usize> {
@@ -87,6 +90,19 @@ pub fn tile16_pos(ty: GgmlType, rr: usize, b: usize) -> Option<usize> {
                 let (p, t, i) = (q / 32, q % 32 / 8, q % 8);
                 let base = if ty == GgmlType::Q4K { 256 } else { 768 };
                 base + (2 * hi + p / 2) * 512 + lane(t) + 8 * (p % 2) + i
+            }
+        }
+        GgmlType::Q3K => {
+            if b < 32 {
+                lane(b / 8) + 8 * hi + b % 8
+            } else if b < 96 {
+                let q = b - 32;
+                let (n, t, i) = (q / 32, q % 32 / 8, q % 8);
+                512 + hi * 512 + lane(t) + 8 * n + i
+            } else if b < 108 {
+                1536 + rr * 12 + (b - 96)
+            } else {
+                1728 + rr * 2 + (b - 108)
             }
         }
         GgmlType::Q6K => {
@@ -110,7 +126,7 @@ pub fn tile16_pos(ty: GgmlType, rr: usize, b: usize) -> Option<usize> {
 /// `rows` (whole rows of `row_bytes` bytes of `ty`) in 16-row tile order: tile T (rows 16T ..
 /// 16T + 15, zero rows past the end) at 16 T row_bytes, its superblock column s at 16 s sbb,
 /// bytes by [`tile16_pos`]; `None` for formats without a tile order. Copies runs of
-/// consecutive bytes (8 or 16 in these orders, Q6_K's d 2), not bytes one by one.
+/// consecutive bytes (8, 12 or 16 in these orders, the f16 d's 2), not bytes one by one.
 pub fn tile16(ty: GgmlType, row_bytes: usize, rows: &[u8]) -> Option<Vec<u8>> {
     let sbb = tile16_superblock(ty)?;
     // Per row of a tile: (source offset, destination offset, length) of each run.
@@ -295,7 +311,7 @@ mod tests {
     /// Each format's tile order is a permutation of a 16-row chunk.
     #[test]
     fn tile16_pos_permutes_a_chunk() {
-        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+        for ty in [GgmlType::Q3K, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
             let sbb = tile16_superblock(ty).unwrap();
             let mut seen = vec![false; 16 * sbb];
             for rr in 0..16 {
@@ -314,7 +330,7 @@ mod tests {
     /// declines formats without an order.
     #[test]
     fn tile16_places_every_byte() {
-        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+        for ty in [GgmlType::Q3K, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
             let sbb = tile16_superblock(ty).unwrap();
             let (nrows, nsb) = (21, 3);
             let row_bytes = nsb * sbb;
