@@ -331,18 +331,8 @@ fn batched_coopmat_decode_stays_close_to_each_sequence_alone() {
 #[test]
 fn batched_q8_tiles_stay_close_to_each_sequence_alone() {
     let Some(h) = harness_with(false) else { return };
-    let Some(path) = common::test_model() else {
-        return;
-    };
-    let file = Arc::new(GgufFile::open(&path).expect("open model"));
-    let ty = LlamaWeights::from_gguf(&file, &LlamaHParams::from_gguf(&file).unwrap())
-        .unwrap()
-        .layers[0]
-        .wq
-        .info
-        .ty;
-    let Some(tiles) = tiles_for(&h, ty, "batched_q8_tiles_stay_close_to_each_sequence_alone")
-    else {
+    let test = "batched_q8_tiles_stay_close_to_each_sequence_alone";
+    let Some((file, tiles)) = model_and_tiles(&h, test) else {
         h.finish();
         return;
     };
@@ -403,18 +393,8 @@ fn batched_q8_tiles_stay_close_to_each_sequence_alone() {
 #[test]
 fn q8_tiles_from_one_vector_batch_as_each_sequence_alone() {
     let Some(h) = harness_with(false) else { return };
-    let Some(path) = common::test_model() else {
-        return;
-    };
-    let file = Arc::new(GgufFile::open(&path).expect("open model"));
-    let ty = LlamaWeights::from_gguf(&file, &LlamaHParams::from_gguf(&file).unwrap())
-        .unwrap()
-        .layers[0]
-        .wq
-        .info
-        .ty;
     let test = "q8_tiles_from_one_vector_batch_as_each_sequence_alone";
-    let Some(tiles) = tiles_for(&h, ty, test) else {
+    let Some((file, tiles)) = model_and_tiles(&h, test) else {
         h.finish();
         return;
     };
@@ -438,6 +418,21 @@ fn q8_tiles_from_one_vector_batch_as_each_sequence_alone() {
     });
     drop(batch);
     h.finish();
+}
+
+/// The test model and the integer tiles the device runs its q projection's type on; `None`
+/// without a test model, or (with a line naming `test`) without integer dot products.
+fn model_and_tiles(h: &vulkan_support::Harness, test: &str) -> Option<(Arc<GgufFile>, Tiles)> {
+    let path = common::test_model()?;
+    let file = Arc::new(GgufFile::open(&path).expect("open model"));
+    let ty = LlamaWeights::from_gguf(&file, &LlamaHParams::from_gguf(&file).unwrap())
+        .unwrap()
+        .layers[0]
+        .wq
+        .info
+        .ty;
+    let tiles = tiles_for(h, ty, test)?;
+    Some((file, tiles))
 }
 
 /// The integer tiles the device runs products of `ty` on: the tensor cores where it has them,
