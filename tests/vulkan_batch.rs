@@ -327,7 +327,8 @@ fn batched_coopmat_decode_stays_close_to_each_sequence_alone() {
 /// scale (NMSE 1e-2). Greedy tokens may then differ at near ties (one does here: sequence 2's
 /// first token, which the f32 path also decides the other way), so a token chosen otherwise must
 /// be within 1 % of the logits' range of the best. Batches are bit-identical to single
-/// sequences only with these tiles off (the default), as with the f16 tensor-core matmul.
+/// sequences only with these tiles off (the default), as with the f16 tensor-core matmul, or
+/// with the tiles taking single sequences too (the next test).
 #[test]
 fn batched_q8_tiles_stay_close_to_each_sequence_alone() {
     let Some(h) = harness_with(false) else { return };
