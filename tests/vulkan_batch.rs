@@ -346,6 +346,11 @@ fn batched_q8_tiles_stay_close_to_each_sequence_alone() {
         .collect();
     drop(single);
     let mut batch = load_opts(&h, &file, 4, true, true, Some(tiles));
+    assert!(
+        batch.decode_matvec().contains("batches on"),
+        "{}",
+        batch.decode_matvec()
+    );
     let mut worst = 0f64;
     let mut ties = 0;
     // Prompts one sequence at a time (a rows step of its tokens, as alone: together they would
@@ -403,6 +408,12 @@ fn q8_tiles_from_one_vector_batch_as_each_sequence_alone() {
     let prompts = batch_prompts(&tok);
     let load = |n_slots| load_tiles_from(&h, &file, n_slots, true, true, Some(tiles), 1);
     let mut single = load(1);
+    // Reports say single sequences ran on the tiles.
+    assert!(
+        single.decode_matvec().contains("every product on"),
+        "{}",
+        single.decode_matvec()
+    );
     let reference: Vec<_> = prompts
         .iter()
         .map(|p| greedy_alone(&mut single, p, GEN))

@@ -476,7 +476,7 @@ function rawrxd.engine.list() end
 ---@field backend string
 ---@field device string
 ---@field prompt_matmul string       "f32" or "f16 tensor cores" (how prompt products ran; not like for like)
----@field decode_matvec string       "f32" or "q8 int dot" (how decode products ran: 8-bit activations, as llama.cpp's GPU backends), with ", batches on int8 tensor cores" (or "emulated int8 tiles") when RAWRXD_MMQ put batches (of RAWRXD_MMQ_MIN_BATCH, default 6, or more) on them
+---@field decode_matvec string       "f32" or "q8 int dot" (how decode products ran: 8-bit activations, as llama.cpp's GPU backends), with ", batches on int8 tensor cores" (or "emulated int8 tiles") when RAWRXD_MMQ put batches (of RAWRXD_MMQ_MIN_BATCH, default 6, or more) on them, ", every product on …" when RAWRXD_MMQ_MIN_BATCH=1 put single sequences on them too
 ---@field variant string
 ---@field prompt integer
 ---@field gen integer

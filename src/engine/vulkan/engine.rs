@@ -1189,13 +1189,23 @@ impl Engine for VulkanEngine {
                 .iter()
                 .any(|w| matmul_q8::available(&self.st.gpu, t, w.ty))
         };
+        // With the tiles from one vector on, single sequences run on them too.
+        let every = self.st.q8_tiles_min_batch <= 1;
         match self.st.q8_tiles {
             _ if !on => "f32",
             Some(t @ matmul_q8::Tiles::Tensor) if tiles(t) => {
-                "q8 int dot, batches on int8 tensor cores"
+                if every {
+                    "q8 int dot, every product on int8 tensor cores"
+                } else {
+                    "q8 int dot, batches on int8 tensor cores"
+                }
             }
             Some(t @ matmul_q8::Tiles::Emulated) if tiles(t) => {
-                "q8 int dot, batches on emulated int8 tiles"
+                if every {
+                    "q8 int dot, every product on emulated int8 tiles"
+                } else {
+                    "q8 int dot, batches on emulated int8 tiles"
+                }
             }
             _ => "q8 int dot",
         }
