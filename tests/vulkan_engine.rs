@@ -346,8 +346,9 @@ fn requantized(file: &GgufFile, name: &str, ty: rawrxd::quant::GgmlType) -> Vec<
 
 /// Hot-swapping tensors into a loaded Vulkan engine (a scheme edit): the swapped engine agrees
 /// with the CPU engine swapped the same way, and differs from before the swap. The tensors cover
-/// each case: part of the fused q|k|v (which then splits), part of the fused gate|up, a plain
-/// matrix, and both parts of gate|up so that they fuse again.
+/// each case: part of the fused q|k|v (k: which then splits into three; v: q|k stay fused, v
+/// apart), part of the fused gate|up, a plain matrix, and both parts of gate|up so that they fuse
+/// again.
 #[test]
 fn replace_tensor_matches_the_cpu_engine_swapped_the_same_way() {
     use rawrxd::quant::GgmlType;
@@ -371,6 +372,7 @@ fn replace_tensor_matches_the_cpu_engine_swapped_the_same_way() {
 
     let swaps = [
         ("blk.0.attn_k.weight", GgmlType::Q8_0),
+        ("blk.1.attn_v.weight", GgmlType::Q8_0),
         ("blk.1.ffn_up.weight", GgmlType::Q8_0),
         ("blk.2.attn_output.weight", GgmlType::Q8_0),
         ("blk.3.ffn_gate.weight", GgmlType::Q8_0),

@@ -540,6 +540,7 @@ impl State {
         for (l, (kc, vc)) in m.layers.iter().zip(&self.kv) {
             let first = match &l.qkv {
                 Qkv::Fused(w) => w,
+                Qkv::QkFused { qk, .. } => qk,
                 Qkv::Split { q, .. } => q,
             };
             self.norm(rec, descs, x, &l.attn_norm, xb, n, first)?;
@@ -572,6 +573,42 @@ impl State {
                             range: whole,
                             off: nq + nkv,
                             stride: st,
+                        },
+                    )
+                }
+                Qkv::QkFused { qk, v } => {
+                    // q|k rows packed as the fused q|k|v's are (the region ends before v's).
+                    let st = nq + nkv;
+                    let qkr = s.qkv.slice(0, (n * st * 4) as u64);
+                    let vr = s.qkv.slice(s.v_region, (n * nkv * 4) as u64);
+                    self.mul(rec, descs, qk, xb, Act::packed(qkr, st), n, Output::Store)?;
+                    self.mul(rec, descs, v, xb, Act::packed(vr, nkv), n, Output::Store)?;
+                    if let Some(b) = &l.qkv_bias {
+                        for (r, off, w) in [(qkr, 0, st), (vr, st, nkv)] {
+                            let bias = Act {
+                                range: b.range(),
+                                off,
+                                stride: 0,
+                            };
+                            let y = Act::packed(r, w);
+                            eltwise::eltwise(gpu, rec, descs, EltOp::Add, y, bias, y, w, n)?;
+                        }
+                    }
+                    (
+                        Act {
+                            range: whole,
+                            off: 0,
+                            stride: st,
+                        },
+                        Act {
+                            range: whole,
+                            off: nq,
+                            stride: st,
+                        },
+                        Act {
+                            range: whole,
+                            off: (s.v_region / 4) as usize,
+                            stride: nkv,
                         },
                     )
                 }

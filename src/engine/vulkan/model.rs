@@ -1,7 +1,8 @@
 //! A llama-family model's weights on the device, uploaded once as raw GGUF blocks.
 //!
-//! Fusion decided at upload time: q|k|v stacked into one matrix when the three share a type, and
-//! gate|up stacked when they share a type (the decode step then runs one GLU matvec). Norm weights
+//! Fusion decided at upload time: q|k|v stacked into one matrix when the three share a type (else
+//! q|k when those two do: Q4_K_M's layers with a Q6_K `attn_v`), and gate|up stacked when they
+//! share a type (the decode step then runs one GLU matvec). Norm weights
 //! and biases become f32 vectors.
 
 use super::buffer::GpuBuffer;
@@ -16,7 +17,9 @@ use crate::{Error, Result};
 pub enum Qkv {
     /// One matrix of n_q + 2 n_kv rows.
     Fused(WeightMatrix),
-    /// Three matrices (types differ).
+    /// q|k in one matrix of n_q + n_kv rows, v apart (v's type differs from theirs).
+    QkFused { qk: WeightMatrix, v: WeightMatrix },
+    /// Three matrices (q's and k's types differ).
     Split {
         q: WeightMatrix,
         k: WeightMatrix,
@@ -69,6 +72,7 @@ impl DeviceModel {
         for l in &self.layers {
             match &l.qkv {
                 Qkv::Fused(w) => out.push(w),
+                Qkv::QkFused { qk, v } => out.extend([qk, v]),
                 Qkv::Split { q, k, v } => out.extend([q, k, v]),
             }
             out.push(&l.wo);
@@ -119,10 +123,16 @@ fn matrix(gpu: &Gpu, t: &TensorRef<'_>, tile_order: bool) -> Result<WeightMatrix
     stack(gpu, &[Rows::of(t)], tile_order)
 }
 
-/// q|k|v fused into one matrix when the three share a type, else three matrices.
+/// q|k|v fused into one matrix when the three share a type, else q|k when those two do (and v
+/// apart), else three matrices.
 fn build_qkv(gpu: &Gpu, [q, k, v]: [Rows<'_>; 3], tile_order: bool) -> Result<Qkv> {
     Ok(if q.ty == k.ty && k.ty == v.ty {
         Qkv::Fused(stack(gpu, &[q, k, v], tile_order)?)
+    } else if q.ty == k.ty {
+        Qkv::QkFused {
+            qk: stack(gpu, &[q, k], tile_order)?,
+            v: stack(gpu, &[v], tile_order)?,
+        }
     } else {
         Qkv::Split {
             q: stack(gpu, &[q], tile_order)?,
@@ -236,6 +246,12 @@ fn qkv_parts(gpu: &Gpu, qkv: &Qkv, nq: usize) -> super::error::VkResult<Vec<Part
             Part::of(gpu, k, 0, k.nrows)?,
             Part::of(gpu, v, 0, v.nrows)?,
         ]),
+        // q's n_embd_q rows, then k's.
+        Qkv::QkFused { qk, v } => Ok(vec![
+            Part::of(gpu, qk, 0, nq)?,
+            Part::of(gpu, qk, nq, qk.nrows - nq)?,
+            Part::of(gpu, v, 0, v.nrows)?,
+        ]),
         // q's n_embd_q rows, then k and v sharing the rest.
         Qkv::Fused(m) => {
             let nkv = (m.nrows - nq) / 2;
@@ -320,8 +336,8 @@ impl DeviceModel {
 
     /// Replaces the matrix `name` (`token_embd.weight`, `output.weight` or
     /// `blk.N.{attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down}.weight`) with `bytes` of
-    /// type `ty`, same shape. Fused q|k|v and gate|up matrices are rebuilt from the other parts
-    /// (read back from the device) and fused again only when the types still agree, as at upload.
+    /// type `ty`, same shape. Fused q|k|v, q|k and gate|up matrices are rebuilt from the other
+    /// parts (read back from the device) and fused as far as the types then agree, as at upload.
     /// The caller must re-record anything that bound the old buffers.
     pub fn replace(
         &mut self,
@@ -415,6 +431,7 @@ impl DeviceModel {
             b += l.qkv_bias.as_ref().map_or(0, |x| x.size());
             b += match &l.qkv {
                 Qkv::Fused(m) => m.bytes(),
+                Qkv::QkFused { qk, v } => qk.bytes() + v.bytes(),
                 Qkv::Split { q, k, v } => q.bytes() + k.bytes() + v.bytes(),
             };
             b += match &l.gate_up {
