@@ -5,6 +5,7 @@
 //! Needs the test model ($RAWRXD_TEST_MODEL or models/SmolLM2-135M-Instruct.Q4_1.gguf); fails when
 //! it is missing unless RAWRXD_ALLOW_MISSING_MODEL=1.
 
+mod common;
 mod vulkan_support;
 
 use std::path::PathBuf;
@@ -344,6 +345,37 @@ fn requantized(file: &GgufFile, name: &str, ty: rawrxd::quant::GgmlType) -> Vec<
     out
 }
 
+/// The model at `path` on the Vulkan engine and on the CPU engine, both with f32 products (a
+/// short prompt would otherwise take the Vulkan engine's Q8 decode path), 32 positions.
+fn vulkan_and_cpu(
+    h: &vulkan_support::Harness,
+    path: &std::path::Path,
+) -> (
+    VulkanEngine,
+    rawrxd::engine::CpuEngine,
+    std::sync::Arc<GgufFile>,
+) {
+    let file = std::sync::Arc::new(GgufFile::open(path).expect("open model"));
+    let hp = LlamaHParams::from_gguf(&file).unwrap();
+    let weights = LlamaWeights::from_gguf(&file, &hp).unwrap();
+    let opts = VulkanEngineOptions {
+        n_ctx: 32,
+        int_dot: false,
+        ..Default::default()
+    };
+    let vk = VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load");
+    let cpu = rawrxd::engine::CpuEngine::load(file.clone(), 32, Some(2)).unwrap();
+    (vk, cpu, file)
+}
+
+/// The largest |a - b| over two logit vectors.
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
 /// Hot-swapping tensors into a loaded Vulkan engine (a scheme edit): the swapped engine agrees
 /// with the CPU engine swapped the same way, and differs from before the swap. The tensors cover
 /// each case: part of the fused q|k|v (k: which then splits into three; v: q|k stay fused, v
@@ -354,18 +386,8 @@ fn replace_tensor_matches_the_cpu_engine_swapped_the_same_way() {
     use rawrxd::quant::GgmlType;
     let Some(h) = harness_with(true) else { return };
     let Some(path) = model_path() else { return };
-    let file = std::sync::Arc::new(GgufFile::open(&path).expect("open model"));
-    let hp = LlamaHParams::from_gguf(&file).unwrap();
-    let weights = LlamaWeights::from_gguf(&file, &hp).unwrap();
-    // f32 products on both sides (this short prompt would otherwise take the Q8 decode path),
-    // so that the swap is the only thing compared.
-    let opts = VulkanEngineOptions {
-        n_ctx: 32,
-        int_dot: false,
-        ..Default::default()
-    };
-    let mut vk = VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load");
-    let mut cpu = rawrxd::engine::CpuEngine::load(file.clone(), 32, Some(2)).unwrap();
+    // f32 products on both sides, so that the swap is the only thing compared.
+    let (mut vk, mut cpu, file) = vulkan_and_cpu(&h, &path);
     let tokens = [1u32, 504, 3575, 282, 4649, 314];
     let before = vk.forward(&tokens, 0, false).unwrap();
     let bytes_before = vk.memory().weights;
@@ -387,12 +409,7 @@ fn replace_tensor_matches_the_cpu_engine_swapped_the_same_way() {
     }
     let after = vk.forward(&tokens, 0, false).unwrap();
     let want = cpu.forward(&tokens, 0, false).unwrap();
-    let diff = |a: &[f32], b: &[f32]| {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max)
-    };
+    let diff = max_abs_diff;
     let changed = diff(&after, &before);
     let err = diff(&after, &want);
     eprintln!("replace: logits moved by up to {changed:.4}, vulkan vs cpu max |diff| {err:.5}");
@@ -438,4 +455,67 @@ fn replace_tensor_matches_the_cpu_engine_swapped_the_same_way() {
     assert!(e.contains("blk.0.attn_norm.weight"), "{e}");
     let again = vk.forward(&tokens, 0, false).unwrap();
     assert!(diff(&again, &after) < 1e-4);
+}
+
+/// q|k|v biases (qwen2) in each layout the engine keeps the attention's input projections in: one
+/// q|k|v matrix (all Q8_0 at load), q|k with v apart (layer 0 after its `attn_v` becomes Q4_0) and
+/// three matrices (layer 1 after its `attn_k` does). Each bias must land on its own rows: the
+/// Vulkan engine's logits stay within the CPU engine's on the same synthetic model, before and
+/// after the swaps.
+#[test]
+fn qkv_biases_in_every_projection_layout_match_the_cpu_engine() {
+    use rawrxd::quant::GgmlType;
+    let Some(h) = harness_with(true) else { return };
+    let synth = common::Synth {
+        arch: "qwen2",
+        n_vocab: 61,
+        n_embd: 128,
+        n_layer: 2,
+        n_head: 4,
+        n_head_kv: 2,
+        n_ff: 256,
+        n_rot: 32,
+        freq_base: 1_000_000.0,
+        eps: 1e-6,
+        bias: true,
+        untied: true,
+        ty: GgmlType::Q8_0,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qwen2.gguf");
+    synth.write(&path, 21);
+    let (mut vk, mut cpu, file) = vulkan_and_cpu(&h, &path);
+    let tokens = [1u32, 17, 33, 5, 48, 9];
+    let diff = max_abs_diff;
+    let spread = |a: &[f32]| {
+        a.iter().fold(f32::MIN, |m, &x| m.max(x)) - a.iter().fold(f32::MAX, |m, &x| m.min(x))
+    };
+    let check = |vk: &mut VulkanEngine, cpu: &mut rawrxd::engine::CpuEngine, what: &str| {
+        vk.reset();
+        cpu.reset();
+        let got = vk.forward(&tokens, 0, false).unwrap();
+        let want = cpu.forward(&tokens, 0, false).unwrap();
+        let (err, s) = (diff(&got, &want), spread(&want));
+        eprintln!("{what}: vulkan vs cpu max |diff| {err:.5} (logits spread {s:.3})");
+        assert!(s > 1.0, "{what}: degenerate logits (spread {s})");
+        assert!(err < 0.01 * s, "{what}: vulkan vs cpu {err} (spread {s})");
+        got
+    };
+    let before = check(&mut vk, &mut cpu, "q|k|v in one matrix");
+    for (name, what) in [
+        ("blk.0.attn_v.weight", "layer 0 with q|k and v apart"),
+        ("blk.1.attn_k.weight", "layer 1 with q, k and v apart"),
+    ] {
+        let b = requantized(&file, name, GgmlType::Q4_0);
+        vk.replace_tensor(name, GgmlType::Q4_0, &b)
+            .unwrap_or_else(|e| panic!("vulkan {name}: {e}"));
+        cpu.replace_tensor(name, GgmlType::Q4_0, &b)
+            .unwrap_or_else(|e| panic!("cpu {name}: {e}"));
+        let after = check(&mut vk, &mut cpu, what);
+        assert!(
+            diff(&after, &before) > 1e-4,
+            "{what}: the swap changed nothing"
+        );
+    }
+    h.finish();
 }

@@ -544,111 +544,50 @@ impl State {
                 Qkv::Split { q, .. } => q,
             };
             self.norm(rec, descs, x, &l.attn_norm, xb, n, first)?;
-            let whole = s.qkv.range();
-            let (q, k, v) = match &l.qkv {
+            // This layer's q|k|v products (matrix, first output float, output row width) and
+            // where q, k and v land in the scratch (first float, row stride): one matrix's rows
+            // packed q | k | v, q|k packed and v at v's region, or each at its own region.
+            let (ko, vo) = ((s.k_region / 4) as usize, (s.v_region / 4) as usize);
+            let (products, at) = match &l.qkv {
                 Qkv::Fused(w) => {
                     let st = nq + 2 * nkv;
-                    self.mul(rec, descs, w, xb, Act::packed(whole, st), n, Output::Store)?;
-                    if let Some(b) = &l.qkv_bias {
-                        let bias = Act {
-                            range: b.range(),
-                            off: 0,
-                            stride: 0,
-                        };
-                        let y = Act::packed(whole, st);
-                        eltwise::eltwise(gpu, rec, descs, EltOp::Add, y, bias, y, st, n)?;
-                    }
-                    (
-                        Act {
-                            range: whole,
-                            off: 0,
-                            stride: st,
-                        },
-                        Act {
-                            range: whole,
-                            off: nq,
-                            stride: st,
-                        },
-                        Act {
-                            range: whole,
-                            off: nq + nkv,
-                            stride: st,
-                        },
-                    )
+                    (vec![(w, 0, st)], [(0, st), (nq, st), (nq + nkv, st)])
                 }
                 Qkv::QkFused { qk, v } => {
-                    // q|k rows packed as the fused q|k|v's are (the region ends before v's).
+                    // (q|k's rows end before v's region: it lies past q's and k's.)
                     let st = nq + nkv;
-                    let qkr = s.qkv.slice(0, (n * st * 4) as u64);
-                    let vr = s.qkv.slice(s.v_region, (n * nkv * 4) as u64);
-                    self.mul(rec, descs, qk, xb, Act::packed(qkr, st), n, Output::Store)?;
-                    self.mul(rec, descs, v, xb, Act::packed(vr, nkv), n, Output::Store)?;
-                    if let Some(b) = &l.qkv_bias {
-                        for (r, off, w) in [(qkr, 0, st), (vr, st, nkv)] {
-                            let bias = Act {
-                                range: b.range(),
-                                off,
-                                stride: 0,
-                            };
-                            let y = Act::packed(r, w);
-                            eltwise::eltwise(gpu, rec, descs, EltOp::Add, y, bias, y, w, n)?;
-                        }
-                    }
                     (
-                        Act {
-                            range: whole,
-                            off: 0,
-                            stride: st,
-                        },
-                        Act {
-                            range: whole,
-                            off: nq,
-                            stride: st,
-                        },
-                        Act {
-                            range: whole,
-                            off: (s.v_region / 4) as usize,
-                            stride: nkv,
-                        },
+                        vec![(qk, 0, st), (v, vo, nkv)],
+                        [(0, st), (nq, st), (vo, nkv)],
                     )
                 }
-                Qkv::Split { q, k, v } => {
-                    let qr = s.qkv.slice(0, (n * nq * 4) as u64);
-                    let kr = s.qkv.slice(s.k_region, (n * nkv * 4) as u64);
-                    let vr = s.qkv.slice(s.v_region, (n * nkv * 4) as u64);
-                    self.mul(rec, descs, q, xb, Act::packed(qr, nq), n, Output::Store)?;
-                    self.mul(rec, descs, k, xb, Act::packed(kr, nkv), n, Output::Store)?;
-                    self.mul(rec, descs, v, xb, Act::packed(vr, nkv), n, Output::Store)?;
-                    if let Some(b) = &l.qkv_bias {
-                        for (r, off, w) in [(qr, 0, nq), (kr, nq, nkv), (vr, nq + nkv, nkv)] {
-                            let bias = Act {
-                                range: b.range(),
-                                off,
-                                stride: 0,
-                            };
-                            let y = Act::packed(r, w);
-                            eltwise::eltwise(gpu, rec, descs, EltOp::Add, y, bias, y, w, n)?;
-                        }
-                    }
-                    (
-                        Act {
-                            range: whole,
-                            off: 0,
-                            stride: nq,
-                        },
-                        Act {
-                            range: whole,
-                            off: (s.k_region / 4) as usize,
-                            stride: nkv,
-                        },
-                        Act {
-                            range: whole,
-                            off: (s.v_region / 4) as usize,
-                            stride: nkv,
-                        },
-                    )
-                }
+                Qkv::Split { q, k, v } => (
+                    vec![(q, 0, nq), (k, ko, nkv), (v, vo, nkv)],
+                    [(0, nq), (ko, nkv), (vo, nkv)],
+                ),
             };
+            // The biases are one vector q | k | v, in the products' order.
+            let mut bias_off = 0;
+            for (w, off, width) in products {
+                let r = s.qkv.slice((off * 4) as u64, (n * width * 4) as u64);
+                let y = Act::packed(r, width);
+                self.mul(rec, descs, w, xb, y, n, Output::Store)?;
+                if let Some(b) = &l.qkv_bias {
+                    let bias = Act {
+                        range: b.range(),
+                        off: bias_off,
+                        stride: 0,
+                    };
+                    eltwise::eltwise(gpu, rec, descs, EltOp::Add, y, bias, y, width, n)?;
+                }
+                bias_off += width;
+            }
+            let whole = s.qkv.range();
+            let [q, k, v] = at.map(|(off, stride)| Act {
+                range: whole,
+                off,
+                stride,
+            });
             let att = Act::packed(s.att.range(), nq);
             // A decode step's attention rotates q and the new key and stores the new key and
             // value itself; other passes take the rope_kv pass (their rows may read each
