@@ -2,8 +2,8 @@
 //!
 //! Fusion decided at upload time: q|k|v stacked into one matrix when the three share a type (else
 //! q|k when those two do: Q4_K_M's layers with a Q6_K `attn_v`), and gate|up stacked when they
-//! share a type (the decode step then runs one GLU matvec). Norm weights
-//! and biases become f32 vectors.
+//! share a type (the decode step then runs one GLU matvec). Norm weights and biases become f32
+//! vectors.
 
 use super::buffer::GpuBuffer;
 use super::context::Gpu;
