@@ -8,6 +8,11 @@
 //! earlier submissions) and ends with one making results visible to the host. A recording can be
 //! submitted any number of times (record once, replay), as long as the buffers and descriptor
 //! sets it names live. In profile mode every dispatch is serialised and timestamped.
+//!
+//! `RAWRXD_TIMING_NO_BARRIERS=1` (a measuring aid, never for results) drops every barrier between
+//! operations: dependent dispatches then overlap and compute garbage, and the time a recording
+//! takes bounds what its kernels cost without the waits between them (docs/BENCHMARKS.md,
+//! "What the barriers cost").
 
 use ash::vk;
 
@@ -84,6 +89,22 @@ impl Hazards {
 }
 
 const MAX_TIMESTAMPS: u32 = 8192;
+
+/// Whether `RAWRXD_TIMING_NO_BARRIERS=1` asks for recordings without barriers between operations
+/// (see the module header; warned about once).
+fn timing_without_barriers() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        let on = std::env::var("RAWRXD_TIMING_NO_BARRIERS").is_ok_and(|v| v.trim() == "1");
+        if on {
+            log::warn!(
+                "RAWRXD_TIMING_NO_BARRIERS=1: dependent dispatches overlap and every result is \
+                 wrong; use the timings only"
+            );
+        }
+        on
+    })
+}
 
 /// One command buffer being recorded, or recorded and ready to submit.
 pub struct Recorder {
@@ -204,7 +225,9 @@ impl Recorder {
                 "dispatch outside begin()/finish()",
             ));
         }
-        if self.profile.is_some() || self.hazards.needs_barrier(bindings) {
+        if self.profile.is_some()
+            || (self.hazards.needs_barrier(bindings) && !timing_without_barriers())
+        {
             self.barrier();
         }
         self.hazards.add(bindings);
