@@ -33,9 +33,6 @@ const FORMATS: &[(&str, &str, &str)] = &[
     ("q6_k", "FMT_Q6_K", "Q6K"),
 ];
 
-/// Formats matmul_q8.comp has no lane fragments for (their batches keep matvec_q8).
-const MATMUL_Q8_SKIP: &[&str] = &["q2_k"];
-
 /// Suffixes of the float formats in [`FORMATS`].
 const FLOAT_SUFFIXES: &[&str] = &["f32", "f16", "bf16"];
 
@@ -300,7 +297,7 @@ fn variant_table() -> Vec<Row> {
             ext: Some(&EXT_COOPMAT_NV_I8),
             defines: &[],
             quantized_only: true,
-            skip_formats: MATMUL_Q8_SKIP,
+            skip_formats: &[],
         },
         Row {
             kernel: "matmul_q8",
@@ -312,7 +309,7 @@ fn variant_table() -> Vec<Row> {
             ext: Some(&EXT_INTDOT_SPV),
             defines: &[],
             quantized_only: true,
-            skip_formats: MATMUL_Q8_SKIP,
+            skip_formats: &[],
         },
         Row {
             kernel: "quantize_q8",

@@ -18,8 +18,10 @@
 // weights and activations agree: each format puts in lane t's slots the 8 elements one or two
 // aligned loads give it (`frag`; FRAG_AW0/1 name the activation words they meet). Formats
 // whose scales cover 16 elements (Q3_K, Q6_K) take two products per block, each with the other
-// half's activation words zeroed; Q2_K has no fragments here (build.rs skips it: its 16-element
-// mins would need the activations' half-block sums).
+// half's activation words zeroed. Q2_K folds each half's 4-bit scale into its weights (scale x
+// 2-bit value <= 45 fits a signed byte), so one product gives a block's scaled sum, and takes its
+// 16-element mins from a second product whose weight tile holds, at each slot, the min of the
+// half the slot lies in: both sums are exact integers, scaled by d and dmin.
 //
 // Work split. A workgroup owns 16 rows (GLU: 16 gate and the matching 16 up rows) and is KS
 // warps; warp k takes every KS-th step of 8 blocks (256 columns), and the warps' sums are added
@@ -107,7 +109,8 @@ shared vec2 unused_d[1];
 #include "piece_q8.glsl"
 
 #if defined(FMT_Q2_K)
-#error "matmul_q8.comp: no lane fragments for Q2_K"
+// A block's mins come from a second tile product (`Frag.mq`).
+#define Q8_TILE_MIN 1
 #endif
 
 #if defined(FMT_Q3_K) || defined(FMT_Q6_K)
@@ -130,7 +133,7 @@ shared vec2 unused_d[1];
 #define FRAG_AW_PAIR 1
 #endif
 
-#if defined(FMT_Q3_K) || defined(FMT_Q4_K) || defined(FMT_Q5_K) || defined(FMT_Q6_K)
+#if defined(FMT_Q2_K) || defined(FMT_Q3_K) || defined(FMT_Q4_K) || defined(FMT_Q5_K) || defined(FMT_Q6_K)
 // Rows are whole 8-block superblocks, so every step is whole.
 #define WHOLE_STEPS 1
 #endif
@@ -142,12 +145,14 @@ shared vec2 unused_d[1];
 
 // Slot t of block j (32 elements, counted from the row start) of the row at byte rb: its two
 // words of signed bytes, the weight scale of each half (f[1] only with HALVES == 2) and the
-// block's min m (the product subtracts m * s_x).
+// block's min m (the product subtracts m * s_x; with Q8_TILE_MIN m is the min's scale and mq
+// the slot's four min bytes, whose tile product with the activations is subtracted times m).
 struct Frag {
     uint lo;
     uint hi;
     float f[2];
     float m;
+    uint mq;
 };
 
 #ifndef WHOLE_STEPS
@@ -209,7 +214,8 @@ uint in_word(uint xb, uint xw) {
 // Pair p's blocks (e = 0, 1), counted from its 8-block step's first block: two blocks whose
 // weights one set of loads gives (Q4_K, Q5_K: the low and high nibbles of sub-block pair p;
 // Q6_K, p = 2n + h: sub-blocks 4n + h and 4n + h + 2, the low and high nibbles of one ql run;
-// Q3_K, p = 2n + q: blocks 4n + 2q and 4n + 2q + 1, bit pairs 2q and 2q + 1 of one qs run).
+// Q2_K and Q3_K, p = 2n + q: blocks 4n + 2q and 4n + 2q + 1, bit pairs 2q and 2q + 1 of one qs
+// run).
 uint pair_block(uint p, uint e) {
 #if defined(FMT_Q6_K)
     return 4u * (p >> 1) + (p & 1u) + 2u * e;
@@ -226,6 +232,8 @@ uint pair_block(uint p, uint e) {
 //         8n + 2h .. 8n + 2h + 7, s.z the f16 d.
 //   Q3_K: q.xy qs bytes 32n + 8t .. 32n + 8t + 7 (p = 2n + q), q.zw hmask bytes 8t .. 8t + 7,
 //         s.xyz the 12 scale bytes, s.w the f16 d.
+//   Q2_K: q.xy qs bytes 32n + 8t .. 32n + 8t + 7 (p = 2n + q); s.x bits 0..7 and 16..23 the
+//         scale-and-min bytes of half t / 2 of the pair's two blocks; s.y the f16 pair (d, dmin).
 //   Other formats (one block a fragment): the two fragments, already decoded (q: lo, hi of
 //         each; s: the bits of f[0], m of each).
 struct Raw {
@@ -346,6 +354,17 @@ Raw raw(uint rb, uint rr, uint st, uint p, uint t, bool live1) {
         R.s.z = w_u32(b + 104u);
         R.s.w = w_u16(b + 108u);
     }
+#elif defined(FMT_Q2_K)
+    // block_q2_K {scales[16], qs[64], f16 d, f16 dmin} (84 bytes, 4-aligned): blocks 4n + j read
+    // qs[32n + l] (bits 2j); half h of block 4n + j has scale byte 8n + 2j + h, so the pair's
+    // four are word p of the scales.
+    // (Two word loads: 84-byte blocks leave every other one off 8-byte alignment, also where
+    // rows are 16-aligned, so `w_8`'s ALIGNED shortcut does not hold for them.)
+    const uint b = rb + st * 84u;
+    const uint qw = (b + 16u + 32u * (p >> 1) + 8u * t) >> 2;
+    R.q.xy = uvec2(w[qw], w[qw + 1u]);
+    R.s.x = (w[(b >> 2) + p] >> (8u * (t >> 1))) & 0x00FF00FFu;
+    R.s.y = w[(b >> 2) + 20u];
 #else
     Frag F;
     frag(rb, st * SB + pair_block(p, 0u), t, F);
@@ -365,6 +384,7 @@ void frag2(Raw R, uint p, out Frag F[2]) {
     [[unroll]] for (uint e = 0u; e < 2u; ++e) {
         F[e].f[1] = 0.0;
         F[e].m = 0.0;
+        F[e].mq = 0u;
 #if defined(FMT_Q4_K) || defined(FMT_Q5_K)
         const uint jj = 2u * p + e;
         F[e].lo = (R.q.x >> (4u * e)) & 0x0F0F0F0Fu;
@@ -407,6 +427,17 @@ void frag2(Raw R, uint p, out Frag F[2]) {
             const uint hi = (R.s.z >> (bb + 2u * (2u * n + q))) & 3u;
             F[e].f[h] = d * float(int(lo | (hi << 4)) - 32);
         }
+#elif defined(FMT_Q2_K)
+        // Block 4n + j, j = 2q + e: bits 2j of qs; this lane's half's scale (low nibble) times
+        // each 2-bit value (<= 45: no carry between bytes), and its min (high nibble).
+        const uint j = 2u * (p & 1u) + e;
+        const uint sm = (R.s.x >> (16u * e)) & 0xFFu;
+        F[e].lo = ((R.q.x >> (2u * j)) & 0x03030303u) * (sm & 0xFu);
+        F[e].hi = ((R.q.y >> (2u * j)) & 0x03030303u) * (sm & 0xFu);
+        F[e].mq = (sm >> 4) * 0x01010101u;
+        const vec2 dm = unpackHalf2x16(R.s.y);
+        F[e].f[0] = dm.x;
+        F[e].m = dm.y;
 #else
         F[e].lo = e == 0u ? R.q.x : R.q.z;
         F[e].hi = e == 0u ? R.q.y : R.q.w;
@@ -584,6 +615,13 @@ void pair(uint k, uint lane, uint st, uint p, bool live, Raw R[2][2], inout floa
                         }
 #endif
                     }
+#ifdef Q8_TILE_MIN
+                    const uvec4 am = uvec4(F[m][0][e].mq, F[m][1][e].mq, F[m][0][e].mq, F[m][1][e].mq);
+                    const ivec4 cm = mma(k, lane, am, bh);
+                    [[unroll]] for (uint i = 0u; i < 4u; ++i) {
+                        acc[m][jt][i] -= ds[i % 2u].x * (F[m][i / 2u][e].m * float(cm[i]));
+                    }
+#endif
                 }
             }
         }

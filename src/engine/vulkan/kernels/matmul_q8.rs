@@ -6,8 +6,8 @@
 //!
 //! Each lane builds its parts of the tiles in registers from memory (no shared-memory stage), in
 //! the fragment layout [`assumed_layout`]; a device whose layout differs ([`layout_matches`],
-//! one probe dispatch) keeps matvec_q8. Every quantized format but Q2_K has lane fragments;
-//! Q2_K keeps matvec_q8 for batches. Where a K-quant matrix (Q3_K to Q6_K) keeps a copy in
+//! one probe dispatch) keeps matvec_q8. Every quantized format has lane fragments (Q2_K with a
+//! second tile product for its 16-element mins). Where a K-quant matrix (Q3_K to Q6_K) keeps a copy in
 //! tile order ([`WeightPiece::tile_order`]) the products read that: each warp load then reads
 //! whole 512-byte runs (on an H100, 7B Q4_K_M: +5–10 % at 12–16 sequences, docs/BENCHMARKS.md).
 //!
@@ -119,7 +119,7 @@ pub fn takes(gpu: &Gpu, tiles: Tiles, ty: GgmlType, n: usize, min: usize) -> boo
 
 /// True when `gpu` can run products of `ty` on integer tensor-core tiles: the device has the
 /// tile shape and integer dot products, this build compiled the variant (every quantized
-/// format but Q2_K), and the tiles' layout is the one the shader assumes
+/// format), and the tiles' layout is the one the shader assumes
 /// ([`layout_matches`]).
 pub fn has_tensor_tiles(gpu: &Gpu, ty: GgmlType) -> bool {
     let caps = gpu.caps();
