@@ -250,7 +250,9 @@ uvec2 w_8(uint b) {
     return uvec2(w[b >> 2], w[(b >> 2) + 1u]);
 }
 
-#if defined(FMT_Q3_K)
+#if defined(FMT_Q2_K)
+#define SBB 84u
+#elif defined(FMT_Q3_K)
 #define SBB 110u
 #elif defined(FMT_Q4_K)
 #define SBB 144u
@@ -358,13 +360,21 @@ Raw raw(uint rb, uint rr, uint st, uint p, uint t, bool live1) {
     // block_q2_K {scales[16], qs[64], f16 d, f16 dmin} (84 bytes, 4-aligned): blocks 4n + j read
     // qs[32n + l] (bits 2j); half h of block 4n + j has scale byte 8n + 2j + h, so the pair's
     // four are word p of the scales.
-    // (Two word loads: 84-byte blocks leave every other one off 8-byte alignment, also where
-    // rows are 16-aligned, so `w_8`'s ALIGNED shortcut does not hold for them.)
-    const uint b = rb + st * 84u;
-    const uint qw = (b + 16u + 32u * (p >> 1) + 8u * t) >> 2;
-    R.q.xy = uvec2(w[qw], w[qw + 1u]);
-    R.s.x = (w[(b >> 2) + p] >> (8u * (t >> 1))) & 0x00FF00FFu;
-    R.s.y = w[(b >> 2) + 20u];
+    if (TILED) {
+        // qs units at 0 (rows g) and 512 (rows g + 8), scales at 1024, (d, dmin) at 1280.
+        const uvec4 q = unit(c, hi, lane);
+        R.q.xy = (p >> 1) == 0u ? q.xy : q.zw;
+        R.s.x = (w[((c + 1024u + 16u * rr) >> 2) + p] >> (8u * (t >> 1))) & 0x00FF00FFu;
+        R.s.y = w[(c + 1280u + 4u * rr) >> 2];
+    } else {
+        // (Two word loads: 84-byte blocks leave every other one off 8-byte alignment, also
+        // where rows are 16-aligned, so `w_8`'s ALIGNED shortcut does not hold for them.)
+        const uint b = rb + st * 84u;
+        const uint qw = (b + 16u + 32u * (p >> 1) + 8u * t) >> 2;
+        R.q.xy = uvec2(w[qw], w[qw + 1u]);
+        R.s.x = (w[(b >> 2) + p] >> (8u * (t >> 1))) & 0x00FF00FFu;
+        R.s.y = w[(b >> 2) + 20u];
+    }
 #else
     Frag F;
     frag(rb, st * SB + pair_block(p, 0u), t, F);

@@ -1670,15 +1670,17 @@ fn matmul_q8_matches_cpu_on_q8_activations() {
             // Each case is its own pipeline: two a format (every case for some formats, the
             // store, accumulate and GLU forms for each), and for the K-quants one of 8192
             // columns (32 steps: four a warp) and a GLU whose halves are whole 16-row tiles,
-            // these two and the second case from a copy in tile order (`WeightPiece::tile_order`;
-            // Q2_K has none and reads its rows in place).
+            // these two and the second case from a copy in tile order (`WeightPiece::tile_order`).
             let with_cols = |(nrows, n, out): (usize, usize, Output)| (nrows, n, out, ncols, false);
             let mut picked = vec![with_cols(cases[ti % 6]), with_cols(cases[(ti + 3) % 6])];
             if ty.is_k_quant() {
-                let tiled = ty != GgmlType::Q2K;
-                picked[1].4 = tiled;
-                picked.push((40, 12, Output::Accumulate, 8192, tiled));
-                picked.push((96, 11, Output::Glu, ncols, tiled));
+                picked[1].4 = true;
+                picked.push((40, 12, Output::Accumulate, 8192, true));
+                picked.push((96, 11, Output::Glu, ncols, true));
+                // Q2_K: the 8192-column case also in place (rows 16-aligned, blocks not).
+                if ty == GgmlType::Q2K {
+                    picked.push((40, 12, Output::Accumulate, 8192, false));
+                }
             }
             for (nrows, n, out, ncols, tile_order) in picked {
                 let mut case = Q8Case::new(&h, &mut rng, ty, ncols, nrows, n, out);

@@ -52,6 +52,7 @@ pub struct WeightMatrix {
 /// Superblock bytes of the formats [`tile16`] reorders.
 pub fn tile16_superblock(ty: GgmlType) -> Option<usize> {
     match ty {
+        GgmlType::Q2K => Some(84),
         GgmlType::Q3K => Some(110),
         GgmlType::Q4K => Some(144),
         GgmlType::Q5K => Some(176),
@@ -72,6 +73,8 @@ pub fn tile16_superblock(ty: GgmlType) -> Option<usize> {
 ///   holds qh[32n + 8t ..] at 8n), the 16 scale bytes row by row, the f16 d row by row.
 /// - Q3_K: one hmask unit (row g's 8 bytes, then row g + 8's), 2 qs units (unit hi holds
 ///   qs[32n + 8t ..] at 8n), the 12 scale bytes row by row, the f16 d row by row.
+/// - Q2_K: 2 qs units (unit hi holds qs[32n + 8t ..] at 8n), the 16 scale bytes row by row,
+///   the f16 pair (d, dmin) row by row.
 ///
 /// `None` for formats without a tile order.
 pub fn tile16_pos(ty: GgmlType, rr: usize, b: usize) -> Option<usize> {
@@ -90,6 +93,17 @@ pub fn tile16_pos(ty: GgmlType, rr: usize, b: usize) -> Option<usize> {
                 let (p, t, i) = (q / 32, q % 32 / 8, q % 8);
                 let base = if ty == GgmlType::Q4K { 256 } else { 768 };
                 base + (2 * hi + p / 2) * 512 + lane(t) + 8 * (p % 2) + i
+            }
+        }
+        GgmlType::Q2K => {
+            if b < 16 {
+                1024 + rr * 16 + b
+            } else if b < 80 {
+                let q = b - 16;
+                let (n, t, i) = (q / 32, q % 32 / 8, q % 8);
+                hi * 512 + lane(t) + 8 * n + i
+            } else {
+                1280 + rr * 4 + (b - 80)
             }
         }
         GgmlType::Q3K => {
@@ -311,7 +325,13 @@ mod tests {
     /// Each format's tile order is a permutation of a 16-row chunk.
     #[test]
     fn tile16_pos_permutes_a_chunk() {
-        for ty in [GgmlType::Q3K, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+        for ty in [
+            GgmlType::Q2K,
+            GgmlType::Q3K,
+            GgmlType::Q4K,
+            GgmlType::Q5K,
+            GgmlType::Q6K,
+        ] {
             let sbb = tile16_superblock(ty).unwrap();
             let mut seen = vec![false; 16 * sbb];
             for rr in 0..16 {
@@ -330,7 +350,13 @@ mod tests {
     /// declines formats without an order.
     #[test]
     fn tile16_places_every_byte() {
-        for ty in [GgmlType::Q3K, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+        for ty in [
+            GgmlType::Q2K,
+            GgmlType::Q3K,
+            GgmlType::Q4K,
+            GgmlType::Q5K,
+            GgmlType::Q6K,
+        ] {
             let sbb = tile16_superblock(ty).unwrap();
             let (nrows, nsb) = (21, 3);
             let row_bytes = nsb * sbb;
