@@ -322,16 +322,19 @@ mod tests {
     use super::{tile16, tile16_pos, tile16_superblock};
     use crate::quant::GgmlType;
 
+    /// The formats with a tile order.
+    const TILED: [GgmlType; 5] = [
+        GgmlType::Q2K,
+        GgmlType::Q3K,
+        GgmlType::Q4K,
+        GgmlType::Q5K,
+        GgmlType::Q6K,
+    ];
+
     /// Each format's tile order is a permutation of a 16-row chunk.
     #[test]
     fn tile16_pos_permutes_a_chunk() {
-        for ty in [
-            GgmlType::Q2K,
-            GgmlType::Q3K,
-            GgmlType::Q4K,
-            GgmlType::Q5K,
-            GgmlType::Q6K,
-        ] {
+        for ty in TILED {
             let sbb = tile16_superblock(ty).unwrap();
             let mut seen = vec![false; 16 * sbb];
             for rr in 0..16 {
@@ -350,13 +353,7 @@ mod tests {
     /// declines formats without an order.
     #[test]
     fn tile16_places_every_byte() {
-        for ty in [
-            GgmlType::Q2K,
-            GgmlType::Q3K,
-            GgmlType::Q4K,
-            GgmlType::Q5K,
-            GgmlType::Q6K,
-        ] {
+        for ty in TILED {
             let sbb = tile16_superblock(ty).unwrap();
             let (nrows, nsb) = (21, 3);
             let row_bytes = nsb * sbb;
