@@ -1617,9 +1617,9 @@ fn matvec_q8_matches_cpu_on_q8_activations() {
 }
 
 /// matmul_q8.comp (batched products on integer tiles) against the same f64 oracle as
-/// matvec_q8: the product of the decoded weights and the decoded Q8 activations. Every quantized
-/// format (Q2_K's mins from a second tile product); 1 ..= 16 vectors (partial 8-vector tiles); rows
-/// that do not fill a 16-row tile; vectors of 11 blocks (a partial 8-block step) and K-quant
+/// matvec_q8: the product of the decoded weights and the decoded Q8 activations. Every
+/// quantized format (Q2_K's mins from a second tile product); 1 ..= 16 vectors (partial 8-vector
+/// tiles); rows that do not fill a 16-row tile; vectors of 11 blocks (a partial 8-block step) and K-quant
 /// rows of 24 blocks (3 steps: with 4 warps one idles); store, accumulate and GLU. The emulated tiles run everywhere the
 /// integer dot products do (lavapipe in CI); the tensor-core tiles where the device has them.
 #[test]

@@ -7,9 +7,10 @@
 //! Each lane builds its parts of the tiles in registers from memory (no shared-memory stage), in
 //! the fragment layout [`assumed_layout`]; a device whose layout differs ([`layout_matches`],
 //! one probe dispatch) keeps matvec_q8. Every quantized format has lane fragments (Q2_K with a
-//! second tile product for its 16-element mins). Where a K-quant matrix (Q2_K to Q6_K) keeps a copy in
-//! tile order ([`WeightPiece::tile_order`]) the products read that: each warp load then reads
-//! whole 512-byte runs (on an H100, 7B Q4_K_M: +5–10 % at 12–16 sequences, docs/BENCHMARKS.md).
+//! second tile product for its 16-element mins). Where a K-quant matrix (Q2_K to Q6_K) keeps a
+//! copy in tile order ([`WeightPiece::tile_order`]) the products read that: each warp load then
+//! reads whole 512-byte runs (on an H100, 7B Q4_K_M: +5–10 % at 12–16 sequences,
+//! docs/BENCHMARKS.md).
 //!
 //! [`WeightPiece::tile_order`]: super::weights::WeightPiece::tile_order
 //!
