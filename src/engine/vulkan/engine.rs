@@ -538,12 +538,6 @@ impl State {
             n_ctx: self.n_ctx,
         };
         for (l, (kc, vc)) in m.layers.iter().zip(&self.kv) {
-            let first = match &l.qkv {
-                Qkv::Fused(w) => w,
-                Qkv::QkFused { qk, .. } => qk,
-                Qkv::Split { q, .. } => q,
-            };
-            self.norm(rec, descs, x, &l.attn_norm, xb, n, first)?;
             // This layer's q|k|v products (matrix, first output float, output row width) and
             // where q, k and v land in the scratch (first float, row stride): one matrix's rows
             // packed q | k | v, q|k packed and v at v's region, or each at its own region.
@@ -566,6 +560,7 @@ impl State {
                     [(0, nq), (ko, nkv), (vo, nkv)],
                 ),
             };
+            self.norm(rec, descs, x, &l.attn_norm, xb, n, products[0].0)?;
             // The biases are one vector q | k | v, in the products' order.
             let mut bias_off = 0;
             for (w, off, width) in products {
@@ -657,11 +652,7 @@ impl State {
                 self.q8_written(q8, att, n, nq, &l.wo);
             }
             self.mul(rec, descs, &l.wo, att, x, n, Output::Accumulate)?;
-            let first = match &l.gate_up {
-                GateUp::Fused(w) => w,
-                GateUp::Split { gate, .. } => gate,
-            };
-            self.norm(rec, descs, x, &l.ffn_norm, xb, n, first)?;
+            self.norm(rec, descs, x, &l.ffn_norm, xb, n, l.gate_up.matrices()[0])?;
             let h = Act::packed(s.h.range(), nff);
             match &l.gate_up {
                 GateUp::Fused(w)

@@ -27,6 +27,17 @@ pub enum Qkv {
     },
 }
 
+impl Qkv {
+    /// Its matrices in the order the forward pass multiplies by them.
+    pub fn matrices(&self) -> Vec<&WeightMatrix> {
+        match self {
+            Qkv::Fused(w) => vec![w],
+            Qkv::QkFused { qk, v } => vec![qk, v],
+            Qkv::Split { q, k, v } => vec![q, k, v],
+        }
+    }
+}
+
 /// The feed-forward input projections.
 pub enum GateUp {
     /// One matrix of 2 n_ff rows: gate rows, then up rows.
@@ -36,6 +47,16 @@ pub enum GateUp {
         gate: WeightMatrix,
         up: WeightMatrix,
     },
+}
+
+impl GateUp {
+    /// Its matrices in the order the forward pass multiplies by them.
+    pub fn matrices(&self) -> Vec<&WeightMatrix> {
+        match self {
+            GateUp::Fused(w) => vec![w],
+            GateUp::Split { gate, up } => vec![gate, up],
+        }
+    }
 }
 
 /// One transformer block on the device.
@@ -70,16 +91,9 @@ impl DeviceModel {
     pub fn products(&self) -> Vec<&WeightMatrix> {
         let mut out = Vec::new();
         for l in &self.layers {
-            match &l.qkv {
-                Qkv::Fused(w) => out.push(w),
-                Qkv::QkFused { qk, v } => out.extend([qk, v]),
-                Qkv::Split { q, k, v } => out.extend([q, k, v]),
-            }
+            out.extend(l.qkv.matrices());
             out.push(&l.wo);
-            match &l.gate_up {
-                GateUp::Fused(w) => out.push(w),
-                GateUp::Split { gate, up } => out.extend([gate, up]),
-            }
+            out.extend(l.gate_up.matrices());
             out.push(&l.down);
         }
         out.push(self.output.as_ref().unwrap_or(&self.token_embd));
@@ -429,15 +443,10 @@ impl DeviceModel {
         for l in &self.layers {
             b += l.attn_norm.size() + l.ffn_norm.size() + l.wo.bytes() + l.down.bytes();
             b += l.qkv_bias.as_ref().map_or(0, |x| x.size());
-            b += match &l.qkv {
-                Qkv::Fused(m) => m.bytes(),
-                Qkv::QkFused { qk, v } => qk.bytes() + v.bytes(),
-                Qkv::Split { q, k, v } => q.bytes() + k.bytes() + v.bytes(),
-            };
-            b += match &l.gate_up {
-                GateUp::Fused(m) => m.bytes(),
-                GateUp::Split { gate, up } => gate.bytes() + up.bytes(),
-            };
+            b += (l.qkv.matrices().into_iter())
+                .chain(l.gate_up.matrices())
+                .map(WeightMatrix::bytes)
+                .sum::<u64>();
         }
         b
     }
