@@ -15,7 +15,8 @@
 // m = -1e30, l = 0 and drop out), and resets the counter to 0 for the next dispatch (the host
 // zeroes the counters once). Partials and counters are coherent: a workgroup's writes are made
 // visible (memoryBarrierBuffer) before its count, as in a single-pass reduction; no workgroup
-// waits on another.
+// waits on another. A row of one split (ns = 1: every row shorter than split_chunk) writes its
+// output directly, out[d] = o[d] / l, what merging its one split gives, with no partials.
 //
 // ROPE (specialization constant 1; decode steps only, every row one sequence's single new token
 // in its own slot): src holds the unrotated q, k and v of each row (rope.glsl's arithmetic, as
@@ -123,10 +124,40 @@ uvec4 vcur_octet(uint o) {
     return uvec4(vcur[4u * o], vcur[4u * o + 1u], vcur[4u * o + 2u], vcur[4u * o + 3u]);
 }
 
+// Key f16 pairs c .. c + 3 of the new position (ROPE; kcur holds f16 pairs).
+uvec4 kcur_words(uint c) {
+    return uvec4(kcur[c], kcur[c + 1u], kcur[c + 2u], kcur[c + 3u]);
+}
+
 // acc (8 f32 elements) += e * the octet w of f16 values.
 void add_octet(inout vec4 acc[2], float e, uvec4 w) {
     acc[0] += e * vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
     acc[1] += e * vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
+}
+
+// Element d of head h's output for row t (also kept for its Q8 blocks).
+void put_out(uint t, uint h, uint d, float v) {
+    o[pc.out_off + t * pc.out_stride + h * pc.head_dim + d] = v;
+#ifdef Q8_OUT
+    vals[d] = v;
+#endif
+}
+
+// After every element of head h's output was put (the whole workgroup calls it): its Q8 blocks,
+// one invocation each.
+void q8_head(uint t, uint h) {
+#ifdef Q8_OUT
+    barrier();
+    const uint bph = pc.head_dim / 32u;
+    for (uint i = gl_LocalInvocationID.x; i < bph; i += gl_WorkGroupSize.x) {
+        float v[32];
+        [[unroll]] for (uint k = 0u; k < 32u; ++k) {
+            v[k] = vals[32u * i + k];
+        }
+        const uint blk = h * bph + i;
+        store_q8_block(v, t * pc.nblocks * 8u, Q8_ORDER, pc.nblocks, blk, pc.ds_base + t * pc.nblocks + blk);
+    }
+#endif
 }
 
 // The last workgroup of (t, h): merges the ns partials into out (and its Q8 form).
@@ -147,24 +178,9 @@ void merge_splits(uint t, uint h, uint ns) {
         for (uint s = 0u; s < ns; ++s) {
             acc += part[base + s * stride + d] * exp(part[base + s * stride + pc.head_dim] - big_m);
         }
-        o[pc.out_off + t * pc.out_stride + h * pc.head_dim + d] = acc * inv_l;
-#ifdef Q8_OUT
-        vals[d] = acc * inv_l;
-#endif
+        put_out(t, h, d, acc * inv_l);
     }
-#ifdef Q8_OUT
-    barrier();
-    // The head's blocks of 32: one invocation each.
-    const uint bph = pc.head_dim / 32u;
-    for (uint i = gl_LocalInvocationID.x; i < bph; i += gl_WorkGroupSize.x) {
-        float v[32];
-        [[unroll]] for (uint k = 0u; k < 32u; ++k) {
-            v[k] = vals[32u * i + k];
-        }
-        const uint blk = h * bph + i;
-        store_q8_block(v, t * pc.nblocks * 8u, Q8_ORDER, pc.nblocks, blk, pc.ds_base + t * pc.nblocks + blk);
-    }
-#endif
+    q8_head(t, h);
 }
 
 void main() {
@@ -234,17 +250,20 @@ void main() {
             const uint p = blk + tid;
             const uint row = kvbase + p * hd2;
             float d = 0.0;
-            if (holds_pos && p == pos) {
+            const bool cur = holds_pos && p == pos;
+            if (octets) {
+                // The new position's key (from kcur) through the same arithmetic as the cache's:
+                // compilers contract the sums of two loops differently.
+                for (uint c = 0u; c < hd2; c += 4u) {
+                    const uvec4 k4 = cur ? kcur_words(c) : kc4[(row + c) / 4u];
+                    d += dot(unpackHalf2x16(k4.x), qs[c]);
+                    d += dot(unpackHalf2x16(k4.y), qs[c + 1u]);
+                    d += dot(unpackHalf2x16(k4.z), qs[c + 2u]);
+                    d += dot(unpackHalf2x16(k4.w), qs[c + 3u]);
+                }
+            } else if (cur) {
                 for (uint c = 0u; c < hd2; ++c) {
                     d += dot(unpackHalf2x16(kcur[c]), qs[c]);
-                }
-            } else if ((hd2 & 3u) == 0u) {
-                for (uint c = 0u; c < hd2; c += 4u) {
-                    const uvec4 kw = kc4[(row + c) / 4u];
-                    d += dot(unpackHalf2x16(kw.x), qs[c]);
-                    d += dot(unpackHalf2x16(kw.y), qs[c + 1u]);
-                    d += dot(unpackHalf2x16(kw.z), qs[c + 2u]);
-                    d += dot(unpackHalf2x16(kw.w), qs[c + 3u]);
                 }
             } else {
                 for (uint c = 0u; c < hd2; ++c) {
@@ -328,12 +347,25 @@ void main() {
         }
     }
     barrier();
-    const uint ob = ((t * pc.n_head + h) * pc.n_split + s) * (pc.head_dim + 2u);
+    vec2 ov = vec2(0.0);
     if (tid < hd2) {
-        vec2 ov = vec2(0.0);
         for (uint g = 0u; g < n_groups; ++g) {
             ov += accs[g * hd2 + tid];
         }
+    }
+    if (ns == 1u) {
+        // The row's only split: its output directly (what merging one split gives), without
+        // the partials' round trip through memory.
+        const float inv_l = 1.0 / l;
+        if (tid < hd2) {
+            put_out(t, h, 2u * tid, ov.x * inv_l);
+            put_out(t, h, 2u * tid + 1u, ov.y * inv_l);
+        }
+        q8_head(t, h);
+        return;
+    }
+    const uint ob = ((t * pc.n_head + h) * pc.n_split + s) * (pc.head_dim + 2u);
+    if (tid < hd2) {
         part[ob + 2u * tid] = ov.x;
         part[ob + 2u * tid + 1u] = ov.y;
     }
@@ -346,8 +378,8 @@ void main() {
     barrier();
     if (tid == 0u) {
         const uint ci = t * pc.n_head + h;
-        merge_here = ns == 1u || atomicAdd(cnt[ci], 1u) == ns - 1u;
-        if (merge_here && ns > 1u) {
+        merge_here = atomicAdd(cnt[ci], 1u) == ns - 1u;
+        if (merge_here) {
             atomicExchange(cnt[ci], 0u);
         }
     }
