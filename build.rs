@@ -150,6 +150,21 @@ const COOPMAT_SHAPES: &[Shape] = &[
     },
 ];
 
+/// The staged tensor-core matmul's tile (weights and activations both f16 rows in memory): 128
+/// rows x 64 tokens as 2 x 2 subgroups of 4 x 2 16x16 tiles, 64 columns a step. Measured on an
+/// H200 (synthetic Llama-2-7B Q4_K_M pp512, docs/BENCHMARKS.md) against 15 other shapes, with
+/// and without the f16 activations.
+const STAGED_SHAPE: &[Shape] = &[Shape {
+    name: "s",
+    defines: &[
+        ("WM", "2u"),
+        ("WN", "2u"),
+        ("TM", "4u"),
+        ("TN", "2u"),
+        ("BK", "64u"),
+    ],
+}];
+
 fn variant_table() -> Vec<Row> {
     vec![
         Row {
@@ -268,13 +283,23 @@ fn variant_table() -> Vec<Row> {
             quantized_only: false,
             skip_formats: &[],
         },
-        // The staged path: weights dequantized to f16 rows once (dequant_f16), then multiplied.
+        // The staged path: weights dequantized to f16 rows once (dequant_f16) and activations
+        // converted to f16 rows (f16_rows), then multiplied.
         Row {
             kernel: "matmul_coopmat",
             per_format: false,
-            shapes: &COOPMAT_SHAPES[..1],
+            shapes: STAGED_SHAPE,
             ext: Some(&EXT_COOPMAT_NV),
             defines: &[("STAGED_F16", "1")],
+            quantized_only: false,
+            skip_formats: &[],
+        },
+        Row {
+            kernel: "f16_rows",
+            per_format: false,
+            shapes: &[],
+            ext: None,
+            defines: &[],
             quantized_only: false,
             skip_formats: &[],
         },

@@ -15,11 +15,14 @@
 // Numerics: weights and activations are rounded to f16 before the product (as llama.cpp's
 // cooperative-matrix path does); sums are f32. Results differ from matmul.comp by that rounding.
 //
-// With STAGED_F16 the weights are instead f16 rows already dequantized by dequant_f16.comp
-// (row_bytes = 2 x their padded length, a multiple of 2 x BK), copied in coalesced 16-byte runs: the
-// dequantization then happens once per matrix, not once per token tile.
+// With STAGED_F16 both operands are instead f16 rows in memory, copied in coalesced 16-byte runs:
+// the weights dequantized by dequant_f16.comp (row_bytes = 2 x their padded length, a multiple of
+// 2 x BK), so the dequantization happens once per matrix, not once per token tile, and the
+// activations converted by f16_rows.comp (x_stride is their row length, the same padded length;
+// x_off is 0), so a step's activations take half the loads and registers and no conversion.
 //
-// Bindings: 0 weights (raw GGUF bytes + 16 bytes padding, or staged f16), 1 X (f32), 2 Y (f32).
+// Bindings: 0 weights (raw GGUF bytes + 16 bytes padding, or staged f16), 1 X (f32, or staged
+// f16), 2 Y (f32).
 // Flags: bit 0 accumulate. Compile-time shape: WM, WN, TM, TN, BK.
 // Mirrored by `MatmulPush` in src/engine/vulkan/kernels/matvec.rs.
 #extension GL_GOOGLE_include_directive : require
@@ -40,11 +43,12 @@ layout(local_size_x = WG) in;
 
 #ifdef STAGED_F16
 layout(binding = 0) readonly restrict buffer W16 { uvec4 w16[]; };
+layout(binding = 1) readonly restrict buffer X16 { uvec4 x16[]; };
 #else
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
-#endif
 layout(binding = 1) readonly restrict buffer X { float x[]; };
 layout(binding = 1) readonly restrict buffer X4 { vec4 x4[]; };
+#endif
 layout(binding = 2) restrict buffer Y { float y[]; };
 
 layout(push_constant) uniform Push {
@@ -69,13 +73,14 @@ shared float cs[NSG * 256u];
 
 uvec2 pack4(vec4 v) { return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw)); }
 
-#define XT ((BN * (BK / 4u) + WG - 1u) / WG)
-
 #ifdef STAGED_F16
 // Staged f16 weights (dequant_f16.comp): rows of row_bytes / 2 elements, zero past ncols. A step
 // copies BM rows x BK columns as 16-byte runs, BK / 8 consecutive invocations per row.
 #define WT ((BM * (BK / 8u) + WG - 1u) / WG)
 #define WREG uvec4
+// Activation octets (16-byte runs) each invocation stages per step.
+#define XT ((BN * (BK / 8u) + WG - 1u) / WG)
+#define XREG uvec4
 
 void fetch_w(uint u0, uint nunits, uint tid, uint row0, out uvec4 v[WT]) {
     [[unroll]] for (uint q = 0u; q < WT; ++q) {
@@ -100,6 +105,9 @@ void stage_w(uint tid, uvec4 v[WT]) {
 // Dequant units each invocation stages per step.
 #define WT ((BM * UK + WG - 1u) / WG)
 #define WREG vec4[8]
+// Activation vec4s each invocation stages per step.
+#define XT ((BN * (BK / 4u) + WG - 1u) / WG)
+#define XREG vec4
 
 // The weights of the step at unit u0: invocation tid takes units tid, tid + WG, ... of the
 // BM x UK grid (neighbouring invocations, neighbouring units of one row: nearby bytes).
@@ -131,6 +139,29 @@ void stage_w(uint tid, vec4 v[WT][8]) {
 }
 #endif
 
+#ifdef STAGED_F16
+// The activations of the step at unit u0 from f16 rows (f16_rows.comp; x_stride is their length
+// ld, a multiple of 128, zero past ncols): octet i of the BN x BK/8 grid, token-major.
+void fetch_x(uint u0, uint tid, uint tok0, bool x_vec4, out uvec4 xr[XT]) {
+    [[unroll]] for (uint q = 0u; q < XT; ++q) {
+        const uint i = tid + q * WG;
+        const uint tok = tok0 + i / (BK / 8u);
+        const bool ok = i < BN * (BK / 8u) && tok < pc.ntok;
+        xr[q] = ok ? x16[(tok * pc.x_stride) / 8u + u0 * 4u + i % (BK / 8u)] : uvec4(0u);
+    }
+}
+
+void stage_x(uint tid, uvec4 xr[XT]) {
+    [[unroll]] for (uint q = 0u; q < XT; ++q) {
+        const uint i = tid + q * WG;
+        if (i < BN * (BK / 8u)) {
+            const uint at = (i / (BK / 8u)) * LDA4 + 2u * (i % (BK / 8u));
+            xs[at] = xr[q].xy;
+            xs[at + 1u] = xr[q].zw;
+        }
+    }
+}
+#else
 // The activations of the step at unit u0: vec4 i of the BN x BK/4 grid, token-major.
 void fetch_x(uint u0, uint tid, uint tok0, bool x_vec4, out vec4 xr[XT]) {
     [[unroll]] for (uint q = 0u; q < XT; ++q) {
@@ -151,6 +182,16 @@ void fetch_x(uint u0, uint tid, uint tok0, bool x_vec4, out vec4 xr[XT]) {
         xr[q] = r;
     }
 }
+
+void stage_x(uint tid, vec4 xr[XT]) {
+    [[unroll]] for (uint q = 0u; q < XT; ++q) {
+        const uint i = tid + q * WG;
+        if (i < BN * (BK / 4u)) {
+            xs[(i / (BK / 4u)) * LDA4 + i % (BK / 4u)] = pack4(xr[q]);
+        }
+    }
+}
+#endif
 
 void main() {
     const uint tid = gl_LocalInvocationID.x;
@@ -182,17 +223,12 @@ void main() {
     // Software pipeline: step s+1's weights and activations are fetched into registers while
     // step s's tiles are multiplied, so their memory latency overlaps the tensor-core work.
     WREG v[WT];
-    vec4 xr[XT];
+    XREG xr[XT];
     fetch_w(0u, nunits, tid, row0, v);
     fetch_x(0u, tid, tok0, x_vec4, xr);
     for (uint u0 = 0u; u0 < nunits; u0 += UK) {
         stage_w(tid, v);
-        [[unroll]] for (uint q = 0u; q < XT; ++q) {
-            const uint i = tid + q * WG;
-            if (i < BN * (BK / 4u)) {
-                xs[(i / (BK / 4u)) * LDA4 + i % (BK / 4u)] = pack4(xr[q]);
-            }
-        }
+        stage_x(tid, xr);
         barrier();
         const bool more = u0 + UK < nunits;
         if (more) {

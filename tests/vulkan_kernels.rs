@@ -176,7 +176,7 @@ fn check_product_via(
             let scratch = staging.insert(
                 h.gpu
                     .buffer(
-                        matvec::staged_bytes(&w),
+                        matvec::staged_bytes(&w, n),
                         rawrxd::engine::vulkan::MemoryClass::Device,
                     )
                     .unwrap(),
@@ -1314,6 +1314,72 @@ fn dequant_f16_matches_cpu_rounded_to_f16() {
             }
         }
     }
+    h.finish();
+}
+
+/// f16_rows (the staged tensor-core path's activation pass; it needs no cooperative matrix, so
+/// it runs everywhere): rows of a strided, offset activation buffer as f16 rows of `ld`, equal to
+/// the CPU's rounding to f16 (within one f16 step), zero from `ncols` to `ld`, nothing written
+/// past the last row; a row length that is not a multiple of 8 is refused.
+#[test]
+fn f16_rows_match_cpu_rounded_to_f16() {
+    let Some(h) = harness() else { return };
+    let mut rng = Rng::new(14);
+    for (ncols, n, stride, off, ld) in [
+        (100, 5, 103, 7, 128),
+        (256, 3, 256, 0, 256),
+        (8, 1, 8, 4, 8),
+    ] {
+        let x = rng.vec(off + n * stride);
+        let xb = h.upload_f32(&x);
+        let act = Act {
+            range: xb.range(),
+            off,
+            stride,
+        };
+        // Poisoned, one row more than written: every element of the n rows must be written, the
+        // row after them kept.
+        let out = h.upload_u32(&vec![0x7e00_7e00u32; (n + 1) * ld / 2]);
+        let (mut rec, mut descs) = h.recorder();
+        rec.begin().unwrap();
+        matvec::f16_rows(&h.gpu, &mut rec, &mut descs, act, ncols, n, ld, out.range()).unwrap();
+        rec.submit_wait().unwrap();
+        let got: Vec<f16> = h
+            .download_u32(&out)
+            .iter()
+            .flat_map(|&p| [f16::from_bits(p as u16), f16::from_bits((p >> 16) as u16)])
+            .collect();
+        for t in 0..n {
+            for c in 0..ld {
+                let g = got[t * ld + c].to_f32();
+                if c >= ncols {
+                    assert_eq!(g, 0.0, "row {t} col {c}: padding not zero");
+                    continue;
+                }
+                let want = f16::from_f32(x[off + t * stride + c]).to_f32();
+                let step = want.abs() * (1.0 / 1024.0) + 6e-8;
+                assert!(
+                    (g - want).abs() <= step,
+                    "row {t} col {c}: got {g}, want {want}"
+                );
+            }
+        }
+        assert!(
+            got[n * ld..].iter().all(|v| v.to_bits() == 0x7e00),
+            "written past row {n}"
+        );
+    }
+    let xb = h.upload_f32(&[0.0; 64]);
+    let out = h.upload_u32(&[0; 64]);
+    let (mut rec, mut descs) = h.recorder();
+    rec.begin().unwrap();
+    let act = Act::packed(xb.range(), 12);
+    let err = matvec::f16_rows(&h.gpu, &mut rec, &mut descs, act, 12, 2, 12, out.range());
+    assert!(
+        err.is_err(),
+        "a row length of 12 (not a multiple of 8) was accepted"
+    );
+    rec.submit_wait().unwrap();
     h.finish();
 }
 

@@ -191,13 +191,18 @@ const STAGING_RING: usize = 2;
 
 /// The staging scratch for `model`: [`STAGING_RING`] buffers sized for its largest product matrix
 /// that fits [`STAGING_CAP`] and one binding, or none when the tensor-core path is off or absent.
-fn staging_buffers(gpu: &Gpu, model: &DeviceModel, coopmat: bool) -> VkResult<Vec<GpuBuffer>> {
+fn staging_buffers(
+    gpu: &Gpu,
+    model: &DeviceModel,
+    coopmat: bool,
+    max_batch: usize,
+) -> VkResult<Vec<GpuBuffer>> {
     let cap = STAGING_CAP.min(gpu.caps().limits.max_storage_buffer_range);
     let need = model
         .products()
         .into_iter()
         .filter(|w| coopmat && matvec::has_coopmat(gpu, w.ty))
-        .map(matvec::staged_bytes)
+        .map(|w| matvec::staged_bytes(w, max_batch))
         .filter(|&b| b <= cap)
         .max();
     match need {
@@ -419,7 +424,7 @@ impl State {
         }
         let i = self.staging_next.get();
         match self.staging.get(i) {
-            Some(st) if route == STAGED_ROUTE && matvec::staged_bytes(w) <= st.size() => {
+            Some(st) if route == STAGED_ROUTE && matvec::staged_bytes(w, n) <= st.size() => {
                 self.staging_next.set((i + 1) % self.staging.len());
                 matvec::matmul_coopmat_staged(&self.gpu, rec, descs, w, st.range(), x, y, n, out)
             }
@@ -842,7 +847,7 @@ impl VulkanEngine {
         }
         rec.submit_wait()?;
         let descs = DescriptorCache::new(&gpu);
-        let staging = staging_buffers(&gpu, &model, opts.coopmat)?;
+        let staging = staging_buffers(&gpu, &model, opts.coopmat, opts.max_batch)?;
         let st = State {
             gpu: gpu.clone(),
             hp: hp.clone(),

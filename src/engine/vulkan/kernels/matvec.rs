@@ -371,6 +371,7 @@ fn coopmat_tile(gpu: &Gpu, shape: &str, variant: &'static str) -> VkResult<Tile>
     let (bm, bn, wg) = match shape {
         "w" => (128, 64, 256),
         "d" => (32, 16, 64),
+        "s" => (128, 64, 128),
         _ => {
             return Err(VulkanError::invalid(
                 "matmul_coopmat",
@@ -399,10 +400,80 @@ pub fn staged_ld(w: &WeightMatrix) -> usize {
     w.ncols.next_multiple_of(128)
 }
 
-/// Bytes of scratch [`matmul_coopmat_staged`] needs for `w`: its largest piece as f16 rows.
-pub fn staged_bytes(w: &WeightMatrix) -> u64 {
+/// Bytes of the f16 weight rows in a staging scratch for `w`: its largest piece, rounded up to
+/// 256 bytes (where the f16 activations start: every device's storage-offset alignment divides
+/// 256).
+fn staged_w_bytes(w: &WeightMatrix) -> u64 {
     let rows = w.pieces.iter().map(|p| p.nrows).max().unwrap_or(0);
-    (rows * staged_ld(w) * 2) as u64
+    ((rows * staged_ld(w) * 2) as u64).next_multiple_of(256)
+}
+
+/// Bytes of scratch [`matmul_coopmat_staged`] needs for `w` and up to `max_tok` token vectors:
+/// its largest piece as f16 rows, then the activations as f16 rows.
+pub fn staged_bytes(w: &WeightMatrix, max_tok: usize) -> u64 {
+    staged_w_bytes(w) + (max_tok * staged_ld(w) * 2) as u64
+}
+
+/// Push constants of f16_rows.comp.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct F16RowsPush {
+    pub ncols: u32,
+    pub nrows: u32,
+    pub x_off: u32,
+    pub x_stride: u32,
+    pub ld: u32,
+}
+
+/// Records X16 = f16 rows of `n` vectors of `x` (`ncols` each, zero to `ld`, a multiple of 8)
+/// into `out` with f16_rows.comp.
+#[allow(clippy::too_many_arguments)]
+pub fn f16_rows(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    x: Act,
+    ncols: usize,
+    n: usize,
+    ld: usize,
+    out: BufRange,
+) -> VkResult<()> {
+    if ld % 8 != 0 || ld < ncols || out.size < (n * ld * 2) as u64 {
+        return Err(VulkanError::invalid(
+            "f16_rows",
+            format!(
+                "{} bytes for {n} rows of {ld} f16 ({ncols} columns; ld must be a multiple of 8)",
+                out.size
+            ),
+        ));
+    }
+    let v = shaders::find("f16_rows")
+        .ok_or_else(|| VulkanError::MissingShader("f16_rows".to_string()))?;
+    let kernel = gpu.kernel(&KernelSpec {
+        variant: v.name.to_string(),
+        bindings: 2,
+        push_size: std::mem::size_of::<F16RowsPush>() as u32,
+        spec: vec![],
+        local_size: 64,
+        subgroup_sized: false,
+    })?;
+    let push = F16RowsPush {
+        ncols: u32_of("ncols", ncols)?,
+        nrows: u32_of("nrows", n)?,
+        x_off: u32_of("x_off", x.off)?,
+        x_stride: u32_of("x_stride", x.stride)?,
+        ld: u32_of("ld", ld)?,
+    };
+    let chunks = (ld / 8).div_ceil(64);
+    rec.dispatch(
+        descs,
+        &kernel,
+        &[Binding::read(x.range), Binding::write(out)],
+        push_bytes(&push),
+        linear_groups(gpu.caps(), u32_of("groups", n * chunks)?),
+        "f16_rows",
+        (n * (ncols * 4 + ld * 2)) as u64,
+    )
 }
 
 /// Records W16 = f16(piece `piece` of W) into `out` with dequant_f16.comp: the piece's rows, each
@@ -454,11 +525,12 @@ pub fn dequant_f16(
     )
 }
 
-/// Records Y = W X for `n` token vectors on tensor cores the staged way: each piece of W is first
-/// dequantized to f16 rows in `scratch` (dequant_f16.comp, coalesced, once), then multiplied by
-/// matmul_coopmat.comp's STAGED_F16 variant ("w" tiles). `scratch` must hold
-/// [`staged_bytes`]`(w)`; the recorder orders the reuse of `scratch` between products. The results
-/// equal [`matmul_coopmat`]'s: both round the same dequantized weights to f16.
+/// Records Y = W X for `n` token vectors on tensor cores the staged way: the vectors are converted
+/// to f16 rows in `scratch` once (f16_rows.comp), each piece of W is dequantized to f16 rows there
+/// (dequant_f16.comp, coalesced, once), and matmul_coopmat.comp's STAGED_F16 variant ("s" tiles)
+/// multiplies the two. `scratch` must hold [`staged_bytes`]`(w, n)`; the recorder orders the reuse
+/// of `scratch` between products. The results agree with [`matmul_coopmat`]'s: both round the
+/// same dequantized weights and activations to f16 and sum in f32.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_coopmat_staged(
     gpu: &Gpu,
@@ -471,20 +543,29 @@ pub fn matmul_coopmat_staged(
     n: usize,
     out: Output,
 ) -> VkResult<()> {
-    if scratch.size < staged_bytes(w) {
+    if scratch.size < staged_bytes(w, n) {
         return Err(VulkanError::invalid(
             "matmul_coopmat",
             format!(
                 "staging scratch of {} bytes, {} needed",
                 scratch.size,
-                staged_bytes(w)
+                staged_bytes(w, n)
             ),
         ));
     }
-    let staged_name = format!("matmul_coopmat_w_{COOPMAT_EXT}");
+    let staged_name = format!("matmul_coopmat_s_{COOPMAT_EXT}");
     let mm = shaders::find(&staged_name).ok_or(VulkanError::MissingShader(staged_name))?;
-    let tile = coopmat_tile(gpu, "w", mm.name)?;
+    let tile = coopmat_tile(gpu, "s", mm.name)?;
     let ld = staged_ld(w);
+    // The activations as f16 rows once, after the weights' region; every piece reads them.
+    let w_bytes = staged_w_bytes(w);
+    let x16 = BufRange {
+        offset: scratch.offset + w_bytes,
+        size: scratch.size - w_bytes,
+        ..scratch
+    };
+    f16_rows(gpu, rec, descs, x, w.ncols, n, ld, x16)?;
+    let x = Act::packed(x16, ld);
     // Each piece is dequantized into the scratch just before its product reads it.
     let mut stage = |rec: &mut Recorder, descs: &mut DescriptorCache, i: usize| {
         let staged = BufRange {
