@@ -256,6 +256,16 @@ fn variant_table() -> Vec<Row> {
             quantized_only: false,
             skip_formats: &[],
         },
+        // The prefill attention on tensor cores.
+        Row {
+            kernel: "attn_prefill_cm",
+            per_format: false,
+            shapes: &[],
+            ext: Some(&EXT_COOPMAT_NV),
+            defines: &[],
+            quantized_only: false,
+            skip_formats: &[],
+        },
         Row {
             kernel: "eltwise",
             per_format: false,

@@ -820,17 +820,79 @@ fn decode_attention_with_rope_equals_rope_kv_then_attention() {
 #[test]
 fn prefill_attention_matches_cpu_for_tiles_and_offsets() {
     let Some(h) = harness() else { return };
-    let mut rng = Rng::new(15);
-    for &(n_head, n_head_kv, head_dim) in &[
+    let shapes = [
         (4usize, 4usize, 64usize),
         (6, 2, 32),
         (8, 2, 128),
         (5, 5, 16),
         (3, 1, 8),
-    ] {
+    ];
+    let chunks = [(0usize, 2usize), (0, 16), (10, 17), (200, 40), (250, 50)];
+    check_prefill_attention(&h, 15, &shapes, &chunks, false, 1e-10);
+    h.finish();
+}
+
+/// NMSE bound of the tensor-core prefill attention: queries and probabilities rounded to f16
+/// (a relative error of about 5e-4 each), as [`COOPMAT_NMSE`].
+const ATTN_TC_NMSE: f64 = 2e-6;
+
+/// The tensor-core prefill kernel (attn_prefill_cm.comp) against the f64 oracle: chunks smaller
+/// than, equal to and larger than its 64-row tile (so subgroups with no rows, whole 16-row output
+/// tiles and a partial last one), from position 0 and deep into the cache (partial 32-key blocks,
+/// blocks some subgroups skip), GQA ratios 1, 3 and 4, head_dim 16 to 128. Runs where the device
+/// has the NV cooperative matrix; elsewhere it says so and checks nothing.
+#[test]
+fn prefill_attention_on_tensor_cores_matches_cpu() {
+    let Some(h) = harness() else { return };
+    let probe = AttnShape {
+        n_head: 1,
+        n_head_kv: 1,
+        head_dim: 64,
+        n_ctx: 1,
+        n_split: 1,
+        split_chunk: 0,
+    };
+    if !attention::prefill_on_tensor_cores(&h.gpu, &probe) {
+        eprintln!(
+            "prefill_attention_on_tensor_cores_matches_cpu: {} has no NV cooperative-matrix path (or RAWRXD_ATTN_TC=0); nothing to check",
+            h.gpu.caps().name
+        );
+        h.finish();
+        return;
+    }
+    let shapes = [
+        (4usize, 4usize, 64usize),
+        (6, 2, 32),
+        (8, 2, 128),
+        (4, 1, 16),
+    ];
+    let chunks = [
+        (0usize, 2usize),
+        (0, 16),
+        (10, 17),
+        (0, 64),
+        (200, 40),
+        (150, 130),
+    ];
+    check_prefill_attention(&h, 16, &shapes, &chunks, true, ATTN_TC_NMSE);
+    h.finish();
+}
+
+/// Prefill attention of every (n_head, n_head_kv, head_dim) in `shapes` and every (pos, n) chunk
+/// against the f64 oracle, on tensor cores or not, within `bound` (NMSE).
+fn check_prefill_attention(
+    h: &vulkan_support::Harness,
+    seed: u64,
+    shapes: &[(usize, usize, usize)],
+    chunks: &[(usize, usize)],
+    tensor_cores: bool,
+    bound: f64,
+) {
+    let mut rng = Rng::new(seed);
+    for &(n_head, n_head_kv, head_dim) in shapes {
         let n_ctx = 300usize;
-        let c = two_slot_caches(&h, &mut rng, n_head_kv * n_ctx * head_dim);
-        for &(pos, n) in &[(0usize, 2usize), (0, 16), (10, 17), (200, 40), (250, 50)] {
+        let c = two_slot_caches(h, &mut rng, n_head_kv * n_ctx * head_dim);
+        for &(pos, n) in chunks {
             let s = AttnShape {
                 n_head,
                 n_head_kv,
@@ -843,12 +905,12 @@ fn prefill_attention_matches_cpu_for_tiles_and_offsets() {
             let q = rng.vec(n * nq);
             let qb = h.upload_f32(&q);
             let rows: Vec<(usize, usize)> = (0..n).map(|t| (pos + t, 1)).collect();
-            let rowb = upload_rows(&h, &rows);
+            let rowb = upload_rows(h, &rows);
             // Poisoned output: every element must be written.
             let ob = h.upload_f32(&vec![f32::NAN; n * nq]);
             let (mut rec, mut descs) = h.recorder();
             rec.begin().unwrap();
-            attention::attention_prefill(
+            attention::attention_prefill_with(
                 &h.gpu,
                 &mut rec,
                 &mut descs,
@@ -859,20 +921,20 @@ fn prefill_attention_matches_cpu_for_tiles_and_offsets() {
                 rowb.range(),
                 Act::packed(ob.range(), nq),
                 n,
+                tensor_cores,
             )
             .unwrap();
             rec.submit_wait().unwrap();
             let got = h.download_f32(&ob);
             let want = ref_attention(&q, &c.k, &c.v, &s, &rows);
             assert_close(
-                &format!("prefill attention {s:?} pos {pos} n {n}"),
+                &format!("prefill attention {s:?} pos {pos} n {n} tensor cores {tensor_cores}"),
                 &got,
                 &want,
-                1e-10,
+                bound,
             );
         }
     }
-    h.finish();
 }
 
 #[test]

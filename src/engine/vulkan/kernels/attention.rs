@@ -82,6 +82,26 @@ pub const PREFILL_MAX_HEAD_DIM: usize = 128;
 /// Query rows per workgroup of the tiled prefill kernel (its TQ).
 const PREFILL_ROWS: usize = 16;
 
+/// Query rows per workgroup of the tensor-core prefill kernel (attn_prefill_cm.comp's TQ).
+const PREFILL_CM_ROWS: usize = 64;
+
+/// The tensor-core prefill kernel's variant name (build.rs: `attn_prefill_cm` with the
+/// `coopmat_nv` extension).
+const PREFILL_CM_VARIANT: &str = "attn_prefill_cm_coopmat_nv";
+
+/// True when prefill attention of shape `s` runs on tensor cores (attn_prefill_cm.comp): the
+/// device has the NV 16x16x16 f16 cooperative matrix on 32-lane subgroups, the build has the
+/// kernel, head_dim is a multiple of 16 up to [`PREFILL_MAX_HEAD_DIM`], and `RAWRXD_ATTN_TC` is
+/// not `0`.
+pub fn prefill_on_tensor_cores(gpu: &Gpu, s: &AttnShape) -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| !std::env::var("RAWRXD_ATTN_TC").is_ok_and(|v| v.trim() == "0"))
+        && gpu.caps().nv_coopmat_f16_16x16()
+        && super::super::shaders::find(PREFILL_CM_VARIANT).is_some()
+        && s.head_dim % 16 == 0
+        && s.head_dim <= PREFILL_MAX_HEAD_DIM
+}
+
 /// Shapes of an attention call.
 #[derive(Clone, Copy, Debug)]
 pub struct AttnShape {
@@ -298,8 +318,8 @@ pub fn attention_into(
 
 /// Records causal attention of the `n` token rows of one prefill chunk (one sequence: every row
 /// in the same slot, at increasing positions, as `rows` says) with the tiled kernel, writing
-/// `out` ([n][n_head * head_dim]) directly. `s.n_split` is ignored. Needs head_dim even and
-/// <= [`PREFILL_MAX_HEAD_DIM`].
+/// `out` ([n][n_head * head_dim]) directly, on tensor cores where [`prefill_on_tensor_cores`].
+/// `s.n_split` is ignored. Needs head_dim even and <= [`PREFILL_MAX_HEAD_DIM`].
 #[allow(clippy::too_many_arguments)]
 pub fn attention_prefill(
     gpu: &Gpu,
@@ -313,9 +333,43 @@ pub fn attention_prefill(
     out: Act,
     n: usize,
 ) -> VkResult<()> {
+    let tc = prefill_on_tensor_cores(gpu, &s);
+    attention_prefill_with(gpu, rec, descs, s, q, k_cache, v_cache, rows, out, n, tc)
+}
+
+/// [`attention_prefill`] with the kernel chosen: attn_prefill_cm.comp when `tensor_cores` (the
+/// caller has checked [`prefill_on_tensor_cores`]), attn_prefill.comp otherwise.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_prefill_with(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    s: AttnShape,
+    q: Act,
+    k_cache: BufRange,
+    v_cache: BufRange,
+    rows: BufRange,
+    out: Act,
+    n: usize,
+    tensor_cores: bool,
+) -> VkResult<()> {
     check_shape("attention_prefill", &s, PREFILL_MAX_HEAD_DIM, n)?;
+    if tensor_cores && s.head_dim % 16 != 0 {
+        return Err(VulkanError::invalid(
+            "attention_prefill",
+            format!(
+                "head_dim {} on tensor cores (needs a multiple of 16)",
+                s.head_dim
+            ),
+        ));
+    }
+    let (variant, tile_rows) = if tensor_cores {
+        (PREFILL_CM_VARIANT, PREFILL_CM_ROWS)
+    } else {
+        ("attn_prefill", PREFILL_ROWS)
+    };
     let kernel = gpu.kernel(&KernelSpec {
-        variant: "attn_prefill".into(),
+        variant: variant.into(),
         bindings: 5,
         push_size: std::mem::size_of::<AttnPrefillPush>() as u32,
         spec: vec![],
@@ -335,7 +389,7 @@ pub fn attention_prefill(
         out_stride: u32_of("out_stride", out.stride)?,
     };
     // Each tile reads the keys and values up to its last row once.
-    let kv_bytes = (n.div_ceil(PREFILL_ROWS) * n * s.n_head_kv * s.head_dim * 2) as u64;
+    let kv_bytes = (n.div_ceil(tile_rows) * n * s.n_head_kv * s.head_dim * 2) as u64;
     rec.dispatch(
         descs,
         &kernel,
@@ -347,7 +401,7 @@ pub fn attention_prefill(
             Binding::write(out.range),
         ],
         push_bytes(&push),
-        [push.n_head, u32_of("tiles", n.div_ceil(PREFILL_ROWS))?, 1],
+        [push.n_head, u32_of("tiles", n.div_ceil(tile_rows))?, 1],
         "attn_prefill",
         kv_bytes.min(k_cache.size + v_cache.size) + (n * s.n_head * s.head_dim * 8) as u64,
     )
