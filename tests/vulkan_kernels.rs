@@ -172,7 +172,7 @@ fn check_product_via(
     let mut staging = None;
     match coopmat {
         None => matvec::mul(&h.gpu, &mut rec, &mut descs, &w, xa, ya, n, out),
-        Some("staged") => {
+        Some(how @ ("staged" | "prestaged")) => {
             let scratch = staging.insert(
                 h.gpu
                     .buffer(
@@ -181,6 +181,12 @@ fn check_product_via(
                     )
                     .unwrap(),
             );
+            // Prestaged: the weights dequantized by their own dispatch first, the product then
+            // reading them without dequantizing again.
+            let prestaged = how == "prestaged" && w.pieces.len() == 1;
+            if prestaged {
+                matvec::prestage(&h.gpu, &mut rec, &mut descs, &w, scratch.range()).unwrap();
+            }
             matvec::matmul_coopmat_staged(
                 &h.gpu,
                 &mut rec,
@@ -191,6 +197,7 @@ fn check_product_via(
                 ya,
                 n,
                 out,
+                prestaged,
             )
         }
         Some(shape) => {
@@ -1127,7 +1134,8 @@ fn quant_matvec_and_matmul_match_cpu_dequantize() {
 const COOPMAT_NMSE: f64 = 2e-6;
 
 /// The tensor-core matmul (NV cooperative matrix, f16 operands, f32 sums) against the f64 oracle
-/// for every weight format, both tile shapes and the staged path (dequant_f16 first), whole and partial row and token tiles (130 rows: one
+/// for every weight format, both tile shapes and the staged path (dequant_f16 first, in the
+/// product's recording or prestaged by its own dispatch), whole and partial row and token tiles (130 rows: one
 /// whole 128-row tile) and both output modes.
 /// Runs where the device has the path (NVIDIA); elsewhere it says so and checks nothing.
 #[test]
@@ -1153,6 +1161,7 @@ fn coopmat_matmul_matches_cpu_for_every_format() {
         (5, Output::Store, "w"),
         (70, Output::Accumulate, "staged"),
         (33, Output::Store, "staged"),
+        (40, Output::Accumulate, "prestaged"),
     ];
     // (type, columns, rows, raw bytes, values): float matrices, then two widths of each quant.
     let mut mats = Vec::new();

@@ -234,6 +234,10 @@ struct State {
     staging: Vec<GpuBuffer>,
     /// The staging buffer the next staged product takes.
     staging_next: std::cell::Cell<usize>,
+    /// Per staging buffer, the matrix (its address) whose weights were dequantized into it ahead
+    /// of its product ([`State::prestage_next`]) in the recording under way; reset by
+    /// [`State::record`].
+    staging_holds: std::cell::RefCell<Vec<Option<usize>>>,
     /// `VulkanEngineOptions::int_dot`.
     int_dot: bool,
     /// `VulkanEngineOptions::q8_tiles`, when `coopmat` is on too.
@@ -426,9 +430,62 @@ impl State {
         match self.staging.get(i) {
             Some(st) if route == STAGED_ROUTE && matvec::staged_bytes(w, n) <= st.size() => {
                 self.staging_next.set((i + 1) % self.staging.len());
-                matvec::matmul_coopmat_staged(&self.gpu, rec, descs, w, st.range(), x, y, n, out)
+                let key = w as *const WeightMatrix as usize;
+                let held = self.staging_holds.borrow_mut()[i].take() == Some(key);
+                matvec::matmul_coopmat_staged(
+                    &self.gpu,
+                    rec,
+                    descs,
+                    w,
+                    st.range(),
+                    x,
+                    y,
+                    n,
+                    out,
+                    held,
+                )?;
+                self.prestage_next(rec, descs, w, n)
             }
             _ => matvec::mul_via(route, &self.gpu, rec, descs, w, x, y, n, out),
+        }
+    }
+
+    /// After staged product `w` of `n` vectors: dequantizes the product that follows it in a
+    /// pass (the next of [`DeviceModel::products`], the order [`Self::record`] multiplies in; not
+    /// the output matrix, which a prompt pass multiplies for one row) into the next staging
+    /// buffer, so that this work runs beside `w`'s product rather than before its own. Only
+    /// one-piece matrices that take the staged route with `n` too; `RAWRXD_PRESTAGE=0` turns it
+    /// off.
+    fn prestage_next(
+        &self,
+        rec: &mut Recorder,
+        descs: &mut DescriptorCache,
+        w: &WeightMatrix,
+        n: usize,
+    ) -> VkResult<()> {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        if !*ON.get_or_init(|| !std::env::var("RAWRXD_PRESTAGE").is_ok_and(|v| v.trim() == "0")) {
+            return Ok(());
+        }
+        let products = self.model.products();
+        let Some(k) = products.iter().position(|p| std::ptr::eq(*p, w)) else {
+            return Ok(());
+        };
+        let Some(&next) = products[..products.len() - 1].get(k + 1) else {
+            return Ok(());
+        };
+        let j = self.staging_next.get();
+        match self.staging.get(j) {
+            Some(st)
+                if next.pieces.len() == 1
+                    && self.route(next, n) == STAGED_ROUTE
+                    && matvec::staged_bytes(next, n) <= st.size() =>
+            {
+                matvec::prestage(&self.gpu, rec, descs, next, st.range())?;
+                self.staging_holds.borrow_mut()[j] = Some(next as *const WeightMatrix as usize);
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -517,6 +574,8 @@ impl State {
         all_logits: bool,
         pass: Pass,
     ) -> VkResult<usize> {
+        // Weights dequantized ahead in another recording are not counted on.
+        self.staging_holds.borrow_mut().fill(None);
         let gpu = &self.gpu;
         let hp = &self.hp;
         let s = &self.s;
@@ -848,6 +907,7 @@ impl VulkanEngine {
         rec.submit_wait()?;
         let descs = DescriptorCache::new(&gpu);
         let staging = staging_buffers(&gpu, &model, opts.coopmat, opts.max_batch)?;
+        let staging_holds = std::cell::RefCell::new(vec![None; staging.len()]);
         let st = State {
             gpu: gpu.clone(),
             hp: hp.clone(),
@@ -861,6 +921,7 @@ impl VulkanEngine {
             s,
             coopmat: opts.coopmat,
             staging,
+            staging_holds,
             staging_next: std::cell::Cell::new(0),
             int_dot: opts.int_dot,
             q8_tiles,

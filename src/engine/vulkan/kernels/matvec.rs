@@ -529,8 +529,10 @@ pub fn dequant_f16(
 /// to f16 rows in `scratch` once (f16_rows.comp), each piece of W is dequantized to f16 rows there
 /// (dequant_f16.comp, coalesced, once), and matmul_coopmat.comp's STAGED_F16 variant ("s" tiles)
 /// multiplies the two. `scratch` must hold [`staged_bytes`]`(w, n)`; the recorder orders the reuse
-/// of `scratch` between products. The results agree with [`matmul_coopmat`]'s: both round the
-/// same dequantized weights and activations to f16 and sum in f32.
+/// of `scratch` between products. With `prestaged`, the weights are already there ([`prestage`]
+/// recorded for `w` and this `scratch`, nothing written to its weight rows since) and are not
+/// dequantized again. The results agree with [`matmul_coopmat`]'s: both round the same dequantized
+/// weights and activations to f16 and sum in f32.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_coopmat_staged(
     gpu: &Gpu,
@@ -542,7 +544,14 @@ pub fn matmul_coopmat_staged(
     y: Act,
     n: usize,
     out: Output,
+    prestaged: bool,
 ) -> VkResult<()> {
+    if prestaged && w.pieces.len() != 1 {
+        return Err(VulkanError::invalid(
+            "matmul_coopmat",
+            format!("prestaged weights of {} pieces (one only)", w.pieces.len()),
+        ));
+    }
     if scratch.size < staged_bytes(w, n) {
         return Err(VulkanError::invalid(
             "matmul_coopmat",
@@ -566,16 +575,42 @@ pub fn matmul_coopmat_staged(
     };
     f16_rows(gpu, rec, descs, x, w.ncols, n, ld, x16)?;
     let x = Act::packed(x16, ld);
-    // Each piece is dequantized into the scratch just before its product reads it.
+    // Each piece is dequantized into the scratch just before its product reads it (unless
+    // prestaged).
     let mut stage = |rec: &mut Recorder, descs: &mut DescriptorCache, i: usize| {
         let staged = BufRange {
             size: (w.pieces[i].nrows * ld * 2) as u64,
             ..scratch
         };
-        dequant_f16(gpu, rec, descs, w, i, staged)?;
+        if !prestaged {
+            dequant_f16(gpu, rec, descs, w, i, staged)?;
+        }
         Ok((staged, ld * 2))
     };
     record_tiled(gpu, rec, descs, &tile, w, &mut stage, x, y, n, out)
+}
+
+/// Records the dequantization of `w` (one piece) into the weight rows of `scratch`, ahead of its
+/// [`matmul_coopmat_staged`] with `prestaged`: recorded while another product runs, it overlaps
+/// that product instead of delaying its own. `scratch` must hold [`staged_bytes`]`(w, 0)`.
+pub fn prestage(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    scratch: BufRange,
+) -> VkResult<()> {
+    if w.pieces.len() != 1 {
+        return Err(VulkanError::invalid(
+            "prestage",
+            format!("weights of {} pieces (one only)", w.pieces.len()),
+        ));
+    }
+    let staged = BufRange {
+        size: (w.pieces[0].nrows * staged_ld(w) * 2) as u64,
+        ..scratch
+    };
+    dequant_f16(gpu, rec, descs, w, 0, staged)
 }
 
 /// A tiled matrix-product variant: its workgroup covers `bm` rows x `bn` tokens with `wg` lanes.
