@@ -917,7 +917,7 @@ fn check_prefill_attention(
             let ob = h.upload_f32(&vec![f32::NAN; n * nq]);
             let (mut rec, mut descs) = h.recorder();
             rec.begin().unwrap();
-            attention::attention_prefill_with(
+            attention::attention_prefill(
                 &h.gpu,
                 &mut rec,
                 &mut descs,

@@ -680,17 +680,21 @@ impl State {
                 qr
             };
             if pass == Pass::Prompt && n > 1 && hp.head_dim <= attention::PREFILL_MAX_HEAD_DIM {
+                let shape = self.attn_shape(1);
+                // On tensor cores only with the engine's tensor-core option on.
+                let tc = self.coopmat && attention::prefill_on_tensor_cores(gpu, &shape);
                 attention::attention_prefill(
                     gpu,
                     rec,
                     descs,
-                    self.attn_shape(1),
+                    shape,
                     qr,
                     kc.range(),
                     vc.range(),
                     s.rows.range(),
                     att,
                     n,
+                    tc,
                 )?;
             } else {
                 // On Q8 activations the attention also writes them for the output projection.

@@ -3,8 +3,9 @@
 //! zeroed u32 counter per row and head, left zeroed after every dispatch); decode steps also
 //! rotate q and the new key there and store the new key and value (see [`DecodeRope`]). Prefill
 //! of one sequence's chunk: tiled like flash attention (attn_prefill.comp), each block of keys
-//! and values read once for 16 query rows, for head_dim <= [`PREFILL_MAX_HEAD_DIM`]; larger heads
-//! take the split kernel with one split. Rows steps (several sequences, several rows of one)
+//! and values read once for 16 query rows, or on tensor cores for 64 (attn_prefill_cm.comp, see
+//! [`prefill_on_tensor_cores`]), for head_dim <= [`PREFILL_MAX_HEAD_DIM`]; larger heads take
+//! the split kernel with one split. Rows steps (several sequences, several rows of one)
 //! take the split kernel after rope_kv.
 
 use bytemuck::{Pod, Zeroable};
@@ -91,11 +92,12 @@ const PREFILL_CM_VARIANT: &str = "attn_prefill_cm_coopmat_nv";
 
 /// True when prefill attention of shape `s` runs on tensor cores (attn_prefill_cm.comp): the
 /// device has the NV 16x16x16 f16 cooperative matrix on 32-lane subgroups, the build has the
-/// kernel, head_dim is a multiple of 16 up to [`PREFILL_MAX_HEAD_DIM`], and `RAWRXD_ATTN_TC` is
-/// not `0`.
+/// kernel, head_dim is a multiple of 16 up to [`PREFILL_MAX_HEAD_DIM`], and neither
+/// `RAWRXD_ATTN_TC` nor `RAWRXD_COOPMAT` (every f16 tensor-core path) is `0`.
 pub fn prefill_on_tensor_cores(gpu: &Gpu, s: &AttnShape) -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| !std::env::var("RAWRXD_ATTN_TC").is_ok_and(|v| v.trim() == "0"))
+        && super::matvec::coopmat_min_batch().is_some()
         && gpu.caps().nv_coopmat_f16_16x16()
         && super::super::shaders::find(PREFILL_CM_VARIANT).is_some()
         && s.head_dim % 16 == 0
@@ -317,30 +319,12 @@ pub fn attention_into(
 }
 
 /// Records causal attention of the `n` token rows of one prefill chunk (one sequence: every row
-/// in the same slot, at increasing positions, as `rows` says) with the tiled kernel, writing
-/// `out` ([n][n_head * head_dim]) directly, on tensor cores where [`prefill_on_tensor_cores`].
+/// in the same slot, at increasing positions, as `rows` says) with a tiled kernel, writing `out`
+/// ([n][n_head * head_dim]) directly: attn_prefill_cm.comp on tensor cores when `tensor_cores`
+/// (the caller has checked [`prefill_on_tensor_cores`]), attn_prefill.comp otherwise.
 /// `s.n_split` is ignored. Needs head_dim even and <= [`PREFILL_MAX_HEAD_DIM`].
 #[allow(clippy::too_many_arguments)]
 pub fn attention_prefill(
-    gpu: &Gpu,
-    rec: &mut Recorder,
-    descs: &mut DescriptorCache,
-    s: AttnShape,
-    q: Act,
-    k_cache: BufRange,
-    v_cache: BufRange,
-    rows: BufRange,
-    out: Act,
-    n: usize,
-) -> VkResult<()> {
-    let tc = prefill_on_tensor_cores(gpu, &s);
-    attention_prefill_with(gpu, rec, descs, s, q, k_cache, v_cache, rows, out, n, tc)
-}
-
-/// [`attention_prefill`] with the kernel chosen: attn_prefill_cm.comp when `tensor_cores` (the
-/// caller has checked [`prefill_on_tensor_cores`]), attn_prefill.comp otherwise.
-#[allow(clippy::too_many_arguments)]
-pub fn attention_prefill_with(
     gpu: &Gpu,
     rec: &mut Recorder,
     descs: &mut DescriptorCache,
