@@ -12,7 +12,7 @@ use rawrxd::engine::vulkan::kernels::matvec_q8::Q8Order;
 use rawrxd::engine::vulkan::kernels::norm;
 use rawrxd::engine::vulkan::kernels::rope::{self, RopeMode, RopeShape};
 use rawrxd::engine::vulkan::kernels::WeightMatrix;
-use rawrxd::engine::vulkan::Binding;
+use rawrxd::engine::vulkan::{Binding, GpuBuffer};
 use rawrxd::quant::GgmlType;
 use vulkan_support::{assert_close, harness, Rng};
 
@@ -1328,6 +1328,14 @@ fn matvec_shapes_give_identical_results() {
     h.finish();
 }
 
+/// A buffer of f16 pairs (two per u32 word, low half first), read back.
+fn download_f16(h: &vulkan_support::Harness, buf: &GpuBuffer) -> Vec<f16> {
+    h.download_u32(buf)
+        .iter()
+        .flat_map(|&p| [f16::from_bits(p as u16), f16::from_bits((p >> 16) as u16)])
+        .collect()
+}
+
 /// dequant_f16 (the staged tensor-core path's first pass; it needs no cooperative matrix, so it
 /// runs everywhere): every format's rows as f16, equal to the CPU dequantization rounded to f16
 /// (within one f16 step: the GPU's f32 dequant may round differently), zero past `ncols` up to
@@ -1363,11 +1371,7 @@ fn dequant_f16_matches_cpu_rounded_to_f16() {
         rec.begin().unwrap();
         matvec::dequant_f16(&h.gpu, &mut rec, &mut descs, &w, piece, out.range()).unwrap();
         rec.submit_wait().unwrap();
-        let got: Vec<f16> = h
-            .download_u32(&out)
-            .iter()
-            .flat_map(|&p| [f16::from_bits(p as u16), f16::from_bits((p >> 16) as u16)])
-            .collect();
+        let got = download_f16(&h, &out);
         for r in 0..rows {
             let src = skip + r;
             for c in 0..ld {
@@ -1415,11 +1419,7 @@ fn f16_rows_match_cpu_rounded_to_f16() {
         rec.begin().unwrap();
         matvec::f16_rows(&h.gpu, &mut rec, &mut descs, act, ncols, n, ld, out.range()).unwrap();
         rec.submit_wait().unwrap();
-        let got: Vec<f16> = h
-            .download_u32(&out)
-            .iter()
-            .flat_map(|&p| [f16::from_bits(p as u16), f16::from_bits((p >> 16) as u16)])
-            .collect();
+        let got = download_f16(&h, &out);
         for t in 0..n {
             for c in 0..ld {
                 let g = got[t * ld + c].to_f32();
