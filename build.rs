@@ -5,10 +5,10 @@
 //! workgroup shape x optional GLSL extension. Optional extensions are probed by compiling a tiny
 //! shader; when the compiler rejects one (Debian bookworm's glslc, shaderc 2023.2, rejects
 //! GL_KHR_cooperative_matrix and GL_EXT_integer_dot_product; it does compile the older
-//! GL_NV_cooperative_matrix, which the tensor-core matmul uses, and GL_EXT_spirv_intrinsics,
-//! through which matvec_q8 emits integer dot products), variants that need it are skipped with a
-//! cargo warning and the runtime falls back to the variants that exist. `RAWRXD_GLSLC` names
-//! another glslc.
+//! GL_NV_cooperative_matrix, which the tensor-core matmul and prompt attention use, and
+//! GL_EXT_spirv_intrinsics, through which matvec_q8 emits integer dot products), variants that
+//! need it are skipped with a cargo warning and the runtime falls back to the variants that
+//! exist. `RAWRXD_GLSLC` names another glslc.
 
 use std::env;
 use std::fmt::Write as _;
