@@ -1,7 +1,8 @@
 #version 450
 // X16[t][c] = f16(x[x_off + t * x_stride + c]) for c < ncols, and 0 for ncols <= c < ld, t < nrows:
-// activation rows as f16 rows of ld elements (a multiple of 8), the B operand the direct
-// tensor-core matmul (matmul_coopmat_f16.comp) loads straight from memory.
+// activation rows as f16 rows of ld elements (a multiple of 8), the operand the staged
+// tensor-core matmul (matmul_coopmat.comp with STAGED_F16) copies in 16-byte runs, converted once
+// per product instead of in every workgroup that reads it.
 //
 // One invocation per 8 columns (one 16-byte store); a workgroup takes 64 consecutive runs of a row.
 // Bindings: 0 x (f32), 1 X16 (f16 octets, written).
