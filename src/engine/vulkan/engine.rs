@@ -463,8 +463,8 @@ impl State {
         w: &WeightMatrix,
         n: usize,
     ) -> VkResult<()> {
-        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if !*ON.get_or_init(|| !std::env::var("RAWRXD_PRESTAGE").is_ok_and(|v| v.trim() == "0")) {
+        static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        if *OFF.get_or_init(|| super::kernels::env_off("RAWRXD_PRESTAGE")) {
             return Ok(());
         }
         let products = self.model.products();

@@ -96,7 +96,7 @@ const PREFILL_CM_VARIANT: &str = "attn_prefill_cm_coopmat_nv";
 /// `RAWRXD_ATTN_TC` nor `RAWRXD_COOPMAT` (every f16 tensor-core path) is `0`.
 pub fn prefill_on_tensor_cores(gpu: &Gpu, s: &AttnShape) -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| !std::env::var("RAWRXD_ATTN_TC").is_ok_and(|v| v.trim() == "0"))
+    *ON.get_or_init(|| !super::env_off("RAWRXD_ATTN_TC"))
         && super::matvec::coopmat_min_batch().is_some()
         && gpu.caps().nv_coopmat_f16_16x16()
         && super::super::shaders::find(PREFILL_CM_VARIANT).is_some()

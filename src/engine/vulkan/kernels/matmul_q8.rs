@@ -100,7 +100,7 @@ pub fn min_batch() -> usize {
 /// copy's device memory for ~5–10 % of the tiles' speed on an H100, docs/BENCHMARKS.md).
 pub fn engine_tile_order() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("RAWRXD_MMQ_TILE_ORDER").map_or(true, |v| v.trim() != "0"))
+    *ON.get_or_init(|| !super::env_off("RAWRXD_MMQ_TILE_ORDER"))
 }
 
 /// Whether the device and this build have `tiles` for weights of `ty`.

@@ -734,7 +734,7 @@ pub enum Route {
 pub fn coopmat_min_batch() -> Option<usize> {
     static MIN: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
     *MIN.get_or_init(|| {
-        if std::env::var("RAWRXD_COOPMAT").is_ok_and(|v| v.trim() == "0") {
+        if super::env_off("RAWRXD_COOPMAT") {
             return None;
         }
         Some(super::env_in("RAWRXD_COOPMAT_MIN_BATCH", 1..=4096, 17))

@@ -189,7 +189,7 @@ pub fn q8_layout(
 /// f32 on matvec.comp).
 fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| !std::env::var("RAWRXD_INTDOT").is_ok_and(|v| v.trim() == "0"))
+    *ON.get_or_init(|| !super::env_off("RAWRXD_INTDOT"))
 }
 
 /// Whether an engine's GLU product of `n` vectors writes its output's Q8 form itself

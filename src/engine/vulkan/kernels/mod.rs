@@ -26,6 +26,11 @@ pub fn env_in(name: &str, range: std::ops::RangeInclusive<usize>, default: usize
         .unwrap_or(default)
 }
 
+/// True when environment variable `name` is `0`: a switch that turns a path on by default off.
+pub fn env_off(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v.trim() == "0")
+}
+
 /// Subgroups per workgroup for the "one subgroup per row" kernels.
 pub const SUBGROUPS_PER_WG: u32 = 4;
 
