@@ -578,10 +578,7 @@ pub fn matmul_coopmat_staged(
     // Each piece is dequantized into the scratch just before its product reads it (unless
     // prestaged).
     let mut stage = |rec: &mut Recorder, descs: &mut DescriptorCache, i: usize| {
-        let staged = BufRange {
-            size: (w.pieces[i].nrows * ld * 2) as u64,
-            ..scratch
-        };
+        let staged = staged_piece(w, i, scratch)?;
         if !prestaged {
             dequant_f16(gpu, rec, descs, w, i, staged)?;
         }
@@ -606,11 +603,20 @@ pub fn prestage(
             format!("weights of {} pieces (one only)", w.pieces.len()),
         ));
     }
-    let staged = BufRange {
-        size: (w.pieces[0].nrows * staged_ld(w) * 2) as u64,
-        ..scratch
-    };
-    dequant_f16(gpu, rec, descs, w, 0, staged)
+    dequant_f16(gpu, rec, descs, w, 0, staged_piece(w, 0, scratch)?)
+}
+
+/// Where the f16 rows of piece `i` of `w` lie in a staging `scratch` (its start): what
+/// [`dequant_f16`] writes and the staged product reads; an error when `scratch` is shorter.
+fn staged_piece(w: &WeightMatrix, i: usize, scratch: BufRange) -> VkResult<BufRange> {
+    let size = (w.pieces[i].nrows * staged_ld(w) * 2) as u64;
+    if scratch.size < size {
+        return Err(VulkanError::invalid(
+            "matmul_coopmat",
+            format!("staging scratch of {} bytes, {size} needed", scratch.size),
+        ));
+    }
+    Ok(BufRange { size, ..scratch })
 }
 
 /// A tiled matrix-product variant: its workgroup covers `bm` rows x `bn` tokens with `wg` lanes.
