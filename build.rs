@@ -9,6 +9,11 @@
 //! GL_EXT_spirv_intrinsics, through which matvec_q8 emits integer dot products), variants that
 //! need it are skipped with a cargo warning and the runtime falls back to the variants that
 //! exist. `RAWRXD_GLSLC` names another glslc.
+//!
+//! Variants whose extension no Debian glslc knows (GL_NV_cooperative_matrix2: matmul_cm2.comp)
+//! are compiled by the glslang crate instead (a build dependency that builds glslang from its
+//! vendored source), so they exist on every machine; their extensions are marked `glslang` in
+//! the table and they compile for Vulkan 1.3 (SPIR-V 1.6) without spirv-opt.
 
 use std::env;
 use std::fmt::Write as _;
@@ -40,12 +45,16 @@ const FLOAT_SUFFIXES: &[&str] = &["f32", "f16", "bf16"];
 struct Ext {
     name: &'static str,
     probe: &'static str,
+    /// Compiled by the glslang crate (a build dependency, recent enough for the extension)
+    /// instead of glslc.
+    glslang: bool,
 }
 
 const EXT_INTDOT: Ext = Ext {
     name: "intdot",
     probe: "#version 450\n#extension GL_EXT_integer_dot_product : require\nlayout(local_size_x = 1) in;\n\
             layout(binding = 0) buffer B { int b[]; };\nvoid main() { b[0] = dotPacked4x8EXT(b[1], b[2]); }\n",
+    glslang: false,
 };
 
 const EXT_COOPMAT: Ext = Ext {
@@ -53,6 +62,7 @@ const EXT_COOPMAT: Ext = Ext {
     probe: "#version 450\n#extension GL_KHR_cooperative_matrix : require\n#extension GL_KHR_memory_scope_semantics : require\n\
             #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require\nlayout(local_size_x = 32) in;\n\
             void main() { coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> a = coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>(0.0); }\n",
+    glslang: false,
 };
 
 /// Integer dot products through GL_EXT_spirv_intrinsics (OpSDot emitted directly), which glslc
@@ -63,6 +73,7 @@ const EXT_INTDOT_SPV: Ext = Ext {
             layout(binding = 0) buffer B { int b[]; };\n\
             spirv_instruction(extensions = [\"SPV_KHR_integer_dot_product\"], capabilities = [6019, 6018], id = 4450)\n\
             int sdot(int a, int c, spirv_literal int fmt);\nvoid main() { b[0] = sdot(b[1], b[2], 0); }\n",
+    glslang: false,
 };
 
 const EXT_COOPMAT_NV: Ext = Ext {
@@ -70,6 +81,7 @@ const EXT_COOPMAT_NV: Ext = Ext {
     probe: "#version 450\n#extension GL_NV_cooperative_matrix : require\n#extension GL_KHR_memory_scope_semantics : require\n\
             #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require\nlayout(local_size_x = 32) in;\n\
             shared float16_t s[256];\nvoid main() { fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a; coopMatLoadNV(a, s, 0, 16, false); }\n",
+    glslang: false,
 };
 
 /// Integer tensor-core tiles (GL_NV_integer_cooperative_matrix), with integer dot products
@@ -86,6 +98,20 @@ const EXT_COOPMAT_NV_I8: Ext = Ext {
             coopMatLoadNV(a, s, 0, 2, false); coopMatLoadNV(c, s, 32, 2, true);\n\
             icoopmatNV<32, gl_ScopeSubgroup, 16, 8> d = coopMatMulAddNV(a, c, icoopmatNV<32, gl_ScopeSubgroup, 16, 8>(0));\n\
             b[0] = d[0] + sdot(b[1], b[2], 0); }\n",
+    glslang: false,
+};
+
+/// Workgroup-scope cooperative matrices with tensor addressing (GL_NV_cooperative_matrix2, on
+/// GL_KHR_cooperative_matrix), which Debian bookworm's glslc predates: compiled by the glslang
+/// crate instead.
+const EXT_COOPMAT2: Ext = Ext {
+    name: "coopmat2",
+    probe: "#version 450\n#extension GL_KHR_cooperative_matrix : require\n#extension GL_NV_cooperative_matrix2 : require\n\
+            #extension GL_KHR_memory_scope_semantics : require\n#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require\n\
+            layout(local_size_x = 256) in;\nlayout(binding = 0) buffer B { float16_t b[]; };\n\
+            void main() { tensorLayoutNV<2> t = createTensorLayoutNV(2); t = setTensorLayoutDimensionNV(t, 128, 64);\n\
+            coopmat<float16_t, gl_ScopeWorkgroup, 128, 64, gl_MatrixUseA> a; coopMatLoadTensorNV(a, b, 0, t); }\n",
+    glslang: true,
 };
 
 /// A compile-time workgroup shape: its name in variant names and the macros that set it.
@@ -164,6 +190,33 @@ const STAGED_SHAPE: &[Shape] = &[Shape {
         ("BK", "64u"),
     ],
 }];
+
+/// Workgroup tiles of the NV_cooperative_matrix2 product (matmul_cm2.comp): BM rows x BN tokens,
+/// BK columns a step, WG lanes. Tuned on an H200 (docs/BENCHMARKS.md).
+const CM2_SHAPES: &[Shape] = &[
+    Shape {
+        name: "l",
+        defines: &[
+            ("BM", "128u"),
+            ("BN", "256u"),
+            ("BK", "64u"),
+            ("WG", "256u"),
+        ],
+    },
+    Shape {
+        name: "m",
+        defines: &[
+            ("BM", "128u"),
+            ("BN", "128u"),
+            ("BK", "64u"),
+            ("WG", "256u"),
+        ],
+    },
+    Shape {
+        name: "s",
+        defines: &[("BM", "64u"), ("BN", "64u"), ("BK", "64u"), ("WG", "128u")],
+    },
+];
 
 fn variant_table() -> Vec<Row> {
     vec![
@@ -304,6 +357,16 @@ fn variant_table() -> Vec<Row> {
             quantized_only: false,
             skip_formats: &[],
         },
+        // The same staged product on workgroup-scope cooperative matrices (NV_cooperative_matrix2).
+        Row {
+            kernel: "matmul_cm2",
+            per_format: false,
+            shapes: CM2_SHAPES,
+            ext: Some(&EXT_COOPMAT2),
+            defines: &[],
+            quantized_only: false,
+            skip_formats: &[],
+        },
         Row {
             kernel: "f16_rows",
             per_format: false,
@@ -374,6 +437,8 @@ struct Variant {
     format: Option<&'static str>,
     shape: &'static str,
     ext: Option<&'static str>,
+    /// Compiled by the glslang crate (its extension needs it), not glslc.
+    glslang: bool,
     defines: Vec<(String, String)>,
 }
 
@@ -433,6 +498,7 @@ fn expand(rows: &[Row]) -> Vec<Variant> {
                     format: fmt.map(|f| f.2),
                     shape: shape.name,
                     ext: row.ext.map(|e| e.name),
+                    glslang: row.ext.is_some_and(|e| e.glslang),
                     defines,
                 });
             }
@@ -461,18 +527,60 @@ fn glslc_args(src: &Path, out: &Path, include: &Path, defines: &[(String, String
     args
 }
 
-/// True when glslc compiles the extension's probe shader.
+/// True when the extension's compiler (glslc, or the glslang crate) compiles its probe shader.
 fn probe(glslc: &Path, ext: &Ext, out_dir: &Path) -> bool {
     let src = out_dir.join(format!("probe_{}.comp", ext.name));
     let spv = out_dir.join(format!("probe_{}.spv", ext.name));
     if fs::write(&src, ext.probe).is_err() {
         return false;
     }
+    if ext.glslang {
+        return glslang_compile(&src, &spv, &[]).is_ok();
+    }
     Command::new(glslc)
         .args(glslc_args(&src, &spv, out_dir, &[]))
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
+}
+
+/// Compiles one compute shader with the glslang crate for Vulkan 1.3 (SPIR-V 1.6), with
+/// `defines`; the source includes nothing (the crate's includer is not wired up). No SPIR-V
+/// optimizer runs (the crate builds glslang without one); the driver's compiler optimizes.
+fn glslang_compile(src: &Path, out: &Path, defines: &[(String, String)]) -> Result<(), String> {
+    use glslang::{
+        Compiler, CompilerOptions, ShaderInput, ShaderSource, ShaderStage, SourceLanguage,
+        SpirvVersion, Target, VulkanVersion,
+    };
+    let text = fs::read_to_string(src).map_err(|e| format!("{}: {e}", src.display()))?;
+    let compiler = Compiler::acquire().ok_or("glslang failed to initialise")?;
+    let source = ShaderSource::from(text);
+    let options = CompilerOptions {
+        source_language: SourceLanguage::GLSL,
+        target: Target::Vulkan {
+            version: VulkanVersion::Vulkan1_3,
+            spirv_version: SpirvVersion::SPIRV1_6,
+        },
+        ..CompilerOptions::default()
+    };
+    let defs: Vec<(&str, Option<&str>)> = defines
+        .iter()
+        .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+        .collect();
+    let input = ShaderInput::new(
+        &source,
+        ShaderStage::Compute,
+        &options,
+        Some(&defs[..]),
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    let words = compiler
+        .create_shader(input)
+        .and_then(|s| s.compile())
+        .map_err(|e| e.to_string())?;
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    fs::write(out, bytes).map_err(|e| format!("{}: {e}", out.display()))
 }
 
 fn main() {
@@ -507,6 +615,7 @@ fn main() {
         &EXT_COOPMAT,
         &EXT_COOPMAT_NV,
         &EXT_COOPMAT_NV_I8,
+        &EXT_COOPMAT2,
         &EXT_INTDOT,
         &EXT_INTDOT_SPV,
     ] {
@@ -549,6 +658,9 @@ fn main() {
                 s.spawn(move || {
                     let mut res = Vec::new();
                     for (i, v) in enabled.iter().enumerate().skip(t).step_by(threads) {
+                        if v.glslang {
+                            continue;
+                        }
                         let src = shader_dir.join(format!("{}.comp", v.kernel));
                         let spv = out_dir.join(format!("{}.spv", v.name));
                         let r = match Command::new(glslc)
@@ -571,6 +683,22 @@ fn main() {
             .collect()
     });
 
+    // The glslang crate's variants, one at a time (its process-wide state is not shared
+    // across threads here).
+    let results =
+        results
+            .into_iter()
+            .chain(
+                enabled
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.glslang)
+                    .map(|(i, v)| {
+                        let src = shader_dir.join(format!("{}.comp", v.kernel));
+                        let spv = out_dir.join(format!("{}.spv", v.name));
+                        (i, glslang_compile(&src, &spv, &v.defines))
+                    }),
+            );
     let mut ok = vec![false; enabled.len()];
     for (i, r) in results {
         match r {

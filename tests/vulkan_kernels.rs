@@ -172,7 +172,7 @@ fn check_product_via(
     let mut staging = None;
     match coopmat {
         None => matvec::mul(&h.gpu, &mut rec, &mut descs, &w, xa, ya, n, out),
-        Some(how @ ("staged" | "prestaged")) => {
+        Some(how @ ("staged" | "prestaged" | "staged_s" | "cm2_l" | "cm2_m" | "cm2_s")) => {
             let scratch = staging.insert(
                 h.gpu
                     .buffer(
@@ -198,6 +198,11 @@ fn check_product_via(
                 n,
                 out,
                 prestaged,
+                match how {
+                    "staged_s" => Some("s"),
+                    "staged" | "prestaged" => None,
+                    cm2 => Some(cm2),
+                },
             )
         }
         Some(shape) => {
@@ -1135,8 +1140,9 @@ const COOPMAT_NMSE: f64 = 2e-6;
 
 /// The tensor-core matmul (NV cooperative matrix, f16 operands, f32 sums) against the f64 oracle
 /// for every weight format, both tile shapes and the staged path (dequant_f16 first, in the
-/// product's recording or prestaged by its own dispatch), whole and partial row and token tiles (130 rows: one
-/// whole 128-row tile) and both output modes.
+/// product's recording or prestaged by its own dispatch; its default kernel, matmul_coopmat's "s"
+/// tile, and matmul_cm2's three tiles where the device has VK_NV_cooperative_matrix2), whole and
+/// partial row and token tiles (130 rows: one whole 128-row tile) and both output modes.
 /// Runs where the device has the path (NVIDIA); elsewhere it says so and checks nothing.
 #[test]
 fn coopmat_matmul_matches_cpu_for_every_format() {
@@ -1162,7 +1168,25 @@ fn coopmat_matmul_matches_cpu_for_every_format() {
         (70, Output::Accumulate, "staged"),
         (33, Output::Store, "staged"),
         (40, Output::Accumulate, "prestaged"),
+        (70, Output::Accumulate, "staged_s"),
     ];
+    // matmul_cm2.comp's tiles where the device has VK_NV_cooperative_matrix2: whole tiles
+    // (130 rows, 130 or 300 tokens) and partial ones, both output modes, odd strides.
+    let cm2_cases: &[(usize, Output, &str)] = if h.gpu.caps().nv_coopmat2(256, 256) {
+        &[
+            (33, Output::Store, "cm2_s"),
+            (70, Output::Accumulate, "cm2_s"),
+            (130, Output::Store, "cm2_m"),
+            (70, Output::Accumulate, "cm2_m"),
+            (300, Output::Accumulate, "cm2_l"),
+        ]
+    } else {
+        eprintln!(
+            "coopmat_matmul_matches_cpu_for_every_format: {} has no VK_NV_cooperative_matrix2; matmul_cm2 not checked",
+            h.gpu.caps().name
+        );
+        &[]
+    };
     // (type, columns, rows, raw bytes, values): float matrices, then two widths of each quant.
     let mut mats = Vec::new();
     for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
@@ -1185,7 +1209,7 @@ fn coopmat_matmul_matches_cpu_for_every_format() {
         }
     }
     for (ty, ncols, nrows, wb, wv) in &mats {
-        for (n, out, shape) in cases {
+        for &(n, out, shape) in cases.iter().chain(cm2_cases) {
             check_product_via(
                 &h,
                 &mut rng,

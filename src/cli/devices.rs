@@ -96,11 +96,24 @@ fn describe(c: &DeviceCaps, default: bool, out: &mut impl Write) -> std::io::Res
         "    integer dot product {idot}; Q8 decode (matvec_q8) {}",
         if q8 { "usable" } else { "not usable" }
     )?;
+    let cm2 = match &c.cooperative_matrix2 {
+        Some(m) => format!(
+            "{} (workgroup scope {}, flexible dimensions {} up to {}, tensor addressing {}, \
+             workgroups up to {} lanes; staged prompt products (matmul_cm2) {})",
+            yes(c.cooperative_matrix2_nv),
+            yes(m.workgroup_scope),
+            yes(m.flexible_dimensions),
+            m.max_dimension,
+            yes(m.tensor_addressing),
+            m.max_workgroup_size,
+            usable(c.nv_coopmat2(128, 64)),
+        ),
+        None => yes(c.cooperative_matrix2_nv).to_string(),
+    };
     writeln!(
         out,
-        "    cooperative matrix (KHR) {}; NV cooperative matrix 2 {}",
+        "    cooperative matrix (KHR) {}; NV cooperative matrix 2 {cm2}",
         shapes(&c.cooperative_matrix),
-        yes(c.cooperative_matrix2_nv)
     )?;
     writeln!(
         out,

@@ -10,6 +10,7 @@ use std::ffi::CStr;
 use ash::vk;
 use serde::Serialize;
 
+use super::coopmat2::{self, CoopMat2Caps};
 use super::instance::{version_string, Instance};
 
 /// The kind of a physical device, in selection-preference order.
@@ -214,8 +215,12 @@ pub struct DeviceCaps {
     /// Cooperative matrix shapes (VK_NV_cooperative_matrix), when the extension and its feature
     /// exist, together with the `vulkanMemoryModel` and `shaderFloat16` features its shaders need.
     pub cooperative_matrix_nv: Option<Vec<CoopMatShape>>,
-    /// VK_NV_cooperative_matrix2 is offered (NVIDIA; not in ash 0.38's headers, so presence only).
+    /// VK_NV_cooperative_matrix2 is offered (NVIDIA).
     pub cooperative_matrix2_nv: bool,
+    /// What VK_NV_cooperative_matrix2 offers, when it is offered together with the
+    /// `vulkanMemoryModel`, `shaderFloat16` and `storageBuffer16BitAccess` features its shaders
+    /// need.
+    pub cooperative_matrix2: Option<CoopMat2Caps>,
     /// VK_EXT_memory_budget is offered (heap budget/usage probes).
     pub memory_budget: bool,
     /// VK_KHR_pipeline_executable_properties is offered (compiler statistics per pipeline:
@@ -351,7 +356,8 @@ impl DeviceCaps {
             integer_dot_product: None,
             cooperative_matrix: None,
             cooperative_matrix_nv: None,
-            cooperative_matrix2_nv: has_ext(c"VK_NV_cooperative_matrix2"),
+            cooperative_matrix2_nv: has_ext(coopmat2::NAME),
+            cooperative_matrix2: None,
             memory_budget: has_ext(ash::ext::memory_budget::NAME),
             pipeline_executable_info: has_ext(ash::khr::pipeline_executable_properties::NAME),
             limits: Limits {
@@ -431,6 +437,7 @@ impl DeviceCaps {
         let int_dot = api13 || has_ext(ash::khr::shader_integer_dot_product::NAME);
         let coopmat = has_ext(ash::khr::cooperative_matrix::NAME);
         let coopmat_nv = has_ext(ash::nv::cooperative_matrix::NAME);
+        let coopmat2 = coopmat && has_ext(coopmat2::NAME);
 
         let mut p11 = vk::PhysicalDeviceVulkan11Properties::default();
         let mut p12 = vk::PhysicalDeviceVulkan12Properties::default();
@@ -448,6 +455,10 @@ impl DeviceCaps {
         }
         if int_dot {
             p2 = p2.push_next(&mut pid);
+        }
+        let mut pc2 = coopmat2::Properties::default();
+        if coopmat2 {
+            p2 = p2.push_next(&mut pc2);
         }
         // SAFETY: every chained struct belongs to the device's API version or an extension it offers.
         unsafe { raw.get_physical_device_properties2(pd, &mut p2) };
@@ -472,6 +483,10 @@ impl DeviceCaps {
         }
         if coopmat_nv {
             f2 = f2.push_next(&mut fcn);
+        }
+        let mut fc2 = coopmat2::Features::default();
+        if coopmat2 {
+            f2 = f2.push_next(&mut fc2);
         }
         // SAFETY: as above.
         unsafe { raw.get_physical_device_features2(pd, &mut f2) };
@@ -536,6 +551,17 @@ impl DeviceCaps {
             && f12.shader_float16 == vk::TRUE
         {
             self.cooperative_matrix_nv = Some(Self::nv_coopmat_shapes(instance, pd));
+        }
+        if coopmat2
+            && f12.vulkan_memory_model == vk::TRUE
+            && f12.shader_float16 == vk::TRUE
+            && f11.storage_buffer16_bit_access == vk::TRUE
+        {
+            self.cooperative_matrix2 = Some(CoopMat2Caps::from_queried(
+                &fc2,
+                &pc2,
+                fcm.cooperative_matrix == vk::TRUE,
+            ));
         }
         if coopmat && fcm.cooperative_matrix == vk::TRUE {
             let loader = ash::khr::cooperative_matrix::Instance::new(instance.entry(), raw);
@@ -613,6 +639,14 @@ impl DeviceCaps {
         self.nv_coopmat_f16_16x16()
             && self.shader_int8
             && self.has_nv_subgroup_shape((16, 8, 32), "SINT8/SINT8/SINT32/SINT32")
+    }
+
+    /// True when matmul_cm2.comp's workgroup-scope products can run with workgroups of `wg`
+    /// lanes and tiles up to `dim` on a side (VK_NV_cooperative_matrix2 and what it needs).
+    pub fn nv_coopmat2(&self, wg: u32, dim: u32) -> bool {
+        self.cooperative_matrix2
+            .as_ref()
+            .is_some_and(|c| c.usable(wg, dim))
     }
 
     /// True when the extension `name` is offered.

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ash::vk;
 
 use super::caps::{DeviceCaps, DeviceKind};
+use super::coopmat2;
 use super::error::{VkResult, VulkanError};
 use super::instance::Instance;
 
@@ -173,9 +174,27 @@ impl Device {
         }
         let mut fcn =
             vk::PhysicalDeviceCooperativeMatrixFeaturesNV::default().cooperative_matrix(coopmat_nv);
+        // The workgroup-scope product (matmul_cm2.comp) needs VK_NV_cooperative_matrix2 on
+        // VK_KHR_cooperative_matrix, their features, and 16-bit storage for its f16 buffers.
+        let cm2 = caps.nv_coopmat2(coopmat2::MAX_WORKGROUP, coopmat2::MAX_DIMENSION);
+        if cm2 {
+            ext_names.push(ash::khr::cooperative_matrix::NAME.as_ptr());
+            ext_names.push(coopmat2::NAME.as_ptr());
+        }
+        let mut fcm =
+            vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default().cooperative_matrix(cm2);
+        let mut fc2 = coopmat2::Features {
+            workgroup_scope: vk::Bool32::from(cm2),
+            flexible_dimensions: vk::Bool32::from(cm2),
+            tensor_addressing: vk::Bool32::from(cm2),
+            ..Default::default()
+        };
+        let mut f11 =
+            vk::PhysicalDeviceVulkan11Features::default().storage_buffer16_bit_access(cm2);
+        let f16_shaders = coopmat_nv || cm2;
         let mut f12 = vk::PhysicalDeviceVulkan12Features::default()
-            .vulkan_memory_model(coopmat_nv)
-            .shader_float16(coopmat_nv)
+            .vulkan_memory_model(f16_shaders)
+            .shader_float16(f16_shaders)
             .shader_int8(caps.nv_coopmat_s8_16x8x32());
         // Integer dot products (matvec_q8.comp) are enabled on Vulkan 1.3 devices that have them.
         let int_dot = api13 && caps.integer_dot_product.is_some();
@@ -199,7 +218,16 @@ impl Device {
             info = info.push_next(&mut fpe);
         }
         if coopmat_nv {
-            info = info.push_next(&mut fcn).push_next(&mut f12);
+            info = info.push_next(&mut fcn);
+        }
+        if cm2 {
+            info = info
+                .push_next(&mut fcm)
+                .push_next(&mut fc2)
+                .push_next(&mut f11);
+        }
+        if f16_shaders {
+            info = info.push_next(&mut f12);
         }
         if api13 {
             info = info.push_next(&mut f13);

@@ -443,6 +443,7 @@ impl State {
                     n,
                     out,
                     held,
+                    None,
                 )?;
                 self.prestage_next(rec, descs, w, n)
             }

@@ -19,6 +19,7 @@ pub mod buffer;
 pub mod caps;
 pub mod command;
 pub mod context;
+pub mod coopmat2;
 pub mod debug;
 pub mod device;
 pub mod engine;

@@ -100,4 +100,59 @@ mod tests {
             assert!(find(k).is_some(), "{k} missing");
         }
     }
+
+    /// The OpExtension names a SPIR-V module declares.
+    fn spirv_extensions(spirv: &[u8]) -> Vec<String> {
+        let words: Vec<u32> = spirv
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let mut out = Vec::new();
+        let mut i = 5;
+        while i < words.len() {
+            let (op, len) = (words[i] & 0xffff, (words[i] >> 16) as usize);
+            if len == 0 {
+                break;
+            }
+            if op == 10 {
+                let bytes: Vec<u8> = words[i + 1..i + len]
+                    .iter()
+                    .flat_map(|w| w.to_le_bytes())
+                    .take_while(|&b| b != 0)
+                    .collect();
+                out.push(String::from_utf8_lossy(&bytes).into_owned());
+            }
+            i += len;
+        }
+        out
+    }
+
+    /// The glslang crate's variants are built on every machine (they do not depend on the
+    /// system glslc): matmul_cm2's three tiles, SPIR-V 1.6 with the workgroup-scope cooperative
+    /// matrix and tensor addressing extensions.
+    #[test]
+    fn cm2_tiles_are_built_by_glslang() {
+        for shape in ["l", "m", "s"] {
+            let name = format!("matmul_cm2_{shape}_coopmat2");
+            let v = find(&name).unwrap_or_else(|| panic!("{name} missing"));
+            assert_eq!(&v.spirv[..4], &0x0723_0203u32.to_le_bytes());
+            assert_eq!(
+                &v.spirv[4..8],
+                &0x0001_0600u32.to_le_bytes(),
+                "{name}: SPIR-V 1.6"
+            );
+            let exts = spirv_extensions(v.spirv);
+            for want in [
+                "SPV_KHR_cooperative_matrix",
+                "SPV_NV_cooperative_matrix2",
+                "SPV_NV_tensor_addressing",
+            ] {
+                assert!(
+                    exts.iter().any(|e| e == want),
+                    "{name}: {want} not in {exts:?}"
+                );
+            }
+        }
+        assert!(!SKIPPED.iter().any(|(n, _)| n.starts_with("matmul_cm2")));
+    }
 }

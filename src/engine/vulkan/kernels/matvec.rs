@@ -527,12 +527,14 @@ pub fn dequant_f16(
 
 /// Records Y = W X for `n` token vectors on tensor cores the staged way: the vectors are converted
 /// to f16 rows in `scratch` once (f16_rows.comp), each piece of W is dequantized to f16 rows there
-/// (dequant_f16.comp, coalesced, once), and matmul_coopmat.comp's STAGED_F16 variant ("s" tiles)
-/// multiplies the two. `scratch` must hold [`staged_bytes`]`(w, n)`; the recorder orders the reuse
-/// of `scratch` between products. With `prestaged`, the weights are already there ([`prestage`]
-/// recorded for `w` and this `scratch`, nothing written to its weight rows since) and are not
-/// dequantized again. The results agree with [`matmul_coopmat`]'s: both round the same dequantized
-/// weights and activations to f16 and sum in f32.
+/// (dequant_f16.comp, coalesced, once), and a tensor-core kernel multiplies the two: `tile` names
+/// it ("s": matmul_coopmat.comp's STAGED_F16 variant; "cm2_l", "cm2_m", "cm2_s": matmul_cm2.comp's
+/// tiles), or `None` takes [`staged_tile`]'s choice for `n` (matmul_cm2.comp where the device has
+/// VK_NV_cooperative_matrix2). `scratch` must hold [`staged_bytes`]`(w, n)`; the recorder orders
+/// the reuse of `scratch` between products. With `prestaged`, the weights are already there
+/// ([`prestage`] recorded for `w` and this `scratch`, nothing written to its weight rows since)
+/// and are not dequantized again. The results agree with [`matmul_coopmat`]'s: all round the same
+/// dequantized weights and activations to f16 and sum in f32.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_coopmat_staged(
     gpu: &Gpu,
@@ -545,6 +547,7 @@ pub fn matmul_coopmat_staged(
     n: usize,
     out: Output,
     prestaged: bool,
+    tile: Option<&str>,
 ) -> VkResult<()> {
     if prestaged && w.pieces.len() != 1 {
         return Err(VulkanError::invalid(
@@ -562,9 +565,10 @@ pub fn matmul_coopmat_staged(
             ),
         ));
     }
-    let staged_name = format!("matmul_coopmat_s_{COOPMAT_EXT}");
-    let mm = shaders::find(&staged_name).ok_or(VulkanError::MissingShader(staged_name))?;
-    let tile = coopmat_tile(gpu, "s", mm.name)?;
+    let tile = match tile {
+        None => staged_tile(gpu, n)?,
+        Some(name) => named_staged_tile(gpu, name)?,
+    };
     let ld = staged_ld(w);
     // The activations as f16 rows once, after the weights' region; every piece reads them.
     let w_bytes = staged_w_bytes(w);
@@ -585,6 +589,72 @@ pub fn matmul_coopmat_staged(
         Ok((staged, ld * 2))
     };
     record_tiled(gpu, rec, descs, &tile, w, &mut stage, x, y, n, out)
+}
+
+/// The staged product's kernel for `n` tokens: matmul_cm2.comp's workgroup-scope tile where the
+/// device has VK_NV_cooperative_matrix2 (unless `RAWRXD_CM2=0`), else matmul_coopmat.comp's "s"
+/// tile. Both read the same staged f16 rows.
+fn staged_tile(gpu: &Gpu, n: usize) -> VkResult<Tile> {
+    match cm2_shape(gpu, n) {
+        Some(shape) if shaders::find(&format!("matmul_cm2_{shape}_coopmat2")).is_some() => {
+            named_staged_tile(gpu, &format!("cm2_{shape}"))
+        }
+        _ => named_staged_tile(gpu, "s"),
+    }
+}
+
+/// The staged product's kernel by name (see [`matmul_coopmat_staged`]); an error when this
+/// build or device lacks it.
+fn named_staged_tile(gpu: &Gpu, name: &str) -> VkResult<Tile> {
+    let Some(shape) = name.strip_prefix("cm2_") else {
+        let staged_name = format!("matmul_coopmat_{name}_{COOPMAT_EXT}");
+        let mm = shaders::find(&staged_name).ok_or(VulkanError::MissingShader(staged_name))?;
+        return coopmat_tile(gpu, name, mm.name);
+    };
+    let variant = format!("matmul_cm2_{shape}_coopmat2");
+    let v = shaders::find(&variant).ok_or(VulkanError::MissingShader(variant))?;
+    let (bm, bn, wg) = cm2_dims(shape);
+    if !gpu.caps().nv_coopmat2(wg, bm.max(bn)) {
+        return Err(VulkanError::invalid(
+            "matmul_cm2",
+            format!("the device has no VK_NV_cooperative_matrix2 for {wg}-lane {bm}x{bn} tiles"),
+        ));
+    }
+    Ok(Tile {
+        variant: v.name,
+        label: "matmul_cm2",
+        bm,
+        bn,
+        wg,
+    })
+}
+
+/// Which matmul_cm2.comp tile takes `n` tokens on `gpu`, if any: none without the extension or
+/// with `RAWRXD_CM2=0`; `RAWRXD_CM2_TILE` (l, m or s) picks one for tuning runs; else "m"
+/// (128 rows x 128 tokens) from 65 tokens and "s" (64 x 64) below.
+fn cm2_shape(gpu: &Gpu, n: usize) -> Option<&'static str> {
+    static CHOICE: std::sync::OnceLock<(bool, Option<&'static str>)> = std::sync::OnceLock::new();
+    let (on, forced) = *CHOICE.get_or_init(|| {
+        let forced = match std::env::var("RAWRXD_CM2_TILE").as_deref().map(str::trim) {
+            Ok("l") => Some("l"),
+            Ok("m") => Some("m"),
+            Ok("s") => Some("s"),
+            _ => None,
+        };
+        (!super::env_off("RAWRXD_CM2"), forced)
+    });
+    let shape = forced.unwrap_or(if n > 64 { "m" } else { "s" });
+    let (bm, bn, wg) = cm2_dims(shape);
+    (on && gpu.caps().nv_coopmat2(wg, bm.max(bn))).then_some(shape)
+}
+
+/// Rows, tokens and lanes of a matmul_cm2.comp tile (build.rs `CM2_SHAPES`).
+fn cm2_dims(shape: &str) -> (u32, u32, u32) {
+    match shape {
+        "l" => (128, 256, 256),
+        "m" => (128, 128, 256),
+        _ => (64, 64, 128),
+    }
 }
 
 /// Records the dequantization of `w` (one piece) into the weight rows of `scratch`, ahead of its

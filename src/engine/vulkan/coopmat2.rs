@@ -1,0 +1,132 @@
+//! VK_NV_cooperative_matrix2: the feature and property structs ash 0.38 (Vulkan 1.3.281
+//! headers) predates, declared here from the Vulkan registry, and what rawrxd reads of them.
+//!
+//! Invariants: the two structs are `#[repr(C)]` with `s_type` and `p_next` first and their
+//! registry `VkStructureType` values (1000593000, 1000593002), so ash's `push_next` may chain
+//! them; a [`CoopMat2Caps`] exists only when the device offers the extension, and
+//! [`CoopMat2Caps::usable`] is true only when every feature `matmul_cm2.comp` uses is on.
+
+use ash::vk;
+use serde::Serialize;
+use std::ffi::{c_void, CStr};
+
+/// The extension's name.
+pub const NAME: &CStr = c"VK_NV_cooperative_matrix2";
+
+/// The largest workgroup of matmul_cm2.comp's tiles (build.rs `CM2_SHAPES`), lanes.
+pub const MAX_WORKGROUP: u32 = 256;
+
+/// The longest side of matmul_cm2.comp's tiles (its BN of 256 tokens).
+pub const MAX_DIMENSION: u32 = 256;
+
+/// `VkPhysicalDeviceCooperativeMatrix2FeaturesNV`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Features {
+    pub s_type: vk::StructureType,
+    pub p_next: *mut c_void,
+    pub workgroup_scope: vk::Bool32,
+    pub flexible_dimensions: vk::Bool32,
+    pub reductions: vk::Bool32,
+    pub conversions: vk::Bool32,
+    pub per_element_operations: vk::Bool32,
+    pub tensor_addressing: vk::Bool32,
+    pub block_loads: vk::Bool32,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Features {
+            s_type: vk::StructureType::from_raw(1_000_593_000),
+            p_next: std::ptr::null_mut(),
+            workgroup_scope: vk::FALSE,
+            flexible_dimensions: vk::FALSE,
+            reductions: vk::FALSE,
+            conversions: vk::FALSE,
+            per_element_operations: vk::FALSE,
+            tensor_addressing: vk::FALSE,
+            block_loads: vk::FALSE,
+        }
+    }
+}
+
+// SAFETY: `Features` is the registry's VkPhysicalDeviceCooperativeMatrix2FeaturesNV, a structure
+// that extends VkPhysicalDeviceFeatures2 and VkDeviceCreateInfo: repr(C), sType and pNext first.
+unsafe impl vk::ExtendsPhysicalDeviceFeatures2 for Features {}
+// SAFETY: as above.
+unsafe impl vk::ExtendsDeviceCreateInfo for Features {}
+
+/// `VkPhysicalDeviceCooperativeMatrix2PropertiesNV`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Properties {
+    pub s_type: vk::StructureType,
+    pub p_next: *mut c_void,
+    pub workgroup_scope_max_workgroup_size: u32,
+    pub flexible_dimensions_max_dimension: u32,
+    pub workgroup_scope_reserved_shared_memory: u32,
+}
+
+impl Default for Properties {
+    fn default() -> Self {
+        Properties {
+            s_type: vk::StructureType::from_raw(1_000_593_002),
+            p_next: std::ptr::null_mut(),
+            workgroup_scope_max_workgroup_size: 0,
+            flexible_dimensions_max_dimension: 0,
+            workgroup_scope_reserved_shared_memory: 0,
+        }
+    }
+}
+
+// SAFETY: `Properties` is the registry's VkPhysicalDeviceCooperativeMatrix2PropertiesNV, which
+// extends VkPhysicalDeviceProperties2: repr(C), sType and pNext first.
+unsafe impl vk::ExtendsPhysicalDeviceProperties2 for Properties {}
+
+/// What the device offers of VK_NV_cooperative_matrix2.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CoopMat2Caps {
+    /// `cooperativeMatrixWorkgroupScope`.
+    pub workgroup_scope: bool,
+    /// `cooperativeMatrixFlexibleDimensions`.
+    pub flexible_dimensions: bool,
+    /// `cooperativeMatrixTensorAddressing`.
+    pub tensor_addressing: bool,
+    /// `cooperativeMatrixBlockLoads`.
+    pub block_loads: bool,
+    /// Largest workgroup that may use workgroup-scope matrices.
+    pub max_workgroup_size: u32,
+    /// Largest flexible dimension.
+    pub max_dimension: u32,
+    /// Shared memory the driver keeps for workgroup-scope matrices, bytes.
+    pub reserved_shared_memory: u32,
+    /// VK_KHR_cooperative_matrix's `cooperativeMatrix` feature is on (the extension builds on it).
+    pub khr_cooperative_matrix: bool,
+}
+
+impl CoopMat2Caps {
+    /// Reads the caps from queried structs.
+    pub fn from_queried(f: &Features, p: &Properties, khr_cooperative_matrix: bool) -> Self {
+        CoopMat2Caps {
+            workgroup_scope: f.workgroup_scope == vk::TRUE,
+            flexible_dimensions: f.flexible_dimensions == vk::TRUE,
+            tensor_addressing: f.tensor_addressing == vk::TRUE,
+            block_loads: f.block_loads == vk::TRUE,
+            max_workgroup_size: p.workgroup_scope_max_workgroup_size,
+            max_dimension: p.flexible_dimensions_max_dimension,
+            reserved_shared_memory: p.workgroup_scope_reserved_shared_memory,
+            khr_cooperative_matrix,
+        }
+    }
+
+    /// True when matmul_cm2.comp can run: workgroup scope for workgroups of `wg` lanes,
+    /// flexible dimensions up to `dim`, tensor addressing, and the KHR feature beneath.
+    pub fn usable(&self, wg: u32, dim: u32) -> bool {
+        self.khr_cooperative_matrix
+            && self.workgroup_scope
+            && self.flexible_dimensions
+            && self.tensor_addressing
+            && self.max_workgroup_size >= wg
+            && self.max_dimension >= dim
+    }
+}
