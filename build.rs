@@ -192,29 +192,21 @@ const STAGED_SHAPE: &[Shape] = &[Shape {
 }];
 
 /// Workgroup tiles of the NV_cooperative_matrix2 product (matmul_cm2.comp): BM rows x BN tokens,
-/// BK columns a step, WG lanes. Tuned on an H200 (docs/BENCHMARKS.md).
+/// BK columns a step, WG lanes. Measured on an H200 (synthetic Llama-2-7B Q4_K_M, pp512 and
+/// pp64, docs/BENCHMARKS.md) against 17 other shapes: "m" for prompts, "s" for short chunks.
 const CM2_SHAPES: &[Shape] = &[
-    Shape {
-        name: "l",
-        defines: &[
-            ("BM", "128u"),
-            ("BN", "256u"),
-            ("BK", "64u"),
-            ("WG", "256u"),
-        ],
-    },
     Shape {
         name: "m",
         defines: &[
             ("BM", "128u"),
             ("BN", "128u"),
             ("BK", "64u"),
-            ("WG", "256u"),
+            ("WG", "128u"),
         ],
     },
     Shape {
         name: "s",
-        defines: &[("BM", "64u"), ("BN", "64u"), ("BK", "64u"), ("WG", "128u")],
+        defines: &[("BM", "64u"), ("BN", "64u"), ("BK", "64u"), ("WG", "64u")],
     },
 ];
 

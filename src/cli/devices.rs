@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use rawrxd::engine::vulkan::caps::DeviceCaps;
-use rawrxd::engine::vulkan::{device, shaders};
+use rawrxd::engine::vulkan::{coopmat2, device, shaders};
 use rawrxd::engine::vulkan::{DeviceSelector, Instance, InstanceOptions};
 
 /// Arguments of `rawrxd devices`.
@@ -106,7 +106,7 @@ fn describe(c: &DeviceCaps, default: bool, out: &mut impl Write) -> std::io::Res
             m.max_dimension,
             yes(m.tensor_addressing),
             m.max_workgroup_size,
-            usable(c.nv_coopmat2(128, 64)),
+            usable(c.nv_coopmat2(coopmat2::MAX_WORKGROUP, coopmat2::MAX_DIMENSION,)),
         ),
         None => yes(c.cooperative_matrix2_nv).to_string(),
     };

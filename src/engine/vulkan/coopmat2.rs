@@ -14,10 +14,10 @@ use std::ffi::{c_void, CStr};
 pub const NAME: &CStr = c"VK_NV_cooperative_matrix2";
 
 /// The largest workgroup of matmul_cm2.comp's tiles (build.rs `CM2_SHAPES`), lanes.
-pub const MAX_WORKGROUP: u32 = 256;
+pub const MAX_WORKGROUP: u32 = 128;
 
-/// The longest side of matmul_cm2.comp's tiles (its BN of 256 tokens).
-pub const MAX_DIMENSION: u32 = 256;
+/// The longest side of matmul_cm2.comp's tiles (its "m" tile's 128 rows and tokens).
+pub const MAX_DIMENSION: u32 = 128;
 
 /// `VkPhysicalDeviceCooperativeMatrix2FeaturesNV`.
 #[repr(C)]

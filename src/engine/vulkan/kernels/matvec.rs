@@ -528,7 +528,7 @@ pub fn dequant_f16(
 /// Records Y = W X for `n` token vectors on tensor cores the staged way: the vectors are converted
 /// to f16 rows in `scratch` once (f16_rows.comp), each piece of W is dequantized to f16 rows there
 /// (dequant_f16.comp, coalesced, once), and a tensor-core kernel multiplies the two: `tile` names
-/// it ("s": matmul_coopmat.comp's STAGED_F16 variant; "cm2_l", "cm2_m", "cm2_s": matmul_cm2.comp's
+/// it ("s": matmul_coopmat.comp's STAGED_F16 variant; "cm2_m", "cm2_s": matmul_cm2.comp's
 /// tiles), or `None` takes [`staged_tile`]'s choice for `n` (matmul_cm2.comp where the device has
 /// VK_NV_cooperative_matrix2). `scratch` must hold [`staged_bytes`]`(w, n)`; the recorder orders
 /// the reuse of `scratch` between products. With `prestaged`, the weights are already there
@@ -630,13 +630,12 @@ fn named_staged_tile(gpu: &Gpu, name: &str) -> VkResult<Tile> {
 }
 
 /// Which matmul_cm2.comp tile takes `n` tokens on `gpu`, if any: none without the extension or
-/// with `RAWRXD_CM2=0`; `RAWRXD_CM2_TILE` (l, m or s) picks one for tuning runs; else "m"
-/// (128 rows x 128 tokens) from 65 tokens and "s" (64 x 64) below.
+/// with `RAWRXD_CM2=0`; `RAWRXD_CM2_TILE` (m or s) picks one for tuning runs; else "m"
+/// (128 rows x 128 tokens, 4 subgroups) from 65 tokens and "s" (64 x 64, 2 subgroups) below.
 fn cm2_shape(gpu: &Gpu, n: usize) -> Option<&'static str> {
     static CHOICE: std::sync::OnceLock<(bool, Option<&'static str>)> = std::sync::OnceLock::new();
     let (on, forced) = *CHOICE.get_or_init(|| {
         let forced = match std::env::var("RAWRXD_CM2_TILE").as_deref().map(str::trim) {
-            Ok("l") => Some("l"),
             Ok("m") => Some("m"),
             Ok("s") => Some("s"),
             _ => None,
@@ -651,9 +650,8 @@ fn cm2_shape(gpu: &Gpu, n: usize) -> Option<&'static str> {
 /// Rows, tokens and lanes of a matmul_cm2.comp tile (build.rs `CM2_SHAPES`).
 fn cm2_dims(shape: &str) -> (u32, u32, u32) {
     match shape {
-        "l" => (128, 256, 256),
-        "m" => (128, 128, 256),
-        _ => (64, 64, 128),
+        "m" => (128, 128, 128),
+        _ => (64, 64, 64),
     }
 }
 
