@@ -497,14 +497,15 @@ pub fn dequant_f16(
             format!("{} bytes for {} rows of {ld} f16", out.size, p.nrows),
         ));
     }
+    let (wg, upt) = dequant_f16_shape();
     let dq = shaders::for_format("dequant_f16", w.ty, "")
         .ok_or_else(|| VulkanError::MissingShader(format!("dequant_f16_{}", w.ty)))?;
     let kernel = gpu.kernel(&KernelSpec {
         variant: dq.name.to_string(),
         bindings: 2,
         push_size: std::mem::size_of::<DequantF16Push>() as u32,
-        spec: vec![],
-        local_size: 64,
+        spec: vec![wg, upt],
+        local_size: wg,
         subgroup_sized: false,
     })?;
     let push = DequantF16Push {
@@ -513,7 +514,7 @@ pub fn dequant_f16(
         row_bytes: u32_of("row_bytes", w.row_bytes)?,
         ld: u32_of("ld", ld)?,
     };
-    let chunks = (ld / 32).div_ceil(64);
+    let chunks = (ld / 32).div_ceil((wg * upt) as usize);
     rec.dispatch(
         descs,
         &kernel,
@@ -523,6 +524,23 @@ pub fn dequant_f16(
         "dequant_f16",
         (p.nrows * (w.row_bytes + ld * 2)) as u64,
     )
+}
+
+/// dequant_f16.comp's workgroup: lanes and 32-element units a lane; 256 x 2 by default (on an
+/// H200, 7B Q4_K_M pp512: 15% less dequantization time than 64 x 1, the best of 8 shapes,
+/// docs/BENCHMARKS.md). Tuning switch `RAWRXD_DQ_SHAPE=lanes,units` (lanes 32..256, units 1..4).
+fn dequant_f16_shape() -> (u32, u32) {
+    static SHAPE: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    *SHAPE.get_or_init(|| {
+        std::env::var("RAWRXD_DQ_SHAPE")
+            .ok()
+            .and_then(|v| {
+                let (a, b) = v.split_once(',')?;
+                let (wg, upt) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+                ([32, 64, 128, 256].contains(&wg) && (1..=4).contains(&upt)).then_some((wg, upt))
+            })
+            .unwrap_or((256, 2))
+    })
 }
 
 /// Records Y = W X for `n` token vectors on tensor cores the staged way: the vectors are converted
