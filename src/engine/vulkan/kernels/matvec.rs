@@ -612,10 +612,31 @@ pub fn matmul_coopmat_staged(
 /// The staged product's kernel for `n` tokens: matmul_cm2.comp's workgroup-scope tile where the
 /// device has VK_NV_cooperative_matrix2 (unless `RAWRXD_CM2=0`), else matmul_coopmat.comp's "s"
 /// tile. Both read the same staged f16 rows.
+///
+/// A driver that offers the extension but fails to build the tile's pipeline is logged once and
+/// not asked again in this process; the staged products then take matmul_coopmat's tile.
 fn staged_tile(gpu: &Gpu, n: usize) -> VkResult<Tile> {
+    static CM2_REJECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    use std::sync::atomic::Ordering::Relaxed;
     match cm2_shape(gpu, n) {
-        Some(shape) if shaders::find(&format!("matmul_cm2_{shape}_coopmat2")).is_some() => {
-            named_staged_tile(gpu, &format!("cm2_{shape}"))
+        Some(shape)
+            if !CM2_REJECTED.load(Relaxed)
+                && shaders::find(&format!("matmul_cm2_{shape}_coopmat2")).is_some() =>
+        {
+            let tile = named_staged_tile(gpu, &format!("cm2_{shape}"))?;
+            match gpu.kernel(&tile_spec(&tile)) {
+                Ok(_) => Ok(tile),
+                Err(e) => {
+                    if !CM2_REJECTED.swap(true, Relaxed) {
+                        log::warn!(
+                            "{}: the matmul_cm2 pipeline failed ({e}); prompt products use \
+                             matmul_coopmat instead (RAWRXD_CM2=0 does so from the start)",
+                            gpu.caps().name
+                        );
+                    }
+                    named_staged_tile(gpu, "s")
+                }
+            }
         }
         _ => named_staged_tile(gpu, "s"),
     }
@@ -726,6 +747,18 @@ fn raw_pieces(
     |_, _, i| Ok((w.pieces[i].range, w.row_bytes))
 }
 
+/// The pipeline of a tiled product variant.
+fn tile_spec(tile: &Tile) -> KernelSpec {
+    KernelSpec {
+        variant: tile.variant.to_string(),
+        bindings: 3,
+        push_size: std::mem::size_of::<MatmulPush>() as u32,
+        spec: vec![],
+        local_size: tile.wg,
+        subgroup_sized: false,
+    }
+}
+
 /// Records one dispatch of a tiled product (push constants [`MatmulPush`]) per weight piece,
 /// reading the piece where `weights` says.
 #[allow(clippy::too_many_arguments)]
@@ -747,14 +780,7 @@ fn record_tiled(
             "GLU output is matvec-only",
         ));
     }
-    let kernel = gpu.kernel(&KernelSpec {
-        variant: tile.variant.to_string(),
-        bindings: 3,
-        push_size: std::mem::size_of::<MatmulPush>() as u32,
-        spec: vec![],
-        local_size: tile.wg,
-        subgroup_sized: false,
-    })?;
+    let kernel = gpu.kernel(&tile_spec(tile))?;
     for (i, piece) in w.pieces.iter().enumerate() {
         let (range, row_bytes) = weights(rec, descs, i)?;
         let push = MatmulPush {
