@@ -5,7 +5,8 @@
 #   3. correctness: synthetic SmolLM2-shaped models (F16, Q8_0, Q4_K_M) — perplexity on
 #      data/eval.txt and a greedy generation, Vulkan against the CPU reference,
 #   4. speed: a synthetic model of --shape (default llama-7b) for each variant, `rawrxd bench
-#      -p 512 -n 128`, and one per-kernel profile,
+#      -p 512 -n 128`, one per-kernel profile, and (where the device has NV_cooperative_matrix2)
+#      Q4_K_M's pp512 with the prompt products on matmul_cm2 and on matmul_coopmat alternating,
 #   5. batched decode of the Q4_K_M model (llama-batched-bench's shape: 128 prompt and 128
 #      generated tokens a sequence, `rawrxd bench --batch`), default and with the integer
 #      tensor-core tiles (RAWRXD_MMQ=1) where the device has them,
@@ -112,6 +113,19 @@ PY
   done
   say ""
   say "Per-kernel profile (Q4_K_M): $out/profile-Q4_K_M.txt"
+  # The prompt products' kernels side by side where the device has NV_cooperative_matrix2
+  # (matmul_cm2, the default there) and GL_NV_cooperative_matrix (matmul_coopmat, RAWRXD_CM2=0).
+  m="$models/$shape-Q4_K_M.gguf"
+  if [ -s "$m" ] && grep -q "matmul_cm2) usable" "$out/devices.txt" 2>/dev/null; then
+    say ""
+    say "Prompt products, Q4_K_M pp512 (t/s, alternating): "
+    for e in X=1 RAWRXD_CM2=0 X=2 RAWRXD_CM2=0; do
+      pp=$(env $e "$bin" bench -m "$m" -p 512 -n 0 -r "$reps" --backend vulkan --json 2>/dev/null \
+        | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.1f" % r["pp_tps"]["mean"])' 2>/dev/null)
+      case $e in X=*) k=matmul_cm2 ;; *) k="matmul_coopmat (RAWRXD_CM2=0)" ;; esac
+      say "- $k: ${pp:-failed}"
+    done
+  fi
 fi
 if [ "$do_batch" = 1 ]; then
   m="$models/$shape-Q4_K_M.gguf"

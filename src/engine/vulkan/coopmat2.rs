@@ -130,3 +130,92 @@ impl CoopMat2Caps {
             && self.max_dimension >= dim
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offered() -> CoopMat2Caps {
+        CoopMat2Caps {
+            workgroup_scope: true,
+            flexible_dimensions: true,
+            tensor_addressing: true,
+            block_loads: true,
+            max_workgroup_size: 256,
+            max_dimension: 1024,
+            reserved_shared_memory: 0,
+            khr_cooperative_matrix: true,
+        }
+    }
+
+    /// Every feature matmul_cm2.comp uses, and both limits, gate the path; block loads (which it
+    /// does not use) do not.
+    #[test]
+    fn usable_needs_every_feature_and_limit() {
+        assert!(offered().usable(MAX_WORKGROUP, MAX_DIMENSION));
+        assert!(CoopMat2Caps {
+            block_loads: false,
+            ..offered()
+        }
+        .usable(MAX_WORKGROUP, MAX_DIMENSION));
+        let lacking = [
+            CoopMat2Caps {
+                workgroup_scope: false,
+                ..offered()
+            },
+            CoopMat2Caps {
+                flexible_dimensions: false,
+                ..offered()
+            },
+            CoopMat2Caps {
+                tensor_addressing: false,
+                ..offered()
+            },
+            CoopMat2Caps {
+                khr_cooperative_matrix: false,
+                ..offered()
+            },
+            CoopMat2Caps {
+                max_workgroup_size: 64,
+                ..offered()
+            },
+            CoopMat2Caps {
+                max_dimension: 64,
+                ..offered()
+            },
+        ];
+        for c in lacking {
+            assert!(!c.usable(MAX_WORKGROUP, MAX_DIMENSION), "{c:?}");
+        }
+        assert!(!CoopMat2Caps::default().usable(1, 1));
+    }
+
+    /// The structs carry the registry's structure types and the registry's layout (sType, pNext,
+    /// then 32-bit members), so a driver reads and writes the members it means.
+    #[test]
+    fn structs_match_the_registry() {
+        assert_eq!(Features::default().s_type.as_raw(), 1_000_593_000);
+        assert_eq!(Properties::default().s_type.as_raw(), 1_000_593_002);
+        // sType (4 bytes, padded to a pointer) and pNext, then the 32-bit members in order.
+        let ptr = std::mem::size_of::<*mut c_void>();
+        let head = 2 * ptr;
+        assert_eq!(std::mem::offset_of!(Features, workgroup_scope), head);
+        assert_eq!(
+            std::mem::offset_of!(Features, tensor_addressing),
+            head + 5 * 4
+        );
+        assert_eq!(std::mem::offset_of!(Features, block_loads), head + 6 * 4);
+        assert_eq!(
+            std::mem::size_of::<Features>(),
+            (head + 7 * 4).next_multiple_of(ptr)
+        );
+        assert_eq!(
+            std::mem::offset_of!(Properties, workgroup_scope_reserved_shared_memory),
+            head + 2 * 4
+        );
+        assert_eq!(
+            std::mem::size_of::<Properties>(),
+            (head + 3 * 4).next_multiple_of(ptr)
+        );
+    }
+}
