@@ -739,7 +739,7 @@ fn main() {
     }
     table.push_str("];\n");
     table
-        .push_str("/// Optional shader extensions the build's glslc accepted: (name, accepted).\n");
+        .push_str("/// Optional shader extensions the build's compilers accepted (glslc; the glslang crate for those marked so in build.rs): (name, accepted).\n");
     table.push_str("pub static GLSLC_EXTENSIONS: &[(&str, bool)] = &[\n");
     for (n, ok) in &ext_ok {
         writeln!(table, "    ({n:?}, {ok}),").expect("writing to a String cannot fail");
