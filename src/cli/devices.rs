@@ -106,7 +106,7 @@ fn describe(c: &DeviceCaps, default: bool, out: &mut impl Write) -> std::io::Res
             m.max_dimension,
             yes(m.tensor_addressing),
             m.max_workgroup_size,
-            usable(c.nv_coopmat2(coopmat2::MAX_WORKGROUP, coopmat2::MAX_DIMENSION,)),
+            usable(c.nv_coopmat2(coopmat2::MAX_WORKGROUP, coopmat2::MAX_DIMENSION)),
         ),
         None => yes(c.cooperative_matrix2_nv).to_string(),
     };

@@ -618,27 +618,25 @@ pub fn matmul_coopmat_staged(
 fn staged_tile(gpu: &Gpu, n: usize) -> VkResult<Tile> {
     static CM2_REJECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     use std::sync::atomic::Ordering::Relaxed;
-    match cm2_shape(gpu, n) {
-        Some(shape)
-            if !CM2_REJECTED.load(Relaxed)
-                && shaders::find(&format!("matmul_cm2_{shape}_coopmat2")).is_some() =>
-        {
-            let tile = named_staged_tile(gpu, &format!("cm2_{shape}"))?;
-            match gpu.kernel(&tile_spec(&tile)) {
-                Ok(_) => Ok(tile),
-                Err(e) => {
-                    if !CM2_REJECTED.swap(true, Relaxed) {
-                        log::warn!(
-                            "{}: the matmul_cm2 pipeline failed ({e}); prompt products use \
-                             matmul_coopmat instead (RAWRXD_CM2=0 does so from the start)",
-                            gpu.caps().name
-                        );
-                    }
-                    named_staged_tile(gpu, "s")
-                }
+    // A tile the device does not offer or this build lacks: matmul_coopmat's, silently.
+    let cm2 = cm2_shape(n)
+        .filter(|_| !CM2_REJECTED.load(Relaxed))
+        .and_then(|shape| named_staged_tile(gpu, &format!("cm2_{shape}")).ok());
+    let Some(tile) = cm2 else {
+        return named_staged_tile(gpu, "s");
+    };
+    match gpu.kernel(&tile_spec(&tile)) {
+        Ok(_) => Ok(tile),
+        Err(e) => {
+            if !CM2_REJECTED.swap(true, Relaxed) {
+                log::warn!(
+                    "{}: the matmul_cm2 pipeline failed ({e}); prompt products use \
+                     matmul_coopmat instead (RAWRXD_CM2=0 does so from the start)",
+                    gpu.caps().name
+                );
             }
+            named_staged_tile(gpu, "s")
         }
-        _ => named_staged_tile(gpu, "s"),
     }
 }
 
@@ -668,10 +666,11 @@ fn named_staged_tile(gpu: &Gpu, name: &str) -> VkResult<Tile> {
     })
 }
 
-/// Which matmul_cm2.comp tile takes `n` tokens on `gpu`, if any: none without the extension or
-/// with `RAWRXD_CM2=0`; `RAWRXD_CM2_TILE` (m or s) picks one for tuning runs; else "m"
-/// (128 rows x 128 tokens, 4 subgroups) from 65 tokens and "s" (64 x 64, 2 subgroups) below.
-fn cm2_shape(gpu: &Gpu, n: usize) -> Option<&'static str> {
+/// Which matmul_cm2.comp tile takes `n` tokens, if any ([`named_staged_tile`] then checks that
+/// the device offers it): none with `RAWRXD_CM2=0`; `RAWRXD_CM2_TILE` (m or s) picks one for
+/// tuning runs; else "m" (128 rows x 128 tokens, 4 subgroups) from 65 tokens and "s" (64 x 64,
+/// 2 subgroups) below.
+fn cm2_shape(n: usize) -> Option<&'static str> {
     static CHOICE: std::sync::OnceLock<(bool, Option<&'static str>)> = std::sync::OnceLock::new();
     let (on, forced) = *CHOICE.get_or_init(|| {
         let forced = match std::env::var("RAWRXD_CM2_TILE").as_deref().map(str::trim) {
@@ -681,9 +680,7 @@ fn cm2_shape(gpu: &Gpu, n: usize) -> Option<&'static str> {
         };
         (!super::env_off("RAWRXD_CM2"), forced)
     });
-    let shape = forced.unwrap_or(if n > 64 { "m" } else { "s" });
-    let (bm, bn, wg) = cm2_dims(shape);
-    (on && gpu.caps().nv_coopmat2(wg, bm.max(bn))).then_some(shape)
+    on.then(|| forced.unwrap_or(if n > 64 { "m" } else { "s" }))
 }
 
 /// Rows, tokens and lanes of a matmul_cm2.comp tile (build.rs `CM2_SHAPES`).
