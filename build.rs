@@ -115,7 +115,6 @@ const EXT_COOPMAT2: Ext = Ext {
 };
 
 /// A compile-time workgroup shape: its name in variant names and the macros that set it.
-#[derive(Clone, Copy)]
 struct Shape {
     name: &'static str,
     defines: &'static [(&'static str, &'static str)],
@@ -210,43 +209,6 @@ const CM2_SHAPES: &[Shape] = &[
         defines: &[("BM", "64u"), ("BN", "64u"), ("BK", "64u"), ("WG", "64u")],
     },
 ];
-
-/// The "elem" form of dequant_f16 (its ELEM define).
-const ELEM_SHAPE: &[Shape] = &[Shape {
-    name: "elem",
-    defines: &[],
-}];
-
-/// matmul_cm2.comp's DECODE tiles with four-element decode functions (their VECTOR define,
-/// GL_NV_cooperative_matrix_decode_vector) beside the one-element ones.
-const CM2_DECODE_SHAPES: &[Shape] = &[
-    CM2_SHAPES[0],
-    CM2_SHAPES[1],
-    Shape {
-        name: "mv",
-        defines: &[
-            ("BM", "128u"),
-            ("BN", "128u"),
-            ("BK", "64u"),
-            ("WG", "128u"),
-            ("VECTOR", "1"),
-        ],
-    },
-    Shape {
-        name: "sv",
-        defines: &[
-            ("BM", "64u"),
-            ("BN", "64u"),
-            ("BK", "64u"),
-            ("WG", "64u"),
-            ("VECTOR", "1"),
-        ],
-    },
-];
-
-/// Formats matmul_cm2.comp's DECODE tiles and dequant_f16's ELEM check are built for (those
-/// dequant_elem.glsl decodes).
-const DECODE_SKIP: &[&str] = &["q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q5_k"];
 
 fn variant_table() -> Vec<Row> {
     vec![
@@ -397,17 +359,6 @@ fn variant_table() -> Vec<Row> {
             quantized_only: false,
             skip_formats: &[],
         },
-        // The same tiles reading the raw weights: each A tile dequantized by a decode function
-        // as it is loaded (no dequant_f16 pass, no f16 copy).
-        Row {
-            kernel: "matmul_cm2",
-            per_format: true,
-            shapes: CM2_DECODE_SHAPES,
-            ext: Some(&EXT_COOPMAT2),
-            defines: &[("DECODE", "1")],
-            quantized_only: true,
-            skip_formats: DECODE_SKIP,
-        },
         Row {
             kernel: "f16_rows",
             per_format: false,
@@ -467,18 +418,6 @@ fn variant_table() -> Vec<Row> {
             defines: &[],
             quantized_only: false,
             skip_formats: &[],
-        },
-        // dequant_f16 through matmul_cm2's decode function (dequant_elem.glsl), one element at a
-        // time: the kernel tests compare it with dequant_f16 on every device, so the decode
-        // function is checked where no cooperative matrix runs.
-        Row {
-            kernel: "dequant_f16",
-            per_format: true,
-            shapes: ELEM_SHAPE,
-            ext: None,
-            defines: &[("ELEM", "1")],
-            quantized_only: true,
-            skip_formats: DECODE_SKIP,
         },
     ]
 }
@@ -597,35 +536,14 @@ fn probe(glslc: &Path, ext: &Ext, out_dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Resolves the glslang crate's `#include "name"` against the shader directory.
-struct ShaderIncludes<'a>(&'a Path);
-
-impl glslang::include::IncludeHandler for ShaderIncludes<'_> {
-    fn include(
-        &mut self,
-        _ty: glslang::include::IncludeType,
-        header_name: &str,
-        _includer_name: &str,
-        _include_depth: usize,
-    ) -> Option<glslang::include::IncludeResult> {
-        let path = self.0.join(header_name);
-        let data = fs::read_to_string(&path).ok()?;
-        Some(glslang::include::IncludeResult {
-            name: path.display().to_string(),
-            data,
-        })
-    }
-}
-
 /// Compiles one compute shader with the glslang crate for Vulkan 1.3 (SPIR-V 1.6), with
-/// `defines`; `#include "x"` reads x from the source's directory. No SPIR-V optimizer runs (the
-/// crate builds glslang without one); the driver's compiler optimizes.
+/// `defines`; the source includes nothing (the crate's includer is not wired up). No SPIR-V
+/// optimizer runs (the crate builds glslang without one); the driver's compiler optimizes.
 fn glslang_compile(src: &Path, out: &Path, defines: &[(String, String)]) -> Result<(), String> {
     use glslang::{
         Compiler, CompilerOptions, ShaderInput, ShaderSource, ShaderStage, SourceLanguage,
         SpirvVersion, Target, VulkanVersion,
     };
-    let mut includes = ShaderIncludes(src.parent().unwrap_or(Path::new(".")));
     let text = fs::read_to_string(src).map_err(|e| format!("{}: {e}", src.display()))?;
     let compiler = Compiler::acquire().ok_or("glslang failed to initialise")?;
     let source = ShaderSource::from(text);
@@ -646,7 +564,7 @@ fn glslang_compile(src: &Path, out: &Path, defines: &[(String, String)]) -> Resu
         ShaderStage::Compute,
         &options,
         Some(&defs[..]),
-        Some(&mut includes),
+        None,
     )
     .map_err(|e| e.to_string())?;
     let words = compiler

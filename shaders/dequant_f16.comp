@@ -27,32 +27,6 @@ layout(push_constant) uniform Push {
 } pc;
 
 #include "dequant.glsl"
-#ifdef ELEM
-// The ELEM variants (Q4_K, Q6_K, Q8_0) dequantize through dequant_elem.glsl, matmul_cm2.comp's
-// decode functions, instead of dq_unit, reading the block from w[] at byte offset blk_b: the two
-// must write the same f16 rows (tests/vulkan_kernels.rs compares them). Even groups of four
-// take the four-element form, odd ones the one-element form.
-#define BLK_PARAM uint blk_b
-#define BLK_ARG blk_b
-#define BLK_U16(i) w_u16(blk_b + 2u * (i))
-#define BLK_U32(i) w[(blk_b >> 2) + (i)]
-#define BLK_HEAD w_a128(blk_b)
-#include "dequant_elem.glsl"
-
-void dq_unit_by_elem(uint rb, uint u, out vec4 v[8]) {
-    const uint b = rb + u * 32u / QK * BLOCK_BYTES;
-    const uint e0 = u * 32u % QK;
-    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-        if (k % 2u == 0u) {
-            v[k] = dq_elem4(b, e0 + 4u * k);
-        } else {
-            [[unroll]] for (uint c = 0u; c < 4u; ++c) {
-                v[k][c] = dq_elem(b, e0 + 4u * k + c);
-            }
-        }
-    }
-}
-#endif
 
 void main() {
     const uint wg = gl_WorkGroupSize.x;
@@ -69,11 +43,7 @@ void main() {
     [[unroll]] for (uint j = 0u; j < UPT; ++j) {
         const uint u = first + j * wg;
         if (u < units && u * 32u < pc.ncols) {
-#ifdef ELEM
-            dq_unit_by_elem(row * pc.row_bytes, u, v[j]);
-#else
             dq_unit(row * pc.row_bytes, u, pc.ncols, v[j]);
-#endif
         } else {
             [[unroll]] for (uint k = 0u; k < 8u; ++k) {
                 v[j][k] = vec4(0.0);

@@ -172,9 +172,7 @@ fn check_product_via(
     let mut staging = None;
     match coopmat {
         None => matvec::mul(&h.gpu, &mut rec, &mut descs, &w, xa, ya, n, out),
-        Some(
-            how @ ("staged" | "prestaged" | "staged_s" | "cm2_m" | "cm2_s" | "cm2d_m" | "cm2d_s"),
-        ) => {
+        Some(how @ ("staged" | "prestaged" | "staged_s" | "cm2_m" | "cm2_s")) => {
             let scratch = staging.insert(
                 h.gpu
                     .buffer(
@@ -1227,50 +1225,6 @@ fn coopmat_matmul_matches_cpu_for_every_format() {
             );
         }
     }
-    // matmul_cm2.comp's DECODE tiles (the raw weights dequantized as they are loaded) where the
-    // device offers them: every format they decode, row counts with a whole 128-row tile and a
-    // partial one, widths that are and are not multiples of the 64-column step, whole and
-    // partial token tiles, both output modes.
-    if h.gpu.caps().nv_coopmat2_decode(128, 128) {
-        for ty in [GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0] {
-            let widths: &[usize] = if ty.is_k_quant() {
-                &[256, 768]
-            } else {
-                &[96, 576]
-            };
-            for &ncols in widths {
-                for nrows in [7usize, 130] {
-                    let (wb, wv) = random_quant(&mut rng, ty, ncols, nrows);
-                    for (n, out, tile) in [
-                        (33, Output::Store, "cm2d_s"),
-                        (70, Output::Accumulate, "cm2d_s"),
-                        (130, Output::Store, "cm2d_m"),
-                        (70, Output::Accumulate, "cm2d_m"),
-                        (300, Output::Accumulate, "cm2d_m"),
-                    ] {
-                        check_product_via(
-                            &h,
-                            &mut rng,
-                            ty,
-                            &wb,
-                            &wv,
-                            ncols,
-                            nrows,
-                            n,
-                            out,
-                            bound,
-                            Some(tile),
-                        );
-                    }
-                }
-            }
-        }
-    } else {
-        eprintln!(
-            "coopmat_matmul_matches_cpu_for_every_format: {} has no VK_NV_cooperative_matrix2 with buffer device addresses; matmul_cm2's DECODE tiles not checked",
-            h.gpu.caps().name
-        );
-    }
     for ty in QUANT_TYPES {
         // `mul` sends prompt-sized batches (17 vectors and more) the tensor-core way.
         let ncols = if ty.is_k_quant() { 256 } else { 96 };
@@ -1455,48 +1409,6 @@ fn dequant_f16_matches_cpu_rounded_to_f16() {
                 assert!(
                     (g - want).abs() <= step,
                     "{ty} row {r} col {c}: got {g}, want {want}"
-                );
-            }
-        }
-    }
-    h.finish();
-}
-
-/// matmul_cm2.comp's decode functions (dequant_elem.glsl, one and four elements at a time)
-/// against dequant_f16's 32-element units, through dequant_f16's ELEM variant (no cooperative
-/// matrix needed, so it runs everywhere): every format they decode (Q4_K, Q6_K, Q8_0), rows of
-/// one and several blocks, equal f16 bits, padding zero.
-#[test]
-fn decode_function_equals_dequant_f16() {
-    let Some(h) = harness() else { return };
-    let mut rng = Rng::new(15);
-    for ty in [GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0] {
-        let widths: &[usize] = if ty.is_k_quant() {
-            &[256, 768]
-        } else {
-            &[32, 96, 576]
-        };
-        for &ncols in widths {
-            let rows = 9;
-            let (wb, _) = random_quant(&mut rng, ty, ncols, rows);
-            let w = WeightMatrix::upload(&h.gpu, ty, ncols, &[&wb]).unwrap();
-            let ld = matvec::staged_ld(&w);
-            let poison = vec![0x7e00_7e00u32; rows * ld / 2];
-            let (by_unit, by_elem) = (h.upload_u32(&poison), h.upload_u32(&poison));
-            let (mut rec, mut descs) = h.recorder();
-            rec.begin().unwrap();
-            matvec::dequant_f16(&h.gpu, &mut rec, &mut descs, &w, 0, by_unit.range()).unwrap();
-            matvec::dequant_f16_by_element(&h.gpu, &mut rec, &mut descs, &w, 0, by_elem.range())
-                .unwrap();
-            rec.submit_wait().unwrap();
-            let (a, b) = (download_f16(&h, &by_unit), download_f16(&h, &by_elem));
-            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                assert_eq!(
-                    x.to_bits(),
-                    y.to_bits(),
-                    "{ty} {ncols} columns, row {} col {}: dq_unit {x}, dq_elem {y}",
-                    i / ld,
-                    i % ld
                 );
             }
         }

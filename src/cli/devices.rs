@@ -99,17 +99,14 @@ fn describe(c: &DeviceCaps, default: bool, out: &mut impl Write) -> std::io::Res
     let cm2 = match &c.cooperative_matrix2 {
         Some(m) => format!(
             "{} (workgroup scope {}, flexible dimensions {} up to {}, tensor addressing {}, \
-             workgroups up to {} lanes, buffer device address {}; prompt products (matmul_cm2) {}, \
-             with weights decoded as loaded {})",
+             workgroups up to {} lanes; staged prompt products (matmul_cm2) {})",
             yes(c.cooperative_matrix2_nv),
             yes(m.workgroup_scope),
             yes(m.flexible_dimensions),
             m.max_dimension,
             yes(m.tensor_addressing),
             m.max_workgroup_size,
-            yes(m.buffer_device_address),
             usable(c.nv_coopmat2(coopmat2::MAX_WORKGROUP, coopmat2::MAX_DIMENSION)),
-            usable(c.nv_coopmat2_decode(coopmat2::MAX_WORKGROUP, coopmat2::MAX_DIMENSION)),
         ),
         None => yes(c.cooperative_matrix2_nv).to_string(),
     };

@@ -561,7 +561,6 @@ impl DeviceCaps {
                 &fc2,
                 &pc2,
                 fcm.cooperative_matrix == vk::TRUE,
-                f12.buffer_device_address == vk::TRUE,
             ));
         }
         if coopmat && fcm.cooperative_matrix == vk::TRUE {
@@ -648,14 +647,6 @@ impl DeviceCaps {
         self.cooperative_matrix2
             .as_ref()
             .is_some_and(|c| c.usable(wg, dim))
-    }
-
-    /// True when matmul_cm2.comp's DECODE variants can run with workgroups of `wg` lanes and
-    /// tiles up to `dim` on a side: [`Self::nv_coopmat2`] and buffer device addresses.
-    pub fn nv_coopmat2_decode(&self, wg: u32, dim: u32) -> bool {
-        self.cooperative_matrix2
-            .as_ref()
-            .is_some_and(|c| c.decodes(wg, dim))
     }
 
     /// True when the extension `name` is offered.

@@ -4,8 +4,7 @@
 //! Invariants: the two structs are `#[repr(C)]` with `s_type` and `p_next` first and their
 //! registry `VkStructureType` values (1000593000, 1000593002), so ash's `push_next` may chain
 //! them; a [`CoopMat2Caps`] exists only when the device offers the extension, and
-//! [`CoopMat2Caps::usable`] is true only when every feature `matmul_cm2.comp` uses is on, and
-//! [`CoopMat2Caps::decodes`] only when its decode variants' buffer references can be enabled too.
+//! [`CoopMat2Caps::usable`] is true only when every feature `matmul_cm2.comp` uses is on.
 
 use ash::vk;
 use serde::Serialize;
@@ -103,19 +102,11 @@ pub struct CoopMat2Caps {
     pub reserved_shared_memory: u32,
     /// VK_KHR_cooperative_matrix's `cooperativeMatrix` feature is on (the extension builds on it).
     pub khr_cooperative_matrix: bool,
-    /// Vulkan 1.2's `bufferDeviceAddress` is offered: a decode function's first parameter is a
-    /// buffer reference (PhysicalStorageBufferAddresses), so matmul_cm2's DECODE variants need it.
-    pub buffer_device_address: bool,
 }
 
 impl CoopMat2Caps {
     /// Reads the caps from queried structs.
-    pub fn from_queried(
-        f: &Features,
-        p: &Properties,
-        khr_cooperative_matrix: bool,
-        buffer_device_address: bool,
-    ) -> Self {
+    pub fn from_queried(f: &Features, p: &Properties, khr_cooperative_matrix: bool) -> Self {
         CoopMat2Caps {
             workgroup_scope: f.workgroup_scope == vk::TRUE,
             flexible_dimensions: f.flexible_dimensions == vk::TRUE,
@@ -125,7 +116,6 @@ impl CoopMat2Caps {
             max_dimension: p.flexible_dimensions_max_dimension,
             reserved_shared_memory: p.workgroup_scope_reserved_shared_memory,
             khr_cooperative_matrix,
-            buffer_device_address,
         }
     }
 
@@ -138,12 +128,6 @@ impl CoopMat2Caps {
             && self.tensor_addressing
             && self.max_workgroup_size >= wg
             && self.max_dimension >= dim
-    }
-
-    /// True when matmul_cm2.comp's DECODE variants (weights dequantized as they are loaded) can
-    /// run with `wg` lanes and tiles up to `dim`: [`Self::usable`] and buffer device addresses.
-    pub fn decodes(&self, wg: u32, dim: u32) -> bool {
-        self.usable(wg, dim) && self.buffer_device_address
     }
 }
 
@@ -161,7 +145,6 @@ mod tests {
             max_dimension: 1024,
             reserved_shared_memory: 0,
             khr_cooperative_matrix: true,
-            buffer_device_address: true,
         }
     }
 
@@ -205,24 +188,6 @@ mod tests {
             assert!(!c.usable(MAX_WORKGROUP, MAX_DIMENSION), "{c:?}");
         }
         assert!(!CoopMat2Caps::default().usable(1, 1));
-    }
-
-    /// The decode variants need everything the staged tiles need, and buffer device addresses.
-    #[test]
-    fn decodes_needs_buffer_device_address() {
-        assert!(offered().decodes(MAX_WORKGROUP, MAX_DIMENSION));
-        let no_bda = CoopMat2Caps {
-            buffer_device_address: false,
-            ..offered()
-        };
-        assert!(no_bda.usable(MAX_WORKGROUP, MAX_DIMENSION));
-        assert!(!no_bda.decodes(MAX_WORKGROUP, MAX_DIMENSION));
-        let no_tensor = CoopMat2Caps {
-            tensor_addressing: false,
-            ..offered()
-        };
-        assert!(!no_tensor.decodes(MAX_WORKGROUP, MAX_DIMENSION));
-        assert!(!offered().decodes(MAX_WORKGROUP, MAX_DIMENSION * 2));
     }
 
     /// The structs carry the registry's structure types and the registry's layout (sType, pNext,

@@ -192,10 +192,7 @@ impl Device {
         let mut f11 =
             vk::PhysicalDeviceVulkan11Features::default().storage_buffer16_bit_access(cm2);
         let f16_shaders = coopmat_nv || cm2;
-        // Its DECODE variants' decode functions take a buffer reference.
-        let cm2_decode = caps.nv_coopmat2_decode(coopmat2::MAX_WORKGROUP, coopmat2::MAX_DIMENSION);
         let mut f12 = vk::PhysicalDeviceVulkan12Features::default()
-            .buffer_device_address(cm2_decode)
             .vulkan_memory_model(f16_shaders)
             .shader_float16(f16_shaders)
             .shader_int8(caps.nv_coopmat_s8_16x8x32());

@@ -202,7 +202,7 @@ fn staging_buffers(
         .products()
         .into_iter()
         .filter(|w| coopmat && matvec::has_coopmat(gpu, w.ty))
-        .map(|w| matvec::staged_scratch_bytes(gpu, w, max_batch))
+        .map(|w| matvec::staged_bytes(w, max_batch))
         .filter(|&b| b <= cap)
         .max();
     match need {
@@ -428,10 +428,7 @@ impl State {
         }
         let i = self.staging_next.get();
         match self.staging.get(i) {
-            Some(st)
-                if route == STAGED_ROUTE
-                    && matvec::staged_scratch_bytes(&self.gpu, w, n) <= st.size() =>
-            {
+            Some(st) if route == STAGED_ROUTE && matvec::staged_bytes(w, n) <= st.size() => {
                 self.staging_next.set((i + 1) % self.staging.len());
                 let key = w as *const WeightMatrix as usize;
                 let held = self.staging_holds.borrow_mut()[i].take() == Some(key);
@@ -483,7 +480,6 @@ impl State {
             Some(st)
                 if next.pieces.len() == 1
                     && self.route(next, n) == STAGED_ROUTE
-                    && !matvec::staged_decodes(&self.gpu, next, n)
                     && matvec::staged_bytes(next, n) <= st.size() =>
             {
                 matvec::prestage(&self.gpu, rec, descs, next, st.range())?;

@@ -337,7 +337,6 @@ pub fn matmul(
         bm,
         bn,
         wg: bm * bn / 16,
-        decodes: false,
     };
     record_tiled(gpu, rec, descs, &tile, w, &mut raw_pieces(w), x, y, n, out)
 }
@@ -392,7 +391,6 @@ fn coopmat_tile(gpu: &Gpu, shape: &str, variant: &'static str) -> VkResult<Tile>
         bm,
         bn,
         wg,
-        decodes: false,
     })
 }
 
@@ -488,34 +486,6 @@ pub fn dequant_f16(
     piece: usize,
     out: BufRange,
 ) -> VkResult<()> {
-    dequant_f16_variant(gpu, rec, descs, w, piece, out, "")
-}
-
-/// [`dequant_f16`] computed one element at a time by matmul_cm2.comp's decode function
-/// (dequant_elem.glsl) instead of 32 at a time: the same f16 rows, which the kernel tests check
-/// on every device, so the decode function is tested where no cooperative matrix runs.
-/// Quantized formats only.
-pub fn dequant_f16_by_element(
-    gpu: &Gpu,
-    rec: &mut Recorder,
-    descs: &mut DescriptorCache,
-    w: &WeightMatrix,
-    piece: usize,
-    out: BufRange,
-) -> VkResult<()> {
-    dequant_f16_variant(gpu, rec, descs, w, piece, out, "elem")
-}
-
-#[allow(clippy::too_many_arguments)]
-fn dequant_f16_variant(
-    gpu: &Gpu,
-    rec: &mut Recorder,
-    descs: &mut DescriptorCache,
-    w: &WeightMatrix,
-    piece: usize,
-    out: BufRange,
-    shape: &str,
-) -> VkResult<()> {
     let p = w
         .pieces
         .get(piece)
@@ -528,8 +498,8 @@ fn dequant_f16_variant(
         ));
     }
     let (wg, upt) = dequant_f16_shape();
-    let dq = shaders::for_format("dequant_f16", w.ty, shape)
-        .ok_or_else(|| VulkanError::MissingShader(format!("dequant_f16_{}{shape}", w.ty)))?;
+    let dq = shaders::for_format("dequant_f16", w.ty, "")
+        .ok_or_else(|| VulkanError::MissingShader(format!("dequant_f16_{}", w.ty)))?;
     let kernel = gpu.kernel(&KernelSpec {
         variant: dq.name.to_string(),
         bindings: 2,
@@ -575,16 +545,14 @@ fn dequant_f16_shape() -> (u32, u32) {
 
 /// Records Y = W X for `n` token vectors on tensor cores the staged way: the vectors are converted
 /// to f16 rows in `scratch` once (f16_rows.comp), each piece of W is dequantized to f16 rows there
-/// (dequant_f16.comp, coalesced, once), and a tensor-core kernel multiplies the two. `tile` names
-/// the kernel ("s": matmul_coopmat.comp's STAGED_F16 variant; "cm2_m", "cm2_s": matmul_cm2.comp's
-/// tiles; "cm2d_m", "cm2d_s": matmul_cm2.comp's DECODE tiles, which read the raw weights and
-/// dequantize them as they load them, so W is not staged at all), or `None` takes
-/// [`staged_tile`]'s choice for `w` and `n`. `scratch` must hold [`staged_scratch_bytes`] for the
-/// tile (with `None`: `staged_scratch_bytes(gpu, w, n)`); the recorder orders the reuse of
-/// `scratch` between products. With `prestaged`, the weights are already there ([`prestage`]
-/// recorded for `w` and this `scratch`, nothing written to its weight rows since) and are not
-/// dequantized again (a DECODE tile ignores it). The results agree with [`matmul_coopmat`]'s: all
-/// round the same dequantized weights and activations to f16 and sum in f32.
+/// (dequant_f16.comp, coalesced, once), and a tensor-core kernel multiplies the two: `tile` names
+/// it ("s": matmul_coopmat.comp's STAGED_F16 variant; "cm2_m", "cm2_s": matmul_cm2.comp's
+/// tiles), or `None` takes [`staged_tile`]'s choice for `n` (matmul_cm2.comp where the device has
+/// VK_NV_cooperative_matrix2). `scratch` must hold [`staged_bytes`]`(w, n)`; the recorder orders
+/// the reuse of `scratch` between products. With `prestaged`, the weights are already there
+/// ([`prestage`] recorded for `w` and this `scratch`, nothing written to its weight rows since)
+/// and are not dequantized again. The results agree with [`matmul_coopmat`]'s: all round the same
+/// dequantized weights and activations to f16 and sum in f32.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_coopmat_staged(
     gpu: &Gpu,
@@ -599,27 +567,29 @@ pub fn matmul_coopmat_staged(
     prestaged: bool,
     tile: Option<&str>,
 ) -> VkResult<()> {
-    let tile = match tile {
-        None => staged_tile(gpu, w.ty, n)?,
-        Some(name) => named_staged_tile(gpu, w.ty, name)?,
-    };
-    if prestaged && !tile.decodes && w.pieces.len() != 1 {
+    if prestaged && w.pieces.len() != 1 {
         return Err(VulkanError::invalid(
             "matmul_coopmat",
             format!("prestaged weights of {} pieces (one only)", w.pieces.len()),
         ));
     }
-    let need = scratch_bytes(&tile, w, n);
-    if scratch.size < need {
+    if scratch.size < staged_bytes(w, n) {
         return Err(VulkanError::invalid(
             "matmul_coopmat",
-            format!("staging scratch of {} bytes, {need} needed", scratch.size),
+            format!(
+                "staging scratch of {} bytes, {} needed",
+                scratch.size,
+                staged_bytes(w, n)
+            ),
         ));
     }
+    let tile = match tile {
+        None => staged_tile(gpu, n)?,
+        Some(name) => named_staged_tile(gpu, name)?,
+    };
     let ld = staged_ld(w);
-    // The activations as f16 rows once, after the weights' region (at the start where the
-    // weights are not staged); every piece reads them.
-    let w_bytes = if tile.decodes { 0 } else { staged_w_bytes(w) };
+    // The activations as f16 rows once, after the weights' region; every piece reads them.
+    let w_bytes = staged_w_bytes(w);
     let x16 = BufRange {
         offset: scratch.offset + w_bytes,
         size: scratch.size - w_bytes,
@@ -627,9 +597,6 @@ pub fn matmul_coopmat_staged(
     };
     f16_rows(gpu, rec, descs, x, w.ncols, n, ld, x16)?;
     let x = Act::packed(x16, ld);
-    if tile.decodes {
-        return record_tiled(gpu, rec, descs, &tile, w, &mut raw_pieces(w), x, y, n, out);
-    }
     // Each piece is dequantized into the scratch just before its product reads it (unless
     // prestaged).
     let mut stage = |rec: &mut Recorder, descs: &mut DescriptorCache, i: usize| {
@@ -642,124 +609,52 @@ pub fn matmul_coopmat_staged(
     record_tiled(gpu, rec, descs, &tile, w, &mut stage, x, y, n, out)
 }
 
-/// Bytes of scratch a staged product of `w` and `n` token vectors on `tile` needs: the f16
-/// activations, after the f16 weights unless the tile decodes the raw weights itself.
-fn scratch_bytes(tile: &Tile, w: &WeightMatrix, n: usize) -> u64 {
-    if tile.decodes {
-        (n * staged_ld(w) * 2) as u64
-    } else {
-        staged_bytes(w, n)
-    }
-}
-
-/// Bytes of scratch [`matmul_coopmat_staged`] needs for `w` and `n` token vectors with the kernel
-/// [`staged_tile`] picks on `gpu` ([`staged_bytes`] unless that kernel decodes the raw weights:
-/// then the activations only).
-pub fn staged_scratch_bytes(gpu: &Gpu, w: &WeightMatrix, n: usize) -> u64 {
-    match staged_tile(gpu, w.ty, n) {
-        Ok(tile) => scratch_bytes(&tile, w, n),
-        Err(_) => staged_bytes(w, n),
-    }
-}
-
-/// True when [`matmul_coopmat_staged`] with its own choice of kernel reads `w`'s raw weights for
-/// `n` vectors (a DECODE tile): nothing is dequantized ahead, so [`prestage`] has nothing to do.
-pub fn staged_decodes(gpu: &Gpu, w: &WeightMatrix, n: usize) -> bool {
-    staged_tile(gpu, w.ty, n).is_ok_and(|t| t.decodes)
-}
-
-/// The staged product's kernel for weights of `ty` and `n` tokens, the first of these the device
-/// and build offer: matmul_cm2.comp's DECODE tile for `ty` (unless `RAWRXD_CM2_DECODE=0`), its
-/// staged tile (both where the device has VK_NV_cooperative_matrix2, unless `RAWRXD_CM2=0`), and
-/// matmul_coopmat.comp's "s" tile. The cm2 tiles take the shape [`cm2_shape`] picks.
+/// The staged product's kernel for `n` tokens: matmul_cm2.comp's workgroup-scope tile where the
+/// device has VK_NV_cooperative_matrix2 (unless `RAWRXD_CM2=0`), else matmul_coopmat.comp's "s"
+/// tile. Both read the same staged f16 rows.
 ///
-/// A driver that offers the extension but fails to build a cm2 pipeline is logged once, and that
-/// kind of tile is not asked for again in this process; the next one in the list is taken.
-fn staged_tile(gpu: &Gpu, ty: GgmlType, n: usize) -> VkResult<Tile> {
-    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-    static DECODE_REJECTED: AtomicBool = AtomicBool::new(false);
-    static CM2_REJECTED: AtomicBool = AtomicBool::new(false);
-    if let Some(shape) = cm2_shape(n) {
-        let kinds = [
-            ("cm2d", &DECODE_REJECTED, cm2_decode_on()),
-            ("cm2", &CM2_REJECTED, true),
-        ];
-        for (kind, rejected, on) in kinds {
-            if !on || rejected.load(Relaxed) {
-                continue;
+/// A driver that offers the extension but fails to build the tile's pipeline is logged once and
+/// not asked again in this process; the staged products then take matmul_coopmat's tile.
+fn staged_tile(gpu: &Gpu, n: usize) -> VkResult<Tile> {
+    static CM2_REJECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    use std::sync::atomic::Ordering::Relaxed;
+    // A tile the device does not offer or this build lacks: matmul_coopmat's, silently.
+    let cm2 = cm2_shape(n)
+        .filter(|_| !CM2_REJECTED.load(Relaxed))
+        .and_then(|shape| named_staged_tile(gpu, &format!("cm2_{shape}")).ok());
+    let Some(tile) = cm2 else {
+        return named_staged_tile(gpu, "s");
+    };
+    match gpu.kernel(&tile_spec(&tile)) {
+        Ok(_) => Ok(tile),
+        Err(e) => {
+            if !CM2_REJECTED.swap(true, Relaxed) {
+                log::warn!(
+                    "{}: the matmul_cm2 pipeline failed ({e}); prompt products use \
+                     matmul_coopmat instead (RAWRXD_CM2=0 does so from the start)",
+                    gpu.caps().name
+                );
             }
-            // A tile the device does not offer or this build lacks: the next, silently.
-            let Ok(tile) = named_staged_tile(gpu, ty, &format!("{kind}_{shape}")) else {
-                continue;
-            };
-            match gpu.kernel(&tile_spec(&tile)) {
-                Ok(_) => return Ok(tile),
-                Err(e) => {
-                    if !rejected.swap(true, Relaxed) {
-                        log::warn!(
-                            "{}: the {} pipeline failed ({e}); prompt products take the next \
-                             kernel (RAWRXD_CM2_DECODE=0 and RAWRXD_CM2=0 choose from the start)",
-                            gpu.caps().name,
-                            tile.variant
-                        );
-                    }
-                }
-            }
+            named_staged_tile(gpu, "s")
         }
     }
-    named_staged_tile(gpu, ty, "s")
 }
 
-/// Whether the staged products may take matmul_cm2.comp's DECODE tiles (`RAWRXD_CM2_DECODE=0`:
-/// no, they dequantize each matrix to f16 first).
-fn cm2_decode_on() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| !super::env_off("RAWRXD_CM2_DECODE"))
-}
-
-/// The staged product's kernel by name (see [`matmul_coopmat_staged`]) for weights of `ty`; an
-/// error when this build or device lacks it.
-fn named_staged_tile(gpu: &Gpu, ty: GgmlType, name: &str) -> VkResult<Tile> {
-    let (shape, decodes) = match (name.strip_prefix("cm2d_"), name.strip_prefix("cm2_")) {
-        (Some(shape), _) => (shape, true),
-        (None, Some(shape)) => (shape, false),
-        (None, None) => {
-            let staged_name = format!("matmul_coopmat_{name}_{COOPMAT_EXT}");
-            let mm = shaders::find(&staged_name).ok_or(VulkanError::MissingShader(staged_name))?;
-            return coopmat_tile(gpu, name, mm.name);
-        }
+/// The staged product's kernel by name (see [`matmul_coopmat_staged`]); an error when this
+/// build or device lacks it.
+fn named_staged_tile(gpu: &Gpu, name: &str) -> VkResult<Tile> {
+    let Some(shape) = name.strip_prefix("cm2_") else {
+        let staged_name = format!("matmul_coopmat_{name}_{COOPMAT_EXT}");
+        let mm = shaders::find(&staged_name).ok_or(VulkanError::MissingShader(staged_name))?;
+        return coopmat_tile(gpu, name, mm.name);
     };
-    let vector = decodes && std::env::var("RAWRXD_CM2_DECODE_VEC").as_deref() == Ok("1");
-    let shape = match (vector, shape) {
-        (true, "m") => "mv",
-        (true, "s") => "sv",
-        _ => shape,
-    };
-    let v = if decodes {
-        shaders::for_format_ext("matmul_cm2", ty, shape, CM2_EXT).ok_or_else(|| {
-            VulkanError::MissingShader(format!("matmul_cm2_{ty}_{shape}_{CM2_EXT}"))
-        })?
-    } else {
-        let variant = format!("matmul_cm2_{shape}_{CM2_EXT}");
-        shaders::find(&variant).ok_or(VulkanError::MissingShader(variant))?
-    };
+    let variant = format!("matmul_cm2_{shape}_coopmat2");
+    let v = shaders::find(&variant).ok_or(VulkanError::MissingShader(variant))?;
     let (bm, bn, wg) = cm2_dims(shape);
-    let offered = if decodes {
-        gpu.caps().nv_coopmat2_decode(wg, bm.max(bn))
-    } else {
-        gpu.caps().nv_coopmat2(wg, bm.max(bn))
-    };
-    if !offered {
+    if !gpu.caps().nv_coopmat2(wg, bm.max(bn)) {
         return Err(VulkanError::invalid(
             "matmul_cm2",
-            format!(
-                "the device has no VK_NV_cooperative_matrix2 for {wg}-lane {bm}x{bn} tiles{}",
-                if decodes {
-                    " with buffer device addresses"
-                } else {
-                    ""
-                }
-            ),
+            format!("the device has no VK_NV_cooperative_matrix2 for {wg}-lane {bm}x{bn} tiles"),
         ));
     }
     Ok(Tile {
@@ -768,12 +663,8 @@ fn named_staged_tile(gpu: &Gpu, ty: GgmlType, name: &str) -> VkResult<Tile> {
         bm,
         bn,
         wg,
-        decodes,
     })
 }
-
-/// The optional extension matmul_cm2.comp's variants need (build.rs's `EXT_COOPMAT2`).
-const CM2_EXT: &str = "coopmat2";
 
 /// Which matmul_cm2.comp tile takes `n` tokens, if any ([`named_staged_tile`] then checks that
 /// the device offers it): none with `RAWRXD_CM2=0`; `RAWRXD_CM2_TILE` (m or s) picks one for
@@ -795,7 +686,7 @@ fn cm2_shape(n: usize) -> Option<&'static str> {
 /// Rows, tokens and lanes of a matmul_cm2.comp tile (build.rs `CM2_SHAPES`).
 fn cm2_dims(shape: &str) -> (u32, u32, u32) {
     match shape {
-        "m" | "mv" => (128, 128, 128),
+        "m" => (128, 128, 128),
         _ => (64, 64, 64),
     }
 }
@@ -839,8 +730,6 @@ struct Tile {
     bm: u32,
     bn: u32,
     wg: u32,
-    /// Reads the raw weights (a matmul_cm2 DECODE tile) rather than staged f16 rows.
-    decodes: bool,
 }
 
 /// Where a tiled product reads piece `i` of its weights: records whatever prepares them and
