@@ -12,7 +12,9 @@
 //! `RAWRXD_TIMING_NO_BARRIERS=1` (a measuring aid, never for results) drops every barrier between
 //! operations: dependent dispatches then overlap and compute garbage, and the time a recording
 //! takes bounds what its kernels cost without the waits between them (docs/BENCHMARKS.md,
-//! "What the barriers cost").
+//! "What the barriers cost"). `RAWRXD_TIMING_SKIP=label,label` (also a measuring aid) records no
+//! dispatch with one of those labels (e.g. `rmsnorm`, `attn`): the time a pass takes without them
+//! bounds what removing those kernels and their dependent steps could save.
 
 use ash::vk;
 
@@ -104,6 +106,29 @@ fn timing_without_barriers() -> bool {
         }
         on
     })
+}
+
+/// The dispatch labels `RAWRXD_TIMING_SKIP` names (see the module header; warned about once).
+fn timing_skipped(label: &str) -> bool {
+    static SKIP: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    SKIP.get_or_init(|| {
+        let skip: Vec<String> = std::env::var("RAWRXD_TIMING_SKIP")
+            .unwrap_or_default()
+            .split(',')
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        if !skip.is_empty() {
+            log::warn!(
+                "RAWRXD_TIMING_SKIP={}: those dispatches are not recorded and every result is \
+                 wrong; use the timings only",
+                skip.join(",")
+            );
+        }
+        skip
+    })
+    .iter()
+    .any(|l| l == label)
 }
 
 /// One command buffer being recorded, or recorded and ready to submit.
@@ -247,6 +272,9 @@ impl Recorder {
         label: &'static str,
         bytes: u64,
     ) -> VkResult<()> {
+        if timing_skipped(label) {
+            return Ok(());
+        }
         if push.len() != kernel.push_size as usize {
             return Err(VulkanError::invalid(
                 "push constants",
