@@ -210,6 +210,12 @@ const CM2_SHAPES: &[Shape] = &[
     },
 ];
 
+/// matvec_q8's NORM_IN form.
+const NORM_IN_SHAPE: &[Shape] = &[Shape {
+    name: "norm",
+    defines: &[],
+}];
+
 fn variant_table() -> Vec<Row> {
     vec![
         Row {
@@ -375,6 +381,17 @@ fn variant_table() -> Vec<Row> {
             shapes: &[],
             ext: Some(&EXT_INTDOT_SPV),
             defines: &[],
+            quantized_only: true,
+            skip_formats: &[],
+        },
+        // The same for one vector given before its RMS norm (the norm computed by every
+        // workgroup: no norm dispatch).
+        Row {
+            kernel: "matvec_q8",
+            per_format: true,
+            shapes: NORM_IN_SHAPE,
+            ext: Some(&EXT_INTDOT_SPV),
+            defines: &[("NORM_IN", "1")],
             quantized_only: true,
             skip_formats: &[],
         },

@@ -31,8 +31,20 @@
 // stores are made visible (memoryBarrierBuffer) before it counts; no workgroup waits.
 // Flags: bit 0 accumulate. GLU as matvec.comp. Mirrored by `MatvecQ8Push` in
 // src/engine/vulkan/kernels/matvec_q8.rs.
+//
+// NORM_IN variants (one vector, BATCH 1, STAGE 0) take the product's input before its RMS norm:
+// binding 5 the residual x (f32, from x_off), binding 6 the norm weight, and every workgroup first
+// computes the Q8 activations of rms_norm(x) * w into shared memory itself, exactly as
+// rmsnorm_q8 would write them (the sum of squares reduced in rmsnorm.comp's order for its
+// workgroup of NORM_WG invocations, specialization constant 10: lanes stand in for its lanes
+// subgroup by subgroup; the same element and block arithmetic), so the norm needs no dispatch of
+// its own and a vector rounds the same alone as in a batch. Binding 1 is then not read. Vectors of
+// up to NORM_MAX_BLOCKS blocks.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_spirv_intrinsics : require
+#ifdef NORM_IN
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -45,6 +57,7 @@ layout(constant_id = 6) const bool Q8_OUT = false;
 layout(constant_id = 7) const uint OQ_ORDER = 0;
 layout(constant_id = 8) const uint IN_ORDER = 0;
 layout(constant_id = 9) const uint STAGE = 0;
+layout(constant_id = 10) const uint NORM_WG = 1024;
 
 layout(binding = 0) readonly restrict buffer Weights { uint w[]; };
 layout(binding = 0) readonly restrict buffer Weights4 { uvec4 w4[]; };
@@ -56,6 +69,10 @@ layout(binding = 2) coherent restrict buffer Y { float y[]; };
 layout(binding = 3) writeonly restrict buffer XQO { uint xqo[]; };
 layout(binding = 3) writeonly restrict buffer XDO { vec2 xdo[]; };
 layout(binding = 4) coherent restrict buffer Counters { uint cnt[]; };
+#ifdef NORM_IN
+layout(binding = 5) readonly restrict buffer XR { float xr[]; };
+layout(binding = 6) readonly restrict buffer NW { float nw[]; };
+#endif
 #define Q8B_Q xqo
 #define Q8B_D xdo
 #include "q8_block.glsl"
@@ -74,6 +91,8 @@ layout(push_constant) uniform Push {
     uint glu_off;
     uint oq_nblocks;
     uint oq_ds_base;
+    uint x_off;
+    float eps;
 } pc;
 
 // OpSDot (4450) with PackedVectorFormat4x8Bit (0): capabilities DotProduct (6019) and
@@ -142,9 +161,94 @@ void stage_activations(uint b0) {
     barrier();
 }
 
+#ifdef NORM_IN
+#define NORM_MAX_BLOCKS 128u
+// The residual vector (staged once, coalesced), the normed vector's quant words (at
+// q8_word_pos in IN_ORDER) and (d, s) pairs, and the sum of squares of each of rmsnorm's
+// subgroups.
+shared float nx[NORM_MAX_BLOCKS * 32u];
+shared uvec4 nq4[NORM_MAX_BLOCKS * 2u];
+shared vec2 nd[NORM_MAX_BLOCKS];
+shared float npart[256];
+
+// Writes the Q8 activations of rms_norm(xr) * nw into nq4 / nd, between barriers.
+void norm_prologue() {
+    const uint n = pc.ncols;
+    for (uint i = gl_LocalInvocationID.x; i < n; i += gl_WorkGroupSize.x) {
+        nx[i] = xr[pc.x_off + i];
+    }
+    barrier();
+    const uint sz = gl_SubgroupSize;
+    // rmsnorm.comp's invocation v * sz + lane of subgroup v sums elements v * sz + lane + m *
+    // NORM_WG; this workgroup's subgroup j takes its subgroups j, j + gl_NumSubgroups, ...
+    const uint vsg = NORM_WG / sz;
+    for (uint v = gl_SubgroupID; v < vsg; v += gl_NumSubgroups) {
+        float ss = 0.0;
+        for (uint i = v * sz + gl_SubgroupInvocationID; i < n; i += NORM_WG) {
+            const float a = nx[i];
+            ss = fma(a, a, ss);
+        }
+        ss = subgroupAdd(ss);
+        if (gl_SubgroupInvocationID == 0u) {
+            npart[v] = ss;
+        }
+    }
+    barrier();
+    float total = 0.0;
+    for (uint s = 0u; s < vsg; ++s) {
+        total += npart[s];
+    }
+    const float scale = 1.0 / sqrt(total / float(n) + pc.eps);
+    // Eight invocations a 32-element block, four elements (one quant word) each: the values,
+    // the block's max |v| and quant sum through xor shuffles inside each group of eight lanes
+    // (a max and an integer sum: the same in any order), as rmsnorm_q8 computes them.
+    const uint tid = gl_LocalInvocationID.x;
+    for (uint b0 = 0u; b0 < pc.nblocks; b0 += gl_WorkGroupSize.x / 8u) {
+        const uint blk = b0 + tid / 8u;
+        const uint wd = tid % 8u;
+        const uint e0 = 32u * blk + 4u * wd;
+        vec4 v = vec4(0.0);
+        [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+            const uint i = e0 + k;
+            if (blk < pc.nblocks && i < n) {
+                v[k] = nx[i] * scale * nw[i];
+            }
+        }
+        const vec4 av = abs(v);
+        float amax = max(max(av.x, av.y), max(av.z, av.w));
+        amax = max(amax, subgroupShuffleXor(amax, 1u));
+        amax = max(amax, subgroupShuffleXor(amax, 2u));
+        amax = max(amax, subgroupShuffleXor(amax, 4u));
+        const vec2 did = q8_scale(amax);
+        uint word = 0u;
+        int sum = 0;
+        [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+            const int q = q8_round(v[k] * did.y);
+            sum += q;
+            word |= (uint(q) & 0xFFu) << (8u * k);
+        }
+        sum += subgroupShuffleXor(sum, 1u);
+        sum += subgroupShuffleXor(sum, 2u);
+        sum += subgroupShuffleXor(sum, 4u);
+        if (blk < pc.nblocks) {
+            const uint pos = q8_word_pos(IN_ORDER, pc.nblocks, blk, wd);
+            nq4[pos >> 2][pos & 3u] = word;
+            if (wd == 0u) {
+                nd[blk] = vec2(did.x, did.x * float(sum));
+            }
+        }
+    }
+    memoryBarrierShared();
+    barrier();
+}
+#endif
+
 // Vector c's quant words xi .. xi + 3 (xi counted in the vector, a multiple of 4), from the
 // stage (first block b0) or memory.
 uvec4 act_q4(uint c, uint xi, uint b0) {
+#ifdef NORM_IN
+    return nq4[xi >> 2];
+#endif
     if (STAGE > 0u) {
         return st_q[(c * STAGE * 8u + xi - b0 * 8u) >> 2];
     }
@@ -153,6 +257,9 @@ uvec4 act_q4(uint c, uint xi, uint b0) {
 
 // Vector c's (d, s) pair of block xb.
 vec2 act_ds(uint c, uint xb, uint b0) {
+#ifdef NORM_IN
+    return nd[xb];
+#endif
     if (STAGE > 0u) {
         return st_d[c * STAGE + xb - b0];
     }
@@ -164,7 +271,11 @@ float piece_dot(Q8Piece P, uint c, uint b0) {
     float r = 0.0;
 #ifdef Q8_DS_PAIR
     vec2 dsp[2];
+#ifdef NORM_IN
+    if (true) {
+#else
     if (STAGE > 0u) {
+#endif
         dsp[0] = act_ds(c, P.xb[0], b0);
         dsp[1] = act_ds(c, P.xb[0] + 1u, b0);
     } else {
@@ -189,7 +300,11 @@ float piece_dot(Q8Piece P, uint c, uint b0) {
             }
         } else {
             [[unroll]] for (uint k = 0u; k < Q8_W; ++k) {
+#ifdef NORM_IN
+                const uint xw = nq4[(xi + k) >> 2][(xi + k) & 3u];
+#else
                 const uint xw = xq[c * pc.nblocks * 8u + xi + k];
+#endif
                 si += sdot4(P.q[g][k], xw);
 #ifdef Q8_WORD_MIN
                 so += sdot4(0x01010101u, xw);
@@ -217,6 +332,9 @@ void main() {
     const uint lane = gl_SubgroupInvocationID;
     const uint npieces = q8_row_pieces(pc.ncols);
     const uint row_base = linear_group() * ROWS_PER_WG;
+#ifdef NORM_IN
+    norm_prologue();
+#endif
 
     // ROWS_PER_WG is gl_NumSubgroups * NR: one pass of this loop per subgroup. Its loops are
     // uniform across the workgroup (the stage's barriers): a subgroup past the matrix's end

@@ -211,6 +211,46 @@ fn batched_vulkan_decode_equals_each_sequence_alone() {
 /// The scheduler on a 3-slot Vulkan engine streams, for each of four requests (one waits for a
 /// slot; prompts are prefilled in 3-token chunks), what `engine::generate` produces alone, in f32
 /// and on 8-bit activations.
+/// One vector's products computing their input's norm themselves (`norm_in`, matvec_q8's
+/// NORM_IN variants: no norm dispatch) give the logits of the rmsnorm_q8 pass bit for bit, prompt
+/// and every decode step; so a sequence alone with them still equals itself in a batch.
+#[test]
+fn norm_in_products_equal_the_norm_pass() {
+    let Some(h) = harness_with(false) else { return };
+    let Some(path) = common::test_model() else {
+        return;
+    };
+    let file = Arc::new(GgufFile::open(&path).expect("open model"));
+    let tok = Tokenizer::from_gguf(&file).unwrap();
+    let hp = LlamaHParams::from_gguf(&file).unwrap();
+    let weights = LlamaWeights::from_gguf(&file, &hp).unwrap();
+    let engine = |norm_in| {
+        let opts = VulkanEngineOptions {
+            n_ctx: N_CTX,
+            coopmat: false,
+            int_dot: true,
+            q8_tiles: None,
+            norm_in,
+            ..Default::default()
+        };
+        VulkanEngine::with_gpu(h.gpu.clone(), &hp, &weights, &opts).expect("load")
+    };
+    let (mut pass, mut normed) = (engine(false), engine(true));
+    for prompt in batch_prompts(&tok).iter().take(2) {
+        let (t0, l0) = greedy_alone(&mut pass, prompt, GEN);
+        let (t1, l1) = greedy_alone(&mut normed, prompt, GEN);
+        assert_eq!(t0, t1, "greedy tokens");
+        for (k, (a, b)) in l0.iter().zip(&l1).enumerate() {
+            assert!(
+                a == b,
+                "step {k}: logits differ by up to {}",
+                max_diff(a, b)
+            );
+        }
+    }
+    h.finish();
+}
+
 #[test]
 fn scheduler_on_vulkan_streams_what_generate_produces_alone() {
     let Some(h) = harness_with(false) else { return };

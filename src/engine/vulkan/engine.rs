@@ -86,6 +86,12 @@ pub struct VulkanEngineOptions {
     /// and upper bound); longer ones as prefill passes. 1 sends every chunk of several tokens
     /// to a prefill pass (tests of that path).
     pub rows_max: usize,
+    /// One vector's products on matvec_q8 compute their input's RMS norm themselves
+    /// (`matvec_q8::matvec_q8_normed`, bit-equal to the rmsnorm_q8 pass), so a decode token
+    /// records no norm dispatches. Default from `RAWRXD_NORM_IN` (`matvec_q8::norm_in_default`):
+    /// off unless `1`, since it measured slower than the pass on an H200 (docs/BENCHMARKS.md,
+    /// "The norm inside the products").
+    pub norm_in: bool,
 }
 
 impl Default for VulkanEngineOptions {
@@ -102,6 +108,7 @@ impl Default for VulkanEngineOptions {
             q8_tiles_min_batch: matmul_q8::min_batch(),
             q8_tile_order: matmul_q8::engine_tile_order(),
             rows_max: ROWS_MAX,
+            norm_in: matvec_q8::norm_in_default(),
         }
     }
 }
@@ -247,6 +254,19 @@ struct State {
     /// What the Q8 scratch last written holds, set by the kernel that wrote it and read by the
     /// products after it (see [`State::mul`]).
     xq_holds: std::cell::Cell<Option<Q8Held>>,
+    /// A norm of one vector left to the products that read it ([`State::norm`]), until they
+    /// are recorded.
+    norm_pending: std::cell::Cell<Option<PendingNorm>>,
+    /// `VulkanEngineOptions::norm_in`.
+    norm_in: bool,
+}
+
+/// y = rms_norm(x) * w, not recorded: the products reading y compute it.
+#[derive(Clone, Copy, Debug)]
+struct PendingNorm {
+    x: Act,
+    w: BufRange,
+    y: Act,
 }
 
 /// The Q8 form of `n` vectors of `ncols` of `x`, in `order`, held by `s.xq` (or, when `second`,
@@ -308,6 +328,19 @@ impl State {
 
     /// Records that the first Q8 scratch now holds X's Q8 form for products of `next`'s format
     /// (`q8`), or that no scratch holds anything reusable.
+    /// Whether one vector's product with `w` computes its input's norm itself
+    /// (`matvec_q8::matvec_q8_normed`): the option is on, the product takes matvec_q8 (not the
+    /// integer tiles) and its NORM_IN variant runs here.
+    fn takes_normed(&self, w: &WeightMatrix) -> bool {
+        self.norm_in
+            && self.route(w, 1) == matvec::Route::MatvecQ8
+            && w.ncols == self.hp.n_embd
+            && !self
+                .q8_tiles
+                .is_some_and(|t| matmul_q8::takes(&self.gpu, t, w.ty, 1, self.q8_tiles_min_batch))
+            && matvec_q8::has_norm_in(&self.gpu, w)
+    }
+
     fn q8_written(&self, q8: bool, x: Act, n: usize, ncols: usize, next: &WeightMatrix) {
         self.xq_holds.set(q8.then_some(Q8Held {
             x,
@@ -381,8 +414,40 @@ impl State {
         next: Option<&WeightMatrix>,
     ) -> VkResult<()> {
         let route = self.route(w, n);
+        // X a norm left to its products ([`Self::norm`]): this one computes it (one vector on
+        // matvec_q8), or, for any other kernel, the norm is recorded now after all.
+        let normed = match self.norm_pending.get().filter(|p| p.y == x) {
+            Some(p) if n == 1 && self.takes_normed(w) => Some(p),
+            Some(p) => {
+                self.norm_pending.set(None);
+                norm::rms_norm_into(
+                    &self.gpu,
+                    rec,
+                    descs,
+                    p.x,
+                    p.w,
+                    p.y,
+                    self.hp.n_embd,
+                    1,
+                    self.hp.rms_norm_eps,
+                    None,
+                )?;
+                None
+            }
+            None => None,
+        };
         if route == matvec::Route::MatvecQ8 {
-            let second = self.q8_input(rec, descs, x, w, n)?;
+            let norm_in = normed.map(|p| matvec_q8::NormIn {
+                x: p.x,
+                w: p.w,
+                eps: self.hp.rms_norm_eps,
+            });
+            // With the norm in the product there is no Q8 input; its GLU output goes to the
+            // second scratch.
+            let second = match norm_in {
+                Some(_) => false,
+                None => self.q8_input(rec, descs, x, w, n)?,
+            };
             let xq = self.xq_buf(second);
             // Batches on integer tiles where the options ask for them (their sums are ordered
             // differently from matvec_q8's, so only with tensor cores on); with the tiles from
@@ -403,18 +468,35 @@ impl State {
             });
             if let Some(nx) = glu_next {
                 let order = Q8Order::for_product(nx.ty, n);
-                matvec_q8::matvec_q8_glu_into(
-                    &self.gpu,
-                    rec,
-                    descs,
-                    w,
-                    xq,
-                    y,
-                    n,
-                    self.xq_buf(!second),
+                let q8_out = matvec_q8::Q8Out {
+                    range: self.xq_buf(!second),
                     order,
-                    self.s.counters.range(),
-                )?;
+                    counters: self.s.counters.range(),
+                };
+                match norm_in {
+                    Some(nm) => matvec_q8::matvec_q8_normed(
+                        &self.gpu,
+                        rec,
+                        descs,
+                        w,
+                        nm,
+                        y,
+                        out,
+                        Some(q8_out),
+                    )?,
+                    None => matvec_q8::matvec_q8_glu_into(
+                        &self.gpu,
+                        rec,
+                        descs,
+                        w,
+                        xq,
+                        y,
+                        n,
+                        q8_out.range,
+                        order,
+                        q8_out.counters,
+                    )?,
+                }
                 self.xq_holds.set(Some(Q8Held {
                     x: y,
                     n,
@@ -423,6 +505,9 @@ impl State {
                     second: !second,
                 }));
                 return Ok(());
+            }
+            if let Some(nm) = norm_in {
+                return matvec_q8::matvec_q8_normed(&self.gpu, rec, descs, w, nm, y, out, None);
             }
             return matvec_q8::matvec_q8(&self.gpu, rec, descs, w, xq, y, n, out);
         }
@@ -506,6 +591,15 @@ impl State {
     ) -> VkResult<()> {
         let e = self.hp.n_embd;
         let q8 = self.route(next, n) == matvec::Route::MatvecQ8 && next.ncols == e;
+        // One vector whose products compute the norm themselves: no dispatch here (see
+        // [`Self::mul_then`]).
+        if q8 && n == 1 && self.takes_normed(next) {
+            self.norm_pending
+                .set(Some(PendingNorm { x, w: w.range(), y }));
+            self.xq_holds.set(None);
+            return Ok(());
+        }
+        self.norm_pending.set(None);
         let xq = q8.then(|| (self.s.xq.range(), Q8Order::for_product(next.ty, n)));
         norm::rms_norm_into(
             &self.gpu,
@@ -577,6 +671,7 @@ impl State {
     ) -> VkResult<usize> {
         // Weights dequantized ahead in another recording are not counted on.
         self.staging_holds.borrow_mut().fill(None);
+        self.norm_pending.set(None);
         let gpu = &self.gpu;
         let hp = &self.hp;
         let s = &self.s;
@@ -932,6 +1027,8 @@ impl VulkanEngine {
             q8_tiles,
             q8_tiles_min_batch: opts.q8_tiles_min_batch,
             xq_holds: std::cell::Cell::new(None),
+            norm_pending: std::cell::Cell::new(None),
+            norm_in: opts.norm_in,
         };
         Ok(VulkanEngine {
             decode: DECODE_BUCKETS.iter().map(|_| None).collect(),

@@ -24,6 +24,7 @@ use super::super::error::{VkResult, VulkanError};
 use super::super::pipeline::{DescriptorCache, KernelSpec};
 use super::super::shaders;
 use super::matvec::{self, Act, MatvecTuning, Output};
+use super::norm;
 use super::weights::WeightPiece;
 use super::{linear_groups, push_bytes, subgroup_wg, u32_of, WeightMatrix};
 use crate::quant::GgmlType;
@@ -59,6 +60,9 @@ pub struct MatvecQ8Push {
     pub glu_off: u32,
     pub oq_nblocks: u32,
     pub oq_ds_base: u32,
+    /// NORM_IN: where the vector starts in the residual binding, and the norm's epsilon.
+    pub x_off: u32,
+    pub eps: f32,
 }
 
 /// Where a vector's quant words lie (q8_block.glsl's `q8_word_pos`, which this mirrors). A
@@ -395,6 +399,70 @@ pub struct Q8Out {
     pub counters: BufRange,
 }
 
+/// One vector's product input given before its RMS norm ([`matvec_q8_normed`]): the residual
+/// `x` (vector 0 at `x.off`), the norm weight `w` (`ncols` f32) and epsilon.
+#[derive(Clone, Copy, Debug)]
+pub struct NormIn {
+    pub x: Act,
+    pub w: BufRange,
+    pub eps: f32,
+}
+
+/// About how many workgroups a [`matvec_q8_normed`] product launches (two per SM of an H100 or
+/// H200).
+const NORM_IN_GROUPS: u32 = 264;
+
+/// The widest vector [`matvec_q8_normed`] takes (matvec_q8.comp's `NORM_MAX_BLOCKS` blocks).
+pub const NORM_IN_MAX_COLS: usize = 128 * 32;
+
+/// Whether engines compute one vector's norm inside its products ([`matvec_q8_normed`]) by
+/// default: only with `RAWRXD_NORM_IN=1`. On an H200 (7B Q4_K_M, tg128) it measured 297 t/s
+/// against 320-327 with the norm pass (docs/BENCHMARKS.md, "The norm inside the products").
+pub fn norm_in_default() -> bool {
+    std::env::var("RAWRXD_NORM_IN").is_ok_and(|v| v.trim() == "1")
+}
+
+/// True when [`matvec_q8_normed`] runs `w`'s product on `gpu`: its variant is built and the
+/// vector fits the workgroup's copy.
+pub fn has_norm_in(gpu: &Gpu, w: &WeightMatrix) -> bool {
+    w.ncols <= NORM_IN_MAX_COLS
+        // (Its blocks are quantized by groups of eight lanes of one subgroup.)
+        && gpu.caps().subgroup.size >= 8
+        && has_matvec_q8(gpu, w.ty)
+        && shaders::for_format_ext("matvec_q8", w.ty, "norm", INTDOT_EXT).is_some()
+}
+
+/// Records y = W rms_norm(x) for one vector (per `out`; for the GLU optionally with `q8_out` as
+/// [`matvec_q8_glu_into`]): every workgroup computes the norm's Q8 activations itself, rounded
+/// exactly as the rmsnorm_q8 pass would write them, so the norm takes no dispatch of its own and
+/// the results equal [`matvec_q8`] after that pass bit for bit. Needs [`has_norm_in`].
+#[allow(clippy::too_many_arguments)]
+pub fn matvec_q8_normed(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    norm: NormIn,
+    y: Act,
+    out: Output,
+    q8_out: Option<Q8Out>,
+) -> VkResult<()> {
+    let tuning = MatvecTuning::for_q8(gpu.caps(), 1);
+    record(
+        gpu,
+        rec,
+        descs,
+        w,
+        None,
+        y,
+        1,
+        out,
+        tuning,
+        q8_out,
+        Some(norm),
+    )
+}
+
 /// As [`matvec_q8`] with an explicit workgroup shape (tuning runs and tests), and for the GLU
 /// optionally the Q8 output and counters of [`matvec_q8_glu_into`].
 #[allow(clippy::too_many_arguments)]
@@ -410,14 +478,77 @@ pub fn matvec_q8_tuned(
     tuning: MatvecTuning,
     q8_out: Option<Q8Out>,
 ) -> VkResult<()> {
+    record(
+        gpu,
+        rec,
+        descs,
+        w,
+        Some(xq),
+        y,
+        n,
+        out,
+        tuning,
+        q8_out,
+        None,
+    )
+}
+
+/// Records matvec_q8.comp: on the Q8 activations in `xq`, or (with `norm`, one vector, `xq`
+/// none) on the norm the workgroups compute themselves.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    gpu: &Gpu,
+    rec: &mut Recorder,
+    descs: &mut DescriptorCache,
+    w: &WeightMatrix,
+    xq: Option<BufRange>,
+    y: Act,
+    n: usize,
+    out: Output,
+    tuning: MatvecTuning,
+    q8_out: Option<Q8Out>,
+    norm: Option<NormIn>,
+) -> VkResult<()> {
     let (out_rows, glu_off) = matvec::decode_rows("matvec_q8", w, n, out)?;
-    let (nblocks, ds_base) = q8_layout("matvec_q8", xq, w.ncols, n)?;
+    let (nblocks, ds_base, xq) = match (xq, norm) {
+        (Some(xq), None) => {
+            let (nb, base) = q8_layout("matvec_q8", xq, w.ncols, n)?;
+            (nb, base, xq)
+        }
+        // The Q8 input binding is not read: y stands in.
+        (None, Some(_)) if n == 1 && w.ncols <= NORM_IN_MAX_COLS => {
+            (u32_of("nblocks", nblocks(w.ncols))?, 0, y.range)
+        }
+        _ => {
+            return Err(VulkanError::invalid(
+                "matvec_q8",
+                format!(
+                    "a normed input takes one vector of at most {NORM_IN_MAX_COLS} columns, \
+                     and no Q8 activations"
+                ),
+            ))
+        }
+    };
     let caps = gpu.caps();
-    let variant = shaders::for_format_ext("matvec_q8", w.ty, "", INTDOT_EXT)
-        .ok_or_else(|| VulkanError::MissingShader(format!("matvec_q8_{}_{INTDOT_EXT}", w.ty)))?;
+    let shape = if norm.is_some() { "norm" } else { "" };
+    let variant =
+        shaders::for_format_ext("matvec_q8", w.ty, shape, INTDOT_EXT).ok_or_else(|| {
+            VulkanError::MissingShader(format!("matvec_q8_{}_{shape}_{INTDOT_EXT}", w.ty))
+        })?;
     let (nr, unroll) = (tuning.rows_per_subgroup, tuning.unroll);
     let wg = subgroup_wg(caps, tuning.subgroups);
-    let rows_per_wg = (wg / caps.subgroup.size.max(1)) * nr;
+    let pass_rows = (wg / caps.subgroup.size.max(1)) * nr;
+    // With the norm in the product every workgroup computes it, so there are few, large
+    // workgroups (~NORM_IN_GROUPS, rows in whole passes; 32 rows with Q8 output, whose
+    // workgroups must lie in one 32-row block) and the prologue is paid once or twice an SM.
+    let rows_per_wg = match norm {
+        Some(_) if q8_out.is_some() => 32.max(pass_rows),
+        Some(_) => {
+            let per = (out_rows as u32).div_ceil(NORM_IN_GROUPS);
+            per.div_ceil(pass_rows.max(1)) * pass_rows
+        }
+        None => pass_rows,
+    };
     let (oq_nblocks, oq_ds_base) = match q8_out {
         Some(_)
             if out != Output::Glu || rows_per_wg == 0 || 32 % rows_per_wg != 0 || wg % 32 != 0 =>
@@ -445,10 +576,15 @@ pub fn matvec_q8_tuned(
         Some(q) => q8_layout("matvec_q8", q.range, out_rows, n)?,
         None => (0, 0),
     };
-    let stage = stage_blocks(caps, w.ty, n, unroll, q8_out.is_some());
+    let stage = if norm.is_some() {
+        0
+    } else {
+        stage_blocks(caps, w.ty, n, unroll, q8_out.is_some())
+    };
+    let norm_wg = norm::rms_norm_wg(gpu, w.ncols);
     let kernel = gpu.kernel(&KernelSpec {
         variant: variant.name.to_string(),
-        bindings: 5,
+        bindings: if norm.is_some() { 7 } else { 5 },
         push_size: std::mem::size_of::<MatvecQ8Push>() as u32,
         spec: vec![
             wg,
@@ -461,6 +597,7 @@ pub fn matvec_q8_tuned(
             q8_out.map_or(0, |q| q.order as u32),
             Q8Order::for_product(w.ty, n) as u32,
             stage,
+            norm_wg,
         ],
         local_size: wg,
         subgroup_sized: true,
@@ -477,21 +614,28 @@ pub fn matvec_q8_tuned(
         let Q8Dispatch {
             piece,
             rows,
-            push,
+            mut push,
             bytes,
         } = d;
         let groups = linear_groups(caps, (rows as u32).div_ceil(rows_per_wg));
         // Without Q8 output bindings 3 and 4 are declared but never touched: y stands in.
+        let mut bindings = vec![
+            Binding::read(piece.range),
+            Binding::read(xq),
+            Binding::write(y.range),
+            Binding::write(q8_out.map_or(y.range, |q| q.range)),
+            Binding::write(q8_out.map_or(y.range, |q| q.counters)),
+        ];
+        if let Some(nm) = norm {
+            push.x_off = u32_of("x_off", nm.x.off)?;
+            push.eps = nm.eps;
+            bindings.push(Binding::read(nm.x.range));
+            bindings.push(Binding::read(nm.w));
+        }
         rec.dispatch(
             descs,
             &kernel,
-            &[
-                Binding::read(piece.range),
-                Binding::read(xq),
-                Binding::write(y.range),
-                Binding::write(q8_out.map_or(y.range, |q| q.range)),
-                Binding::write(q8_out.map_or(y.range, |q| q.counters)),
-            ],
+            &bindings,
             push_bytes(&push),
             groups,
             "matvec_q8",
@@ -544,6 +688,8 @@ pub(super) fn q8_dispatches(
                 glu_off: u32_of("glu_off", glu_off)?,
                 oq_nblocks,
                 oq_ds_base,
+                x_off: 0,
+                eps: 0.0,
             };
             let bytes = piece.nrows as u64 * w.row_bytes as u64
                 + q8_bytes(w.ncols, n)

@@ -42,6 +42,16 @@ pub fn rms_norm(
     rms_norm_into(gpu, rec, descs, x, w, y, n, rows, eps, None)
 }
 
+/// rmsnorm.comp's workgroup for rows of `n`: up to 1024 invocations, one pass over a 4096-wide
+/// row, one block per 8 of them for Q8 (a multiple of 8 either way: whole subgroups of a
+/// power-of-two size, rounded down to 8; 0 where workgroups are under 8 invocations). Its sum
+/// of squares is reduced in this workgroup's order, which matvec_q8's NORM_IN prologue
+/// reproduces.
+pub fn rms_norm_wg(gpu: &Gpu, n: usize) -> u32 {
+    let wg = wg_at_least(gpu.caps(), 1024.min(n as u32).next_multiple_of(8).max(8));
+    wg / 8 * 8
+}
+
 /// As [`rms_norm`], also writing y as Q8 activations into `xq` (the layout
 /// `matvec_q8::quantize_q8` writes for `rows` vectors of `n`, in the given word order), when
 /// given.
@@ -62,10 +72,7 @@ pub fn rms_norm_into(
         Some((r, _)) => matvec_q8::q8_layout("rmsnorm_q8", r, n, rows)?,
         None => (0, 0),
     };
-    // Up to 1024 invocations: one pass over a 4096-wide row, one block per 8 of them for Q8.
-    // (A multiple of 8 either way: whole subgroups of a power-of-two size, rounded down to 8.)
-    let wg = wg_at_least(gpu.caps(), 1024.min(n as u32).next_multiple_of(8).max(8));
-    let wg = wg / 8 * 8;
+    let wg = rms_norm_wg(gpu, n);
     if wg == 0 {
         return Err(VulkanError::invalid(
             "rmsnorm",
