@@ -90,7 +90,7 @@ pub struct VulkanEngineOptions {
     /// (`matvec_q8::matvec_q8_normed`, bit-equal to the rmsnorm_q8 pass), so a decode token
     /// records no norm dispatches. Default from `RAWRXD_NORM_IN` (`matvec_q8::norm_in_default`):
     /// off unless `1`, since it measured slower than the pass on an H200 (docs/BENCHMARKS.md,
-    /// "The norm inside the products").
+    /// "What the norms and the attention cost a decode token").
     pub norm_in: bool,
 }
 
@@ -326,8 +326,6 @@ impl State {
         }
     }
 
-    /// Records that the first Q8 scratch now holds X's Q8 form for products of `next`'s format
-    /// (`q8`), or that no scratch holds anything reusable.
     /// Whether one vector's product with `w` computes its input's norm itself
     /// (`matvec_q8::matvec_q8_normed`): the option is on, the product takes matvec_q8 (not the
     /// integer tiles) and its NORM_IN variant runs here.
@@ -341,6 +339,8 @@ impl State {
             && matvec_q8::has_norm_in(&self.gpu, w)
     }
 
+    /// Records that the first Q8 scratch now holds X's Q8 form for products of `next`'s format
+    /// (`q8`), or that no scratch holds anything reusable.
     fn q8_written(&self, q8: bool, x: Act, n: usize, ncols: usize, next: &WeightMatrix) {
         self.xq_holds.set(q8.then_some(Q8Held {
             x,

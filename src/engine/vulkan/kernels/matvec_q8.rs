@@ -12,7 +12,9 @@
 //! ([`Q8Order::for_weights`]). A row's sum does not depend on `n` or the order, so batched
 //! results equal single ones.
 //! Numerics differ from matvec.comp's f32 products by x's rounding to 8 bits (relative error
-//! about 2^-8 per element, averaging out over a row).
+//! about 2^-8 per element, averaging out over a row). A product given its input before an RMS
+//! norm ([`matvec_q8_normed`], one vector) computes that Q8 form itself, equal bit for bit to what
+//! the rmsnorm_q8 pass writes.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -417,7 +419,8 @@ pub const NORM_IN_MAX_COLS: usize = 128 * 32;
 
 /// Whether engines compute one vector's norm inside its products ([`matvec_q8_normed`]) by
 /// default: only with `RAWRXD_NORM_IN=1`. On an H200 (7B Q4_K_M, tg128) it measured 297 t/s
-/// against 320-327 with the norm pass (docs/BENCHMARKS.md, "The norm inside the products").
+/// against 320-327 with the norm pass (docs/BENCHMARKS.md, "What the norms and the attention
+/// cost a decode token").
 pub fn norm_in_default() -> bool {
     std::env::var("RAWRXD_NORM_IN").is_ok_and(|v| v.trim() == "1")
 }
