@@ -7,6 +7,8 @@
 #   4. speed: a synthetic model of --shape (default llama-7b) for each variant, `rawrxd bench
 #      -p 512 -n 128`, one per-kernel profile, and (where the device has NV_cooperative_matrix2)
 #      Q4_K_M's pp512 with the prompt products on matmul_cm2 and on matmul_coopmat alternating,
+#      and Q4_K_M's tg128 with the norm inside the products (RAWRXD_NORM_IN=1) against the norm
+#      pass, then without norm or attention dispatches and without barriers (timing only),
 #   5. batched decode of the Q4_K_M model (llama-batched-bench's shape: 128 prompt and 128
 #      generated tokens a sequence, `rawrxd bench --batch`), default and with the integer
 #      tensor-core tiles (RAWRXD_MMQ=1) where the device has them,
@@ -124,6 +126,25 @@ PY
         | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.1f" % r["pp_tps"]["mean"])' 2>/dev/null)
       case $e in X=*) k=matmul_cm2 ;; *) k="matmul_coopmat (RAWRXD_CM2=0)" ;; esac
       say "- $k: ${pp:-failed}"
+    done
+  fi
+  # Where a decode token goes: Q4_K_M tg128 with the norm inside the products (RAWRXD_NORM_IN=1,
+  # opt-in) against the norm pass, alternating; then, timing only (results wrong by design),
+  # without the norm or attention dispatches and without barriers (docs/BENCHMARKS.md, "What the
+  # norms and the attention cost a decode token").
+  if [ -s "$m" ]; then
+    say ""
+    say "Decode, Q4_K_M tg128 (t/s):"
+    for e in X=1 RAWRXD_NORM_IN=1 X=2 RAWRXD_NORM_IN=1 RAWRXD_TIMING_SKIP=rmsnorm \
+        RAWRXD_TIMING_SKIP=attn RAWRXD_TIMING_SKIP=rmsnorm,attn RAWRXD_TIMING_NO_BARRIERS=1; do
+      tg=$(env $e "$bin" bench -m "$m" -p 0 -n 128 -r "$reps" --backend vulkan --json 2>/dev/null \
+        | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.1f" % r["tg_tps"]["mean"])' 2>/dev/null)
+      case $e in
+        X=*) k="norm pass (default)" ;;
+        RAWRXD_NORM_IN=1) k="norm inside the products ($e)" ;;
+        *) k="timing only, $e" ;;
+      esac
+      say "- $k: ${tg:-failed}"
     done
   fi
 fi
