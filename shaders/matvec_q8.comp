@@ -248,22 +248,24 @@ void norm_prologue() {
 uvec4 act_q4(uint c, uint xi, uint b0) {
 #ifdef NORM_IN
     return nq4[xi >> 2];
-#endif
+#else
     if (STAGE > 0u) {
         return st_q[(c * STAGE * 8u + xi - b0 * 8u) >> 2];
     }
     return xq4[(c * pc.nblocks * 8u + xi) >> 2];
+#endif
 }
 
 // Vector c's (d, s) pair of block xb.
 vec2 act_ds(uint c, uint xb, uint b0) {
 #ifdef NORM_IN
     return nd[xb];
-#endif
+#else
     if (STAGE > 0u) {
         return st_d[c * STAGE + xb - b0];
     }
     return xd[pc.ds_base + c * pc.nblocks + xb];
+#endif
 }
 
 // Piece P times vector c's activations (b0: the stage's first block, with STAGE).
@@ -272,10 +274,11 @@ float piece_dot(Q8Piece P, uint c, uint b0) {
 #ifdef Q8_DS_PAIR
     vec2 dsp[2];
 #ifdef NORM_IN
-    if (true) {
+    const bool from_shared = true;
 #else
-    if (STAGE > 0u) {
+    const bool from_shared = STAGE > 0u;
 #endif
+    if (from_shared) {
         dsp[0] = act_ds(c, P.xb[0], b0);
         dsp[1] = act_ds(c, P.xb[0] + 1u, b0);
     } else {
