@@ -333,10 +333,16 @@ impl State {
         self.norm_in
             && self.route(w, 1) == matvec::Route::MatvecQ8
             && w.ncols == self.hp.n_embd
-            && !self
-                .q8_tiles
-                .is_some_and(|t| matmul_q8::takes(&self.gpu, t, w.ty, 1, self.q8_tiles_min_batch))
+            && self.tiles_for(w, 1).is_none()
             && matvec_q8::has_norm_in(&self.gpu, w)
+    }
+
+    /// The integer tiles that take `n` vectors times `w` on the Q8 route, where the options ask
+    /// for them (their sums are ordered differently from matvec_q8's, so only with tensor cores
+    /// on); with the tiles from one vector on, one sequence's products too.
+    fn tiles_for(&self, w: &WeightMatrix, n: usize) -> Option<matmul_q8::Tiles> {
+        self.q8_tiles
+            .filter(|&t| matmul_q8::takes(&self.gpu, t, w.ty, n, self.q8_tiles_min_batch))
     }
 
     /// Records that the first Q8 scratch now holds X's Q8 form for products of `next`'s format
@@ -449,14 +455,9 @@ impl State {
                 None => self.q8_input(rec, descs, x, w, n)?,
             };
             let xq = self.xq_buf(second);
-            // Batches on integer tiles where the options ask for them (their sums are ordered
-            // differently from matvec_q8's, so only with tensor cores on); with the tiles from
-            // one vector on, one sequence's products too (the GLU's Q8 output below is
-            // matvec_q8's).
-            if let Some(tiles) = self
-                .q8_tiles
-                .filter(|&t| matmul_q8::takes(&self.gpu, t, w.ty, n, self.q8_tiles_min_batch))
-            {
+            // Batches on integer tiles where the options ask for them (the GLU's Q8 output
+            // below is matvec_q8's).
+            if let Some(tiles) = self.tiles_for(w, n) {
                 return matmul_q8::matmul_q8(&self.gpu, rec, descs, w, xq, y, n, out, tiles);
             }
             let glu_next = next.filter(|nx| {
@@ -593,7 +594,7 @@ impl State {
         let q8 = self.route(next, n) == matvec::Route::MatvecQ8 && next.ncols == e;
         // One vector whose products compute the norm themselves: no dispatch here (see
         // [`Self::mul_then`]).
-        if q8 && n == 1 && self.takes_normed(next) {
+        if n == 1 && self.takes_normed(next) {
             self.norm_pending
                 .set(Some(PendingNorm { x, w: w.range(), y }));
             self.xq_holds.set(None);

@@ -584,7 +584,9 @@ fn record(
     } else {
         stage_blocks(caps, w.ty, n, unroll, q8_out.is_some())
     };
-    let norm_wg = norm::rms_norm_wg(gpu, w.ncols);
+    // The norm's workgroup only matters to NORM_IN variants; the others keep one pipeline
+    // whatever the width.
+    let norm_wg = norm.map_or(0, |_| norm::rms_norm_wg(gpu, w.ncols));
     let kernel = gpu.kernel(&KernelSpec {
         variant: variant.name.to_string(),
         bindings: if norm.is_some() { 7 } else { 5 },
